@@ -1,0 +1,81 @@
+"""Every error Broker raises, in one small hierarchy.
+
+Each error carries the WAMP error URI a WAMP client sees and the HTTP status an
+HTTP client sees, so adapters (router components, HTTP resources, the CLI) map
+errors the same way everywhere. The tree separates the caller's fault from ours::
+
+    BrokerError
+    ├── ClientError                   the caller sent something wrong (4xx)
+    │   ├── InvalidUri                wamp.error.invalid_uri            400
+    │   ├── NotAuthorized             wamp.error.not_authorized         403
+    │   └── ProtocolViolation         wamp.error.protocol_violation     400
+    ├── ConfigError                   the operator's config is wrong; names its JSON path
+    └── ServerError                   our fault or not ready (5xx)
+        └── NotReady                  broker.error.not_ready            503
+"""
+
+from __future__ import annotations
+
+
+class BrokerError(Exception):
+    """Base of every error Broker raises on purpose."""
+
+    wamp_uri = "broker.error.internal"
+    http_status = 500
+
+
+class ClientError(BrokerError):
+    """The caller sent something wrong; retrying the same input will fail again."""
+
+    wamp_uri = "broker.error.bad_request"
+    http_status = 400
+
+
+class InvalidUri(ClientError):
+    """A topic, procedure or pattern is not a valid WAMP URI."""
+
+    wamp_uri = "wamp.error.invalid_uri"
+    http_status = 400
+
+
+class NotAuthorized(ClientError):
+    """The caller's role has no grant for this action on this URI."""
+
+    wamp_uri = "wamp.error.not_authorized"
+    http_status = 403
+
+
+class ProtocolViolation(ClientError):
+    """The peer broke the WAMP protocol (for example a second HELLO)."""
+
+    wamp_uri = "wamp.error.protocol_violation"
+    http_status = 400
+
+
+class ConfigError(BrokerError):
+    """The node config or Broker's settings are invalid.
+
+    ``path`` is the JSON path of the offending value (``$.workers[0].realms``),
+    and the message always starts with it.
+    """
+
+    wamp_uri = "broker.error.config"
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        self.message = message
+        super().__init__(f"{path}: {message}")
+
+
+class ServerError(BrokerError):
+    """Something on our side failed; the same request may succeed later."""
+
+    wamp_uri = "broker.error.internal"
+    http_status = 500
+
+
+class NotReady(ServerError):
+    """The node has not finished starting (or is shutting down)."""
+
+    wamp_uri = "broker.error.not_ready"
+    http_status = 503

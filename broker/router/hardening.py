@@ -1,0 +1,3 @@
+"""Placeholder, filled in below."""
+def install(hello_timeout: float) -> None:
+    pass

@@ -1,0 +1,32 @@
+"""Process-wide state shared by the router component and Broker's HTTP resources.
+
+Crossbar instantiates web resources and router components separately, in the
+same router worker process; this module is the one place they meet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class NodeState:
+    """What the HTTP side needs to know about the router side."""
+
+    #: The joined Broker component session, or None while starting.
+    session: Any = None
+    #: Counters surfaced on /health (rejections by reason).
+    rejections: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ready(self) -> bool:
+        """Whether Broker's component has joined and registered its procedures."""
+        return self.session is not None
+
+    def count_rejection(self, reason: str) -> None:
+        """Count one connection or message refused for ``reason``."""
+        self.rejections[reason] = self.rejections.get(reason, 0) + 1
+
+
+STATE = NodeState()
