@@ -8,7 +8,8 @@ errors the same way everywhere. The tree separates the caller's fault from ours:
     ├── ClientError                   the caller sent something wrong (4xx)
     │   ├── InvalidUri                wamp.error.invalid_uri            400
     │   ├── NotAuthorized             wamp.error.not_authorized         403
-    │   └── ProtocolViolation         wamp.error.protocol_violation     400
+    │   ├── ProtocolViolation         wamp.error.protocol_violation     400
+    │   └── HelloTimeout              broker.error.hello_timeout        408
     ├── ConfigError                   the operator's config is wrong; names its JSON path
     └── ServerError                   our fault or not ready (5xx)
         └── NotReady                  broker.error.not_ready            503
@@ -50,6 +51,13 @@ class ProtocolViolation(ClientError):
 
     wamp_uri = "wamp.error.protocol_violation"
     http_status = 400
+
+
+class HelloTimeout(ClientError):
+    """A transport connected but did not complete the WAMP opening handshake in time."""
+
+    wamp_uri = "broker.error.hello_timeout"
+    http_status = 408
 
 
 class ConfigError(BrokerError):

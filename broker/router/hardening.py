@@ -1,3 +1,189 @@
-"""Placeholder, filled in below."""
-def install(hello_timeout: float) -> None:
-    pass
+"""The few places where Broker reaches inside crossbar 26.10, all in this module.
+
+Each patch corrects one measured crossbar behaviour; :func:`install` applies
+them once, when Broker's router component loads in the router worker, and the
+tests under ``tests/test_hardening.py`` fail without them.
+
+1. **Invalid URIs close the connection** (1011 "WAMP Internal Error" plus a
+   traceback): autobahn's message parser raises ``InvalidUriError``, which is
+   not a ``ProtocolError``. Broker answers ``ERROR wamp.error.invalid_uri`` for
+   the one request and keeps the session (:func:`broker.protocol.check_request_uri`).
+2. **Protocol violations are ignored or closed without ABORT**: a second HELLO
+   after WELCOME is logged and ignored, a PUBLISH before HELLO is silently
+   dropped, an unknown message type closes with 1002 and no ABORT. Broker
+   sends ``ABORT wamp.error.protocol_violation`` and closes with 1002
+   (:func:`broker.protocol.check_allowed`), logging one line, not a traceback.
+3. **No deadline for HELLO**: a WebSocket that never sends HELLO stays open
+   forever. Broker aborts it with ``broker.error.hello_timeout`` (close 1008)
+   after ``hello_timeout`` seconds.
+4. **One deeply nested message stalls the router**: py_ecc (imported by
+   crossbar) raises Python's recursion limit to 100000, so a JSON array nested
+   60,000 deep is parsed, then walked and logged for 23 s. Broker refuses JSON
+   nested deeper than :data:`broker.protocol.MAX_JSON_NESTING` before decoding
+   it, and restores the interpreter's default recursion limit so the binary
+   decoders (msgpack, cbor) fail fast too; either refusal is a protocol
+   violation with one log line.
+5. **``GET`` on the long-poll path crashes** (``bytes.format`` in crossbar's
+   notice page, HTTP 500 and a traceback per request): Broker answers 405.
+   Long-poll messages get the same checks as WebSocket ones (1–2).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Final
+
+from autobahn.wamp import message
+from autobahn.websocket.protocol import WebSocketProtocol
+from crossbar.router import longpoll
+from crossbar.router.protocol import WampWebSocketServerProtocol
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.web import http
+
+from broker.errors import ClientError, HelloTimeout, InvalidUri, ProtocolViolation
+from broker.protocol import MAX_JSON_NESTING, check_allowed, check_request_uri, json_nesting_exceeds, name
+from broker.router.state import STATE
+
+#: The interpreter's own default, which py_ecc raises to 100000 at import.
+RECURSION_LIMIT: Final = 1000
+
+#: WebSocket close codes (RFC 6455 §7.4.1).
+CLOSE_PROTOCOL_ERROR: Final = WebSocketProtocol.CLOSE_STATUS_CODE_PROTOCOL_ERROR  # 1002
+CLOSE_POLICY_VIOLATION: Final = WebSocketProtocol.CLOSE_STATUS_CODE_POLICY_VIOLATION  # 1008
+
+_log = Logger(namespace="broker.hardening")
+_installed: dict[str, Any] = {}
+
+
+def _state(session: Any) -> str:
+    """The WAMP session state of crossbar's ``RouterSession`` as :data:`CLIENT_MAY_SEND` keys."""
+    if session is None:
+        return "opening"
+    if getattr(session, "_session_id", None) is not None:
+        return "joined"
+    if getattr(session, "_pending_session_id", None):
+        return "authenticating"
+    return "opening"
+
+
+def dispatch(transport: Any, payload: bytes, is_binary: bool | None) -> None:
+    """Decode ``payload``, apply Broker's rules, hand valid messages to the session.
+
+    Raises :class:`ClientError` for anything the peer got wrong; the caller
+    turns it into ABORT and a close.
+    """
+    serializer = transport._serializer
+    if is_binary is not None and is_binary != serializer._serializer.BINARY:
+        kind = "binary" if is_binary else "text"
+        raise ProtocolViolation(f"{kind} message on a {serializer.SERIALIZER_ID} transport")
+    if not serializer._serializer.BINARY and json_nesting_exceeds(payload):
+        raise ProtocolViolation(f"message nested deeper than {MAX_JSON_NESTING} levels")
+    try:
+        raws = serializer._serializer.unserialize(payload)
+    except RecursionError:
+        raise ProtocolViolation("message nested too deeply") from None
+    except Exception as exc:  # decoders raise many types; all mean "not valid for this serializer"
+        raise ProtocolViolation(f"invalid {serializer.SERIALIZER_ID} message ({type(exc).__name__})") from None
+    for raw in raws:
+        if not isinstance(raw, list) or not raw:
+            raise ProtocolViolation("a WAMP message must be a non-empty array")
+        check_allowed(raw[0], _state(transport._session))
+        rejection = check_request_uri(raw)
+        if rejection is not None:
+            STATE.count_rejection("invalid_uri")
+            if rejection.reply:
+                transport.send(
+                    message.Error(rejection.request_type, rejection.request_id, InvalidUri.wamp_uri,
+                                  args=[str(rejection.error)])
+                )
+            continue
+        try:
+            msg = serializer.MESSAGE_TYPE_MAP[raw[0]].parse(raw)
+        except Exception as exc:  # autobahn's parsers raise ProtocolError, Error and ValueError alike
+            raise ProtocolViolation(f"invalid {name(raw[0])}: {str(exc)[:160]}") from None
+        transport._session.onMessage(msg)
+
+
+def _truncate(reason: str, limit: int = 120) -> str:
+    """A close reason must fit a control frame (123 bytes of UTF-8)."""
+    return reason.encode("utf-8")[:limit].decode("utf-8", "ignore")
+
+
+def _refuse(transport: Any, error: ClientError) -> None:
+    """Tell the peer why in an ABORT (best effort), count it, log one line."""
+    reason = type(error).__name__
+    STATE.count_rejection(reason)
+    _log.warn("closing {peer}: {uri}: {reason}", peer=getattr(transport, "peer", "?"),
+              uri=error.wamp_uri, reason=_truncate(str(error), 200))
+    try:
+        transport.send(message.Abort(error.wamp_uri, message=_truncate(str(error), 200)))
+    except Exception:  # noqa: S110 - the transport may already be gone; closing is what matters
+        pass
+
+
+def _websocket_on_message(self: Any, payload: bytes, isBinary: bool) -> None:
+    try:
+        dispatch(self, payload, isBinary)
+    except ClientError as error:
+        _refuse(self, error)
+        self._bailout(CLOSE_PROTOCOL_ERROR, reason=_truncate(str(error)))
+
+
+def _make_websocket_on_open(reactor: IReactorTime, hello_timeout: float, original: Any) -> Any:
+    def on_open(self: Any) -> None:
+        original(self)
+        self._broker_hello_deadline = reactor.callLater(hello_timeout, _hello_deadline, self, hello_timeout)
+
+    return on_open
+
+
+def _hello_deadline(self: Any, hello_timeout: float) -> None:
+    if self.state == WebSocketProtocol.STATE_OPEN and _state(self._session) != "joined":
+        error = HelloTimeout(f"no WAMP session established within {hello_timeout:g} s of connecting")
+        _refuse(self, error)
+        self._bailout(CLOSE_POLICY_VIOLATION, reason=_truncate(str(error)))
+
+
+def _make_websocket_on_close(original: Any) -> Any:
+    def on_close(self: Any, wasClean: bool, code: int, reason: str | None) -> None:
+        deadline = getattr(self, "_broker_hello_deadline", None)
+        if deadline is not None and deadline.active():
+            deadline.cancel()
+        original(self, wasClean, code, reason)
+
+    return on_close
+
+
+def _longpoll_on_message(self: Any, payload: bytes, isBinary: bool | None) -> None:
+    try:
+        dispatch(self, payload, None)
+    except ClientError as error:
+        _refuse(self, error)
+        self.abort()
+
+
+def _longpoll_render_get(self: Any, request: Any) -> bytes:
+    request.setResponseCode(http.NOT_ALLOWED)
+    request.setHeader(b"allow", b"POST")
+    request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+    return b"WAMP long-poll transport: POST <path>/open to start a session\n"
+
+
+def install(hello_timeout: float, reactor: IReactorTime | None = None) -> None:
+    """Apply every correction above, once per process."""
+    if _installed:
+        return
+    if reactor is None:
+        from twisted.internet import reactor as global_reactor
+
+        reactor = global_reactor  # type: ignore[assignment]
+    assert reactor is not None  # noqa: S101 - narrowing for mypy, not input checking
+    sys.setrecursionlimit(RECURSION_LIMIT)
+    ws = WampWebSocketServerProtocol
+    _installed.update(hello_timeout=hello_timeout)
+    ws.onMessage = _websocket_on_message
+    ws.onOpen = _make_websocket_on_open(reactor, hello_timeout, ws.onOpen)
+    ws.onClose = _make_websocket_on_close(ws.onClose)
+    longpoll.WampLongPollResourceSession.onMessage = _longpoll_on_message
+    longpoll.WampLongPollResource.render_GET = _longpoll_render_get
