@@ -1,0 +1,75 @@
+"""Session rules crossbar does not enforce: which message when, and request URIs."""
+
+import pytest
+
+from broker.errors import ProtocolViolation
+from broker.protocol import (
+    ABORT, AUTHENTICATE, CALL, HELLO, PUBLISH, REGISTER, SUBSCRIBE, check_allowed,
+    check_request_uri, json_nesting_exceeds,
+)
+
+
+@pytest.mark.parametrize(
+    ("message_type", "state", "error"),
+    [
+        (HELLO, "opening", None),
+        (ABORT, "opening", None),
+        (PUBLISH, "opening", "PUBLISH is not allowed before HELLO"),
+        (HELLO, "authenticating", "HELLO is not allowed during authentication"),
+        (AUTHENTICATE, "authenticating", None),
+        (HELLO, "joined", "HELLO is not allowed after WELCOME"),
+        (AUTHENTICATE, "joined", "AUTHENTICATE is not allowed after WELCOME"),
+        (PUBLISH, "joined", None),
+        (36, "joined", "EVENT is not allowed after WELCOME"),  # router-to-client message
+        (99, "joined", "unknown WAMP message type 99"),
+        ("1", "opening", "unknown WAMP message type '1'"),
+    ],
+)
+def test_check_allowed(message_type: object, state: str, error: str | None) -> None:
+    if error is None:
+        check_allowed(message_type, state)
+    else:
+        with pytest.raises(ProtocolViolation, match=error):
+            check_allowed(message_type, state)
+
+
+@pytest.mark.parametrize("topic", ["a b", "a#b", 12345])
+def test_invalid_subscribe_topic_is_answered(topic: object) -> None:
+    rejection = check_request_uri([SUBSCRIBE, 7, {}, topic])
+    assert rejection is not None
+    assert (rejection.request_type, rejection.request_id, rejection.reply) == (SUBSCRIBE, 7, True)
+    assert rejection.error.wamp_uri == "wamp.error.invalid_uri"
+
+
+def test_prefix_subscription_may_end_with_dot() -> None:
+    assert check_request_uri([SUBSCRIBE, 1, {"match": "prefix"}, "user.42."]) is None
+    assert check_request_uri([SUBSCRIBE, 1, {}, "user.42."]) is not None
+
+
+def test_publish_without_acknowledge_gets_no_error_reply() -> None:
+    rejection = check_request_uri([PUBLISH, 1, {}, "a b", []])
+    assert rejection is not None and rejection.reply is False
+    acked = check_request_uri([PUBLISH, 1, {"acknowledge": True}, "a b", []])
+    assert acked is not None and acked.reply is True
+
+
+def test_valid_and_malformed_requests_are_left_alone() -> None:
+    assert check_request_uri([CALL, 1, {}, "wamp.session.list"]) is None
+    assert check_request_uri([REGISTER, 1, {}, "orders.get"]) is None
+    assert check_request_uri([SUBSCRIBE, "x", {}, "a b"]) is None  # the parser rejects it
+    assert check_request_uri([HELLO, "app", {}]) is None
+
+
+@pytest.mark.parametrize(
+    ("payload", "exceeds"),
+    [
+        (b"[" * 101 + b"]" * 101, True),
+        (b"[" * 100 + b"]" * 100, False),
+        (b'["' + b"[" * 300 + b'"]', False),  # brackets inside a string
+        (b'["\\"' + b"[" * 300 + b'"]', False),  # escaped quote inside the string
+        (b"[" + b'{"a":[1]},' * 500 + b"1]", False),  # many brackets, shallow
+        (b"[" * 60000 + b"]" * 60000, True),
+    ],
+)
+def test_json_nesting(payload: bytes, exceeds: bool) -> None:
+    assert json_nesting_exceeds(payload) is exceeds
