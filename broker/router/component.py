@@ -54,6 +54,13 @@ class BrokerComponent(ApplicationSession):  # type: ignore[misc]
 
         await self.register(_authorize, AUTHORIZE_PROCEDURE, options=RegisterOptions(invoke="single"))
         STATE.session = self
+        # crossbar runs at log level "warn" by default (its "info" is unreadable),
+        # and operators need to see when the node is ready
+        self.log.warn(
+            "Broker ready: realm {realm}, grants for roles {roles}",
+            realm=details.realm,
+            roles=", ".join(sorted(grants.role_names())),
+        )
 
     def onLeave(self, details: Any) -> None:
         STATE.session = None

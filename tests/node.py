@@ -1,0 +1,167 @@
+"""Start and stop a real Broker node (crossbar) from the project's own config.
+
+The node listens on an ephemeral port, is started through ``broker run``
+(the same launcher ``make run`` uses), is ready when ``GET /health`` answers
+200, and is stopped by PID.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT_CONFIG = ROOT / ".crossbar" / "config.json"
+BROKER = Path(sys.executable).with_name("broker")
+
+BACKEND_SECRET = "test-backend-secret"
+OPERATOR_SECRET = "test-operator-secret"
+
+
+def free_port() -> int:
+    """A port nothing listens on right now (the node retries if it loses the race)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def children(pid: int) -> list[int]:
+    """PIDs whose parent is ``pid`` (crossbar's worker processes)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            # the command name may contain spaces: the ppid is after the last ')'
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+class Node:
+    """One running node; ``url``/``ws_url`` point at it."""
+
+    def __init__(self, workdir: Path, mutate: Callable[[dict[str, Any]], None] | None = None,
+                 env: dict[str, str] | None = None) -> None:
+        self.workdir = workdir
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.mutate = mutate
+        self.extra_env = env or {}
+        self.log_path = workdir / "node.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+        self.workers: list[int] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    @property
+    def origin(self) -> str:
+        return self.url
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def config_path(self) -> Path:
+        """The project's config, or a copy changed by ``mutate`` (paths kept absolute)."""
+        if self.mutate is None:
+            return PROJECT_CONFIG
+        config = json.loads(PROJECT_CONFIG.read_text())
+        config = copy.deepcopy(config)
+        for transport in config["workers"][0]["transports"]:
+            for path in transport.get("paths", {}).values():
+                if "directory" in path:
+                    path["directory"] = str((PROJECT_CONFIG.parent / path["directory"]).resolve())
+        self.mutate(config)
+        target = self.workdir / "config" / "config.json"
+        target.parent.mkdir(exist_ok=True)
+        target.write_text(json.dumps(config, indent=2))
+        return target
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(BROKER_BACKEND_SECRET=BACKEND_SECRET, BROKER_OPERATOR_SECRET=OPERATOR_SECRET)
+        env.update(self.extra_env)
+        return env
+
+    def start(self, timeout: float = 60) -> Node:
+        config = self.config_path()
+        for _attempt in range(3):
+            self.port = free_port()
+            log = self.log_path.open("ab")
+            self.proc = subprocess.Popen(
+                [str(BROKER), "run", "--config", str(config), "--port", str(self.port),
+                 "--cbdir", str(self.workdir / "run")],
+                stdout=log, stderr=subprocess.STDOUT, env=self.env(), cwd=self.workdir,
+                start_new_session=True,
+            )
+            if self._wait_ready(timeout):
+                self.workers = children(self.pid)
+                return self
+            if "Address already in use" not in self.log():
+                break
+        raise RuntimeError(f"node did not become ready; log:\n{self.log()[-4000:]}")
+
+    def _wait_ready(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is None or self.proc.poll() is not None:
+                return False
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:  # noqa: S310
+                    if response.status == 200:
+                        return True
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.1)
+        self.stop()
+        return False
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 20) -> int | None:
+        """Stop the node by PID; returns its exit code. Kills its workers if it hangs."""
+        if self.proc is None:
+            return None
+        workers = children(self.pid) or self.workers
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for pid in workers:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        return self.proc.returncode

@@ -1,0 +1,116 @@
+"""``broker publish`` and ``broker tail`` end to end, as separate processes against a real node."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from tests.node import BACKEND_SECRET, BROKER, Node
+
+pytestmark = pytest.mark.node
+
+
+def cli_env() -> dict[str, str]:
+    return {**os.environ, "BROKER_BACKEND_SECRET": BACKEND_SECRET}
+
+
+def publish(node: Node, topic: str, payload: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BROKER), "publish", topic, payload, "--url", node.ws_url],
+        capture_output=True, text=True, env=cli_env(), timeout=60, check=False,
+    )
+
+
+class Tail:
+    """A running ``broker tail``, ready once it reports its subscription on stderr."""
+
+    def __init__(self, node: Node, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [str(BROKER), "tail", *args, "--url", node.ws_url],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(),
+        )
+        assert self.proc.stderr is not None
+        first = self.proc.stderr.readline()  # blocks until subscribed (or failed)
+        self.ready_line = first
+
+    def lines(self, timeout: float = 30) -> list[dict[str, object]]:
+        out, _ = self.proc.communicate(timeout=timeout)
+        return [json.loads(line) for line in out.splitlines()]
+
+
+@pytest.fixture
+def tails() -> Iterator[list[Tail]]:
+    started: list[Tail] = []
+    yield started
+    for tail in started:
+        if tail.proc.poll() is None:
+            tail.proc.kill()
+            tail.proc.wait()
+
+
+@pytest.mark.parametrize(
+    ("args", "topic"),
+    [
+        (["public.{id}", "--anonymous"], "public.{id}"),
+        (["public.{id}.", "--match", "prefix", "--anonymous"], "public.{id}.a.b"),
+        (["orders..{id}", "--match", "wildcard"], "orders.7.{id}"),
+    ],
+)
+def test_publish_reaches_tail(node: Node, tails: list[Tail], args: list[str], topic: str) -> None:
+    uid = uuid.uuid4().hex[:8]
+    tail = Tail(node, *[a.format(id=uid) for a in args], "--count", "2")
+    tails.append(tail)
+    assert "subscribed" in tail.ready_line
+    for n in (1, 2):
+        result = publish(node, topic.format(id=uid), json.dumps({"n": n}))
+        assert result.returncode == 0, result.stderr
+        assert "Traceback" not in result.stderr
+    assert tail.lines() == [
+        {"topic": topic.format(id=uid), "args": [{"n": 1}], "kwargs": {}},
+        {"topic": topic.format(id=uid), "args": [{"n": 2}], "kwargs": {}},
+    ]
+    assert tail.proc.returncode == 0
+
+
+def test_publish_to_forbidden_topic_fails_loudly(node: Node) -> None:
+    result = publish(node, "broker.internal", '{"n": 1}')
+    assert result.returncode == 1
+    assert "wamp.error.not_authorized" in result.stderr
+
+
+def test_publish_invalid_topic_names_it(node: Node) -> None:
+    result = publish(node, "a b", '{"n": 1}')
+    assert result.returncode == 1
+    assert "wamp.error.invalid_uri" in result.stderr
+
+
+def test_publish_invalid_json_is_refused_before_connecting(node: Node) -> None:
+    result = publish(node, "public.demo", "{not json")
+    assert result.returncode == 2
+    assert "JSON" in result.stderr
+
+
+def test_tail_refused_subscription_exits_1(node: Node) -> None:
+    result = subprocess.run(
+        [str(BROKER), "tail", "orders.x", "--anonymous", "--url", node.ws_url],
+        capture_output=True, text=True, env=cli_env(), timeout=60, check=False,
+    )
+    assert result.returncode == 1
+    assert "wamp.error.not_authorized" in result.stderr
+
+
+def test_publish_to_stopped_node_is_a_clear_error() -> None:
+    from tests.node import free_port
+
+    result = subprocess.run(
+        [str(BROKER), "publish", "public.demo", "1", "--url", f"ws://127.0.0.1:{free_port()}/ws"],
+        capture_output=True, text=True, env=cli_env(), timeout=60, check=False,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip()
