@@ -11,8 +11,10 @@ errors the same way everywhere. The tree separates the caller's fault from ours:
     │   ├── ProtocolViolation         wamp.error.protocol_violation     400
     │   └── HelloTimeout              broker.error.hello_timeout        408
     ├── ConfigError                   the operator's config is wrong; names its JSON path
-    └── ServerError                   our fault or not ready (5xx)
-        └── NotReady                  broker.error.not_ready            503
+    ├── ServerError                   our fault or not ready (5xx)
+    │   └── NotReady                  broker.error.not_ready            503
+    ├── ConnectionFailed              (client side) the router could not be reached
+    └── WampError                     (client side) the router answered with a WAMP error
 """
 
 from __future__ import annotations
@@ -87,3 +89,18 @@ class NotReady(ServerError):
 
     wamp_uri = "broker.error.not_ready"
     http_status = 503
+
+
+class ConnectionFailed(BrokerError):
+    """The router could not be reached, or the connection ended unexpectedly."""
+
+    http_status = 503
+
+
+class WampError(BrokerError):
+    """The router refused a request (or the session) with a WAMP error; ``uri`` names it."""
+
+    def __init__(self, uri: str, message: str) -> None:
+        self.uri = uri
+        self.message = message
+        super().__init__(f"{uri}: {message}" if message else uri)

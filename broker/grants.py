@@ -69,9 +69,7 @@ class Grant:
         if match == "prefix":
             return False
         mine, theirs = self.uri.split("."), uri.split(".")
-        return len(mine) == len(theirs) and all(
-            m == "" or m == t for m, t in zip(mine, theirs, strict=True)
-        )
+        return len(mine) == len(theirs) and all(m == "" or m == t for m, t in zip(mine, theirs, strict=True))
 
 
 @dataclass(frozen=True)
@@ -87,9 +85,7 @@ class Grants:
         """
         reserved = may_touch_reserved(uri, match)
         return any(
-            action in grant.actions
-            and grant.covers(uri, match)
-            and (not reserved or is_reserved(grant.uri))
+            action in grant.actions and grant.covers(uri, match) and (not reserved or is_reserved(grant.uri))
             for grant in self.roles.get(role, ())
         )
 

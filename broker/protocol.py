@@ -22,12 +22,30 @@ PUBLISH, SUBSCRIBE, UNSUBSCRIBE = 16, 32, 34
 CALL, CANCEL, REGISTER, UNREGISTER, YIELD = 48, 49, 64, 66, 70
 
 MESSAGE_NAMES: Final[Mapping[int, str]] = {
-    HELLO: "HELLO", WELCOME: "WELCOME", ABORT: "ABORT", CHALLENGE: "CHALLENGE",
-    AUTHENTICATE: "AUTHENTICATE", GOODBYE: "GOODBYE", ERROR: "ERROR", PUBLISH: "PUBLISH",
-    17: "PUBLISHED", SUBSCRIBE: "SUBSCRIBE", 33: "SUBSCRIBED", UNSUBSCRIBE: "UNSUBSCRIBE",
-    35: "UNSUBSCRIBED", 36: "EVENT", CALL: "CALL", CANCEL: "CANCEL", 50: "RESULT",
-    REGISTER: "REGISTER", 65: "REGISTERED", UNREGISTER: "UNREGISTER", 67: "UNREGISTERED",
-    68: "INVOCATION", 69: "INTERRUPT", YIELD: "YIELD",
+    HELLO: "HELLO",
+    WELCOME: "WELCOME",
+    ABORT: "ABORT",
+    CHALLENGE: "CHALLENGE",
+    AUTHENTICATE: "AUTHENTICATE",
+    GOODBYE: "GOODBYE",
+    ERROR: "ERROR",
+    PUBLISH: "PUBLISH",
+    17: "PUBLISHED",
+    SUBSCRIBE: "SUBSCRIBE",
+    33: "SUBSCRIBED",
+    UNSUBSCRIBE: "UNSUBSCRIBE",
+    35: "UNSUBSCRIBED",
+    36: "EVENT",
+    CALL: "CALL",
+    CANCEL: "CANCEL",
+    50: "RESULT",
+    REGISTER: "REGISTER",
+    65: "REGISTERED",
+    UNREGISTER: "UNREGISTER",
+    67: "UNREGISTERED",
+    68: "INVOCATION",
+    69: "INTERRUPT",
+    YIELD: "YIELD",
 }
 
 #: What a client may send, by session state.
@@ -78,7 +96,11 @@ def json_nesting_exceeds(payload: bytes, limit: int = MAX_JSON_NESTING) -> bool:
 
 def name(message_type: object) -> str:
     """The WAMP name of a message type, for error messages."""
-    return MESSAGE_NAMES.get(message_type, repr(message_type)) if isinstance(message_type, int) else repr(message_type)
+    return (
+        MESSAGE_NAMES.get(message_type, repr(message_type))
+        if isinstance(message_type, int)
+        else repr(message_type)
+    )
 
 
 def check_allowed(message_type: object, state: str) -> None:
@@ -86,7 +108,11 @@ def check_allowed(message_type: object, state: str) -> None:
     if not isinstance(message_type, int) or message_type not in MESSAGE_NAMES:
         raise ProtocolViolation(f"unknown WAMP message type {message_type!r}")
     if message_type not in CLIENT_MAY_SEND[state]:
-        when = {"opening": "before HELLO", "authenticating": "during authentication", "joined": "after WELCOME"}[state]
+        when = {
+            "opening": "before HELLO",
+            "authenticating": "during authentication",
+            "joined": "after WELCOME",
+        }[state]
         raise ProtocolViolation(f"{name(message_type)} is not allowed {when}")
 
 

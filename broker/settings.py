@@ -60,7 +60,9 @@ def _parse_grant(raw: object, path: str) -> Grant:
         raise ConfigError(f"{path}.allow", f"must be a non-empty list of actions ({', '.join(ACTIONS)})")
     for i, action in enumerate(allow):
         if action not in ACTIONS:
-            raise ConfigError(f"{path}.allow[{i}]", f"unknown action {action!r} (expected one of: {', '.join(ACTIONS)})")
+            raise ConfigError(
+                f"{path}.allow[{i}]", f"unknown action {action!r} (expected one of: {', '.join(ACTIONS)})"
+            )
     return Grant(uri=uri, match=cast(Match, match), actions=frozenset(cast(list[Action], allow)))
 
 
@@ -78,8 +80,14 @@ def parse_settings(raw: object, path: str = "$") -> BrokerSettings:
             raise ConfigError(f"{path}.grants.{role}", "must be a list of grants")
         roles[role] = tuple(_parse_grant(g, f"{path}.grants.{role}[{i}]") for i, g in enumerate(grants))
     hello_timeout = raw.get("hello_timeout", 10)
-    if isinstance(hello_timeout, bool) or not isinstance(hello_timeout, int | float) or not 0 < hello_timeout <= 300:
-        raise ConfigError(f"{path}.hello_timeout", f"must be a number of seconds in (0, 300], not {hello_timeout!r}")
+    if (
+        isinstance(hello_timeout, bool)
+        or not isinstance(hello_timeout, int | float)
+        or not 0 < hello_timeout <= 300
+    ):
+        raise ConfigError(
+            f"{path}.hello_timeout", f"must be a number of seconds in (0, 300], not {hello_timeout!r}"
+        )
     return BrokerSettings(grants=Grants(roles), hello_timeout=float(hello_timeout))
 
 

@@ -41,7 +41,7 @@ def check_uri(uri: object, match: str = "exact", what: str = "topic") -> str:
         raise InvalidUri(f"invalid match policy {match!r} (expected one of {', '.join(MATCH_POLICIES)})")
     if not isinstance(uri, str):
         raise InvalidUri(f"invalid {what} {uri!r}: a URI must be a string, not {type(uri).__name__}")
-    if not URI_PATTERNS[match].match(uri):  # type: ignore[index]
+    if not URI_PATTERNS[match].match(uri):
         raise InvalidUri(
             f"invalid {what} {uri!r}: URI components must be non-empty and contain no "
             "whitespace, '.' or '#'"

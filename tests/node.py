@@ -63,8 +63,12 @@ def alive(pid: int) -> bool:
 class Node:
     """One running node; ``url``/``ws_url`` point at it."""
 
-    def __init__(self, workdir: Path, mutate: Callable[[dict[str, Any]], None] | None = None,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        mutate: Callable[[dict[str, Any]], None] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.mutate = mutate
@@ -119,9 +123,20 @@ class Node:
             self.port = free_port()
             log = self.log_path.open("ab")
             self.proc = subprocess.Popen(
-                [str(BROKER), "run", "--config", str(config), "--port", str(self.port),
-                 "--cbdir", str(self.workdir / "run")],
-                stdout=log, stderr=subprocess.STDOUT, env=self.env(), cwd=self.workdir,
+                [
+                    str(BROKER),
+                    "run",
+                    "--config",
+                    str(config),
+                    "--port",
+                    str(self.port),
+                    "--cbdir",
+                    str(self.workdir / "run"),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env(),
+                cwd=self.workdir,
                 start_new_session=True,
             )
             if self._wait_ready(timeout):
@@ -137,7 +152,7 @@ class Node:
             if self.proc is None or self.proc.poll() is not None:
                 return False
             try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:  # noqa: S310
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
                     if response.status == 200:
                         return True
             except (urllib.error.URLError, ConnectionError, TimeoutError):

@@ -97,8 +97,13 @@ class RawWamp:
         self.send([SUBSCRIBE, self.next_id(), opts, topic])
         return self.recv()
 
-    def publish(self, topic: Any, args: list[Any] | None = None, kwargs: dict[str, Any] | None = None,
-                acknowledge: bool = True) -> list[Any] | None:
+    def publish(
+        self,
+        topic: Any,
+        args: list[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        acknowledge: bool = True,
+    ) -> list[Any] | None:
         self.send([PUBLISH, self.next_id(), {"acknowledge": acknowledge}, topic, args or [], kwargs or {}])
         return self.recv() if acknowledge else None
 

@@ -22,7 +22,11 @@ def cli_env() -> dict[str, str]:
 def publish(node: Node, topic: str, payload: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(BROKER), "publish", topic, payload, "--url", node.ws_url],
-        capture_output=True, text=True, env=cli_env(), timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        timeout=60,
+        check=False,
     )
 
 
@@ -32,7 +36,10 @@ class Tail:
     def __init__(self, node: Node, *args: str) -> None:
         self.proc = subprocess.Popen(
             [str(BROKER), "tail", *args, "--url", node.ws_url],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=cli_env(),
         )
         assert self.proc.stderr is not None
         first = self.proc.stderr.readline()  # blocks until subscribed (or failed)
@@ -98,7 +105,11 @@ def test_publish_invalid_json_is_refused_before_connecting(node: Node) -> None:
 def test_tail_refused_subscription_exits_1(node: Node) -> None:
     result = subprocess.run(
         [str(BROKER), "tail", "orders.x", "--anonymous", "--url", node.ws_url],
-        capture_output=True, text=True, env=cli_env(), timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 1
     assert "wamp.error.not_authorized" in result.stderr
@@ -109,7 +120,11 @@ def test_publish_to_stopped_node_is_a_clear_error() -> None:
 
     result = subprocess.run(
         [str(BROKER), "publish", "public.demo", "1", "--url", f"ws://127.0.0.1:{free_port()}/ws"],
-        capture_output=True, text=True, env=cli_env(), timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr

@@ -86,6 +86,7 @@ def read_until_eof(sock: socket.socket, limit: float) -> tuple[bytes, float]:
 
 # -- timeouts -----------------------------------------------------------------
 
+
 def test_idle_tcp_connection_is_closed(node: Node, bystander: Bystander) -> None:
     # crossbar: the web transport's client_timeout is unset, the socket stays open forever
     with socket.create_connection(("127.0.0.1", node.port)) as sock:
@@ -101,16 +102,15 @@ def test_half_http_upgrade_is_closed(node: Node, bystander: Bystander) -> None:
     assert seen == b""
 
 
-def test_websocket_without_hello_is_aborted(node: Node, connect: Callable[..., RawWamp],
-                                            bystander: Bystander) -> None:
+def test_websocket_without_hello_is_aborted(
+    node: Node, connect: Callable[..., RawWamp], bystander: Bystander
+) -> None:
     # crossbar: no deadline for HELLO, the WebSocket stays open forever
     silent = connect("none")
     closed = silent.wait_closed(timeout=30)
     assert closed.code == 1008
     assert closed.reason == "no WAMP session established within 10 s of connecting"
-    assert silent.received_before_close == [
-        [ABORT, {"message": closed.reason}, "broker.error.hello_timeout"]
-    ]
+    assert silent.received_before_close == [[ABORT, {"message": closed.reason}, "broker.error.hello_timeout"]]
 
 
 def test_dead_peer_is_dropped_by_auto_ping(node: Node, bystander: Bystander) -> None:
@@ -129,6 +129,7 @@ def test_dead_peer_is_dropped_by_auto_ping(node: Node, bystander: Bystander) -> 
 
 
 # -- origins and the status page ------------------------------------------------
+
 
 def test_foreign_origin_is_refused(node: Node, bystander: Bystander) -> None:
     # crossbar: allowed_origins defaults to "*" (cross-site WebSocket hijacking)
@@ -153,12 +154,14 @@ def test_non_browser_client_without_origin_is_allowed(node: Node) -> None:
     client.close()
 
 
-@pytest.mark.parametrize("query", ["redirect=https://evil.example", "redirect=https://evil.example&after=abc"])
+@pytest.mark.parametrize(
+    "query", ["redirect=https://evil.example", "redirect=https://evil.example&after=abc"]
+)
 def test_status_page_does_not_redirect(node: Node, query: str) -> None:
     # crossbar: 303 to any ?redirect= URL; after=abc logs a traceback
     request = urllib.request.Request(f"{node.url}/ws?{query}")
     with pytest.raises(urllib.error.HTTPError) as info:
-        urllib.request.urlopen(request, timeout=10)  # noqa: S310
+        urllib.request.urlopen(request, timeout=10)
     assert info.value.code == 426
     assert info.value.headers.get("Location") is None
 
@@ -166,15 +169,17 @@ def test_status_page_does_not_redirect(node: Node, query: str) -> None:
 def test_longpoll_get_is_405_not_a_traceback(node: Node) -> None:
     # crossbar: HTTP 500 and a traceback (bytes.format in its notice page)
     with pytest.raises(urllib.error.HTTPError) as info:
-        urllib.request.urlopen(f"{node.url}/lp", timeout=10)  # noqa: S310
+        urllib.request.urlopen(f"{node.url}/lp", timeout=10)
     assert info.value.code == 405
     assert info.value.headers["Allow"] == "POST"
 
 
 # -- size and nesting -------------------------------------------------------------
 
-def test_oversize_message_closes_offender_with_1009(connect: Callable[..., RawWamp],
-                                                    bystander: Bystander) -> None:
+
+def test_oversize_message_closes_offender_with_1009(
+    connect: Callable[..., RawWamp], bystander: Bystander
+) -> None:
     # crossbar: max_message_size is unlimited
     offender = connect("backend")
     offender.send(json.dumps([16, 1, {"acknowledge": True}, "public.big", ["x" * 70_000]]))
@@ -183,17 +188,19 @@ def test_oversize_message_closes_offender_with_1009(connect: Callable[..., RawWa
     assert "exceeds payload limit of 65536 octets" in closed.reason
 
 
-def test_fragmented_oversize_message_closes_with_1009(connect: Callable[..., RawWamp],
-                                                      bystander: Bystander) -> None:
+def test_fragmented_oversize_message_closes_with_1009(
+    connect: Callable[..., RawWamp], bystander: Bystander
+) -> None:
     offender = connect("backend")
     body = json.dumps([16, 1, {"acknowledge": True}, "public.big", ["x" * 70_000]])
-    offender.ws.send([body[i:i + 30_000] for i in range(0, len(body), 30_000)])
+    offender.ws.send([body[i : i + 30_000] for i in range(0, len(body), 30_000)])
     assert offender.wait_closed().code == 1009
 
 
 @pytest.mark.parametrize(("depth", "size"), [(60_000, "120 KB"), (30_000, "60 KB")])
-def test_deeply_nested_json_before_hello(node: Node, connect: Callable[..., RawWamp],
-                                         bystander: Bystander, depth: int, size: str) -> None:
+def test_deeply_nested_json_before_hello(
+    node: Node, connect: Callable[..., RawWamp], bystander: Bystander, depth: int, size: str
+) -> None:
     # crossbar: 60,000 levels stalled the router for 23 s and logged 18 MB
     log_before = len(node.log())
     offender = connect("none")
@@ -219,6 +226,7 @@ def test_nesting_within_limit_is_delivered(connect: Callable[..., RawWamp], byst
 
 
 # -- protocol violations ------------------------------------------------------------
+
 
 def test_second_hello_is_aborted(connect: Callable[..., RawWamp], bystander: Bystander) -> None:
     # crossbar: logged and ignored
@@ -254,8 +262,9 @@ def test_unknown_message_type_is_aborted(connect: Callable[..., RawWamp], bystan
 
 
 @pytest.mark.parametrize("topic", ["a b", "a#b", 12345])
-def test_invalid_subscribe_topic_keeps_session(connect: Callable[..., RawWamp], bystander: Bystander,
-                                                topic: object) -> None:
+def test_invalid_subscribe_topic_keeps_session(
+    connect: Callable[..., RawWamp], bystander: Bystander, topic: object
+) -> None:
     # crossbar: closes the connection with 1011 "WAMP Internal Error"
     client = connect("anonymous")
     reply = client.subscribe(topic)
@@ -265,8 +274,9 @@ def test_invalid_subscribe_topic_keeps_session(connect: Callable[..., RawWamp], 
 
 
 @pytest.mark.parametrize("topic", ["a b", "a#b", 12345])
-def test_invalid_publish_topic_keeps_session(connect: Callable[..., RawWamp], bystander: Bystander,
-                                              topic: object) -> None:
+def test_invalid_publish_topic_keeps_session(
+    connect: Callable[..., RawWamp], bystander: Bystander, topic: object
+) -> None:
     client = connect("backend")
     reply = client.publish(topic, [1])
     assert reply is not None
@@ -275,6 +285,7 @@ def test_invalid_publish_topic_keeps_session(connect: Callable[..., RawWamp], by
 
 
 # -- connection floods -------------------------------------------------------------
+
 
 def test_project_config_bounds_connections() -> None:
     config = json.loads(PROJECT_CONFIG.read_text())

@@ -21,17 +21,18 @@ def test_startup_prints_no_traceback(node: Node) -> None:
 
 
 def test_page_and_health_are_served(node: Node) -> None:
-    with urllib.request.urlopen(f"{node.url}/", timeout=10) as response:  # noqa: S310
+    with urllib.request.urlopen(f"{node.url}/", timeout=10) as response:
         assert response.status == 200
         assert b"Broker" in response.read()
-    with urllib.request.urlopen(f"{node.url}/health", timeout=10) as response:  # noqa: S310
+    with urllib.request.urlopen(f"{node.url}/health", timeout=10) as response:
         assert response.headers["Content-Type"] == "application/json"
         assert response.read().startswith(b'{"status": "ready"')
 
 
 @pytest.mark.parametrize(("sig", "exit_code"), [(signal.SIGINT, 0), (signal.SIGTERM, 1)])
-def test_signal_stops_node_and_its_workers(make_node: Callable[..., Node], sig: signal.Signals,
-                                           exit_code: int) -> None:
+def test_signal_stops_node_and_its_workers(
+    make_node: Callable[..., Node], sig: signal.Signals, exit_code: int
+) -> None:
     """Ctrl-C (SIGINT) stops cleanly with 0; crossbar reports SIGTERM with exit code 1."""
     running = make_node()
     workers = children(running.pid)

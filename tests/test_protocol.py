@@ -4,8 +4,16 @@ import pytest
 
 from broker.errors import ProtocolViolation
 from broker.protocol import (
-    ABORT, AUTHENTICATE, CALL, HELLO, PUBLISH, REGISTER, SUBSCRIBE, check_allowed,
-    check_request_uri, json_nesting_exceeds,
+    ABORT,
+    AUTHENTICATE,
+    CALL,
+    HELLO,
+    PUBLISH,
+    REGISTER,
+    SUBSCRIBE,
+    check_allowed,
+    check_request_uri,
+    json_nesting_exceeds,
 )
 
 

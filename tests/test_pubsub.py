@@ -63,15 +63,24 @@ async def _with_timeout(d: defer.Deferred[Any], seconds: float = 10) -> Any:
     ("pattern", "match", "published", "delivered"),
     [
         ("public.{id}.price", "exact", ["public.{id}.price", "public.{id}.volume"], ["public.{id}.price"]),
-        ("public.{id}.", "prefix", ["public.{id}.a", "public.{id}.b.c", "public.other.a"],
-         ["public.{id}.a", "public.{id}.b.c"]),
-        ("public.{id}..price", "wildcard", ["public.{id}.x.price", "public.{id}.x.volume", "public.{id}.price"],
-         ["public.{id}.x.price"]),
+        (
+            "public.{id}.",
+            "prefix",
+            ["public.{id}.a", "public.{id}.b.c", "public.other.a"],
+            ["public.{id}.a", "public.{id}.b.c"],
+        ),
+        (
+            "public.{id}..price",
+            "wildcard",
+            ["public.{id}.x.price", "public.{id}.x.volume", "public.{id}.price"],
+            ["public.{id}.x.price"],
+        ),
     ],
 )
 @pytest_twisted.ensureDeferred
-async def test_subscriptions(node: Node, pattern: str, match: str, published: list[str],
-                             delivered: list[str]) -> None:
+async def test_subscriptions(
+    node: Node, pattern: str, match: str, published: list[str], delivered: list[str]
+) -> None:
     uid = uuid.uuid4().hex[:8]
     subscriber = await join(node)
     publisher = await join(node, authid="backend")
@@ -83,15 +92,19 @@ async def test_subscriptions(node: Node, pattern: str, match: str, published: li
         if data == "last":
             done.callback(None)
 
-    await subscriber.subscribe(on_event, pattern.format(id=uid),
-                               options=SubscribeOptions(match=match, details_arg="details"))
+    await subscriber.subscribe(
+        on_event, pattern.format(id=uid), options=SubscribeOptions(match=match, details_arg="details")
+    )
     for topic in published:
-        await publisher.publish(topic.format(id=uid), topic.format(id=uid),
-                                options=PublishOptions(acknowledge=True))
+        await publisher.publish(
+            topic.format(id=uid), topic.format(id=uid), options=PublishOptions(acknowledge=True)
+        )
     # a final event on a delivered topic marks the end: everything before it arrived in order
     await publisher.publish(delivered[0].format(id=uid), "last", options=PublishOptions(acknowledge=True))
     await _with_timeout(done)
-    expected = [(t.format(id=uid), t.format(id=uid)) for t in delivered] + [(delivered[0].format(id=uid), "last")]
+    expected = [(t.format(id=uid), t.format(id=uid)) for t in delivered] + [
+        (delivered[0].format(id=uid), "last")
+    ]
     assert received == expected
     subscriber.leave()
     publisher.leave()

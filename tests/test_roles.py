@@ -90,8 +90,9 @@ def test_call(connect: Callable[..., RawWamp], role: str, procedure: str) -> Non
         ("operator", "wamp.session.", "prefix", False),
     ],
 )
-def test_pattern_subscriptions(connect: Callable[..., RawWamp], role: str, pattern: str, match: str,
-                               allowed: bool) -> None:
+def test_pattern_subscriptions(
+    connect: Callable[..., RawWamp], role: str, pattern: str, match: str, allowed: bool
+) -> None:
     reply = connect(role).subscribe(pattern, match)
     if allowed:
         assert reply[0] == SUBSCRIBED

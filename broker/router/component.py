@@ -23,7 +23,9 @@ from broker.uris import MATCH_POLICIES, is_valid_uri
 AUTHORIZE_PROCEDURE = "broker.authorize"
 
 
-def authorize(grants: Grants, details: dict[str, Any], uri: str, action: str, options: dict[str, Any]) -> dict[str, bool]:
+def authorize(
+    grants: Grants, details: dict[str, Any], uri: str, action: str, options: dict[str, Any]
+) -> dict[str, bool]:
     """Answer one crossbar authorization request from the grant table."""
     match = (options or {}).get("match", "exact")
     role = details.get("authrole", "")
@@ -36,7 +38,7 @@ def authorize(grants: Grants, details: dict[str, Any], uri: str, action: str, op
     return {"allow": allowed, "disclose": False, "cache": action != "subscribe"}
 
 
-class BrokerComponent(ApplicationSession):  # type: ignore[misc]
+class BrokerComponent(ApplicationSession):
     """Joins realm ``app`` inside the router worker and serves Broker's procedures."""
 
     def __init__(self, config: ComponentConfig) -> None:
@@ -49,7 +51,9 @@ class BrokerComponent(ApplicationSession):  # type: ignore[misc]
     async def onJoin(self, details: Any) -> None:
         grants = self.settings.grants
 
-        def _authorize(session: dict[str, Any], uri: str, action: str, options: dict[str, Any]) -> dict[str, bool]:
+        def _authorize(
+            session: dict[str, Any], uri: str, action: str, options: dict[str, Any]
+        ) -> dict[str, bool]:
             return authorize(grants, session, uri, action, options)
 
         await self.register(_authorize, AUTHORIZE_PROCEDURE, options=RegisterOptions(invoke="single"))

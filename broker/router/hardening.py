@@ -25,19 +25,19 @@ tests under ``tests/test_hardening.py`` fail without them.
    violation with one log line.
 5. **``GET`` on the long-poll path crashes** (``bytes.format`` in crossbar's
    notice page, HTTP 500 and a traceback per request): Broker answers 405.
-   Long-poll messages get the same checks as WebSocket ones (1–2).
+   Long-poll messages get the same checks as WebSocket ones (1 and 2).
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Any, Final
+from collections.abc import Callable
+from typing import Any, Final, Protocol
 
 from autobahn.wamp import message
 from autobahn.websocket.protocol import WebSocketProtocol
 from crossbar.router import longpoll
 from crossbar.router.protocol import WampWebSocketServerProtocol
-from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web import http
 
@@ -53,6 +53,14 @@ CLOSE_PROTOCOL_ERROR: Final = WebSocketProtocol.CLOSE_STATUS_CODE_PROTOCOL_ERROR
 CLOSE_POLICY_VIOLATION: Final = WebSocketProtocol.CLOSE_STATUS_CODE_POLICY_VIOLATION  # 1008
 
 _log = Logger(namespace="broker.hardening")
+
+
+class Clock(Protocol):
+    """The part of a Twisted reactor the HELLO deadline needs (``task.Clock`` in tests)."""
+
+    def callLater(self, delay: float, callable: Callable[..., object], *args: object) -> Any: ...
+
+
 _installed: dict[str, Any] = {}
 
 
@@ -84,7 +92,9 @@ def dispatch(transport: Any, payload: bytes, is_binary: bool | None) -> None:
     except RecursionError:
         raise ProtocolViolation("message nested too deeply") from None
     except Exception as exc:  # decoders raise many types; all mean "not valid for this serializer"
-        raise ProtocolViolation(f"invalid {serializer.SERIALIZER_ID} message ({type(exc).__name__})") from None
+        raise ProtocolViolation(
+            f"invalid {serializer.SERIALIZER_ID} message ({type(exc).__name__})"
+        ) from None
     for raw in raws:
         if not isinstance(raw, list) or not raw:
             raise ProtocolViolation("a WAMP message must be a non-empty array")
@@ -94,8 +104,12 @@ def dispatch(transport: Any, payload: bytes, is_binary: bool | None) -> None:
             STATE.count_rejection("invalid_uri")
             if rejection.reply:
                 transport.send(
-                    message.Error(rejection.request_type, rejection.request_id, InvalidUri.wamp_uri,
-                                  args=[str(rejection.error)])
+                    message.Error(
+                        rejection.request_type,
+                        rejection.request_id,
+                        InvalidUri.wamp_uri,
+                        args=[str(rejection.error)],
+                    )
                 )
             continue
         try:
@@ -114,8 +128,12 @@ def _refuse(transport: Any, error: ClientError) -> None:
     """Tell the peer why in an ABORT (best effort), count it, log one line."""
     reason = type(error).__name__
     STATE.count_rejection(reason)
-    _log.warn("closing {peer}: {uri}: {reason}", peer=getattr(transport, "peer", "?"),
-              uri=error.wamp_uri, reason=_truncate(str(error), 200))
+    _log.warn(
+        "closing {peer}: {uri}: {reason}",
+        peer=getattr(transport, "peer", "?"),
+        uri=error.wamp_uri,
+        reason=_truncate(str(error), 200),
+    )
     try:
         transport.send(message.Abort(error.wamp_uri, message=_truncate(str(error), 200)))
     except Exception:  # noqa: S110 - the transport may already be gone; closing is what matters
@@ -130,7 +148,7 @@ def _websocket_on_message(self: Any, payload: bytes, isBinary: bool) -> None:
         self._bailout(CLOSE_PROTOCOL_ERROR, reason=_truncate(str(error)))
 
 
-def _make_websocket_on_open(reactor: IReactorTime, hello_timeout: float, original: Any) -> Any:
+def _make_websocket_on_open(reactor: Clock, hello_timeout: float, original: Any) -> Any:
     def on_open(self: Any) -> None:
         original(self)
         self._broker_hello_deadline = reactor.callLater(hello_timeout, _hello_deadline, self, hello_timeout)
@@ -170,20 +188,19 @@ def _longpoll_render_get(self: Any, request: Any) -> bytes:
     return b"WAMP long-poll transport: POST <path>/open to start a session\n"
 
 
-def install(hello_timeout: float, reactor: IReactorTime | None = None) -> None:
+def install(hello_timeout: float, reactor: Clock | None = None) -> None:
     """Apply every correction above, once per process."""
     if _installed:
         return
     if reactor is None:
         from twisted.internet import reactor as global_reactor
 
-        reactor = global_reactor  # type: ignore[assignment]
-    assert reactor is not None  # noqa: S101 - narrowing for mypy, not input checking
+        reactor = global_reactor
     sys.setrecursionlimit(RECURSION_LIMIT)
     ws = WampWebSocketServerProtocol
     _installed.update(hello_timeout=hello_timeout)
-    ws.onMessage = _websocket_on_message
-    ws.onOpen = _make_websocket_on_open(reactor, hello_timeout, ws.onOpen)
-    ws.onClose = _make_websocket_on_close(ws.onClose)
-    longpoll.WampLongPollResourceSession.onMessage = _longpoll_on_message
-    longpoll.WampLongPollResource.render_GET = _longpoll_render_get
+    ws.onMessage = _websocket_on_message  # type: ignore[method-assign]
+    ws.onOpen = _make_websocket_on_open(reactor, hello_timeout, ws.onOpen)  # type: ignore[method-assign]
+    ws.onClose = _make_websocket_on_close(ws.onClose)  # type: ignore[method-assign]
+    longpoll.WampLongPollResourceSession.onMessage = _longpoll_on_message  # type: ignore[method-assign]
+    longpoll.WampLongPollResource.render_GET = _longpoll_render_get  # type: ignore[method-assign]

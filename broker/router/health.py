@@ -13,13 +13,13 @@ from twisted.web.resource import Resource
 from broker.router.state import STATE
 
 
-class HealthResource(Resource):  # type: ignore[misc]
+class HealthResource(Resource):
     """Readiness of the node as JSON."""
 
     isLeaf = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__()
+        Resource.__init__(self)
 
     def render_GET(self, request: Any) -> bytes:
         request.setHeader(b"content-type", b"application/json")

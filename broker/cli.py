@@ -1,0 +1,431 @@
+"""The ``broker`` command: run the node, publish, tail a topic, check the config.
+
+Why one command: ``make run`` in one shell and ``broker publish`` in another
+must agree on the config, the secrets and the URL with no setup, and CI must
+validate the config without starting a node. ``broker run`` becomes the
+``crossbar`` controller process (``exec``), so signals, logs and worker
+shutdown are crossbar's own. Importing this module stays cheap: Twisted and
+Autobahn load only inside the client commands (:mod:`broker.wampclient`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from broker import devsecrets, nodeconfig
+from broker.errors import BrokerError, ConfigError, InvalidUri, WampError
+from broker.settings import find_component, parse_settings
+from broker.uris import MATCH_POLICIES, check_uri
+
+if TYPE_CHECKING:
+    from broker.wampclient import Target
+
+DEFAULT_CONFIG: Final = Path(".crossbar/config.json")
+#: Where clients connect when neither ``--url``, ``BROKER_URL`` nor a config says.
+DEFAULT_URL: Final = "ws://127.0.0.1:8080/ws"
+#: ``broker run``'s node directory, relative to the config's directory.
+RUN_DIRNAME: Final = "run"
+LOG_LEVELS: Final = ("none", "error", "warn", "info", "debug", "trace")
+#: Seconds ``crossbar check`` may take.
+CHECK_TIMEOUT: Final = 120
+#: Exit status of a command stopped by Ctrl-C or SIGTERM (``tail`` exits 0).
+INTERRUPTED: Final = 130
+
+
+def _fail(message: str, status: int = 1) -> int:
+    print(f"broker: {message}", file=sys.stderr)
+    return status
+
+
+def _port(text: str) -> int:
+    """An argparse type: a TCP port number."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = 0
+    if not 0 < port < 65536:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}")
+    return port
+
+
+def _positive(text: str) -> int:
+    """An argparse type: a positive count."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"not a positive number: {text!r}")
+    return value
+
+
+def _crossbar() -> Path:
+    """The ``crossbar`` executable installed next to this Python."""
+    path = Path(sys.executable).with_name("crossbar")
+    if not path.exists():
+        raise BrokerError(f"{path} not found: install the node with pip install 'broker[node]'")
+    return path
+
+
+def _broker_component(config: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Broker's router component in ``config``, once its settings are known valid."""
+    path, component = find_component(config)
+    # crossbar adds the node directory as ``cbdir`` to every component's extra
+    extra = {k: v for k, v in (component.get("extra") or {}).items() if k != "cbdir"}
+    parse_settings(extra, f"{path}.extra")
+    return component
+
+
+def _unset_variables(config: Mapping[str, Any], defined: Callable[[str], bool]) -> list[ConfigError]:
+    """An error for each ``${VAR}`` in ``config`` that ``defined`` says has no value."""
+    return [
+        ConfigError(path, f"environment variable {var} is not set")
+        for path, var in nodeconfig.env_references(config)
+        if not defined(var)
+    ]
+
+
+def _secret_name(authid: str) -> str:
+    """The variable holding ``authid``'s WAMP-CRA secret (``BROKER_BACKEND_SECRET``)."""
+    return f"BROKER_{re.sub(r'[^A-Z0-9]', '_', authid.upper())}_SECRET"
+
+
+# -- broker run ---------------------------------------------------------------
+
+
+def _running_node(cbdir: Path) -> int | None:
+    """The PID of a live crossbar controller recorded in ``cbdir/node.pid``, if any.
+
+    A stale file (dead process, or a PID reused by something else) counts as
+    none: crossbar itself replaces it at start.
+    """
+    try:
+        pid = int(json.loads((cbdir / "node.pid").read_text(encoding="utf-8"))["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if pid == os.getpid():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # alive, but another user's
+    try:
+        # the controller renames itself to "crossbar-controller"
+        return pid if b"crossbar" in Path(f"/proc/{pid}/cmdline").read_bytes() else None
+    except OSError:
+        return pid  # no /proc to tell: trust the pid file
+
+
+def _export_secrets(config: Mapping[str, Any], config_dir: Path) -> None:
+    """Set each ``${VAR}`` the environment lacks from the dev secrets (made if need be)."""
+    missing = {var for _, var in nodeconfig.env_references(config) if var not in os.environ}
+    if missing:
+        dev = devsecrets.load_or_create(devsecrets.path_for(config_dir))
+        os.environ.update({var: dev[var] for var in missing if var in dev})
+    errors = _unset_variables(config, os.environ.__contains__)
+    if errors:
+        raise errors[0]
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    config_path: Path = args.config.absolute()
+    config_dir = config_path.parent
+    cbdir: Path = (args.cbdir or config_dir / RUN_DIRNAME).absolute()
+    try:
+        config = nodeconfig.load(config_path)
+        component = _broker_component(config)
+        _export_secrets(config, config_dir)
+        rendered = nodeconfig.render(config, config_dir, port=args.port, host=args.host)
+        urls = f"{nodeconfig.http_url(rendered)}  {nodeconfig.websocket_url(rendered)}"
+    except ConfigError as exc:
+        return _fail(f"config error: {exc}")
+    try:
+        crossbar = _crossbar()
+    except BrokerError as exc:
+        return _fail(str(exc))
+    if (cbdir / nodeconfig.CONFIG_FILENAME).resolve() == config_path.resolve():
+        return _fail(f"--cbdir {cbdir}: the rendered config would replace {config_path}")
+    pid = _running_node(cbdir)
+    if pid is not None:
+        return _fail(f"a node is already running from {cbdir} (PID {pid})")
+    nodeconfig.write(cbdir, rendered)
+    print(f"Broker node starting: {urls} (realm {component.get('realm')})", flush=True)
+    sys.stderr.flush()
+    argv = [str(crossbar), "start", "--cbdir", str(cbdir), "--loglevel", args.loglevel]
+    os.execv(crossbar, argv)  # noqa: S606 - becoming the controller is the point
+
+
+# -- broker publish / tail ------------------------------------------------------
+
+
+def _client_url(args: argparse.Namespace) -> str:
+    """``--url``, else ``BROKER_URL``, else the config's WebSocket, else the default."""
+    if args.url:
+        url: str = args.url
+        return url
+    if "BROKER_URL" in os.environ:
+        return os.environ["BROKER_URL"]
+    config_path: Path = args.config
+    if not config_path.exists():
+        return DEFAULT_URL
+    port = os.environ.get("BROKER_PORT")
+    try:
+        port_number = _port(port) if port else None
+    except argparse.ArgumentTypeError as exc:
+        raise BrokerError(f"BROKER_PORT: {exc}") from None
+    config = nodeconfig.render(
+        nodeconfig.load(config_path),
+        config_path.parent,
+        port=port_number,
+        host=os.environ.get("BROKER_HOST") or None,
+    )
+    return nodeconfig.websocket_url(config)
+
+
+def _target(args: argparse.Namespace, anonymous: bool) -> Target:
+    """Where and as whom a client command joins."""
+    url = _client_url(args)
+    secret = None
+    if not anonymous:
+        name = _secret_name(args.authid)
+        secret = devsecrets.secret(name, args.config.parent)
+        if secret is None:
+            raise BrokerError(
+                f"no secret for {args.authid!r}: set {name}, or start the node once "
+                f"with 'broker run' to create {devsecrets.path_for(args.config.parent)}"
+            )
+    from broker.wampclient import Target
+
+    return Target(url, args.realm, authid=None if anonymous else args.authid, secret=secret)
+
+
+#: A client command: ``(broker.wampclient, target) -> coroutine``.
+ClientCommand = Callable[[Any, "Target"], Coroutine[Any, Any, Any]]
+
+
+def _client(
+    args: argparse.Namespace, verb: str, match: str, anonymous: bool, command: ClientCommand
+) -> tuple[int, Any]:
+    """Check the topic, join and run ``command``: ``(status, result)``; errors are printed."""
+    try:
+        check_uri(args.topic, match, what="topic" if match == "exact" else "pattern")
+        target = _target(args, anonymous)
+    except InvalidUri as exc:
+        return _fail(f"{verb} failed: {exc.wamp_uri}: {exc}"), None
+    except ConfigError as exc:
+        return _fail(f"config error: {exc}"), None
+    except BrokerError as exc:
+        return _fail(str(exc)), None
+    from broker import wampclient
+
+    try:
+        return wampclient.run(lambda: command(wampclient, target), args.interrupted)
+    except WampError as exc:
+        return _fail(f"{verb} failed: {exc}"), None
+    except BrokerError as exc:
+        return _fail(str(exc)), None
+
+
+def _cmd_publish(args: argparse.Namespace) -> int:
+    try:
+        payload = json.loads(args.json)
+    except json.JSONDecodeError as exc:
+        return _fail(f"invalid JSON payload: {exc}", status=2)
+    status, publication_id = _client(
+        args,
+        "publish",
+        "exact",
+        False,
+        lambda client, target: client.publish(target, args.topic, payload),
+    )
+    if publication_id is not None:
+        print(publication_id)
+    return status
+
+
+def _print_event(topic: str, args: list[Any], kwargs: dict[str, Any]) -> None:
+    print(json.dumps({"topic": topic, "args": args, "kwargs": kwargs}), flush=True)
+
+
+def _cmd_tail(args: argparse.Namespace) -> int:
+    def subscribed() -> None:
+        print(f"broker: subscribed to {args.topic} ({args.match})", file=sys.stderr, flush=True)
+
+    try:
+        status, _ = _client(
+            args,
+            "subscribe",
+            args.match,
+            args.anonymous,
+            lambda client, target: client.tail(
+                target, args.topic, args.match, _print_event, subscribed, count=args.count
+            ),
+        )
+    except BrokenPipeError:
+        # the reader went away (``broker tail | head -1``): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    return status
+
+
+# -- broker check ---------------------------------------------------------------
+
+
+def _crossbar_check(config: Mapping[str, Any], config_dir: Path) -> ConfigError | None:
+    """Run ``crossbar check`` on ``config`` rendered into a temporary node directory."""
+    try:
+        crossbar = _crossbar()
+    except BrokerError as exc:
+        return ConfigError("$", f"crossbar check: {exc}")
+    with tempfile.TemporaryDirectory(prefix="broker-check-") as tmp:
+        nodeconfig.write(Path(tmp), nodeconfig.render(config, config_dir))
+        try:
+            proc = subprocess.run(  # noqa: S603 - our own crossbar, fixed arguments
+                [str(crossbar), "check", "--cbdir", tmp],
+                capture_output=True,
+                text=True,
+                timeout=CHECK_TIMEOUT,
+                cwd=tmp,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            return ConfigError("$", f"crossbar check: no answer within {CHECK_TIMEOUT} s")
+    if proc.returncode == 0:
+        return None
+    out = [line.strip() for line in proc.stdout.splitlines() if line.strip()]
+    err = [line.strip() for line in proc.stderr.splitlines() if line.strip()]
+    errors = [line for line in out + err if line.startswith("Error")]
+    line = (errors or err or out or [f"exit status {proc.returncode}"])[-1]
+    return ConfigError("$", f"crossbar check: {line.removeprefix('Error: ')}")
+
+
+def check_config(config_path: Path) -> list[ConfigError]:
+    """Everything wrong with the node config at ``config_path`` (empty when it is fine).
+
+    Broker's settings must be valid, every ``${VAR}`` must be set (in the
+    environment, or by the dev secrets ``broker run`` uses), and crossbar's
+    own ``check`` must pass.
+    """
+    try:
+        config = nodeconfig.load(config_path)
+    except ConfigError as exc:
+        return [exc]
+    errors: list[ConfigError] = []
+    try:
+        _broker_component(config)
+    except ConfigError as exc:
+        errors.append(exc)
+    try:
+        dev = devsecrets.provides(devsecrets.path_for(config_path.parent))
+    except ConfigError as exc:
+        errors.append(exc)
+        dev = frozenset()
+    errors += _unset_variables(config, lambda var: var in os.environ or var in dev)
+    crossbar_error = _crossbar_check(config, config_path.parent)
+    if crossbar_error is not None:
+        errors.append(crossbar_error)
+    return errors
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    errors = check_config(args.config)
+    if args.json:
+        found = [{"path": e.path, "message": e.message} for e in errors]
+        print(json.dumps({"ok": not errors, "errors": found}, indent=2))
+    elif errors:
+        for error in errors:
+            print(f"broker: config error: {error}", file=sys.stderr)
+    else:
+        print(f"ok: {args.config}")
+    return 1 if errors else 0
+
+
+# -- the parser -------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="broker", description="Broker: a publish/subscribe message broker on Crossbar.io."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, func: Callable[[argparse.Namespace], int], summary: str) -> Any:
+        sub = commands.add_parser(name, help=summary, description=summary)
+        sub.set_defaults(func=func, interrupted=INTERRUPTED)
+        sub.add_argument(
+            "--config", type=Path, default=DEFAULT_CONFIG, help="node config (default: %(default)s)"
+        )
+        return sub
+
+    run = command("run", _cmd_run, "start the node in the foreground")
+    run.add_argument(
+        "--port",
+        type=_port,
+        default=os.environ.get("BROKER_PORT"),
+        help="listen on this port (default: $BROKER_PORT, else the config's)",
+    )
+    run.add_argument(
+        "--host",
+        default=os.environ.get("BROKER_HOST"),
+        help="listen on this interface (default: $BROKER_HOST, else the config's)",
+    )
+    run.add_argument(
+        "--cbdir",
+        type=Path,
+        help=f"crossbar's node directory (default: {RUN_DIRNAME}/ next to the config)",
+    )
+    run.add_argument(
+        "--loglevel", choices=LOG_LEVELS, default="warn", help="crossbar's (default: %(default)s)"
+    )
+
+    def client(name: str, func: Callable[[argparse.Namespace], int], summary: str) -> Any:
+        sub = command(name, func, summary)
+        sub.add_argument(
+            "--url",
+            help=f"router WebSocket (default: $BROKER_URL, else the config's, else {DEFAULT_URL})",
+        )
+        sub.add_argument("--realm", default="app", help="(default: %(default)s)")
+        sub.add_argument(
+            "--authid",
+            default="backend",
+            help="WAMP-CRA user; the secret is $BROKER_<AUTHID>_SECRET, else the dev secrets file "
+            "(default: %(default)s)",
+        )
+        return sub
+
+    publish = client("publish", _cmd_publish, "publish one event and wait for the router's ack")
+    publish.add_argument("topic", metavar="TOPIC")
+    publish.add_argument("json", metavar="JSON", help="the event's payload (its only argument)")
+
+    tail = client("tail", _cmd_tail, "print each event on a topic as a JSON line")
+    tail.set_defaults(interrupted=0)
+    tail.add_argument("topic", metavar="TOPIC_OR_PATTERN")
+    tail.add_argument("--match", choices=MATCH_POLICIES, default="exact", help="(default: %(default)s)")
+    tail.add_argument("--anonymous", action="store_true", help="join anonymously instead")
+    tail.add_argument("--count", type=_positive, help="exit after this many events")
+
+    check = command("check", _cmd_check, "validate the node config without starting it")
+    check.add_argument("--json", action="store_true", help="report as JSON")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``broker`` command line; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        status: int = args.func(args)
+    except KeyboardInterrupt:  # before the reactor took over SIGINT
+        interrupted: int = args.interrupted
+        return interrupted
+    return status

@@ -1,0 +1,95 @@
+"""Development secrets for the node's WAMP-CRA users, generated on first use.
+
+Why: the node config reads the ``backend`` and ``operator`` secrets from the
+environment (``${BROKER_BACKEND_SECRET}``, ``${BROKER_OPERATOR_SECRET}``) so
+deployments keep secrets out of files, yet a developer should be able to
+``make run`` and then ``broker publish`` from a second shell with no setup.
+``broker run`` therefore writes random secrets to ``secrets.env`` next to the
+config (git-ignored, mode 0600) the first time it needs them, and every
+``broker`` command falls back to that file when the environment sets nothing.
+No crossbar, no Twisted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import tempfile
+from pathlib import Path
+from typing import Final
+
+from broker.errors import ConfigError
+
+#: The dev secrets file's name, in the directory of the node config.
+FILENAME: Final = "secrets.env"
+
+#: The variables a new dev secrets file defines.
+GENERATED: Final = ("BROKER_BACKEND_SECRET", "BROKER_OPERATOR_SECRET")
+
+
+def path_for(config_dir: Path) -> Path:
+    """The dev secrets file that belongs to the node config in ``config_dir``."""
+    return config_dir / FILENAME
+
+
+def parse(text: str, path: Path) -> dict[str, str]:
+    """Parse ``KEY=VALUE`` lines; blank lines and ``#`` comments are skipped."""
+    values: dict[str, str] = {}
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        key, sep, value = stripped.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{path}:{lineno}", "expected a KEY=VALUE line")
+        values[key.strip()] = value.strip()
+    return values
+
+
+def load(path: Path) -> dict[str, str]:
+    """Read the secrets in ``path``; an absent file has none."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    return parse(text, path)
+
+
+def load_or_create(path: Path) -> dict[str, str]:
+    """Read the secrets in ``path``, first creating it with fresh random ones if absent.
+
+    The file appears atomically and complete, readable by its owner only, and
+    an existing file is never replaced: if two commands race to create it, both
+    end up with the secrets of the one that won.
+    """
+    if path.exists():
+        return load(path)
+    text = "".join(f"{name}={secrets.token_urlsafe(32)}\n" for name in GENERATED)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)
+    finally:
+        os.unlink(tmp)
+    return load(path)
+
+
+def provides(path: Path) -> frozenset[str]:
+    """The variables ``path`` defines, or will define once :func:`load_or_create` makes it."""
+    return frozenset(load(path)) if path.exists() else frozenset(GENERATED)
+
+
+def secret(name: str, config_dir: Path) -> str | None:
+    """The value of ``name``: from the environment, else from the dev secrets file.
+
+    Never creates the file (only ``broker run`` does): a client command run
+    from the wrong directory must not leave secrets behind.
+    """
+    if name in os.environ:
+        return os.environ[name]
+    return load(path_for(config_dir)).get(name)

@@ -1,0 +1,267 @@
+"""One-shot WAMP sessions over Twisted for the ``broker`` command line.
+
+Why not Autobahn's ``ApplicationRunner`` or ``Component``: both own the
+reactor's lifetime and report connection failures and retries through their
+own logging, so a failed ``broker publish`` would print tracebacks or linger.
+Here a command makes exactly one connection attempt, every way it can fail
+becomes a :class:`~broker.errors.BrokerError` with a one-line message, and the
+session is left with a WAMP GOODBYE and a WebSocket close, so nothing is left
+pending to be reported at exit. Ctrl-C and SIGTERM cancel the running command,
+which then leaves cleanly too. Imported lazily: it pulls in Twisted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from autobahn.twisted.wamp import ApplicationSession
+from autobahn.twisted.websocket import WampWebSocketClientFactory, WampWebSocketClientProtocol
+from autobahn.wamp import auth
+from autobahn.wamp.exception import ApplicationError, TransportLost
+from autobahn.wamp.serializer import JsonSerializer
+from autobahn.wamp.types import (
+    Challenge,
+    CloseDetails,
+    ComponentConfig,
+    EventDetails,
+    PublishOptions,
+    SessionDetails,
+    SubscribeOptions,
+)
+from autobahn.websocket.util import parse_url
+from twisted.internet import defer
+from twisted.internet import reactor as _reactor
+from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
+from twisted.internet.error import ConnectError, ConnectionRefusedError, DNSLookupError
+from twisted.internet.ssl import optionsForClientTLS
+from twisted.python.failure import Failure
+
+from broker.errors import BrokerError, ConnectionFailed, WampError
+
+#: The global reactor; its interfaces are zope ones, which mypy cannot follow.
+reactor: Any = _reactor
+
+#: Seconds allowed to connect and join, and again to leave.
+TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where and as whom to join: ``secret`` None joins anonymously."""
+
+    url: str
+    realm: str
+    authid: str | None = None
+    secret: str | None = None
+
+    def __post_init__(self) -> None:
+        try:
+            parse_url(self.url)
+        except ValueError as exc:
+            raise BrokerError(f"{exc} ({self.url!r})") from None
+
+
+#: What ``tail`` hands each event to: ``(topic, args, kwargs)``.
+EventSink = Callable[[str, list[Any], dict[str, Any]], None]
+
+#: The keyword Autobahn passes event details as: one no publisher's kwargs will use.
+_DETAILS_KWARG = "_broker_event_details"
+
+
+class _Session(ApplicationSession):
+    """Joins as ``target`` says and reports the join and the disconnect as Deferreds."""
+
+    def __init__(self, target: Target) -> None:
+        super().__init__(ComponentConfig(realm=target.realm))
+        self.target = target
+        self.protocol: WampWebSocketClientProtocol | None = None
+        self.joined: defer.Deferred[None] = defer.Deferred()
+        self.disconnected: defer.Deferred[None] = defer.Deferred()
+
+    def onConnect(self) -> None:
+        if self.target.secret is None:
+            self.join(self.target.realm, authmethods=["anonymous"])
+        else:
+            self.join(self.target.realm, authmethods=["wampcra"], authid=self.target.authid)
+
+    def onChallenge(self, challenge: Challenge) -> str:
+        if challenge.method != "wampcra" or self.target.secret is None:
+            # autobahn answers ABORT wamp.error.cannot_authenticate with this message
+            raise BrokerError(f"the router asked for {challenge.method!r} authentication")
+        key: str | bytes = self.target.secret
+        extra = challenge.extra
+        if "salt" in extra:
+            key = auth.derive_key(key, extra["salt"], extra.get("iterations"), extra.get("keylen"))
+        signature: str = auth.compute_wcs(key, extra["challenge"])
+        return signature
+
+    def onJoin(self, details: SessionDetails) -> None:
+        self.joined.callback(None)
+
+    def onLeave(self, details: CloseDetails) -> Any:
+        self.fail(WampError(details.reason or "wamp.close.normal", details.message or ""))
+        return super().onLeave(details)
+
+    def onDisconnect(self) -> None:
+        self.fail(ConnectionFailed(f"{self.target.url}: the connection closed"))
+        self.disconnected.callback(None)
+        super().onDisconnect()
+
+    def fail(self, error: BrokerError) -> None:
+        """Fail the join with ``error``, unless it has already succeeded or failed."""
+        if not self.joined.called:
+            self.joined.errback(error)
+
+
+def _wamp_error(exc: ApplicationError) -> WampError:
+    return WampError(exc.error, " ".join(str(a) for a in exc.args))
+
+
+async def _join(target: Target) -> _Session:
+    """Connect to ``target.url`` and join; the session is joined when this returns."""
+    is_secure, host, port, _, _, _ = parse_url(target.url)
+    session = _Session(target)
+    factory = WampWebSocketClientFactory(lambda: session, url=target.url, serializers=[JsonSerializer()])
+    endpoint: Any = HostnameEndpoint(reactor, host, port, timeout=TIMEOUT)
+    if is_secure:
+        endpoint = wrapClientTLS(optionsForClientTLS(host), endpoint)
+    try:
+        protocol: WampWebSocketClientProtocol = await endpoint.connect(factory)
+    except ConnectionRefusedError:
+        raise ConnectionFailed(
+            f"cannot connect to {target.url}: connection refused (is the node running?)"
+        ) from None
+    except (ConnectError, DNSLookupError) as exc:
+        raise ConnectionFailed(f"cannot connect to {target.url}: {exc}") from None
+    session.protocol = protocol
+
+    def closed(_: object) -> None:
+        # fires too when the WebSocket handshake fails, before any session exists
+        reason = protocol.wasNotCleanReason or "the connection closed"
+        session.fail(ConnectionFailed(f"{target.url}: {reason}"))
+
+    protocol.is_closed.addCallback(closed)
+    session.joined.addTimeout(TIMEOUT, reactor)
+    try:
+        await session.joined
+    except defer.TimeoutError:
+        protocol.dropConnection(abort=True)
+        raise ConnectionFailed(f"{target.url}: no session within {TIMEOUT:g} s") from None
+    return session
+
+
+async def _leave(session: _Session) -> None:
+    """Say GOODBYE and wait (briefly) for the connection to close."""
+    if session.is_attached():
+        session.leave()
+    elif session.is_connected():
+        session.disconnect()
+    else:
+        return
+    session.disconnected.addTimeout(TIMEOUT, reactor)
+    try:
+        await session.disconnected
+    except defer.TimeoutError:
+        if session.protocol is not None:
+            session.protocol.dropConnection(abort=True)
+
+
+async def publish(target: Target, topic: str, payload: Any) -> int:
+    """Publish ``payload`` as the only positional argument; returns the publication id."""
+    session = await _join(target)
+    try:
+        publication = await session.publish(topic, payload, options=PublishOptions(acknowledge=True))
+    except ApplicationError as exc:
+        raise _wamp_error(exc) from None
+    except TransportLost:
+        raise ConnectionFailed(f"{target.url}: the connection closed") from None
+    finally:
+        await _leave(session)
+    publication_id: int = publication.id
+    return publication_id
+
+
+async def tail(
+    target: Target,
+    topic: str,
+    match: str,
+    on_event: EventSink,
+    on_subscribed: Callable[[], None],
+    count: int | None = None,
+) -> None:
+    """Subscribe and hand every event to ``on_event``, until ``count`` events or cancelled."""
+    session = await _join(target)
+    done: defer.Deferred[None] = defer.Deferred()
+    seen = 0
+
+    def on_lost(_: object) -> None:
+        if not done.called:
+            done.errback(ConnectionFailed(f"{target.url}: the router closed the connection"))
+
+    def handler(*args: Any, **kwargs: Any) -> None:
+        nonlocal seen
+        details: EventDetails = kwargs.pop(_DETAILS_KWARG)
+        if done.called:
+            return
+        try:
+            on_event(details.topic or topic, list(args), kwargs)
+        except Exception as exc:  # a failing sink (a closed pipe) ends the tail
+            done.errback(exc)
+            return
+        seen += 1
+        if count is not None and seen >= count:
+            done.callback(None)
+
+    try:
+        await session.subscribe(
+            handler, topic, options=SubscribeOptions(match=match, details_arg=_DETAILS_KWARG)
+        )
+        on_subscribed()
+        session.disconnected.addCallback(on_lost)
+        await done
+    except ApplicationError as exc:
+        raise _wamp_error(exc) from None
+    finally:
+        await _leave(session)
+
+
+def run(command: Callable[[], Coroutine[Any, Any, Any]], interrupted: int) -> tuple[int, Any]:
+    """Run ``command`` on the reactor: ``(0, result)``, or ``(interrupted, None)``.
+
+    SIGINT and SIGTERM cancel ``command`` (its ``finally`` blocks still run,
+    so sessions leave cleanly); a :class:`BrokerError` propagates.
+    """
+    outcome: list[Any] = []
+
+    def start() -> None:
+        shutting_down = False
+        running = defer.ensureDeferred(command())
+        running.addBoth(outcome.append)
+
+        def finished(_: None) -> None:
+            if not shutting_down:
+                reactor.stop()
+
+        running.addBoth(finished)
+
+        def before_shutdown() -> defer.Deferred[Any]:
+            # a signal stopped the reactor: cancel the command, wait for its cleanup
+            nonlocal shutting_down
+            shutting_down = True
+            running.cancel()
+            return running
+
+        reactor.addSystemEventTrigger("before", "shutdown", before_shutdown)
+
+    reactor.callWhenRunning(start)
+    reactor.run()
+    if not outcome:
+        return interrupted, None
+    result = outcome[0]
+    if isinstance(result, Failure):
+        if result.check(defer.CancelledError):
+            return interrupted, None
+        result.raiseException()
+    return 0, result

@@ -1,0 +1,316 @@
+"""The ``broker`` command line, without a running node.
+
+``check`` runs the real ``crossbar check``; ``run`` is stopped at the point
+where it would ``exec`` crossbar; the client commands are tested up to their
+first network step (and one goes as far as a refused connection, in a
+subprocess, since the reactor cannot run twice in one process).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from broker import cli, devsecrets
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT_CONFIG = ROOT / ".crossbar" / "config.json"
+BROKER = Path(sys.executable).with_name("broker")
+SECRETS = ("BROKER_BACKEND_SECRET", "BROKER_OPERATOR_SECRET")
+USERS = "$.workers[0].transports[0].paths.ws.auth.wampcra.users"
+
+
+@pytest.fixture
+def secrets_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both node secrets set in the environment."""
+    for name in SECRETS:
+        monkeypatch.setenv(name, f"test-{name.lower()}")
+
+
+@pytest.fixture
+def no_secrets_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Neither node secret set in the environment (nor left set by ``broker run``)."""
+    for name in SECRETS:
+        monkeypatch.setenv(name, "")  # so that teardown restores the original state
+        monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def config_copy(tmp_path: Path) -> Callable[[Callable[[dict[str, Any]], None]], Path]:
+    """Write a changed copy of the project config into its own directory."""
+
+    def write(mutate: Callable[[dict[str, Any]], None]) -> Path:
+        config = json.loads(PROJECT_CONFIG.read_text())
+        mutate(config)
+        path = tmp_path / "cfg" / "config.json"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(json.dumps(config, indent=2))
+        return path
+
+    return write
+
+
+def unchanged(config: dict[str, Any]) -> None:
+    """A mutation that changes nothing."""
+
+
+def check_json(capsys: pytest.CaptureFixture[str], config: Path) -> tuple[int, dict[str, Any]]:
+    status = cli.main(["check", "--config", str(config), "--json"])
+    report: dict[str, Any] = json.loads(capsys.readouterr().out)
+    return status, report
+
+
+# -- check ------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("secrets_env")
+def test_check_accepts_the_project_config(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["check", "--config", str(PROJECT_CONFIG)]) == 0
+    assert capsys.readouterr().out == f"ok: {PROJECT_CONFIG}\n"
+
+
+@pytest.mark.usefixtures("no_secrets_env")
+def test_check_counts_the_dev_secrets_run_will_create(
+    capsys: pytest.CaptureFixture[str], config_copy: Callable[..., Path]
+) -> None:
+    config = config_copy(unchanged)
+    assert check_json(capsys, config) == (0, {"ok": True, "errors": []})
+    assert not devsecrets.path_for(config.parent).exists()  # check creates nothing
+
+
+@pytest.mark.usefixtures("secrets_env")
+def test_check_names_the_path_of_an_unknown_grant_key(
+    capsys: pytest.CaptureFixture[str], config_copy: Callable[..., Path]
+) -> None:
+    def mutate(config: dict[str, Any]) -> None:
+        config["workers"][0]["components"][0]["extra"]["grants"]["anonymous"][0]["colour"] = 1
+
+    status = cli.main(["check", "--config", str(config_copy(mutate))])
+    err = capsys.readouterr().err
+    assert status == 1
+    assert "$.workers[0].components[0].extra.grants.anonymous[0].colour" in err
+    assert "unknown key 'colour'" in err
+
+
+@pytest.mark.usefixtures("no_secrets_env")
+def test_check_names_the_path_of_an_unset_variable(
+    capsys: pytest.CaptureFixture[str],
+    config_copy: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("BROKER_TEST_UNSET", raising=False)
+
+    def mutate(config: dict[str, Any]) -> None:
+        users = config["workers"][0]["transports"][0]["paths"]["ws"]["auth"]["wampcra"]["users"]
+        users["backend"]["secret"] = "${BROKER_TEST_UNSET}"
+
+    config = config_copy(mutate)
+    devsecrets.path_for(config.parent).write_text("BROKER_BACKEND_SECRET=x\n")
+    status, report = check_json(capsys, config)
+    assert status == 1
+    assert report["errors"] == [
+        {
+            "path": f"{USERS}.backend.secret",
+            "message": "environment variable BROKER_TEST_UNSET is not set",
+        },
+        {
+            "path": f"{USERS}.operator.secret",
+            "message": "environment variable BROKER_OPERATOR_SECRET is not set",
+        },
+    ]
+
+
+@pytest.mark.usefixtures("secrets_env")
+def test_check_reports_what_crossbar_check_rejects(
+    capsys: pytest.CaptureFixture[str], config_copy: Callable[..., Path]
+) -> None:
+    def mutate(config: dict[str, Any]) -> None:
+        config["workers"][0]["transports"][0]["colour"] = "blue"
+
+    status, report = check_json(capsys, config_copy(mutate))
+    assert status == 1
+    [error] = report["errors"]
+    assert error["path"] == "$"
+    assert error["message"].startswith("crossbar check: ")
+    assert "'colour'" in error["message"]
+
+
+def test_check_reports_invalid_json_with_its_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    config = tmp_path / "config.json"
+    config.write_text('{\n  "version": 2,\n}\n')
+    assert cli.main(["check", "--config", str(config)]) == 1
+    assert "line 3, column 1: invalid JSON" in capsys.readouterr().err
+
+
+# -- run ----------------------------------------------------------------------------
+
+
+class Execed(Exception):
+    """Raised by the fake ``os.execv`` instead of replacing the process."""
+
+
+@pytest.fixture
+def fake_execv(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """Record ``os.execv`` calls instead of making them."""
+    calls: list[list[str]] = []
+
+    def execv(path: Any, argv: list[str]) -> None:
+        calls.append(list(argv))
+        raise Execed
+
+    monkeypatch.setattr(os, "execv", execv)
+    return calls
+
+
+@pytest.mark.usefixtures("no_secrets_env")
+def test_run_renders_the_config_and_becomes_crossbar(
+    capsys: pytest.CaptureFixture[str],
+    config_copy: Callable[..., Path],
+    fake_execv: list[list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setenv("BROKER_PORT", "18999")
+    config = config_copy(unchanged)
+    with pytest.raises(Execed):
+        cli.main(["run", "--config", str(config), "--host", "0.0.0.0"])
+    cbdir = config.parent / "run"
+    assert fake_execv == [
+        [str(BROKER.with_name("crossbar")), "start", "--cbdir", str(cbdir), "--loglevel", "warn"]
+    ]
+    assert capsys.readouterr().out == (
+        "Broker node starting: http://127.0.0.1:18999/  ws://127.0.0.1:18999/ws (realm app)\n"
+    )
+    endpoint = json.loads((cbdir / "config.json").read_text())["workers"][0]["transports"][0]
+    assert (endpoint["endpoint"]["port"], endpoint["endpoint"]["interface"]) == (18999, "0.0.0.0")
+    # the dev secrets were created and handed to crossbar through the environment
+    dev = devsecrets.load(devsecrets.path_for(config.parent))
+    assert all(os.environ[name] == dev[name] for name in SECRETS)
+
+
+def test_run_refuses_an_invalid_config(
+    capsys: pytest.CaptureFixture[str],
+    config_copy: Callable[..., Path],
+    fake_execv: list[list[str]],
+) -> None:
+    def mutate(config: dict[str, Any]) -> None:
+        config["workers"][0]["components"][0]["extra"]["hello_timeout"] = 0
+
+    assert cli.main(["run", "--config", str(config_copy(mutate))]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("broker: config error: $.workers[0].components[0].extra.hello_timeout")
+    assert fake_execv == []
+
+
+@pytest.mark.usefixtures("secrets_env")
+def test_run_never_renders_over_its_own_config(
+    capsys: pytest.CaptureFixture[str],
+    config_copy: Callable[..., Path],
+    fake_execv: list[list[str]],
+) -> None:
+    config = config_copy(unchanged)
+    before = config.read_text()
+    assert cli.main(["run", "--config", str(config), "--cbdir", str(config.parent)]) == 1
+    assert "the rendered config would replace" in capsys.readouterr().err
+    assert config.read_text() == before
+    assert fake_execv == []
+
+
+@pytest.mark.usefixtures("secrets_env")
+def test_run_refuses_a_second_node_on_the_same_cbdir(
+    capsys: pytest.CaptureFixture[str],
+    config_copy: Callable[..., Path],
+    fake_execv: list[list[str]],
+    tmp_path: Path,
+) -> None:
+    cbdir = tmp_path / "cbdir"
+    cbdir.mkdir()
+    # a live process whose command line says crossbar, as the controller's does
+    code = "import time; print('up', flush=True); time.sleep(60)"
+    sleeper = subprocess.Popen([sys.executable, "-c", code, "crossbar"], stdout=subprocess.PIPE)
+    try:
+        assert sleeper.stdout is not None
+        sleeper.stdout.readline()  # its command line is its own from here on
+        (cbdir / "node.pid").write_text(json.dumps({"pid": sleeper.pid}))
+        args = ["run", "--config", str(config_copy(unchanged)), "--cbdir", str(cbdir)]
+        assert cli.main(args) == 1
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert f"a node is already running from {cbdir} (PID {sleeper.pid})" in capsys.readouterr().err
+    assert fake_execv == []
+    # once that process is gone the pid file is stale: crossbar replaces it
+    with pytest.raises(Execed):
+        cli.main(args)
+
+
+# -- publish / tail -------------------------------------------------------------------
+
+
+def test_publish_rejects_invalid_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["publish", "public.demo", "{n: 1}"]) == 2
+    assert capsys.readouterr().err.startswith("broker: invalid JSON payload: ")
+
+
+def test_publish_rejects_an_invalid_topic(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["publish", "public..demo", "1"]) == 1
+    assert capsys.readouterr().err.startswith(
+        "broker: publish failed: wamp.error.invalid_uri: invalid topic 'public..demo'"
+    )
+
+
+def test_tail_rejects_an_invalid_pattern(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["tail", "public demo", "--match", "prefix"]) == 1
+    assert "subscribe failed: wamp.error.invalid_uri: invalid pattern" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("no_secrets_env")
+def test_publish_without_a_secret_says_where_to_get_one(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    config = tmp_path / "config.json"
+    assert cli.main(["publish", "public.demo", "1", "--config", str(config)]) == 1
+    err = capsys.readouterr().err
+    assert "no secret for 'backend': set BROKER_BACKEND_SECRET" in err
+    assert str(tmp_path / "secrets.env") in err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("count", ["0", "x"])
+def test_tail_count_must_be_positive(count: str) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.main(["tail", "public.demo", "--count", count])
+    assert info.value.code == 2
+
+
+@pytest.mark.usefixtures("secrets_env")
+def test_publish_to_a_closed_port_fails_in_one_line() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"ws://127.0.0.1:{port}/ws"
+    done = subprocess.run(
+        [str(BROKER), "publish", "public.demo", "1", "--url", url],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr == (f"broker: cannot connect to {url}: connection refused (is the node running?)\n")
+
+
+def test_importing_the_cli_loads_no_twisted() -> None:
+    code = "import sys, broker.cli; print(sorted(m for m in sys.modules if m.split('.')[0] in "
+    code += "('twisted', 'autobahn', 'crossbar')))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout == "[]\n"
