@@ -76,12 +76,19 @@ def _crossbar() -> Path:
     return path
 
 
-def _broker_component(config: Mapping[str, Any]) -> Mapping[str, Any]:
-    """Broker's router component in ``config``, once its settings are known valid."""
+def _broker_component(config: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Mapping[str, Any]:
+    """Broker's router component in ``config``, once its settings are known valid.
+
+    ``env`` resolves the settings' ``${VAR}`` secrets; by default every
+    referenced variable counts as set, because :func:`_unset_variables` reports
+    the missing ones for the whole config, each once.
+    """
     path, component = find_component(config)
+    if env is None:
+        env = {var: "set" for _, var in nodeconfig.env_references(config)}
     # crossbar adds the node directory as ``cbdir`` to every component's extra
     extra = {k: v for k, v in (component.get("extra") or {}).items() if k != "cbdir"}
-    parse_settings(extra, f"{path}.extra")
+    parse_settings(extra, f"{path}.extra", env=env)
     return component
 
 
@@ -144,8 +151,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     cbdir: Path = (args.cbdir or config_dir / RUN_DIRNAME).absolute()
     try:
         config = nodeconfig.load(config_path)
-        component = _broker_component(config)
+        _broker_component(config)
         _export_secrets(config, config_dir)
+        component = _broker_component(config, os.environ)
         rendered = nodeconfig.render(config, config_dir, port=args.port, host=args.host)
         urls = f"{nodeconfig.http_url(rendered)}  {nodeconfig.websocket_url(rendered)}"
     except ConfigError as exc:

@@ -25,7 +25,7 @@ from broker.errors import ConfigError
 FILENAME: Final = "secrets.env"
 
 #: The variables a new dev secrets file defines.
-GENERATED: Final = ("BROKER_BACKEND_SECRET", "BROKER_OPERATOR_SECRET")
+GENERATED: Final = ("BROKER_BACKEND_SECRET", "BROKER_OPERATOR_SECRET", "BROKER_PUBLISHER_SECRET")
 
 
 def path_for(config_dir: Path) -> Path:
@@ -64,7 +64,13 @@ def load_or_create(path: Path) -> dict[str, str]:
     end up with the secrets of the one that won.
     """
     if path.exists():
-        return load(path)
+        values = load(path)
+        missing = [name for name in GENERATED if name not in values]
+        if missing:  # a file from an older Broker: add the secrets it lacks
+            with path.open("a", encoding="utf-8") as f:
+                f.write("".join(f"{name}={secrets.token_urlsafe(32)}\n" for name in missing))
+            values = load(path)
+        return values
     text = "".join(f"{name}={secrets.token_urlsafe(32)}\n" for name in GENERATED)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
     try:
@@ -81,7 +87,7 @@ def load_or_create(path: Path) -> dict[str, str]:
 
 def provides(path: Path) -> frozenset[str]:
     """The variables ``path`` defines, or will define once :func:`load_or_create` makes it."""
-    return frozenset(load(path)) if path.exists() else frozenset(GENERATED)
+    return frozenset(load(path)) | frozenset(GENERATED)
 
 
 def secret(name: str, config_dir: Path) -> str | None:

@@ -9,7 +9,14 @@ errors the same way everywhere. The tree separates the caller's fault from ours:
     │   ├── InvalidUri                wamp.error.invalid_uri            400
     │   ├── NotAuthorized             wamp.error.not_authorized         403
     │   ├── ProtocolViolation         wamp.error.protocol_violation     400
-    │   └── HelloTimeout              broker.error.hello_timeout        408
+    │   ├── HelloTimeout              broker.error.hello_timeout        408
+    │   ├── Unauthenticated           broker.error.unauthenticated      401
+    │   ├── MethodNotAllowed          broker.error.method_not_allowed   405
+    │   ├── Replayed                  broker.error.replay               409
+    │   ├── PayloadTooLarge           broker.error.too_large            413
+    │   ├── UnsupportedMediaType      broker.error.unsupported_media_type 415
+    │   ├── IdempotencyMismatch       broker.error.idempotency_mismatch 422
+    │   └── RateLimited               broker.error.rate_limited         429
     ├── ConfigError                   the operator's config is wrong; names its JSON path
     ├── ServerError                   our fault or not ready (5xx)
     │   └── NotReady                  broker.error.not_ready            503
@@ -60,6 +67,59 @@ class HelloTimeout(ClientError):
 
     wamp_uri = "broker.error.hello_timeout"
     http_status = 408
+
+
+class Unauthenticated(ClientError):
+    """A request's signature is missing, wrong, for an unknown key, or too old."""
+
+    wamp_uri = "broker.error.unauthenticated"
+    http_status = 401
+
+
+class MethodNotAllowed(ClientError):
+    """The HTTP method is not served on this path."""
+
+    wamp_uri = "broker.error.method_not_allowed"
+    http_status = 405
+
+
+class Replayed(ClientError):
+    """A signed request was sent again (its nonce was already used)."""
+
+    wamp_uri = "broker.error.replay"
+    http_status = 409
+
+
+class PayloadTooLarge(ClientError):
+    """A request body is over the configured limit."""
+
+    wamp_uri = "broker.error.too_large"
+    http_status = 413
+
+
+class UnsupportedMediaType(ClientError):
+    """A request body is not ``application/json``."""
+
+    wamp_uri = "broker.error.unsupported_media_type"
+    http_status = 415
+
+
+class IdempotencyMismatch(ClientError):
+    """An idempotency key was reused with a different request body."""
+
+    wamp_uri = "broker.error.idempotency_mismatch"
+    http_status = 422
+
+
+class RateLimited(ClientError):
+    """A publisher key is over its rate limit; ``retry_after`` says for how long (seconds)."""
+
+    wamp_uri = "broker.error.rate_limited"
+    http_status = 429
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class ConfigError(BrokerError):

@@ -7,8 +7,10 @@ the JSON path of the offending value.
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, cast
 
 from broker.errors import ConfigError, InvalidUri
@@ -19,7 +21,56 @@ from broker.uris import MATCH_POLICIES, Match, check_uri
 COMPONENT_CLASS: Final = "broker.router.component.BrokerComponent"
 
 _GRANT_KEYS: Final = frozenset({"uri", "match", "allow"})
-_SETTINGS_KEYS: Final = frozenset({"grants", "hello_timeout"})
+_SETTINGS_KEYS: Final = frozenset({"grants", "hello_timeout", "publishers", "http_publish"})
+_PUBLISHER_KEYS: Final = frozenset({"secret", "topics", "rate_limit"})
+_TOPIC_KEYS: Final = frozenset({"uri", "match"})
+_RATE_KEYS: Final = frozenset({"per_second", "burst"})
+_ENV_REFERENCE: Final = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+_KEY_ID: Final = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """A token bucket: ``per_second`` events on average, bursts of ``burst``."""
+
+    per_second: float
+    burst: int
+
+
+@dataclass(frozen=True)
+class PublisherKey:
+    """One backend's credentials for the HTTP publish API."""
+
+    key_id: str
+    secret: str = field(repr=False)
+    #: Where this key may publish (grants with the single action ``publish``).
+    topics: tuple[Grant, ...]
+    rate_limit: RateLimit | None = None
+
+
+@dataclass(frozen=True)
+class HttpPublishSettings:
+    """Limits of ``POST /api/publish``."""
+
+    max_body_bytes: int = 65536
+    max_batch: int = 100
+    #: Seconds a signed request's timestamp may differ from the node's clock.
+    timestamp_window: int = 300
+    #: Seconds an idempotency key's first answer is kept.
+    idempotency_window: int = 86400
+    nonce_capacity: int = 200_000
+    idempotency_capacity: int = 100_000
+
+
+_HTTP_LIMITS: Final = {
+    # key: (minimum, maximum)
+    "max_body_bytes": (256, 16 * 1024 * 1024),
+    "max_batch": (1, 10_000),
+    "timestamp_window": (1, 3600),
+    "idempotency_window": (1, 7 * 86400),
+    "nonce_capacity": (100, 10_000_000),
+    "idempotency_capacity": (100, 10_000_000),
+}
 
 
 @dataclass(frozen=True)
@@ -29,6 +80,12 @@ class BrokerSettings:
     grants: Grants
     #: Seconds a connected WAMP transport may take to send HELLO.
     hello_timeout: float = 10.0
+    publishers: Mapping[str, PublisherKey] = field(default_factory=dict)
+    http_publish: HttpPublishSettings = field(default_factory=HttpPublishSettings)
+
+    def publisher_grants(self) -> Grants:
+        """The publisher keys' topic grants, keyed by key id."""
+        return Grants({key_id: key.topics for key_id, key in self.publishers.items()})
 
 
 def _unknown_keys(value: Mapping[str, Any], allowed: frozenset[str], path: str) -> None:
@@ -66,8 +123,69 @@ def _parse_grant(raw: object, path: str) -> Grant:
     return Grant(uri=uri, match=cast(Match, match), actions=frozenset(cast(list[Action], allow)))
 
 
-def parse_settings(raw: object, path: str = "$") -> BrokerSettings:
-    """Validate ``raw`` (the component's ``extra``) into :class:`BrokerSettings`."""
+def _int(raw: object, path: str, low: int, high: int) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int) or not low <= raw <= high:
+        raise ConfigError(path, f"must be an integer from {low} to {high}, not {raw!r}")
+    return raw
+
+
+def resolve_secret(raw: object, path: str, env: Mapping[str, str]) -> str:
+    """A secret written as ``${NAME}``, read from ``env`` (secrets never live in the file)."""
+    found = _ENV_REFERENCE.match(raw) if isinstance(raw, str) else None
+    if found is None:
+        raise ConfigError(path, "must reference an environment variable, written as ${NAME}")
+    value = env.get(found.group(1))
+    if not value:
+        raise ConfigError(path, f"environment variable {found.group(1)} is not set")
+    return value
+
+
+def _parse_publisher(key_id: str, raw: object, path: str, env: Mapping[str, str]) -> PublisherKey:
+    if not _KEY_ID.match(key_id):
+        raise ConfigError(path, "a key id is 1-64 letters, digits, '_', '.' or '-'")
+    if not isinstance(raw, Mapping):
+        raise ConfigError(path, f"a publisher key must be an object, not {type(raw).__name__}")
+    _unknown_keys(raw, _PUBLISHER_KEYS, path)
+    secret = resolve_secret(raw.get("secret"), f"{path}.secret", env)
+    topics = raw.get("topics")
+    if not isinstance(topics, list) or not topics:
+        raise ConfigError(f"{path}.topics", "must be a non-empty list of {uri, match} patterns")
+    grants = []
+    for i, topic in enumerate(topics):
+        if isinstance(topic, Mapping):
+            _unknown_keys(topic, _TOPIC_KEYS, f"{path}.topics[{i}]")
+            topic = {**topic, "allow": ["publish"]}
+        grants.append(_parse_grant(topic, f"{path}.topics[{i}]"))
+    rate_limit = None
+    if "rate_limit" in raw:
+        rate = raw["rate_limit"]
+        if not isinstance(rate, Mapping):
+            raise ConfigError(f"{path}.rate_limit", "must be an object {per_second, burst}")
+        _unknown_keys(rate, _RATE_KEYS, f"{path}.rate_limit")
+        per_second = rate.get("per_second")
+        if isinstance(per_second, bool) or not isinstance(per_second, int | float) or per_second <= 0:
+            raise ConfigError(
+                f"{path}.rate_limit.per_second", f"must be a positive number, not {per_second!r}"
+            )
+        burst = _int(rate.get("burst", max(1, int(per_second))), f"{path}.rate_limit.burst", 1, 1_000_000)
+        rate_limit = RateLimit(per_second=float(per_second), burst=burst)
+    return PublisherKey(key_id=key_id, secret=secret, topics=tuple(grants), rate_limit=rate_limit)
+
+
+def _parse_http_publish(raw: object, path: str) -> HttpPublishSettings:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(path, f"must be an object, not {type(raw).__name__}")
+    _unknown_keys(raw, frozenset(_HTTP_LIMITS), path)
+    values = {key: _int(value, f"{path}.{key}", *_HTTP_LIMITS[key]) for key, value in raw.items()}
+    return HttpPublishSettings(**values)
+
+
+def parse_settings(raw: object, path: str = "$", env: Mapping[str, str] | None = None) -> BrokerSettings:
+    """Validate ``raw`` (the component's ``extra``) into :class:`BrokerSettings`.
+
+    ``env`` supplies the ``${NAME}`` secrets (default: the process environment).
+    """
+    env = os.environ if env is None else env
     if not isinstance(raw, Mapping):
         raise ConfigError(path, f"Broker settings must be an object, not {type(raw).__name__}")
     _unknown_keys(raw, _SETTINGS_KEYS, path)
@@ -88,7 +206,20 @@ def parse_settings(raw: object, path: str = "$") -> BrokerSettings:
         raise ConfigError(
             f"{path}.hello_timeout", f"must be a number of seconds in (0, 300], not {hello_timeout!r}"
         )
-    return BrokerSettings(grants=Grants(roles), hello_timeout=float(hello_timeout))
+    raw_publishers = raw.get("publishers", {})
+    if not isinstance(raw_publishers, Mapping):
+        raise ConfigError(f"{path}.publishers", "must be an object mapping key ids to publisher keys")
+    publishers = {
+        key_id: _parse_publisher(key_id, key, f"{path}.publishers.{key_id}", env)
+        for key_id, key in raw_publishers.items()
+    }
+    http_publish = _parse_http_publish(raw.get("http_publish", {}), f"{path}.http_publish")
+    return BrokerSettings(
+        grants=Grants(roles),
+        hello_timeout=float(hello_timeout),
+        publishers=publishers,
+        http_publish=http_publish,
+    )
 
 
 def find_component(config: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:

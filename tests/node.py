@@ -27,6 +27,7 @@ BROKER = Path(sys.executable).with_name("broker")
 
 BACKEND_SECRET = "test-backend-secret"
 OPERATOR_SECRET = "test-operator-secret"
+PUBLISHER_SECRET = "test-publisher-secret"
 
 
 def free_port() -> int:
@@ -113,7 +114,11 @@ class Node:
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
-        env.update(BROKER_BACKEND_SECRET=BACKEND_SECRET, BROKER_OPERATOR_SECRET=OPERATOR_SECRET)
+        env.update(
+            BROKER_BACKEND_SECRET=BACKEND_SECRET,
+            BROKER_OPERATOR_SECRET=OPERATOR_SECRET,
+            BROKER_PUBLISHER_SECRET=PUBLISHER_SECRET,
+        )
         env.update(self.extra_env)
         return env
 

@@ -27,7 +27,10 @@ def test_load_or_create_keeps_an_existing_file(tmp_path: Path) -> None:
     first = devsecrets.load_or_create(path)
     assert devsecrets.load_or_create(path) == first
     path.write_text("BROKER_BACKEND_SECRET=mine\n")
-    assert devsecrets.load_or_create(path) == {"BROKER_BACKEND_SECRET": "mine"}
+    upgraded = devsecrets.load_or_create(path)  # an older file: the missing secrets are added
+    assert upgraded["BROKER_BACKEND_SECRET"] == "mine"
+    assert set(upgraded) == set(devsecrets.GENERATED)
+    assert path.read_text().startswith("BROKER_BACKEND_SECRET=mine\n")
 
 
 def test_parse_skips_blanks_and_comments_and_rejects_other_lines(tmp_path: Path) -> None:
@@ -46,7 +49,7 @@ def test_provides_what_run_would_create(tmp_path: Path) -> None:
     path = tmp_path / "secrets.env"
     assert devsecrets.provides(path) == frozenset(devsecrets.GENERATED)
     path.write_text("ONLY=1\n")
-    assert devsecrets.provides(path) == frozenset({"ONLY"})
+    assert devsecrets.provides(path) == frozenset({"ONLY", *devsecrets.GENERATED})
 
 
 def test_secret_prefers_the_environment_and_never_creates_the_file(

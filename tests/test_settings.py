@@ -14,10 +14,15 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_project_config_parses() -> None:
     config = json.loads((ROOT / ".crossbar" / "config.json").read_text())
     path, component = find_component(config)
-    settings = parse_settings(component["extra"], f"{path}.extra")
+    env = {"BROKER_PUBLISHER_SECRET": "s3cr3t-value"}
+    settings = parse_settings(component["extra"], f"{path}.extra", env=env)
     assert path == "$.workers[0].components[0]"
     assert settings.grants.allows("anonymous", "subscribe", "public.demo")
     assert not settings.grants.allows("anonymous", "publish", "public.demo")
+    assert settings.publishers["dev"].secret == "s3cr3t-value"
+    assert settings.publisher_grants().allows("dev", "publish", "orders.1")
+    assert not settings.publisher_grants().allows("dev", "publish", "broker.x")
+    assert "s3cr3t-value" not in repr(settings.publishers["dev"])  # secrets stay out of logs
 
 
 @pytest.mark.parametrize(
@@ -64,3 +69,66 @@ def test_errors_name_their_path(extra: object, path: str, message: str) -> None:
 def test_missing_component_is_named() -> None:
     with pytest.raises(ConfigError, match=r"^\$\.workers: no router component"):
         find_component({"workers": [{"type": "router", "components": []}]})
+
+
+ENV = {"PUB_SECRET": "s3cret"}
+
+
+@pytest.mark.parametrize(
+    ("publishers", "path", "message"),
+    [
+        (
+            {"dev": {"secret": "literal", "topics": [{"uri": "a."}]}},
+            "$.extra.publishers.dev.secret",
+            "must reference an environment variable, written as ${NAME}",
+        ),
+        (
+            {"dev": {"secret": "${MISSING}", "topics": [{"uri": "a."}]}},
+            "$.extra.publishers.dev.secret",
+            "environment variable MISSING is not set",
+        ),
+        ({"dev": {"secret": "${PUB_SECRET}"}}, "$.extra.publishers.dev.topics", "must be a non-empty list"),
+        (
+            {"dev": {"secret": "${PUB_SECRET}", "topics": [{"uri": "a b"}]}},
+            "$.extra.publishers.dev.topics[0].uri",
+            "invalid grant URI 'a b'",
+        ),
+        (
+            {"dev": {"secret": "${PUB_SECRET}", "topics": [{"uri": "a", "allow": ["publish"]}]}},
+            "$.extra.publishers.dev.topics[0].allow",
+            "unknown key 'allow'",
+        ),
+        (
+            {"dev": {"secret": "${PUB_SECRET}", "topics": [{"uri": "a"}], "rate_limit": {"per_second": 0}}},
+            "$.extra.publishers.dev.rate_limit.per_second",
+            "must be a positive number",
+        ),
+        (
+            {"dev": {"secret": "${PUB_SECRET}", "topics": [{"uri": "a"}], "rate": 1}},
+            "$.extra.publishers.dev.rate",
+            "unknown key 'rate'",
+        ),
+        (
+            {"bad key": {"secret": "${PUB_SECRET}", "topics": [{"uri": "a"}]}},
+            "$.extra.publishers.bad key",
+            "a key id is",
+        ),
+    ],
+)
+def test_publisher_errors_name_their_path(publishers: object, path: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_settings({"publishers": publishers}, "$.extra", env=ENV)
+    assert (info.value.path, message in info.value.message) == (path, True), info.value
+
+
+@pytest.mark.parametrize(
+    ("http", "path"),
+    [
+        ({"max_body_bytes": 10}, "$.extra.http_publish.max_body_bytes"),
+        ({"windw": 1}, "$.extra.http_publish.windw"),
+    ],
+)
+def test_http_publish_errors_name_their_path(http: object, path: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_settings({"http_publish": http}, "$.extra", env=ENV)
+    assert info.value.path == path

@@ -15,6 +15,7 @@ from autobahn.twisted.wamp import ApplicationSession
 from autobahn.wamp.types import ComponentConfig, RegisterOptions
 
 from broker.grants import ACTIONS, Grants
+from broker.publishing import PublishGate
 from broker.router import hardening
 from broker.router.state import STATE
 from broker.settings import BrokerSettings, parse_settings
@@ -57,6 +58,7 @@ class BrokerComponent(ApplicationSession):
             return authorize(grants, session, uri, action, options)
 
         await self.register(_authorize, AUTHORIZE_PROCEDURE, options=RegisterOptions(invoke="single"))
+        STATE.publish_gate = PublishGate(self.settings.http_publish, self.settings.publishers)
         STATE.session = self
         # crossbar runs at log level "warn" by default (its "info" is unreadable),
         # and operators need to see when the node is ready
@@ -68,4 +70,5 @@ class BrokerComponent(ApplicationSession):
 
     def onLeave(self, details: Any) -> None:
         STATE.session = None
+        STATE.publish_gate = None
         super().onLeave(details)

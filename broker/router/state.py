@@ -16,6 +16,8 @@ class NodeState:
 
     #: The joined Broker component session, or None while starting.
     session: Any = None
+    #: The HTTP publish API's gate (a :class:`broker.publishing.PublishGate`), once configured.
+    publish_gate: Any = None
     #: Counters surfaced on /health (rejections by reason).
     rejections: dict[str, int] = field(default_factory=dict)
 

@@ -1,0 +1,124 @@
+"""``POST /api/publish``: a Twisted web resource over :class:`broker.publishing.PublishGate`.
+
+Publishes what the gate admits through Broker's own router session, in order
+and with acknowledgement, so 200 means the router accepted every event. Every
+answer is JSON; errors are ``{"error": <uri>, "message": <text>}`` with the
+status of the :mod:`broker.errors` class. Crossbar's own HTTP ``publisher``
+bridge is not exposed (it answers 200 for refused events and accepts replays).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from autobahn.wamp.exception import ApplicationError
+from autobahn.wamp.types import PublishOptions
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Request
+
+from broker.errors import BrokerError, NotReady, RateLimited, ServerError
+from broker.idempotency import Answer
+from broker.publishing import PUBLISH_PATH, Admitted, Event
+from broker.router.state import STATE
+
+_log = Logger(namespace="broker.publish_api")
+
+
+def error_answer(error: BrokerError) -> Answer:
+    """The status and JSON body for ``error``."""
+    return error.http_status, {"error": error.wamp_uri, "message": str(error)}
+
+
+async def publish_all(session: Any, events: tuple[Event, ...]) -> Answer:
+    """Publish ``events`` in order, each acknowledged; the 200 answer lists their ids."""
+    published = []
+    for event in events:
+        publication = await session.publish(event.topic, event.data, options=PublishOptions(acknowledge=True))
+        published.append({"topic": event.topic, "id": publication.id})
+    return 200, {"published": published}
+
+
+class PublishResource(Resource):
+    """Mounted at ``/api`` in the node config; serves ``/api/publish``."""
+
+    isLeaf = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        Resource.__init__(self)
+
+    def render(self, request: Request) -> bytes | int:
+        path = request.path.decode("latin-1")
+        if path != PUBLISH_PATH:
+            return self._send(request, (404, {"error": "broker.error.not_found", "message": f"no {path}"}))
+        gate, session = STATE.publish_gate, STATE.session
+        if gate is None or session is None:
+            return self._send(request, error_answer(NotReady("the node is starting")), retry_after=1)
+        headers = {
+            k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.getAllHeaders().items()
+        }
+        body = request.content.read() if request.content is not None else b""
+        try:
+            admitted = gate.admit(request.method.decode("latin-1"), path, headers, body)
+            entry = (
+                None
+                if admitted.scope is None
+                else gate.idempotency.begin(admitted.scope, admitted.fingerprint)
+            )
+        except RateLimited as error:
+            STATE.count_rejection("http_rate_limited")
+            return self._send(request, error_answer(error), retry_after=error.retry_after)
+        except BrokerError as error:
+            STATE.count_rejection(f"http_{type(error).__name__}")
+            return self._send(request, error_answer(error))
+        if entry is not None:  # a repeat: the first request's answer, now or when it comes
+            if entry.answer is not None:
+                return self._send(request, entry.answer, replayed=True)
+            entry.waiters.append(lambda answer: self._send_later(request, answer, replayed=True))
+            return NOT_DONE_YET
+        d = defer.ensureDeferred(publish_all(session, admitted.events))
+        d.addErrback(self._failed, admitted)
+        d.addCallback(self._finish, request, admitted)
+        return NOT_DONE_YET
+
+    def _failed(self, failure: Failure, admitted: Admitted) -> Answer:
+        error = failure.value
+        if isinstance(error, ApplicationError):
+            _log.warn(
+                "publish for key {key} refused by the router: {error}", key=admitted.key_id, error=error
+            )
+            return 502, {"error": error.error, "message": str(error.args[0] if error.args else error.error)}
+        _log.failure("publish for key {key} failed", failure=failure, key=admitted.key_id)
+        return error_answer(ServerError("publishing failed inside the node"))
+
+    def _finish(self, answer: Answer, request: Request, admitted: Admitted) -> None:
+        gate = STATE.publish_gate
+        if admitted.scope is not None and gate is not None:
+            gate.idempotency.finish(admitted.scope, answer, keep=answer[0] == 200)
+        self._send_later(request, answer)
+
+    @staticmethod
+    def _send(
+        request: Request, answer: Answer, retry_after: float | None = None, replayed: bool = False
+    ) -> bytes:
+        status, body = answer
+        payload = json.dumps(body).encode()
+        request.setResponseCode(status)
+        request.setHeader(b"content-type", b"application/json")
+        request.setHeader(b"cache-control", b"no-store")
+        if retry_after is not None:
+            request.setHeader(b"retry-after", str(max(1, round(retry_after))).encode())
+        if replayed:
+            request.setHeader(b"idempotent-replayed", b"true")
+        return payload
+
+    @classmethod
+    def _send_later(cls, request: Request, answer: Answer, replayed: bool = False) -> None:
+        """Answer a request whose render returned NOT_DONE_YET (unless the client left)."""
+        if request.finished or getattr(request, "_disconnected", False):
+            return
+        request.write(cls._send(request, answer, replayed=replayed))
+        request.finish()
