@@ -3,14 +3,19 @@
 #   make run     start a node on http://127.0.0.1:8080/ (BROKER_PORT=... to move it)
 #   make test    lint, type-check, then the test suite
 #   make check   validate .crossbar/config.json without starting a node
+#   make sdk-venv  .venv-sdk: Broker without extras (no crossbar), for the SDK's tests
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # present once the project is installed into the venv; redone when pyproject.toml changes
 STAMP := $(VENV)/.installed
+# the publisher SDK's venv: the base install only, so its tests prove crossbar is not needed
+SDK_VENV := .venv-sdk
+SDK_BIN := $(SDK_VENV)/bin
+SDK_STAMP := $(SDK_VENV)/.installed
 
-.PHONY: venv run lint test check clean
+.PHONY: venv sdk-venv run lint test check clean
 
 venv: $(STAMP)
 
@@ -20,6 +25,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[node,test]'
 	touch $(STAMP)
 
+sdk-venv: $(SDK_STAMP)
+
+$(SDK_STAMP): pyproject.toml
+	test -x $(SDK_BIN)/python || $(PYTHON) -m venv $(SDK_VENV)
+	$(SDK_BIN)/python -m pip install -q --upgrade pip
+	$(SDK_BIN)/python -m pip install -q -e . pytest pytest-timeout "websockets>=13,<16"
+	touch $(SDK_STAMP)
+
 run: venv
 	$(BIN)/broker run
 
@@ -28,12 +41,14 @@ lint: venv
 	$(BIN)/ruff format --check broker tests
 	$(BIN)/mypy broker
 
-test: venv lint
-	$(BIN)/python -m pytest
+# tests/sdk asserts crossbar is absent, so it runs in .venv-sdk (against nodes from .venv)
+test: venv sdk-venv lint
+	$(BIN)/python -m pytest --ignore=tests/sdk
+	BROKER_NODE_BIN=$(CURDIR)/$(BIN)/broker $(SDK_BIN)/python -m pytest tests/sdk
 
 check: venv
 	$(BIN)/broker check
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache broker.egg-info .crossbar/run
+	rm -rf $(VENV) $(SDK_VENV) .pytest_cache .mypy_cache .ruff_cache broker.egg-info .crossbar/run
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
