@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from broker.wampclient import Target
 
 DEFAULT_CONFIG: Final = Path(".crossbar/config.json")
-#: Where clients connect when neither ``--url``, ``BROKER_URL`` nor a config says.
+#: Where clients connect when neither ``--url``, ``BROKER_WS_URL`` nor a config says.
 DEFAULT_URL: Final = "ws://127.0.0.1:8080/ws"
 #: ``broker run``'s node directory, relative to the config's directory.
 RUN_DIRNAME: Final = "run"
@@ -178,12 +178,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _client_url(args: argparse.Namespace) -> str:
-    """``--url``, else ``BROKER_URL``, else the config's WebSocket, else the default."""
+    """``--url``, else ``BROKER_WS_URL``, else the config's WebSocket, else the default."""
     if args.url:
         url: str = args.url
         return url
-    if "BROKER_URL" in os.environ:
-        return os.environ["BROKER_URL"]
+    if "BROKER_WS_URL" in os.environ:
+        return os.environ["BROKER_WS_URL"]
     config_path: Path = args.config
     if not config_path.exists():
         return DEFAULT_URL
@@ -401,7 +401,7 @@ def _parser() -> argparse.ArgumentParser:
         sub = command(name, func, summary)
         sub.add_argument(
             "--url",
-            help=f"router WebSocket (default: $BROKER_URL, else the config's, else {DEFAULT_URL})",
+            help=f"router WebSocket (default: $BROKER_WS_URL, else the config's, else {DEFAULT_URL})",
         )
         sub.add_argument("--realm", default="app", help="(default: %(default)s)")
         sub.add_argument(
