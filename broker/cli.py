@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from broker import devsecrets, nodeconfig
 from broker.errors import BrokerError, ConfigError, InvalidUri, WampError
+from broker.history import POSITION_KEY
 from broker.settings import find_component, parse_settings
 from broker.uris import MATCH_POLICIES, check_uri
 
@@ -55,6 +56,14 @@ def _port(text: str) -> int:
     if not 0 < port < 65536:
         raise argparse.ArgumentTypeError(f"not a port number: {text!r}")
     return port
+
+
+def _position(text: str) -> tuple[str, int]:
+    """An argparse type: ``EPOCH:CURSOR``, as printed in an event's position."""
+    epoch, _, cursor = text.rpartition(":")
+    if not epoch or not cursor.isdigit():
+        raise argparse.ArgumentTypeError(f"not a position EPOCH:CURSOR: {text!r}")
+    return epoch, int(cursor)
 
 
 def _positive(text: str) -> int:
@@ -263,7 +272,9 @@ def _cmd_publish(args: argparse.Namespace) -> int:
 
 
 def _print_event(topic: str, args: list[Any], kwargs: dict[str, Any]) -> None:
-    print(json.dumps({"topic": topic, "args": args, "kwargs": kwargs}), flush=True)
+    kwargs = dict(kwargs)
+    position = kwargs.pop(POSITION_KEY, None)
+    print(json.dumps({"topic": topic, "position": position, "args": args, "kwargs": kwargs}), flush=True)
 
 
 def _cmd_tail(args: argparse.Namespace) -> int:
@@ -277,7 +288,13 @@ def _cmd_tail(args: argparse.Namespace) -> int:
             args.match,
             args.anonymous,
             lambda client, target: client.tail(
-                target, args.topic, args.match, _print_event, subscribed, count=args.count
+                target,
+                args.topic,
+                args.match,
+                _print_event,
+                subscribed,
+                count=args.count,
+                resume_from=args.resume_from,
             ),
         )
     except BrokenPipeError:
@@ -422,6 +439,13 @@ def _parser() -> argparse.ArgumentParser:
     tail.add_argument("--match", choices=MATCH_POLICIES, default="exact", help="(default: %(default)s)")
     tail.add_argument("--anonymous", action="store_true", help="join anonymously instead")
     tail.add_argument("--count", type=_positive, help="exit after this many events")
+    tail.add_argument(
+        "--from",
+        dest="resume_from",
+        type=_position,
+        metavar="EPOCH:CURSOR",
+        help="first print what was published after this position (from a previous line's position)",
+    )
 
     check = command("check", _cmd_check, "validate the node config without starting it")
     check.add_argument("--json", action="store_true", help="report as JSON")

@@ -15,13 +15,19 @@ from typing import Any, Final, cast
 
 from broker.errors import ConfigError, InvalidUri
 from broker.grants import ACTIONS, Action, Grant, Grants
+from broker.history import Retention, check_store_spec
+from broker.history.policy import DEFAULT_POLICIES, HistoryPolicy
 from broker.uris import MATCH_POLICIES, Match, check_uri
 
 #: Where Broker's component sits in ``.crossbar/config.json``.
 COMPONENT_CLASS: Final = "broker.router.component.BrokerComponent"
 
 _GRANT_KEYS: Final = frozenset({"uri", "match", "allow"})
-_SETTINGS_KEYS: Final = frozenset({"grants", "hello_timeout", "publishers", "http_publish"})
+_SETTINGS_KEYS: Final = frozenset(
+    {"grants", "hello_timeout", "publishers", "http_publish", "history", "slow_subscriber"}
+)
+_HISTORY_KEYS: Final = frozenset({"store", "policies"})
+_POLICY_KEYS: Final = frozenset({"uri", "match", "max_events", "max_age"})
 _PUBLISHER_KEYS: Final = frozenset({"secret", "topics", "rate_limit"})
 _TOPIC_KEYS: Final = frozenset({"uri", "match"})
 _RATE_KEYS: Final = frozenset({"per_second", "burst"})
@@ -74,6 +80,25 @@ _HTTP_LIMITS: Final = {
 
 
 @dataclass(frozen=True)
+class HistorySettings:
+    """Where positions and history live, and how much each topic keeps."""
+
+    store: Mapping[str, Any] = field(default_factory=lambda: {"type": "memory"})
+    policies: tuple[HistoryPolicy, ...] = DEFAULT_POLICIES
+
+
+@dataclass(frozen=True)
+class SlowSubscriberSettings:
+    """When the router lets go of a peer that does not read what it is sent."""
+
+    #: Bytes that may wait to be sent to one WebSocket peer; more closes it (1008).
+    max_buffer_bytes: int = 1024 * 1024
+
+
+_SLOW_SUBSCRIBER_LIMITS: Final = {"max_buffer_bytes": (64 * 1024, 256 * 1024 * 1024)}
+
+
+@dataclass(frozen=True)
 class BrokerSettings:
     """Everything Broker's router component is configured with."""
 
@@ -82,6 +107,8 @@ class BrokerSettings:
     hello_timeout: float = 10.0
     publishers: Mapping[str, PublisherKey] = field(default_factory=dict)
     http_publish: HttpPublishSettings = field(default_factory=HttpPublishSettings)
+    history: HistorySettings = field(default_factory=HistorySettings)
+    slow_subscriber: SlowSubscriberSettings = field(default_factory=SlowSubscriberSettings)
 
     def publisher_grants(self) -> Grants:
         """The publisher keys' topic grants, keyed by key id."""
@@ -180,6 +207,39 @@ def _parse_http_publish(raw: object, path: str) -> HttpPublishSettings:
     return HttpPublishSettings(**values)
 
 
+def _parse_slow_subscriber(raw: object, path: str) -> SlowSubscriberSettings:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(path, f"must be an object {{max_buffer_bytes}}, not {type(raw).__name__}")
+    _unknown_keys(raw, frozenset(_SLOW_SUBSCRIBER_LIMITS), path)
+    values = {key: _int(value, f"{path}.{key}", *_SLOW_SUBSCRIBER_LIMITS[key]) for key, value in raw.items()}
+    return SlowSubscriberSettings(**values)
+
+
+def _parse_history(raw: object, path: str) -> HistorySettings:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(path, f"must be an object {{store, policies}}, not {type(raw).__name__}")
+    _unknown_keys(raw, _HISTORY_KEYS, path)
+    store = check_store_spec(raw.get("store", {"type": "memory"}), f"{path}.store")
+    raw_policies = raw.get("policies")
+    if raw_policies is None:
+        return HistorySettings(store=store)
+    if not isinstance(raw_policies, list):
+        raise ConfigError(f"{path}.policies", "must be a list of {uri, match, max_events, max_age}")
+    policies = []
+    for i, policy in enumerate(raw_policies):
+        where = f"{path}.policies[{i}]"
+        if not isinstance(policy, Mapping):
+            raise ConfigError(where, f"a policy must be an object, not {type(policy).__name__}")
+        _unknown_keys(policy, _POLICY_KEYS, where)
+        grant = _parse_grant(
+            {"uri": policy.get("uri"), "match": policy.get("match", "prefix"), "allow": ["subscribe"]}, where
+        )
+        max_events = _int(policy.get("max_events", 1000), f"{where}.max_events", 0, 1_000_000)
+        max_age = _int(policy.get("max_age", 3600), f"{where}.max_age", 1, 30 * 86400)
+        policies.append(HistoryPolicy(grant.uri, grant.match, Retention(max_events, float(max_age))))
+    return HistorySettings(store=store, policies=tuple(policies))
+
+
 def parse_settings(raw: object, path: str = "$", env: Mapping[str, str] | None = None) -> BrokerSettings:
     """Validate ``raw`` (the component's ``extra``) into :class:`BrokerSettings`.
 
@@ -214,11 +274,15 @@ def parse_settings(raw: object, path: str = "$", env: Mapping[str, str] | None =
         for key_id, key in raw_publishers.items()
     }
     http_publish = _parse_http_publish(raw.get("http_publish", {}), f"{path}.http_publish")
+    history = _parse_history(raw.get("history", {}), f"{path}.history")
+    slow_subscriber = _parse_slow_subscriber(raw.get("slow_subscriber", {}), f"{path}.slow_subscriber")
     return BrokerSettings(
         grants=Grants(roles),
         hello_timeout=float(hello_timeout),
         publishers=publishers,
         http_publish=http_publish,
+        history=history,
+        slow_subscriber=slow_subscriber,
     )
 
 

@@ -39,6 +39,8 @@ from twisted.internet.ssl import optionsForClientTLS
 from twisted.python.failure import Failure
 
 from broker.errors import BrokerError, ConnectionFailed, WampError
+from broker.history import POSITION_KEY
+from broker.history.resume import ResumeBuffer
 
 #: The global reactor; its interfaces are zope ones, which mypy cannot follow.
 reactor: Any = _reactor
@@ -190,29 +192,46 @@ async def tail(
     on_event: EventSink,
     on_subscribed: Callable[[], None],
     count: int | None = None,
+    resume_from: tuple[str, int] | None = None,
 ) -> None:
-    """Subscribe and hand every event to ``on_event``, until ``count`` events or cancelled."""
+    """Subscribe and hand every event to ``on_event``, until ``count`` events or cancelled.
+
+    With ``resume_from = (epoch, cursor)``, first deliver what was published
+    after that position (``broker.recover``), then the live events, each once
+    and in order; an unrecoverable gap is a :class:`BrokerError`.
+    """
     session = await _join(target)
     done: defer.Deferred[None] = defer.Deferred()
+    buffer: ResumeBuffer[tuple[str, list[Any], dict[str, Any]]] | None = None
+    if resume_from is not None:
+        buffer = ResumeBuffer(resume_from[1])
     seen = 0
 
     def on_lost(_: object) -> None:
         if not done.called:
             done.errback(ConnectionFailed(f"{target.url}: the router closed the connection"))
 
-    def handler(*args: Any, **kwargs: Any) -> None:
+    def deliver(events: list[tuple[str, list[Any], dict[str, Any]]]) -> None:
         nonlocal seen
+        for event_topic, args, kwargs in events:
+            if done.called:
+                return
+            try:
+                on_event(event_topic, args, kwargs)
+            except Exception as exc:  # a failing sink (a closed pipe) ends the tail
+                done.errback(exc)
+                return
+            seen += 1
+            if count is not None and seen >= count:
+                done.callback(None)
+
+    def handler(*args: Any, **kwargs: Any) -> None:
         details: EventDetails = kwargs.pop(_DETAILS_KWARG)
-        if done.called:
-            return
-        try:
-            on_event(details.topic or topic, list(args), kwargs)
-        except Exception as exc:  # a failing sink (a closed pipe) ends the tail
-            done.errback(exc)
-            return
-        seen += 1
-        if count is not None and seen >= count:
-            done.callback(None)
+        event = (details.topic or topic, list(args), kwargs)
+        if buffer is None:
+            deliver([event])
+        else:
+            deliver(buffer.live((kwargs.get(POSITION_KEY) or {}).get("cursor"), event))
 
     try:
         await session.subscribe(
@@ -220,11 +239,44 @@ async def tail(
         )
         on_subscribed()
         session.disconnected.addCallback(on_lost)
+        if buffer is not None and resume_from is not None:
+            await _recover_into(session, buffer, deliver, topic, match, resume_from, done)
         await done
     except ApplicationError as exc:
         raise _wamp_error(exc) from None
     finally:
         await _leave(session)
+
+
+async def _recover_into(
+    session: _Session,
+    buffer: ResumeBuffer[tuple[str, list[Any], dict[str, Any]]],
+    deliver: Callable[[list[tuple[str, list[Any], dict[str, Any]]]], None],
+    topic: str,
+    match: str,
+    resume_from: tuple[str, int],
+    done: defer.Deferred[None],
+) -> None:
+    epoch, cursor = resume_from
+    while not done.called:
+        answer = await session.call("broker.recover", topic, match=match, epoch=epoch, after=buffer.last)
+        if answer["unrecoverable"]:
+            raise BrokerError(
+                f"cannot resume from {epoch}:{cursor}: {answer['reason']} "
+                f"(the current position is {answer['epoch']}:{answer['cursor']})"
+            )
+        deliver(
+            buffer.recovered(
+                (
+                    e["position"]["cursor"],
+                    (e["topic"], e["args"], {**e["kwargs"], POSITION_KEY: e["position"]}),
+                )
+                for e in answer["events"]
+            )
+        )
+        if not answer["more"]:
+            break
+    deliver(buffer.finish())
 
 
 def run(command: Callable[[], Coroutine[Any, Any, Any]], interrupted: int) -> tuple[int, Any]:

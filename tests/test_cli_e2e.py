@@ -77,10 +77,16 @@ def test_publish_reaches_tail(node: Node, tails: list[Tail], args: list[str], to
         result = publish(node, topic.format(id=uid), json.dumps({"n": n}))
         assert result.returncode == 0, result.stderr
         assert "Traceback" not in result.stderr
-    assert tail.lines() == [
+    lines = tail.lines()
+    positions = [line.pop("position") for line in lines]
+    assert lines == [
         {"topic": topic.format(id=uid), "args": [{"n": 1}], "kwargs": {}},
         {"topic": topic.format(id=uid), "args": [{"n": 2}], "kwargs": {}},
     ]
+    # a fresh topic: its events are seq 1 and 2 of one epoch, cursors increasing
+    assert [p["seq"] for p in positions] == [1, 2]
+    assert positions[0]["epoch"] == positions[1]["epoch"]
+    assert positions[0]["cursor"] < positions[1]["cursor"]
     assert tail.proc.returncode == 0
 
 
@@ -129,3 +135,36 @@ def test_publish_to_stopped_node_is_a_clear_error() -> None:
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert result.stderr.strip()
+
+
+def test_tail_from_position_prints_missed_then_live_events(node: Node, tails: list[Tail]) -> None:
+    uid = uuid.uuid4().hex[:8]
+    topic = f"public.resume.{uid}"
+    first = Tail(node, topic, "--anonymous", "--count", "1")
+    tails.append(first)
+    assert publish(node, topic, '"seen"').returncode == 0
+    [seen] = first.lines()
+    position = seen["position"]
+    for n in range(3):  # published while nobody tails
+        assert publish(node, topic, str(n)).returncode == 0
+    resumed = Tail(
+        node, topic, "--anonymous", "--count", "4", "--from", f"{position['epoch']}:{position['cursor']}"
+    )
+    tails.append(resumed)
+    assert publish(node, topic, '"live"').returncode == 0
+    lines = resumed.lines()
+    assert [line["args"] for line in lines] == [[0], [1], [2], ["live"]]
+    assert [line["position"]["seq"] for line in lines] == [2, 3, 4, 5]
+
+
+def test_tail_from_lost_position_fails_clearly(node: Node) -> None:
+    result = subprocess.run(
+        [str(BROKER), "tail", "public.x", "--anonymous", "--from", "not-the-epoch:0", "--url", node.ws_url],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "cannot resume from not-the-epoch:0: epoch changed: the history was reset" in result.stderr

@@ -87,8 +87,12 @@ async def test_subscriptions(
     received: list[tuple[str, Any]] = []
     done: defer.Deferred[None] = defer.Deferred()
 
-    def on_event(data: Any, details: Any = None) -> None:
+    positions: list[dict[str, Any]] = []
+
+    # Broker adds each event's position to its kwargs: autobahn handlers take **kwargs
+    def on_event(data: Any, details: Any = None, broker_position: Any = None) -> None:
         received.append((details.topic, data))
+        positions.append(broker_position)
         if data == "last":
             done.callback(None)
 
@@ -106,6 +110,8 @@ async def test_subscriptions(
         (delivered[0].format(id=uid), "last")
     ]
     assert received == expected
+    assert len({p["epoch"] for p in positions}) == 1
+    assert [p["cursor"] for p in positions] == sorted(p["cursor"] for p in positions)
     subscriber.leave()
     publisher.leave()
 
@@ -117,3 +123,42 @@ async def test_unauthorized_acknowledged_publish_raises(node: Node) -> None:
         await anonymous.publish("public.demo", 1, options=PublishOptions(acknowledge=True))
     assert info.value.error == "wamp.error.not_authorized"
     anonymous.leave()
+
+
+@pytest_twisted.ensureDeferred
+async def test_gapless_subscriber_helper_recovers_then_goes_live(node: Node) -> None:
+    from broker.client.wamp import subscribe_gapless
+
+    topic = f"public.gapless.{uuid.uuid4().hex[:8]}"
+    publisher = await join(node, authid="backend")
+    await publisher.publish(topic, "seen", options=PublishOptions(acknowledge=True))
+    first = await join(node)
+    seen: list[Any] = []
+    got_first: defer.Deferred[None] = defer.Deferred()
+
+    def on_first(t: str, data: Any, position: dict[str, Any]) -> None:
+        seen.append(position)
+        got_first.callback(None)
+
+    await subscribe_gapless(first, on_first, topic)
+    await publisher.publish(topic, "seen", options=PublishOptions(acknowledge=True))
+    await _with_timeout(got_first)
+    first.leave()
+    for n in range(3):  # missed while away
+        await publisher.publish(topic, n, options=PublishOptions(acknowledge=True))
+
+    received: list[tuple[Any, int]] = []
+    complete: defer.Deferred[None] = defer.Deferred()
+
+    def on_event(t: str, data: Any, position: dict[str, Any]) -> None:
+        received.append((data, position["seq"]))
+        if data == "live":
+            complete.callback(None)
+
+    again = await join(node)
+    await subscribe_gapless(again, on_event, topic, resume_from=(seen[0]["epoch"], seen[0]["cursor"]))
+    await publisher.publish(topic, "live", options=PublishOptions(acknowledge=True))
+    await _with_timeout(complete)
+    assert received == [(0, 3), (1, 4), (2, 5), ("live", 6)]
+    again.leave()
+    publisher.leave()

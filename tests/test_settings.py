@@ -132,3 +132,30 @@ def test_http_publish_errors_name_their_path(http: object, path: str) -> None:
     with pytest.raises(ConfigError) as info:
         parse_settings({"http_publish": http}, "$.extra", env=ENV)
     assert info.value.path == path
+
+
+def test_slow_subscriber_defaults_to_1_mib() -> None:
+    assert parse_settings({}, "$.extra").slow_subscriber.max_buffer_bytes == 1024 * 1024
+    settings = parse_settings({"slow_subscriber": {"max_buffer_bytes": 65536}}, "$.extra")
+    assert settings.slow_subscriber.max_buffer_bytes == 65536
+
+
+@pytest.mark.parametrize(
+    ("slow", "path", "message"),
+    [
+        ([], "$.extra.slow_subscriber", "must be an object {max_buffer_bytes}, not list"),
+        ({"max_buffer": 1}, "$.extra.slow_subscriber.max_buffer", "unknown key 'max_buffer'"),
+        (
+            {"max_buffer_bytes": 65535},
+            "$.extra.slow_subscriber.max_buffer_bytes",
+            "must be an integer from 65536 to 268435456, not 65535",
+        ),
+        ({"max_buffer_bytes": 2**28 + 1}, "$.extra.slow_subscriber.max_buffer_bytes", "not 268435457"),
+        ({"max_buffer_bytes": "1 MiB"}, "$.extra.slow_subscriber.max_buffer_bytes", "not '1 MiB'"),
+        ({"max_buffer_bytes": True}, "$.extra.slow_subscriber.max_buffer_bytes", "not True"),
+    ],
+)
+def test_slow_subscriber_errors_name_their_path(slow: object, path: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_settings({"slow_subscriber": slow}, "$.extra")
+    assert (info.value.path, message in info.value.message) == (path, True), info.value

@@ -2,7 +2,8 @@
 
 Each patch corrects one measured crossbar behaviour; :func:`install` applies
 them once, when Broker's router component loads in the router worker, and the
-tests under ``tests/test_hardening.py`` fail without them.
+tests under ``tests/test_hardening.py`` (``tests/test_slow_subscriber.py`` for
+6) fail without them.
 
 1. **Invalid URIs close the connection** (1011 "WAMP Internal Error" plus a
    traceback): autobahn's message parser raises ``InvalidUriError``, which is
@@ -26,6 +27,25 @@ tests under ``tests/test_hardening.py`` fail without them.
 5. **``GET`` on the long-poll path crashes** (``bytes.format`` in crossbar's
    notice page, HTTP 500 and a traceback per request): Broker answers 405.
    Long-poll messages get the same checks as WebSocket ones (1 and 2).
+6. **A subscriber that stops reading grows the router without limit**
+   (crossbar issue #874): everything routed to it waits in Twisted's
+   user-space write buffer; 3000 events of 64 KB to one such WebSocket grew
+   the router from 139 MB to 347 MB in 2.5 s. After each message sent on a
+   WebSocket, Broker reads how many bytes wait for that peer's socket (O(1),
+   it is on the path of every event) and, beyond ``max_buffer_bytes``
+   (:func:`broker.backpressure.slow_subscriber`), lets the peer go: it counts
+   ``SlowSubscriber``, logs one line (autobahn adds one when it drops the
+   connection) and discards every later message for that peer. If the kernel
+   takes the backlog at once, a close frame (1008 and the reason) follows it
+   and ``close_handshake_timeout`` bounds the wait for the peer; if not, the
+   connection is dropped, freeing the buffer now.
+   Long-poll is not covered, and need not be yet: crossbar 26.10 accepts the
+   transport's ``queue_limit_bytes`` and ``queue_limit_messages`` but never
+   reads them (``crossbar/router/longpoll.py`` only stores them, and
+   ``WampLongPollResourceSessionReceive.queue`` appends without a check), yet
+   no long-poll session can open at all: ``RouterSession.onOpen`` asserts a
+   transport type list without the long-poll session, so HELLO over long-poll
+   fails. Whoever makes long-poll work must bound that queue too.
 """
 
 from __future__ import annotations
@@ -38,9 +58,12 @@ from autobahn.wamp import message
 from autobahn.websocket.protocol import WebSocketProtocol
 from crossbar.router import longpoll
 from crossbar.router.protocol import WampWebSocketServerProtocol
+from twisted.internet.abstract import FileDescriptor
 from twisted.logger import Logger
+from twisted.protocols.policies import ProtocolWrapper
 from twisted.web import http
 
+from broker.backpressure import slow_subscriber
 from broker.errors import ClientError, HelloTimeout, InvalidUri, ProtocolViolation
 from broker.protocol import MAX_JSON_NESTING, check_allowed, check_request_uri, json_nesting_exceeds, name
 from broker.router.state import STATE
@@ -150,6 +173,13 @@ def _websocket_on_message(self: Any, payload: bytes, isBinary: bool) -> None:
 
 def _make_websocket_on_open(reactor: Clock, hello_timeout: float, original: Any) -> Any:
     def on_open(self: Any) -> None:
+        self._broker_socket = _socket_of(self.transport)
+        if self._broker_socket is None:
+            _log.warn(
+                "cannot bound what waits to be sent to {peer}: unknown transport {transport}",
+                peer=self.peer,
+                transport=type(self.transport).__name__,
+            )
         original(self)
         self._broker_hello_deadline = reactor.callLater(hello_timeout, _hello_deadline, self, hello_timeout)
 
@@ -173,6 +203,62 @@ def _make_websocket_on_close(original: Any) -> Any:
     return on_close
 
 
+def _socket_of(transport: Any) -> FileDescriptor | None:
+    """The socket under a protocol's transport, whose write buffer fills when the peer stops reading.
+
+    Under crossbar's web transport a WebSocket's transport is the TCP (or Unix)
+    connection itself; TLS (or a ``haproxy:`` endpoint) wraps it in a ``ProtocolWrapper``.
+    """
+    while isinstance(transport, ProtocolWrapper):
+        transport = transport.transport
+    return transport if isinstance(transport, FileDescriptor) else None
+
+
+def _waiting(sock: FileDescriptor) -> int:
+    """Bytes written to ``sock`` that the kernel has not taken yet (see ``FileDescriptor.doWrite``)."""
+    return len(sock.dataBuffer) - sock.offset + sock._tempDataLen
+
+
+def _make_websocket_send(max_buffer_bytes: int, original: Any) -> Any:
+    def send(self: Any, msg: Any) -> None:
+        if self._broker_slow:
+            return  # let go: nothing more is buffered for this peer
+        original(self, msg)
+        sock = self._broker_socket
+        if sock is not None:
+            reason = slow_subscriber(_waiting(sock), max_buffer_bytes)
+            if reason is not None:
+                _let_go(self, sock, reason)
+
+    return send
+
+
+def _let_go(self: Any, sock: FileDescriptor, reason: str) -> None:
+    """Stop sending to a slow WebSocket: close 1008 if its backlog flushes now, else drop it.
+
+    Either way nothing stays in the router's memory: a backlog the kernel takes
+    at once (a burst, or room left in the socket's kernel buffer) is followed
+    by the close frame, so a peer that reads on learns why; a backlog it
+    refuses would hold the close frame back forever, so dropping frees it.
+    """
+    self._broker_slow = True
+    STATE.count_rejection("SlowSubscriber")
+    _log.warn("closing {peer}: {reason}", peer=self.peer, reason=reason)
+    if _flush(sock):
+        self.sendCloseFrame(code=CLOSE_POLICY_VIOLATION, reasonUtf8=reason.encode("utf-8"), isReply=False)
+    else:
+        self.wasNotCleanReason = reason
+        self.dropConnection(abort=True)
+
+
+def _flush(sock: FileDescriptor) -> bool:
+    """Hand ``sock``'s buffer to the kernel while it takes more; whether nothing is left waiting."""
+    while (before := _waiting(sock)) > 0:
+        if sock.doWrite() is not None or _waiting(sock) == before:
+            return False
+    return True
+
+
 def _longpoll_on_message(self: Any, payload: bytes, isBinary: bool | None) -> None:
     try:
         dispatch(self, payload, None)
@@ -188,7 +274,7 @@ def _longpoll_render_get(self: Any, request: Any) -> bytes:
     return b"WAMP long-poll transport: POST <path>/open to start a session\n"
 
 
-def install(hello_timeout: float, reactor: Clock | None = None) -> None:
+def install(hello_timeout: float, max_buffer_bytes: int, reactor: Clock | None = None) -> None:
     """Apply every correction above, once per process."""
     if _installed:
         return
@@ -198,9 +284,13 @@ def install(hello_timeout: float, reactor: Clock | None = None) -> None:
         reactor = global_reactor
     sys.setrecursionlimit(RECURSION_LIMIT)
     ws = WampWebSocketServerProtocol
-    _installed.update(hello_timeout=hello_timeout)
+    _installed.update(hello_timeout=hello_timeout, max_buffer_bytes=max_buffer_bytes)
     ws.onMessage = _websocket_on_message  # type: ignore[method-assign]
     ws.onOpen = _make_websocket_on_open(reactor, hello_timeout, ws.onOpen)  # type: ignore[method-assign]
     ws.onClose = _make_websocket_on_close(ws.onClose)  # type: ignore[method-assign]
+    ws.send = _make_websocket_send(max_buffer_bytes, ws.send)  # type: ignore[method-assign]
+    # per-connection state, as class defaults: set on a connection once it is opened or let go
+    ws._broker_socket = None  # type: ignore[attr-defined]
+    ws._broker_slow = False  # type: ignore[attr-defined]
     longpoll.WampLongPollResourceSession.onMessage = _longpoll_on_message  # type: ignore[method-assign]
     longpoll.WampLongPollResource.render_GET = _longpoll_render_get  # type: ignore[method-assign]

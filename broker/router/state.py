@@ -16,6 +16,9 @@ class NodeState:
 
     #: The joined Broker component session, or None while starting.
     session: Any = None
+    #: The history store (a :class:`broker.history.HistoryStore`) and its policies, once configured.
+    history: Any = None
+    history_policies: tuple[Any, ...] = ()
     #: The HTTP publish API's gate (a :class:`broker.publishing.PublishGate`), once configured.
     publish_gate: Any = None
     #: Counters surfaced on /health (rejections by reason).

@@ -1,0 +1,83 @@
+"""Positions on every event: Broker's hook in front of crossbar's PUBLISH handling.
+
+Crossbar dispatches a PUBLISH only when someone is subscribed (or it must be
+acknowledged), and its own event store is broken (see docs/positions.md).
+This module wraps ``crossbar.router.broker.Broker.processPublish``: once the
+publish is authorized, the history store appends it, which issues its
+position, and the position travels to every subscriber in the event's
+keyword arguments under :data:`POSITION_KEY` — then crossbar dispatches as
+usual. It covers every publisher alike: the HTTP API (Broker's own session),
+backends over WAMP, the CLI. A position a client put in its own kwargs is
+dropped, never forwarded. If the store fails the publish is refused with
+``broker.error.history_unavailable`` rather than delivered without a position.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from autobahn.wamp import message
+from crossbar.router.broker import Broker
+from twisted.logger import Logger
+
+from broker.history import POSITION_KEY
+from broker.history.policy import retention_for
+from broker.router.state import STATE
+
+_log = Logger(namespace="broker.positions")
+_original: dict[str, Any] = {}
+
+
+def _strip(publish: Any) -> dict[str, Any]:
+    kwargs = dict(publish.kwargs or {})
+    kwargs.pop(POSITION_KEY, None)
+    return kwargs
+
+
+def _process_publish(self: Any, session: Any, publish: Any) -> None:
+    original = _original["processPublish"]
+    store = STATE.history
+    retention = None
+    if store is not None and publish.payload is None:
+        retention = retention_for(STATE.history_policies, publish.topic)
+    if retention is None:
+        if publish.kwargs and POSITION_KEY in publish.kwargs:
+            publish.kwargs = _strip(publish)
+        original(self, session, publish)
+        return
+
+    def authorized(authorization: dict[str, Any]) -> None:
+        if authorization.get("allow"):
+            kwargs = _strip(publish)
+            try:
+                event = store.append(publish.topic, list(publish.args or []), kwargs, retention)
+            except Exception:  # the store's own errors vary by engine; any of them means "not stored"
+                _log.failure("history store failed; refusing publish to {topic}", topic=publish.topic)
+                if publish.acknowledge:
+                    session._transport.send(
+                        message.Error(
+                            message.Publish.MESSAGE_TYPE,
+                            publish.request,
+                            "broker.error.history_unavailable",
+                            args=["the event could not be stored, so it was not published"],
+                        )
+                    )
+                return
+            publish.kwargs = {**kwargs, POSITION_KEY: event.position(store.epoch)}
+        original(self, session, publish)
+
+    def failed(_failure: Any) -> None:
+        original(self, session, publish)  # crossbar answers the authorization failure itself
+
+    authorization = self._router.authorize(
+        session, publish.topic, "publish", options=publish.marshal_options()
+    )
+    authorization.addCallbacks(authorized, failed)
+
+
+def install() -> None:
+    """Put the hook in front of crossbar's PUBLISH handling, once per process."""
+    if "processPublish" in _original:
+        return
+    _original["processPublish"] = Broker.processPublish
+    Broker.processPublish = _process_publish  # type: ignore[method-assign]

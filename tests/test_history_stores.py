@@ -1,0 +1,337 @@
+"""One contract for every history store: positions, reads after a cursor, trimming, persistence."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from broker.errors import ConfigError
+from broker.history import HistoryStore, Retention, StoredEvent, create_store
+from broker.history.memory import MemoryStore
+from broker.history.sqlite import SQLiteStore
+
+KEEP: Retention = Retention(max_events=100, max_age=3600.0)
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def everything(_topic: str) -> bool:
+    return True
+
+
+def only(*names: str) -> Callable[[str], bool]:
+    return lambda topic: topic in names
+
+
+def cursors(events: Sequence[StoredEvent] | None) -> list[int]:
+    assert events is not None
+    return [e.cursor for e in events]
+
+
+def publish(store: HistoryStore, topic: str, retention: Retention = KEEP, n: int = 1) -> list[StoredEvent]:
+    return [store.append(topic, [i], {}, retention) for i in range(n)]
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path: Path, clock: Clock) -> Iterator[HistoryStore]:
+    made: HistoryStore
+    if request.param == "memory":
+        made = MemoryStore(clock=clock)
+    else:
+        made = SQLiteStore(str(tmp_path / "history.db"), clock=clock)
+    yield made
+    made.close()
+
+
+# -- the contract, for every store --------------------------------------------
+
+
+def test_empty_store(store: HistoryStore) -> None:
+    assert store.cursor() == 0
+    assert store.after(everything, 0, 10) == []
+
+
+def test_append_returns_the_event_with_its_position(store: HistoryStore, clock: Clock) -> None:
+    clock.now = 1234.5
+    event = store.append("chat.lobby", ["hi"], {"from": "ann"}, KEEP)
+    assert event == StoredEvent("chat.lobby", 1, 1, 1234.5, ["hi"], {"from": "ann"})
+    assert event.position(store.epoch) == {"epoch": store.epoch, "seq": 1, "cursor": 1}
+    assert store.cursor() == 1
+
+
+def test_seq_is_gapless_per_topic_and_cursor_increases_across_topics(store: HistoryStore) -> None:
+    order = ["a", "a", "b", "a", "c", "b", "a"]
+    events = [store.append(topic, [], {}, KEEP) for topic in order]
+    assert [(e.topic, e.seq, e.cursor) for e in events] == [
+        ("a", 1, 1),
+        ("a", 2, 2),
+        ("b", 1, 3),
+        ("a", 3, 4),
+        ("c", 1, 5),
+        ("b", 2, 6),
+        ("a", 4, 7),
+    ]
+    assert store.cursor() == 7
+
+
+def test_after_returns_matching_events_in_cursor_order(store: HistoryStore) -> None:
+    for topic in ["a", "b", "c", "a", "c", "b", "a"]:
+        store.append(topic, [topic], {}, KEEP)
+    found = store.after(only("a", "c"), 0, 100)
+    assert found is not None
+    assert [(e.topic, e.seq, e.cursor, e.args) for e in found] == [
+        ("a", 1, 1, ["a"]),
+        ("c", 1, 3, ["c"]),
+        ("a", 2, 4, ["a"]),
+        ("c", 2, 5, ["c"]),
+        ("a", 3, 7, ["a"]),
+    ]
+    assert cursors(store.after(only("a", "c"), 3, 100)) == [4, 5, 7]
+    assert cursors(store.after(only("b"), 0, 100)) == [2, 6]
+    assert cursors(store.after(everything, 7, 100)) == []
+    assert cursors(store.after(only("nothing"), 0, 100)) == []
+
+
+def test_after_respects_limit(store: HistoryStore) -> None:
+    for topic in ["a", "b", "a", "b", "a", "b"]:
+        store.append(topic, [], {}, KEEP)
+    assert cursors(store.after(everything, 0, 3)) == [1, 2, 3]
+    assert cursors(store.after(everything, 3, 2)) == [4, 5]
+    assert cursors(store.after(only("b"), 0, 2)) == [2, 4]
+    assert cursors(store.after(only("a"), 1, 1)) == [3]
+    assert cursors(store.after(everything, 0, 0)) == []
+
+
+def test_payload_round_trips(store: HistoryStore) -> None:
+    args: list[Any] = [1, "two", 3.5, None, True, False, [1, [2, {"x": []}]], {"k": {"n": [1, 2]}}, -7]
+    kwargs: dict[str, Any] = {
+        "nested": {"list": [{"a": 1}, {"b": [None, 0.25]}], "empty": {}, "none": None},
+        "unicode": "héllo ✓ 日本",
+        "big": 2**53,
+    }
+    store.append("data.x", args, kwargs, KEEP)
+    store.append("data.y", [], {}, KEEP)
+    found = store.after(only("data.x"), 0, 10)
+    assert found is not None
+    assert len(found) == 1
+    assert found[0].args == args
+    assert found[0].kwargs == kwargs
+    assert found[0].args == [1, "two", 3.5, None, True, False, [1, [2, {"x": []}]], {"k": {"n": [1, 2]}}, -7]
+    empty = store.after(only("data.y"), 0, 10)
+    assert empty is not None
+    assert (empty[0].args, empty[0].kwargs) == ([], {})
+
+
+def test_trim_by_max_events(store: HistoryStore) -> None:
+    three = Retention(max_events=3, max_age=3600.0)
+    # a1=1 b1=2 a2=3 a3=4 a4=5 a5=6: a keeps a3..a5, so a1 (1) and a2 (3) are gone
+    store.append("a", ["a1"], {}, three)
+    store.append("b", ["b1"], {}, three)
+    for n in range(2, 6):
+        store.append("a", [f"a{n}"], {}, three)
+    kept = store.after(only("a"), 3, 100)
+    assert kept is not None
+    assert [(e.seq, e.cursor, e.args) for e in kept] == [(3, 4, ["a3"]), (4, 5, ["a4"]), (5, 6, ["a5"])]
+    assert store.cursor() == 6
+    # the next append continues the topic's seq despite the trimming
+    assert store.append("a", [], {}, three).seq == 6
+    assert cursors(store.after(only("a"), 4, 100)) == [5, 6, 7]
+
+
+def test_trim_by_max_age(store: HistoryStore, clock: Clock) -> None:
+    ten_seconds = Retention(max_events=100, max_age=10.0)
+    clock.now = 1000.0
+    store.append("a", ["old"], {}, ten_seconds)  # cursor 1
+    clock.now = 1005.0
+    store.append("a", ["edge"], {}, ten_seconds)  # cursor 2
+    assert cursors(store.after(only("a"), 0, 100)) == [1, 2]
+    clock.now = 1015.0  # horizon 1005: "old" is out, "edge" is exactly max_age old and stays
+    store.append("a", ["new"], {}, ten_seconds)  # cursor 3
+    assert store.after(only("a"), 0, 100) is None
+    kept = store.after(only("a"), 1, 100)
+    assert kept is not None
+    assert [(e.args, e.published_at) for e in kept] == [(["edge"], 1005.0), (["new"], 1015.0)]
+    clock.now = 1100.0  # every earlier event of "a" is now out
+    store.append("a", ["latest"], {}, ten_seconds)  # cursor 4
+    assert store.after(only("a"), 2, 100) is None
+    assert cursors(store.after(only("a"), 3, 100)) == [4]
+
+
+def test_after_is_none_only_when_a_matching_topic_lost_events(store: HistoryStore) -> None:
+    one = Retention(max_events=1, max_age=3600.0)
+    store.append("old.x", [], {}, one)  # 1, trimmed by the next
+    store.append("new.y", [], {}, KEEP)  # 2
+    store.append("old.x", [], {}, one)  # 3
+    store.append("new.y", [], {}, KEEP)  # 4
+    # only a non-matching topic was trimmed: recoverable from the start
+    assert cursors(store.after(lambda t: t.startswith("new."), 0, 100)) == [2, 4]
+    # a matching topic lost an event above the cursor
+    assert store.after(lambda t: t.startswith("old."), 0, 100) is None
+    assert store.after(everything, 0, 100) is None
+    # ... but not above this one
+    assert cursors(store.after(everything, 1, 100)) == [2, 3, 4]
+    assert cursors(store.after(lambda t: t.startswith("old."), 1, 100)) == [3]
+
+
+def test_after_is_none_even_with_a_small_limit(store: HistoryStore) -> None:
+    one = Retention(max_events=1, max_age=3600.0)
+    store.append("a", [], {}, KEEP)  # 1
+    store.append("b", [], {}, one)  # 2, trimmed by the next
+    store.append("b", [], {}, one)  # 3
+    # the first event after 0 is still there, but b's lost event makes the answer gappy
+    assert store.after(everything, 0, 1) is None
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_create_store_builds_a_working_store(kind: str, tmp_path: Path) -> None:
+    spec = {"type": kind, "path": "sub.db"} if kind == "sqlite" else {"type": kind}
+    store = create_store(spec, base_dir=str(tmp_path))
+    try:
+        assert type(store) is {"memory": MemoryStore, "sqlite": SQLiteStore}[kind]
+        assert (tmp_path / "sub.db").exists() is (kind == "sqlite")
+        assert [(e.seq, e.cursor) for e in publish(store, "t", n=3)] == [(1, 1), (2, 2), (3, 3)]
+        assert cursors(store.after(only("t"), 1, 10)) == [2, 3]
+    finally:
+        store.close()
+
+
+def test_create_store_defaults_to_memory() -> None:
+    store = create_store({})
+    assert type(store) is MemoryStore
+    store.close()
+
+
+# -- SQLite only: the history outlives the process ----------------------------
+
+
+def test_sqlite_reopen_keeps_epoch_cursor_seq_and_events(tmp_path: Path, clock: Clock) -> None:
+    path = str(tmp_path / "history.db")
+    first = SQLiteStore(path, clock=clock)
+    first.append("a", ["a1"], {"n": {"deep": [1]}}, KEEP)
+    clock.now = 1001.0
+    first.append("b", ["b1"], {}, KEEP)
+    first.append("a", ["a2"], {}, KEEP)
+    epoch = first.epoch
+    before = first.after(everything, 0, 100)
+    first.close()
+
+    second = SQLiteStore(path, clock=clock)
+    try:
+        assert second.epoch == epoch
+        assert second.cursor() == 3
+        assert second.after(everything, 0, 100) == before
+        assert before == [
+            StoredEvent("a", 1, 1, 1000.0, ["a1"], {"n": {"deep": [1]}}),
+            StoredEvent("b", 1, 2, 1001.0, ["b1"], {}),
+            StoredEvent("a", 2, 3, 1001.0, ["a2"], {}),
+        ]
+        event = second.append("a", ["a3"], {}, KEEP)
+        assert (event.seq, event.cursor) == (3, 4)
+        assert (second.append("c", [], {}, KEEP).seq, second.cursor()) == (1, 5)
+    finally:
+        second.close()
+
+
+def test_sqlite_cursor_never_goes_back_when_everything_was_trimmed(tmp_path: Path, clock: Clock) -> None:
+    path = str(tmp_path / "history.db")
+    nothing = Retention(max_events=0, max_age=3600.0)
+    first = SQLiteStore(path, clock=clock)
+    first.append("a", [], {}, KEEP)  # 1
+    first.append("b", [], {}, KEEP)  # 2
+    first.append("a", [], {}, nothing)  # 3: drops a entirely
+    first.append("b", [], {}, nothing)  # 4: drops b entirely
+    assert first.after(only("a", "b"), 4, 100) == []
+    first.close()
+
+    second = SQLiteStore(path, clock=clock)
+    try:
+        assert second.cursor() == 4
+        assert second.after(only("a"), 0, 100) is None  # the trimming is remembered
+        assert second.after(only("a"), 3, 100) == []
+        event = second.append("a", [], {}, KEEP)
+        assert (event.seq, event.cursor) == (3, 5)
+    finally:
+        second.close()
+
+
+def test_sqlite_separate_files_have_separate_epochs(tmp_path: Path) -> None:
+    one, two = SQLiteStore(str(tmp_path / "1.db")), SQLiteStore(str(tmp_path / "2.db"))
+    assert one.epoch != two.epoch
+    one.close()
+    two.close()
+
+
+def test_sqlite_failed_append_issues_no_position(tmp_path: Path, clock: Clock) -> None:
+    store = SQLiteStore(str(tmp_path / "history.db"), clock=clock)
+    try:
+        store.append("a", [], {}, KEEP)
+        with pytest.raises(TypeError):
+            store.append("a", [object()], {}, KEEP)  # not JSON: rolled back
+        assert store.cursor() == 1
+        event = store.append("a", [], {}, KEEP)
+        assert (event.seq, event.cursor) == (2, 2)
+    finally:
+        store.close()
+
+
+# -- memory only: a new store is a new history --------------------------------
+
+
+def test_memory_stores_have_different_epochs() -> None:
+    one, two = MemoryStore(), MemoryStore()
+    assert isinstance(one.epoch, str)
+    assert one.epoch
+    assert one.epoch != two.epoch
+
+
+# -- create_store errors name the JSON path ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "path", "message"),
+    [
+        ({"type": "redis"}, "$.history.store.type", "unknown store type 'redis'"),
+        ({"type": ["memory"]}, "$.history.store.type", "unknown store type ['memory']"),
+        ({"type": None}, "$.history.store.type", "unknown store type None"),
+        ({"type": "sqlite"}, "$.history.store.path", "the SQLite store needs a file path"),
+        ({"type": "sqlite", "path": ""}, "$.history.store.path", "the SQLite store needs a file path"),
+        ({"type": "sqlite", "path": 5}, "$.history.store.path", "the SQLite store needs a file path"),
+        ({"type": "memory", "path": "x.db"}, "$.history.store.path", "unknown key 'path' for a memory store"),
+        (
+            {"type": "sqlite", "path": "x.db", "mode": "wal"},
+            "$.history.store.mode",
+            "unknown key 'mode' for a sqlite store",
+        ),
+        ({"typo": "memory"}, "$.history.store.typo", "unknown key 'typo' for a memory store"),
+        ("memory", "$.history.store", "must be an object with a 'type', not str"),
+    ],
+)
+def test_create_store_errors(spec: Any, path: str, message: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        create_store(spec, base_dir=str(tmp_path))
+    assert caught.value.path == path
+    assert caught.value.message.startswith(message)
+    assert str(caught.value).startswith(f"{path}: ")
+    assert list(tmp_path.iterdir()) == []  # nothing was created
+
+
+def test_create_store_errors_use_the_given_path() -> None:
+    with pytest.raises(ConfigError) as caught:
+        create_store({"type": "nope"}, "$.extra.history.store")
+    assert caught.value.path == "$.extra.history.store.type"
