@@ -45,7 +45,34 @@ tests under ``tests/test_hardening.py`` (``tests/test_slow_subscriber.py`` for
    ``WampLongPollResourceSessionReceive.queue`` appends without a check), yet
    no long-poll session can open at all: ``RouterSession.onOpen`` asserts a
    transport type list without the long-poll session, so HELLO over long-poll
-   fails. Whoever makes long-poll work must bound that queue too.
+   fails. Whoever makes long-poll work must bound that queue too (7 does).
+7. **No WAMP session can start over long-poll** (``/lp``, the fallback for
+   clients without WebSocket): ``RouterSession.onOpen`` asserts a list of
+   transport types without crossbar's own ``WampLongPollResourceSession``, so
+   ``POST /lp/open`` logs a traceback and HELLO fails; the router session also
+   reads ``transport.transport_details`` (an autobahn ``TransportDetails``)
+   and ``transport.peer``, which the long-poll session lacks (it keeps a dict).
+   Broker opens the router session for long-poll as for any other transport
+   and gives the long-poll session both attributes. Long-poll has no ``auth``
+   in crossbar's config, so its sessions join as ``anonymous``. Three more
+   long-poll defaults are unsafe, and Broker corrects them:
+
+   * CORS: crossbar answers *any* ``Origin`` with
+     ``Access-Control-Allow-Origin: <origin>`` and ``-Allow-Credentials: true``.
+     Broker allows the origins the web transport's WebSocket paths allow
+     (their ``allowed_origins``, crossbar's default ``*`` if unset, same
+     wildcards): only those get CORS headers; ``POST /lp/open`` from another
+     origin is refused with 403 (counted ``ForeignOrigin``); a request without
+     ``Origin`` (not a browser) is served without CORS headers.
+   * The receive queue is unbounded: ``queue_limit_bytes`` and
+     ``queue_limit_messages`` are stored, never read. Broker enforces both: a
+     session whose queue would exceed either is let go like a slow WebSocket
+     (6): counted ``SlowSubscriber``, one log line, every later message for it
+     discarded, the session closed.
+   * A protocol violation (2) closes the transport at once, so a client that
+     was not polling at that moment never sees the ABORT. Broker ends the
+     router session at once but keeps the transport until the next poll
+     delivers the ABORT (or ``session_timeout`` reaps it).
 """
 
 from __future__ import annotations
@@ -54,10 +81,14 @@ import sys
 from collections.abc import Callable
 from typing import Any, Final, Protocol
 
+from autobahn.util import wildcards2patterns
 from autobahn.wamp import message
-from autobahn.websocket.protocol import WebSocketProtocol
+from autobahn.wamp.types import TransportDetails
+from autobahn.websocket.protocol import WebSocketProtocol, _is_same_origin, _url_to_origin
 from crossbar.router import longpoll
 from crossbar.router.protocol import WampWebSocketServerProtocol
+from crossbar.router.session import RouterSession
+from crossbar.webservice import longpoll as webservice_longpoll
 from twisted.internet.abstract import FileDescriptor
 from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper
@@ -259,19 +290,187 @@ def _flush(sock: FileDescriptor) -> bool:
     return True
 
 
-def _longpoll_on_message(self: Any, payload: bytes, isBinary: bool | None) -> None:
-    try:
-        dispatch(self, payload, None)
-    except ClientError as error:
-        _refuse(self, error)
-        self.abort()
-
-
 def _longpoll_render_get(self: Any, request: Any) -> bytes:
     request.setResponseCode(http.NOT_ALLOWED)
     request.setHeader(b"allow", b"POST")
     request.setHeader(b"content-type", b"text/plain; charset=utf-8")
     return b"WAMP long-poll transport: POST <path>/open to start a session\n"
+
+
+def _make_router_on_open(original: Any) -> Any:
+    def on_open(self: Any, transport: Any) -> None:
+        if not isinstance(transport, longpoll.WampLongPollResourceSession):
+            original(self, transport)
+            return
+        # what crossbar's RouterSession.onOpen does after its transport type assertion
+        self._transport = transport
+        self._transport_config = {}  # long-poll has no "auth": sessions join as "anonymous"
+        self._pending_session_id = self._previous_session_id = self._realm = None
+        self._session_id = self._session_roles = self._session_details = None
+        self._pending_auth = self._authid = self._authrole = self._authmethod = None
+        self._authprovider = self._authextra = self._service_session = None
+
+    return on_open
+
+
+def _longpoll_peer(self: Any) -> str:
+    return str(self._transport_details["peer"])
+
+
+def _longpoll_transport_details(self: Any) -> TransportDetails:
+    """The long-poll session's details (a dict in crossbar) as the router session reads them."""
+    details: TransportDetails | None = self.__dict__.get("_broker_transport_details")
+    if details is None:
+        raw = self._transport_details
+        headers = {
+            key.decode("latin-1").lower(): ", ".join(v.decode("latin-1") for v in values)
+            for key, values in raw["http_headers_received"].items()
+        }
+        details = TransportDetails(
+            channel_type=TransportDetails.CHANNEL_TYPE_TCP,
+            channel_framing=TransportDetails.CHANNEL_FRAMING_NONE,
+            channel_serializer=TransportDetails.CHANNEL_SERIALIZER_FROM_STR.get(
+                raw["serializer"].SERIALIZER_ID.split(".")[0], TransportDetails.CHANNEL_SERIALIZER_NONE
+            ),
+            peer=f"tcp:{raw['peer']}",
+            is_server=True,
+            is_secure=False,
+            http_headers_received=headers,
+        )
+        self._broker_transport_details = details
+    return details
+
+
+def _longpoll_on_message(self: Any, payload: bytes, isBinary: bool | None) -> None:
+    if self._session is None:
+        return  # the router session ended (protocol violation); the transport waits to deliver ABORT
+    try:
+        dispatch(self, payload, None)
+    except ClientError as error:
+        _refuse(self, error)
+        _longpoll_end(self)
+
+
+def _longpoll_end(self: Any) -> None:
+    """End the router session now; keep the transport until a poll has delivered what is queued."""
+    receive = self._receive
+    if receive._request is not None or not receive._queue:
+        self.abort()  # the ABORT went out on the pending poll already
+        return
+    self.onClose(False, 1002, "protocol violation")
+    self._broker_closing = True
+
+
+def _make_longpoll_trigger(original: Any) -> Any:
+    def trigger(self: Any) -> None:
+        original(self)
+        parent = self._parent
+        if parent._broker_closing and not self._queue and self._request is None:
+            self._killed = True
+            parent._parent._transports.pop(parent._transport_id, None)
+
+    return trigger
+
+
+def _make_longpoll_queue(reactor: Clock, original: Any) -> Any:
+    def queue(self: Any, data: bytes) -> None:
+        parent = self._parent
+        if parent._broker_slow:
+            return  # let go: nothing more is queued for this session
+        if self._request is not None:  # a poll is waiting: the message goes out now
+            original(self, data)
+            return
+        limits = parent._parent
+        messages = len(self._queue) + 1
+        size = sum(map(len, self._queue)) + len(data)  # at most queue_limit_messages entries
+        if messages > limits._queueLimitMessages or size > limits._queueLimitBytes:
+            parent._broker_slow = True
+            self._queue.clear()
+            STATE.count_rejection("SlowSubscriber")
+            reason = (
+                f"long-poll receive queue over its limit ({messages} messages, {size} bytes; "
+                f"limits {limits._queueLimitMessages} messages, {limits._queueLimitBytes} bytes)"
+            )
+            _log.warn("closing {peer}: {reason}", peer=parent.peer, reason=reason)
+            # not now: the router is in the middle of routing to this session
+            reactor.callLater(0, _longpoll_abort, parent)
+            return
+        original(self, data)
+
+    return queue
+
+
+def _longpoll_abort(session: Any) -> None:
+    if session.isOpen():
+        session.abort()
+
+
+def _origin_allowed(resource: Any, origin: bytes) -> bool:
+    """Whether a WebSocket handshake from ``origin`` would pass (autobahn's own checks)."""
+    try:
+        parsed = _url_to_origin(origin.decode("latin-1").strip())
+    except ValueError:
+        return False
+    if parsed == "null":
+        return bool(resource._broker_allow_null_origin)
+    return bool(_is_same_origin(parsed, None, None, resource._broker_origin_patterns))
+
+
+def _longpoll_standard_headers(self: Any, request: Any) -> None:
+    request.setHeader(b"cache-control", b"no-store, no-cache, must-revalidate, max-age=0")
+    origin = request.getHeader(b"origin")
+    if origin is None or not _origin_allowed(self, origin):
+        return  # no CORS for non-browsers and foreign origins
+    request.setHeader(b"access-control-allow-origin", origin)
+    request.setHeader(b"access-control-allow-credentials", b"true")
+    request.setHeader(b"vary", b"Origin")
+    headers = request.getHeader(b"access-control-request-headers")
+    if headers is not None:
+        request.setHeader(b"access-control-allow-headers", headers)
+
+
+def _make_longpoll_open(original: Any) -> Any:
+    def render_post(self: Any, request: Any) -> bytes:
+        origin = request.getHeader(b"origin")
+        if origin is not None and not _origin_allowed(self._parent, origin):
+            STATE.count_rejection("ForeignOrigin")
+            _log.warn(
+                "refusing long-poll session from {peer}: origin {origin!r} not allowed",
+                peer=request.getClientIP(),
+                origin=origin.decode("latin-1"),
+            )
+            request.setResponseCode(http.FORBIDDEN)
+            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+            return b"origin not allowed\n"
+        result: bytes = original(self, request)
+        return result
+
+    return render_post
+
+
+def websocket_origin_policy(paths: dict[str, Any]) -> tuple[list[str], bool]:
+    """The origins a web transport's WebSocket paths allow (crossbar's default ``*`` where
+    unset), and whether any of them allows the ``null`` origin."""
+    origins: list[str] = []
+    allow_null = False
+    for service in paths.values():
+        if isinstance(service, dict) and service.get("type") == "websocket":
+            options = service.get("options", {})
+            origins.extend(options.get("allowed_origins", ["*"]))
+            allow_null = allow_null or bool(options.get("allow_null_origin", False))
+    return origins, allow_null
+
+
+def _make_longpoll_create(original: Any) -> Any:
+    def create(transport: Any, path: str, config: dict[str, Any]) -> Any:
+        service = original(transport, path, config)
+        web = transport._config.get("web", transport._config)  # "universal" transports nest it
+        origins, allow_null = websocket_origin_policy(web.get("paths", {}))
+        service._resource._broker_origin_patterns = wildcards2patterns(origins)
+        service._resource._broker_allow_null_origin = allow_null
+        return service
+
+    return staticmethod(create)
 
 
 def install(hello_timeout: float, max_buffer_bytes: int, reactor: Clock | None = None) -> None:
@@ -292,5 +491,23 @@ def install(hello_timeout: float, max_buffer_bytes: int, reactor: Clock | None =
     # per-connection state, as class defaults: set on a connection once it is opened or let go
     ws._broker_socket = None  # type: ignore[attr-defined]
     ws._broker_slow = False  # type: ignore[attr-defined]
-    longpoll.WampLongPollResourceSession.onMessage = _longpoll_on_message  # type: ignore[method-assign]
+    lp, lp_receive = longpoll.WampLongPollResourceSession, longpoll.WampLongPollResourceSessionReceive
+    lp.onMessage = _longpoll_on_message  # type: ignore[method-assign]
     longpoll.WampLongPollResource.render_GET = _longpoll_render_get  # type: ignore[method-assign]
+    # 7: long-poll sessions open, with CORS for allowed origins only and a bounded queue
+    RouterSession.onOpen = _make_router_on_open(RouterSession.onOpen)  # type: ignore[method-assign]
+    lp.peer = property(_longpoll_peer)  # type: ignore[attr-defined]
+    lp.transport_details = property(_longpoll_transport_details)  # type: ignore[attr-defined]
+    lp._broker_slow = False  # type: ignore[attr-defined]
+    lp._broker_closing = False  # type: ignore[attr-defined]
+    lp_receive.queue = _make_longpoll_queue(reactor, lp_receive.queue)  # type: ignore[method-assign]
+    lp_receive._trigger = _make_longpoll_trigger(lp_receive._trigger)  # type: ignore[method-assign]
+    # transports start after components, so every long-poll resource is created after this;
+    # one that was not allows no origin (fail closed)
+    longpoll.WampLongPollResource._broker_origin_patterns = []  # type: ignore[attr-defined]
+    longpoll.WampLongPollResource._broker_allow_null_origin = False  # type: ignore[attr-defined]
+    longpoll.WampLongPollResource._set_standard_headers = _longpoll_standard_headers  # type: ignore[method-assign]
+    lp_open = longpoll.WampLongPollResourceOpen
+    lp_open.render_POST = _make_longpoll_open(lp_open.render_POST)  # type: ignore[method-assign]
+    lp_service = webservice_longpoll.RouterWebServiceLongPoll
+    lp_service.create = _make_longpoll_create(lp_service.create)  # type: ignore[method-assign]
