@@ -15,7 +15,7 @@ SDK_VENV := .venv-sdk
 SDK_BIN := $(SDK_VENV)/bin
 SDK_STAMP := $(SDK_VENV)/.installed
 
-.PHONY: venv sdk-venv run lint test check clean
+.PHONY: venv sdk-venv run lint test check bench bench-quick clean
 
 venv: $(STAMP)
 
@@ -48,6 +48,13 @@ test: venv sdk-venv lint
 
 check: venv
 	$(BIN)/broker check
+
+# not part of `make test`: rewrites docs/benchmarks.md
+bench: venv
+	$(BIN)/python bench/fanout.py
+
+bench-quick: venv
+	$(BIN)/python bench/fanout.py --quick
 
 clean:
 	rm -rf $(VENV) $(SDK_VENV) .pytest_cache .mypy_cache .ruff_cache broker.egg-info .crossbar/run
