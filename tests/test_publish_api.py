@@ -71,6 +71,8 @@ def test_single_event_is_published_and_acknowledged(node: Node, subscriber: tupl
     event = client.event()
     assert event[2] == published["id"]
     assert event[4] == [{"n": 1}]
+    assert published["position"] == event[5]["broker_position"]  # the position subscribers see
+    assert published["position"]["seq"] == 1
 
 
 def test_batch_is_published_in_order(node: Node, subscriber: tuple[RawWamp, str]) -> None:
@@ -79,6 +81,7 @@ def test_batch_is_published_in_order(node: Node, subscriber: tuple[RawWamp, str]
     status, body, _ = request(node, {"events": events})
     assert status == 200
     assert [p["topic"] for p in body["published"]] == [topic] * 20
+    assert [p["position"]["seq"] for p in body["published"]] == list(range(1, 21))
     assert [client.event()[4] for _ in range(20)] == [[n] for n in range(20)]
 
 

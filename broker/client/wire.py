@@ -32,10 +32,15 @@ Event = tuple[str, Any] | Mapping[str, Any]
 
 @dataclass(frozen=True, slots=True)
 class Published:
-    """One published event: its topic and the publication id the router assigned."""
+    """One published event: its topic, the router's publication id, and its position.
+
+    ``position`` is ``{"epoch", "seq", "cursor"}`` (docs/positions.md), or None
+    for a topic whose history policy keeps nothing.
+    """
 
     topic: str
     id: int
+    position: dict[str, Any] | None = None
 
 
 def new_idempotency_key() -> str:
@@ -88,10 +93,12 @@ def batch_body(events: Iterable[Event], idempotency_key: str) -> tuple[bytes, in
 
 
 def _published(item: Any) -> Published:
-    topic, id_ = item["topic"], item["id"]
+    topic, id_, position = item["topic"], item["id"], item.get("position")
     if not isinstance(topic, str) or not isinstance(id_, int) or isinstance(id_, bool):
         raise TypeError(f"not a published event: {item!r}")
-    return Published(topic, id_)
+    if position is not None and not isinstance(position, dict):
+        raise TypeError(f"not a position: {position!r}")
+    return Published(topic, id_, position)
 
 
 def parse_published(body: bytes, expected: int) -> list[Published]:

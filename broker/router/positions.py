@@ -6,7 +6,8 @@ This module wraps ``crossbar.router.broker.Broker.processPublish``: once the
 publish is authorized, the history store appends it, which issues its
 position, and the position travels to every subscriber in the event's
 keyword arguments under :data:`POSITION_KEY` — then crossbar dispatches as
-usual. It covers every publisher alike: the HTTP API (Broker's own session),
+usual (Broker's own HTTP API gets the position back through
+``STATE.issued_positions``). It covers every publisher alike: the HTTP API (Broker's own session),
 backends over WAMP, the CLI. A position a client put in its own kwargs is
 dropped, never forwarded. If the store fails the publish is refused with
 ``broker.error.history_unavailable`` rather than delivered without a position.
@@ -23,6 +24,9 @@ from twisted.logger import Logger
 from broker.history import POSITION_KEY
 from broker.history.policy import retention_for
 from broker.router.state import STATE
+
+#: The role of Broker's own in-process session, whose position requests are honoured.
+BROKER_ROLE = "broker"
 
 _log = Logger(namespace="broker.positions")
 _original: dict[str, Any] = {}
@@ -46,6 +50,9 @@ def _process_publish(self: Any, session: Any, publish: Any) -> None:
         original(self, session, publish)
         return
 
+    # Broker's own session (the HTTP API) asks for the position back by passing a token
+    wanted = (publish.kwargs or {}).get(POSITION_KEY) if session._authrole == BROKER_ROLE else None
+
     def authorized(authorization: dict[str, Any]) -> None:
         if authorization.get("allow"):
             kwargs = _strip(publish)
@@ -63,7 +70,10 @@ def _process_publish(self: Any, session: Any, publish: Any) -> None:
                         )
                     )
                 return
-            publish.kwargs = {**kwargs, POSITION_KEY: event.position(store.epoch)}
+            position = event.position(store.epoch)
+            publish.kwargs = {**kwargs, POSITION_KEY: position}
+            if isinstance(wanted, str):
+                STATE.issued_positions[wanted] = position
         original(self, session, publish)
 
     def failed(_failure: Any) -> None:

@@ -10,6 +10,7 @@ bridge is not exposed (it answers 200 for refused events and accepts replays).
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 from autobahn.wamp.exception import ApplicationError
@@ -21,6 +22,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from broker.errors import BrokerError, NotReady, RateLimited, ServerError
+from broker.history import POSITION_KEY
 from broker.idempotency import Answer
 from broker.publishing import PUBLISH_PATH, Admitted, Event
 from broker.router.state import STATE
@@ -34,11 +36,21 @@ def error_answer(error: BrokerError) -> Answer:
 
 
 async def publish_all(session: Any, events: tuple[Event, ...]) -> Answer:
-    """Publish ``events`` in order, each acknowledged; the 200 answer lists their ids."""
+    """Publish ``events`` in order, each acknowledged; the 200 answer lists ids and positions.
+
+    Each publish carries a one-off token where the position goes, so the
+    position hook (:mod:`broker.router.positions`) hands back what it issued.
+    """
     published = []
     for event in events:
-        publication = await session.publish(event.topic, event.data, options=PublishOptions(acknowledge=True))
-        published.append({"topic": event.topic, "id": publication.id})
+        token = uuid.uuid4().hex
+        try:
+            publication = await session.publish(
+                event.topic, event.data, options=PublishOptions(acknowledge=True), **{POSITION_KEY: token}
+            )
+        finally:
+            position = STATE.issued_positions.pop(token, None)
+        published.append({"topic": event.topic, "id": publication.id, "position": position})
     return 200, {"published": published}
 
 

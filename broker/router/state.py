@@ -19,6 +19,8 @@ class NodeState:
     #: The history store (a :class:`broker.history.HistoryStore`) and its policies, once configured.
     history: Any = None
     history_policies: tuple[Any, ...] = ()
+    #: Positions issued for the HTTP API's publishes, by the token it passed; popped on ack.
+    issued_positions: dict[str, Any] = field(default_factory=dict)
     #: The HTTP publish API's gate (a :class:`broker.publishing.PublishGate`), once configured.
     publish_gate: Any = None
     #: Counters surfaced on /health (rejections by reason).

@@ -123,3 +123,11 @@ def test_the_async_publisher(subscribe: Any, sdk_node: Node) -> None:
     assert [e[2] for e in events] == [one.id] + [p.id for p in many]
     with pytest.raises(Forbidden):
         asyncio.run(publisher.publish("broker.internal", 1))
+
+
+def test_published_carries_the_position_subscribers_see(subscribe: Any, publisher: Publisher) -> None:
+    """The 200 answer reports each event's position (docs/positions.md)."""
+    subscriber = subscribe("public.positioned")
+    published = publisher.publish("public.positioned", "x")
+    assert published.position is not None
+    assert subscriber.event()[5]["broker_position"] == published.position
