@@ -1,4 +1,4 @@
-"""The ``broker`` command: run the node, publish, tail a topic, check the config.
+"""The ``broker`` command: run the node, publish, tail a topic, mint a token, check the config.
 
 Why one command: ``make run`` in one shell and ``broker publish`` in another
 must agree on the config, the secrets and the URL with no setup, and CI must
@@ -304,6 +304,42 @@ def _cmd_tail(args: argparse.Namespace) -> int:
     return status
 
 
+# -- broker token ---------------------------------------------------------------
+
+#: The variable holding the HS256 secret ``broker token`` signs with.
+TOKEN_SECRET: Final = "BROKER_TOKEN_SECRET"  # noqa: S105 - a variable name
+
+
+def _grant_pattern(text: str) -> dict[str, str]:
+    """An argparse type: ``PATTERN[:MATCH]`` (``user.42.:prefix``); exact without a suffix."""
+    uri, sep, match = text.rpartition(":")
+    if not sep or match not in MATCH_POLICIES:
+        uri, match = text, "exact"
+    try:
+        check_uri(uri, match, what="pattern")
+    except InvalidUri as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return {"uri": uri, "match": match}
+
+
+def _cmd_token(args: argparse.Namespace) -> int:
+    """Print a user token signed with the node's HS256 secret (for development and scripts)."""
+    from broker.tokens import mint
+
+    secret = devsecrets.secret(TOKEN_SECRET, args.config.parent)
+    if not secret:
+        return _fail(
+            f"no token secret: set {TOKEN_SECRET}, or start the node once "
+            f"with 'broker run' to create {devsecrets.path_for(args.config.parent)}"
+        )
+    try:
+        token = mint(secret, args.sub, args.subscribe or [], ttl=args.ttl, audience=args.audience)
+    except (BrokerError, ValueError) as exc:
+        return _fail(f"token not minted: {exc}")
+    print(token)
+    return 0
+
+
 # -- broker check ---------------------------------------------------------------
 
 
@@ -446,6 +482,18 @@ def _parser() -> argparse.ArgumentParser:
         metavar="EPOCH:CURSOR",
         help="first print what was published after this position (from a previous line's position)",
     )
+
+    token = command("token", _cmd_token, "print a signed user token (HS256, $BROKER_TOKEN_SECRET)")
+    token.add_argument("sub", metavar="SUB", help="the user id the token names")
+    token.add_argument(
+        "--subscribe",
+        action="append",
+        type=_grant_pattern,
+        metavar="PATTERN[:MATCH]",
+        help="a topic pattern the user may subscribe to, e.g. user.42.:prefix (repeatable)",
+    )
+    token.add_argument("--ttl", type=_positive, default=300, help="seconds (default: %(default)s)")
+    token.add_argument("--audience", default="broker", help="the 'aud' claim (default: %(default)s)")
 
     check = command("check", _cmd_check, "validate the node config without starting it")
     check.add_argument("--json", action="store_true", help="report as JSON")

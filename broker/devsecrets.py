@@ -1,4 +1,4 @@
-"""Development secrets for the node's WAMP-CRA users, generated on first use.
+"""Development secrets (WAMP-CRA users, publisher key, token signing), generated on first use.
 
 Why: the node config reads the ``backend`` and ``operator`` secrets from the
 environment (``${BROKER_BACKEND_SECRET}``, ``${BROKER_OPERATOR_SECRET}``) so
@@ -25,7 +25,12 @@ from broker.errors import ConfigError
 FILENAME: Final = "secrets.env"
 
 #: The variables a new dev secrets file defines.
-GENERATED: Final = ("BROKER_BACKEND_SECRET", "BROKER_OPERATOR_SECRET", "BROKER_PUBLISHER_SECRET")
+GENERATED: Final = (
+    "BROKER_BACKEND_SECRET",
+    "BROKER_OPERATOR_SECRET",
+    "BROKER_PUBLISHER_SECRET",
+    "BROKER_TOKEN_SECRET",
+)
 
 
 def path_for(config_dir: Path) -> Path:

@@ -8,6 +8,7 @@ errors the same way everywhere. The tree separates the caller's fault from ours:
     ├── ClientError                   the caller sent something wrong (4xx)
     │   ├── InvalidUri                wamp.error.invalid_uri            400
     │   ├── NotAuthorized             wamp.error.not_authorized         403
+    │   │   └── InvalidToken          wamp.error.not_authorized         401
     │   ├── ProtocolViolation         wamp.error.protocol_violation     400
     │   ├── HelloTimeout              broker.error.hello_timeout        408
     │   ├── Unauthenticated           broker.error.unauthenticated      401
@@ -53,6 +54,19 @@ class NotAuthorized(ClientError):
 
     wamp_uri = "wamp.error.not_authorized"
     http_status = 403
+
+
+class InvalidToken(NotAuthorized):
+    """A user token is malformed, forged, expired, for another audience or grants too much.
+
+    A subclass of :class:`NotAuthorized` because that is what a WAMP client
+    sees (``ABORT wamp.error.not_authorized`` with the message); the message
+    says which check failed, so a developer can tell an expired token from a
+    misconfigured secret.
+    """
+
+    wamp_uri = "wamp.error.not_authorized"
+    http_status = 401
 
 
 class ProtocolViolation(ClientError):

@@ -17,6 +17,7 @@ from broker.errors import ConfigError, InvalidUri
 from broker.grants import ACTIONS, Action, Grant, Grants
 from broker.history import Retention, check_store_spec
 from broker.history.policy import DEFAULT_POLICIES, HistoryPolicy
+from broker.tokens import ALGORITHMS, DEFAULT_AUDIENCE, Algorithm, TokenKey
 from broker.uris import MATCH_POLICIES, Match, check_uri
 
 #: Where Broker's component sits in ``.crossbar/config.json``.
@@ -24,8 +25,10 @@ COMPONENT_CLASS: Final = "broker.router.component.BrokerComponent"
 
 _GRANT_KEYS: Final = frozenset({"uri", "match", "allow"})
 _SETTINGS_KEYS: Final = frozenset(
-    {"grants", "hello_timeout", "publishers", "http_publish", "history", "slow_subscriber"}
+    {"grants", "hello_timeout", "publishers", "http_publish", "history", "slow_subscriber", "tokens"}
 )
+_TOKENS_KEYS: Final = frozenset({"audience", "keys", "max_ttl"})
+_PEM_KEY_TYPES: Final = {"RS256": "RSAPublicKey", "EdDSA": "Ed25519PublicKey"}
 _HISTORY_KEYS: Final = frozenset({"store", "policies"})
 _POLICY_KEYS: Final = frozenset({"uri", "match", "max_events", "max_age"})
 _PUBLISHER_KEYS: Final = frozenset({"secret", "topics", "rate_limit"})
@@ -99,6 +102,16 @@ _SLOW_SUBSCRIBER_LIMITS: Final = {"max_buffer_bytes": (64 * 1024, 256 * 1024 * 1
 
 
 @dataclass(frozen=True)
+class TokenSettings:
+    """How the node verifies per-user tokens (WAMP ticket auth, :mod:`broker.tokens`)."""
+
+    keys: tuple[TokenKey, ...]
+    audience: str = DEFAULT_AUDIENCE
+    #: Longest lifetime (``exp - iat``, seconds) a token may have.
+    max_ttl: int = 3600
+
+
+@dataclass(frozen=True)
 class BrokerSettings:
     """Everything Broker's router component is configured with."""
 
@@ -109,6 +122,8 @@ class BrokerSettings:
     http_publish: HttpPublishSettings = field(default_factory=HttpPublishSettings)
     history: HistorySettings = field(default_factory=HistorySettings)
     slow_subscriber: SlowSubscriberSettings = field(default_factory=SlowSubscriberSettings)
+    #: ``None``: no token authentication (every ticket is refused).
+    tokens: TokenSettings | None = None
 
     def publisher_grants(self) -> Grants:
         """The publisher keys' topic grants, keyed by key id."""
@@ -240,6 +255,53 @@ def _parse_history(raw: object, path: str) -> HistorySettings:
     return HistorySettings(store=store, policies=tuple(policies))
 
 
+def _parse_public_key(raw: object, alg: str, path: str, env: Mapping[str, str]) -> str:
+    """A PEM public key, inline or as ``${VAR}``, loaded once so a bad key fails at start."""
+    pem = resolve_secret(raw, path, env) if isinstance(raw, str) and raw.startswith("${") else raw
+    if not isinstance(pem, str) or "-----BEGIN PUBLIC KEY-----" not in pem:
+        raise ConfigError(path, "must be a PEM public key (-----BEGIN PUBLIC KEY-----) or ${NAME}")
+    try:
+        from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+        loaded = load_pem_public_key(pem.encode("utf-8"))
+    except ImportError:  # pragma: no cover - the node extra installs cryptography
+        return pem
+    except ValueError as exc:
+        raise ConfigError(path, f"not a valid PEM public key: {exc}") from None
+    if not any(cls.__name__ == _PEM_KEY_TYPES[alg] for cls in type(loaded).__mro__):
+        raise ConfigError(path, f"{alg} needs an {_PEM_KEY_TYPES[alg]}, not {type(loaded).__name__}")
+    return pem
+
+
+def _parse_tokens(raw: object, path: str, env: Mapping[str, str]) -> TokenSettings:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(path, f"must be an object {{audience, keys, max_ttl}}, not {type(raw).__name__}")
+    _unknown_keys(raw, _TOKENS_KEYS, path)
+    audience = raw.get("audience", DEFAULT_AUDIENCE)
+    if not isinstance(audience, str) or not audience:
+        raise ConfigError(f"{path}.audience", f"must be a non-empty string, not {audience!r}")
+    raw_keys = raw.get("keys")
+    if not isinstance(raw_keys, list) or not raw_keys:
+        raise ConfigError(f"{path}.keys", "must be a non-empty list of {alg, secret} or {alg, public_key}")
+    keys = []
+    for i, key in enumerate(raw_keys):
+        where = f"{path}.keys[{i}]"
+        if not isinstance(key, Mapping):
+            raise ConfigError(where, f"a key must be an object, not {type(key).__name__}")
+        alg = key.get("alg")
+        if alg not in ALGORITHMS:
+            raise ConfigError(f"{where}.alg", f"must be one of {', '.join(ALGORITHMS)}, not {alg!r}")
+        if alg == "HS256":
+            _unknown_keys(key, frozenset({"alg", "secret"}), where)
+            value = resolve_secret(key.get("secret"), f"{where}.secret", env)
+        else:
+            _unknown_keys(key, frozenset({"alg", "public_key"}), where)
+            value = _parse_public_key(key.get("public_key"), alg, f"{where}.public_key", env)
+        keys.append(TokenKey(alg=cast(Algorithm, alg), key=value))
+    max_ttl = _int(raw.get("max_ttl", 3600), f"{path}.max_ttl", 1, 7 * 86400)
+    return TokenSettings(keys=tuple(keys), audience=audience, max_ttl=max_ttl)
+
+
 def parse_settings(raw: object, path: str = "$", env: Mapping[str, str] | None = None) -> BrokerSettings:
     """Validate ``raw`` (the component's ``extra``) into :class:`BrokerSettings`.
 
@@ -276,6 +338,7 @@ def parse_settings(raw: object, path: str = "$", env: Mapping[str, str] | None =
     http_publish = _parse_http_publish(raw.get("http_publish", {}), f"{path}.http_publish")
     history = _parse_history(raw.get("history", {}), f"{path}.history")
     slow_subscriber = _parse_slow_subscriber(raw.get("slow_subscriber", {}), f"{path}.slow_subscriber")
+    tokens = _parse_tokens(raw["tokens"], f"{path}.tokens", env) if "tokens" in raw else None
     return BrokerSettings(
         grants=Grants(roles),
         hello_timeout=float(hello_timeout),
@@ -283,6 +346,7 @@ def parse_settings(raw: object, path: str = "$", env: Mapping[str, str] | None =
         http_publish=http_publish,
         history=history,
         slow_subscriber=slow_subscriber,
+        tokens=tokens,
     )
 
 

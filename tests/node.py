@@ -28,6 +28,7 @@ BROKER = Path(sys.executable).with_name("broker")
 BACKEND_SECRET = "test-backend-secret"
 OPERATOR_SECRET = "test-operator-secret"
 PUBLISHER_SECRET = "test-publisher-secret"
+TOKEN_SECRET = "test-token-secret"
 
 
 def free_port() -> int:
@@ -69,6 +70,7 @@ class Node:
         workdir: Path,
         mutate: Callable[[dict[str, Any]], None] | None = None,
         env: dict[str, str] | None = None,
+        port: int | None = None,
     ) -> None:
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -77,6 +79,8 @@ class Node:
         self.log_path = workdir / "node.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
+        #: start on this port (a restart at the same address) instead of a free one
+        self.fixed_port = port
         self.workers: list[int] = []
 
     @property
@@ -118,6 +122,7 @@ class Node:
             BROKER_BACKEND_SECRET=BACKEND_SECRET,
             BROKER_OPERATOR_SECRET=OPERATOR_SECRET,
             BROKER_PUBLISHER_SECRET=PUBLISHER_SECRET,
+            BROKER_TOKEN_SECRET=TOKEN_SECRET,
         )
         env.update(self.extra_env)
         return env
@@ -125,7 +130,7 @@ class Node:
     def start(self, timeout: float = 60) -> Node:
         config = self.config_path()
         for _attempt in range(3):
-            self.port = free_port()
+            self.port = self.fixed_port or free_port()
             log = self.log_path.open("ab")
             self.proc = subprocess.Popen(
                 [

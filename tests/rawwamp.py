@@ -77,13 +77,27 @@ class RawWamp:
         self.ws.close()
 
     # -- WAMP -------------------------------------------------------------
-    def hello(self, realm: str = "app", authid: str | None = None, secret: str | None = None) -> list[Any]:
+    def hello(
+        self,
+        realm: str = "app",
+        authid: str | None = None,
+        secret: str | None = None,
+        ticket: str | None = None,
+    ) -> list[Any]:
+        """Join ``realm``: anonymously, with WAMP-CRA (``authid``, ``secret``) or a ``ticket``."""
         details: dict[str, Any] = {"roles": ROLES}
-        if authid:
+        if ticket is not None:
+            details["authmethods"] = ["ticket"]
+            if authid:
+                details["authid"] = authid
+        elif authid:
             details.update(authid=authid, authmethods=["wampcra"])
         self.send([HELLO, realm, details])
         msg = self.recv()
-        if msg[0] == CHALLENGE and secret is not None:
+        if msg[0] == CHALLENGE and ticket is not None:
+            self.send([AUTHENTICATE, ticket, {}])
+            msg = self.recv()
+        elif msg[0] == CHALLENGE and secret is not None:
             challenge = msg[2]["challenge"].encode()
             sig = base64.b64encode(hmac.new(secret.encode(), challenge, hashlib.sha256).digest())
             self.send([AUTHENTICATE, sig.decode(), {}])
@@ -107,8 +121,10 @@ class RawWamp:
         self.send([PUBLISH, self.next_id(), {"acknowledge": acknowledge}, topic, args or [], kwargs or {}])
         return self.recv() if acknowledge else None
 
-    def call(self, procedure: str, args: list[Any] | None = None) -> list[Any]:
-        self.send([CALL, self.next_id(), {}, procedure, args or []])
+    def call(
+        self, procedure: str, args: list[Any] | None = None, kwargs: dict[str, Any] | None = None
+    ) -> list[Any]:
+        self.send([CALL, self.next_id(), {}, procedure, args or [], *([kwargs] if kwargs else [])])
         return self.recv()
 
     def event(self, timeout: float = 10) -> list[Any]:

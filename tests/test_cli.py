@@ -24,7 +24,12 @@ from broker import cli, devsecrets
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT_CONFIG = ROOT / ".crossbar" / "config.json"
 BROKER = Path(sys.executable).with_name("broker")
-SECRETS = ("BROKER_BACKEND_SECRET", "BROKER_OPERATOR_SECRET", "BROKER_PUBLISHER_SECRET")
+SECRETS = (
+    "BROKER_BACKEND_SECRET",
+    "BROKER_OPERATOR_SECRET",
+    "BROKER_PUBLISHER_SECRET",
+    "BROKER_TOKEN_SECRET",
+)
 USERS = "$.workers[0].transports[0].paths.ws.auth.wampcra.users"
 
 

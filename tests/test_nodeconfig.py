@@ -141,6 +141,7 @@ def test_env_references_name_their_json_paths() -> None:
     config = nodeconfig.load(PROJECT_CONFIG)
     users = "$.workers[0].transports[0].paths.ws.auth.wampcra.users"
     assert nodeconfig.env_references(config) == [
+        ("$.workers[0].components[0].extra.tokens.keys[0].secret", "BROKER_TOKEN_SECRET"),
         ("$.workers[0].components[0].extra.publishers.dev.secret", "BROKER_PUBLISHER_SECRET"),
         (f"{users}.backend.secret", "BROKER_BACKEND_SECRET"),
         (f"{users}.operator.secret", "BROKER_OPERATOR_SECRET"),

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_project_config_parses() -> None:
     config = json.loads((ROOT / ".crossbar" / "config.json").read_text())
     path, component = find_component(config)
-    env = {"BROKER_PUBLISHER_SECRET": "s3cr3t-value"}
+    env = {"BROKER_PUBLISHER_SECRET": "s3cr3t-value", "BROKER_TOKEN_SECRET": "token-secret"}
     settings = parse_settings(component["extra"], f"{path}.extra", env=env)
     assert path == "$.workers[0].components[0]"
     assert settings.grants.allows("anonymous", "subscribe", "public.demo")
@@ -23,6 +23,10 @@ def test_project_config_parses() -> None:
     assert settings.publisher_grants().allows("dev", "publish", "orders.1")
     assert not settings.publisher_grants().allows("dev", "publish", "broker.x")
     assert "s3cr3t-value" not in repr(settings.publishers["dev"])  # secrets stay out of logs
+    assert settings.tokens is not None
+    assert (settings.tokens.audience, settings.tokens.max_ttl) == ("broker", 3600)
+    assert [(key.alg, key.key) for key in settings.tokens.keys] == [("HS256", "token-secret")]
+    assert "token-secret" not in repr(settings.tokens)
 
 
 @pytest.mark.parametrize(

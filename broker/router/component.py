@@ -1,9 +1,16 @@
-"""Broker's router-embedded component: the authorizer, history and recovery.
+"""Broker's router-embedded component: authentication, authorization, history, recovery.
 
 It registers ``broker.authorize`` (the dynamic authorizer over
-:mod:`broker.grants`) and ``broker.recover`` (missed events, see
-:mod:`broker.history.recovery`), opens the history store and installs the
-position hook (:mod:`broker.router.positions`).
+:mod:`broker.grants`), ``broker.authenticate`` (the dynamic WAMP-ticket
+authenticator for per-user tokens, :mod:`broker.tokens`) and
+``broker.recover`` (missed events, see :mod:`broker.history.recovery`), opens
+the history store and installs the position hook (:mod:`broker.router.positions`).
+
+Token sessions (role ``user``) carry their own grants: :class:`UserSessions`
+maps each session id to its token's grants, from authentication until the
+session leaves (the meta events ``wamp.session.on_join``/``on_leave``).
+Their authorizations are never cached, because crossbar caches per *role*:
+a cached "yes" for user 42 would be handed to user 43.
 
 Crossbar calls ``broker.authorize(session_details, uri, action, options)`` for
 every role configured with ``"authorizer": "broker.authorize"``. Crossbar
@@ -14,60 +21,184 @@ match policy (publish, call, register) are cached; subscribe answers are not.
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
 
 from autobahn.twisted.wamp import ApplicationSession
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import ComponentConfig, RegisterOptions
 
-from broker.errors import BrokerError, NotAuthorized
+from broker.errors import BrokerError, InvalidToken, NotAuthorized
 from broker.grants import ACTIONS, Grants
 from broker.history import HistoryStore, create_store
 from broker.history.recovery import recover
 from broker.publishing import PublishGate
 from broker.router import hardening, positions
 from broker.router.state import STATE
-from broker.settings import BrokerSettings, parse_settings
-from broker.uris import MATCH_POLICIES, check_uri, is_valid_uri
+from broker.settings import BrokerSettings, TokenSettings, parse_settings
+from broker.tokens import USER_ROLE, verify
+from broker.uris import MATCH_POLICIES, Match, check_uri, is_valid_uri
 
 AUTHORIZE_PROCEDURE = "broker.authorize"
+AUTHENTICATE_PROCEDURE = "broker.authenticate"
 RECOVER_PROCEDURE = "broker.recover"
+#: Seconds a token-authenticated session may take from authentication to joining.
+PENDING_TIMEOUT: Final = 60.0
+
+
+@dataclass
+class _UserSession:
+    authid: str
+    grants: Grants
+    authenticated_at: float
+    joined: bool = False
+
+
+class UserSessions:
+    """Session id -> the grants of the token it authenticated with.
+
+    An entry is added when ``broker.authenticate`` accepts a token (crossbar
+    passes the id the session will have), marked joined on
+    ``wamp.session.on_join`` and removed on ``wamp.session.on_leave``. A
+    session that authenticated but never joined (it disconnected before
+    WELCOME) gets no ``on_leave``: such entries are dropped after
+    :data:`PENDING_TIMEOUT`, so the map stays bounded by the live sessions.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._sessions: dict[int, _UserSession] = {}
+        self._clock = clock
+
+    def add(self, session_id: int, authid: str, grants: Grants) -> None:
+        """Remember ``session_id``'s grants (and forget stale pending sessions)."""
+        now = self._clock()
+        stale = [
+            sid
+            for sid, entry in self._sessions.items()
+            if not entry.joined and now - entry.authenticated_at > PENDING_TIMEOUT
+        ]
+        for sid in stale:
+            del self._sessions[sid]
+        self._sessions[session_id] = _UserSession(authid, grants, now)
+
+    def joined(self, session_id: object) -> None:
+        """``session_id`` completed its opening handshake: keep it until it leaves."""
+        entry = self._sessions.get(session_id) if isinstance(session_id, int) else None
+        if entry is not None:
+            entry.joined = True
+
+    def left(self, session_id: object) -> None:
+        """``session_id`` is gone: its grants go with it."""
+        if isinstance(session_id, int):
+            self._sessions.pop(session_id, None)
+
+    def grants_for(self, session_id: object, authid: object) -> Grants | None:
+        """The grants of ``session_id`` if it authenticated as ``authid`` with a token."""
+        entry = self._sessions.get(session_id) if isinstance(session_id, int) else None
+        if entry is None or entry.authid != authid:
+            return None
+        return entry.grants
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+
+def _may_subscribe(
+    grants: Grants, users: UserSessions | None, role: str, session: object, authid: object
+) -> Callable[[str, Match], bool]:
+    """Whether this session may subscribe to ``(uri, match)``: its role's grants, and a
+    token session's own grants on top."""
+    own = users.grants_for(session, authid) if users is not None and role == USER_ROLE else None
+
+    def check(uri: str, match: Match) -> bool:
+        return grants.allows(role, "subscribe", uri, match) or (
+            own is not None and own.allows(USER_ROLE, "subscribe", uri, match)
+        )
+
+    return check
 
 
 def authorize(
-    grants: Grants, details: dict[str, Any], uri: str, action: str, options: dict[str, Any]
+    grants: Grants,
+    details: dict[str, Any],
+    uri: str,
+    action: str,
+    options: dict[str, Any],
+    users: UserSessions | None = None,
 ) -> dict[str, bool]:
-    """Answer one crossbar authorization request from the grant table."""
+    """Answer one crossbar authorization request from the grant table.
+
+    Role ``user`` also gets its session's token grants (subscribe only), and
+    its answers are never cached: crossbar's cache key has no session in it.
+    """
     match = (options or {}).get("match", "exact")
     role = details.get("authrole", "")
-    allowed = (
-        action in ACTIONS
-        and match in MATCH_POLICIES
-        and is_valid_uri(uri, match)
-        and grants.allows(role, action, uri, match)
-    )
+    valid = action in ACTIONS and match in MATCH_POLICIES and is_valid_uri(uri, match)
+    if valid and action == "subscribe":
+        allowed = _may_subscribe(grants, users, role, details.get("session"), details.get("authid"))(
+            uri, match
+        )
+    else:
+        allowed = valid and grants.allows(role, action, uri, match)  # type: ignore[arg-type]
     # callers are disclosed to Broker's own procedures (only Broker registers any),
-    # which authorize on the caller's role; publishers stay anonymous to subscribers
-    return {"allow": allowed, "disclose": action == "call", "cache": action != "subscribe"}
+    # which authorize on the caller's session; publishers stay anonymous to subscribers
+    cache = action != "subscribe" and role != USER_ROLE
+    return {"allow": allowed, "disclose": action == "call", "cache": cache}
+
+
+def authenticate(
+    tokens: TokenSettings | None, users: UserSessions, realm: str, authid: object, details: dict[str, Any]
+) -> dict[str, Any]:
+    """``broker.authenticate``: accept a WAMP-ticket session whose ticket is a valid token.
+
+    The token's ``sub`` becomes the authid (whatever HELLO claimed) and its
+    grants are remembered for the pending session id crossbar passes in
+    ``details["session"]``. A refusal is ``wamp.error.not_authorized`` with
+    the reason, which crossbar sends to the client in ABORT.
+    """
+    if tokens is None:
+        raise ApplicationError(
+            NotAuthorized.wamp_uri, "token authentication is not configured on this node (extra.tokens)"
+        )
+    try:
+        claims = verify(details.get("ticket"), tokens.keys, tokens.audience, max_ttl=tokens.max_ttl)
+    except InvalidToken as error:
+        raise ApplicationError(error.wamp_uri, str(error)) from None
+    session_id = details.get("session")
+    if not isinstance(session_id, int):
+        raise ApplicationError(NotAuthorized.wamp_uri, "no pending session id to attach the token to")
+    users.add(session_id, claims.sub, claims.grants())
+    return {
+        "role": USER_ROLE,
+        "authid": claims.sub,
+        "extra": {
+            "expires_at": int(claims.expires_at),
+            "subscribe": [{"uri": g.uri, "match": g.match} for g in claims.subscribe],
+        },
+    }
 
 
 def recover_for(
-    grants: Grants,
+    may_subscribe: Callable[[str, Match], bool],
     store: HistoryStore,
-    role: str,
+    who: str,
     topic: str,
     match: str = "exact",
     epoch: object = None,
     after: object = 0,
 ) -> dict[str, Any]:
-    """``broker.recover``: missed events, for callers who may subscribe to ``(topic, match)``."""
+    """``broker.recover``: missed events, for callers who may subscribe to ``(topic, match)``.
+
+    ``may_subscribe`` is the caller's own subscribe check (its role's grants,
+    plus its token's for a ``user`` session); ``who`` names the caller in errors.
+    """
     try:
         if match not in MATCH_POLICIES or not is_valid_uri(topic, match):
             check_uri(topic, match)
-        if not grants.allows(role, "subscribe", topic, match):  # type: ignore[arg-type]
-            raise NotAuthorized(
-                f"role {role!r} may not subscribe to {topic!r} ({match}), so not read its history"
-            )
+        if not may_subscribe(topic, match):  # type: ignore[arg-type]
+            raise NotAuthorized(f"{who} may not subscribe to {topic!r} ({match}), so not read its history")
         return recover(store, topic, match, epoch, after)
     except BrokerError as error:
         raise ApplicationError(error.wamp_uri, str(error)) from None
@@ -89,13 +220,22 @@ class BrokerComponent(ApplicationSession):
 
     async def onJoin(self, details: Any) -> None:
         grants = self.settings.grants
+        tokens = self.settings.tokens
+        users = UserSessions()
+        # before the procedures: a token session must not join while its leave could be missed
+        await self.subscribe(lambda info: users.joined((info or {}).get("session")), "wamp.session.on_join")
+        await self.subscribe(users.left, "wamp.session.on_leave")
 
         def _authorize(
             session: dict[str, Any], uri: str, action: str, options: dict[str, Any]
         ) -> dict[str, bool]:
-            return authorize(grants, session, uri, action, options)
+            return authorize(grants, session, uri, action, options, users)
+
+        def _authenticate(realm: str, authid: object, details: dict[str, Any]) -> dict[str, Any]:
+            return authenticate(tokens, users, realm, authid, details)
 
         await self.register(_authorize, AUTHORIZE_PROCEDURE, options=RegisterOptions(invoke="single"))
+        await self.register(_authenticate, AUTHENTICATE_PROCEDURE, options=RegisterOptions(invoke="single"))
 
         history = self.settings.history
         store = create_store(history.store, "$.extra.history.store", base_dir=self._cbdir)
@@ -105,7 +245,10 @@ class BrokerComponent(ApplicationSession):
         def _recover(
             topic: str, match: str = "exact", epoch: object = None, after: object = 0, details: Any = None
         ) -> dict[str, Any]:
-            return recover_for(grants, store, details.caller_authrole or "", topic, match, epoch, after)
+            role = details.caller_authrole or ""
+            may = _may_subscribe(grants, users, role, details.caller, details.caller_authid)
+            who = f"user {details.caller_authid!r}" if role == USER_ROLE else f"role {role!r}"
+            return recover_for(may, store, who, topic, match, epoch, after)
 
         await self.register(
             _recover, RECOVER_PROCEDURE, options=RegisterOptions(invoke="single", details_arg="details")

@@ -14,7 +14,17 @@ _DIR = Path(os.environ["BROKER_TEST_DJANGO_DIR"])
 
 SECRET_KEY = "tests-only"
 USE_TZ = True
-INSTALLED_APPS = ["tests.djangoproject.shop"]
+INSTALLED_APPS = [
+    "django.contrib.auth",  # users and logins, for broker.contrib.django.views.token_view
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "tests.djangoproject.shop",
+]
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+]
+ROOT_URLCONF = "tests.djangoproject.urls"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 DATABASES = {
     "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": str(_DIR / "default.sqlite3")},
