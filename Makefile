@@ -4,6 +4,7 @@
 #   make test    lint, type-check, then the test suite
 #   make check   validate .crossbar/config.json without starting a node
 #   make sdk-venv  .venv-sdk: Broker without extras (no crossbar), for the SDK's tests
+#   make js      clients/js: npm ci, build dist/broker.js (served at / by the node), unit tests
 
 PYTHON ?= python3
 VENV := .venv
@@ -14,8 +15,13 @@ STAMP := $(VENV)/.installed
 SDK_VENV := .venv-sdk
 SDK_BIN := $(SDK_VENV)/bin
 SDK_STAMP := $(SDK_VENV)/.installed
+# the browser client: installed, bundled and unit-tested; redone when its lockfile or sources change
+JS := clients/js
+JS_STAMP := $(JS)/dist/.built
+JS_SOURCES := $(JS)/package.json $(JS)/package-lock.json $(JS)/build.mjs \
+	$(wildcard $(JS)/src/*.js $(JS)/src/shims/*.cjs $(JS)/test/*.test.mjs)
 
-.PHONY: venv sdk-venv run lint test check bench bench-quick clean
+.PHONY: venv sdk-venv js chromium run lint test check bench bench-quick clean
 
 venv: $(STAMP)
 
@@ -33,7 +39,17 @@ $(SDK_STAMP): pyproject.toml
 	$(SDK_BIN)/python -m pip install -q -e . pytest pytest-timeout "websockets>=13,<16"
 	touch $(SDK_STAMP)
 
-run: venv
+js: $(JS_STAMP)
+
+$(JS_STAMP): $(JS_SOURCES)
+	cd $(JS) && npm ci && npm run build && npm test
+	touch $(JS_STAMP)
+
+# the browser tests drive Debian's chromium (playwright can't download a browser here)
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+run: venv js
 	$(BIN)/broker run
 
 lint: venv
@@ -42,7 +58,7 @@ lint: venv
 	$(BIN)/mypy broker
 
 # tests/sdk asserts crossbar is absent, so it runs in .venv-sdk (against nodes from .venv)
-test: venv sdk-venv lint
+test: venv sdk-venv js chromium lint
 	$(BIN)/python -m pytest --ignore=tests/sdk
 	BROKER_NODE_BIN=$(CURDIR)/$(BIN)/broker $(SDK_BIN)/python -m pytest tests/sdk
 

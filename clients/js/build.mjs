@@ -1,0 +1,34 @@
+// Bundles src/index.js with AutobahnJS into dist/broker.js (one ES module for browsers).
+import { build } from "esbuild";
+import { fileURLToPath } from "node:url";
+
+const shim = (name) => fileURLToPath(new URL(`./src/shims/${name}`, import.meta.url));
+const shims = {
+  name: "broker-shims",
+  setup(b) {
+    b.onResolve({ filter: /^msgpack5$/ }, () => ({ path: shim("msgpack5.cjs") }));
+    b.onResolve({ filter: /^cbor$/ }, () => ({ path: shim("cbor.cjs") }));
+    b.onResolve({ filter: /^(crypto-js|tweetnacl)$/ }, () => ({ path: shim("unused-auth.cjs") }));
+    b.onResolve({ filter: /^(when(\/.*)?|fs)$/ }, () => ({ path: shim("unavailable.cjs") }));
+  },
+};
+
+const result = await build({
+  entryPoints: ["src/index.js"],
+  outfile: "dist/broker.js",
+  bundle: true,
+  format: "esm",
+  platform: "browser",
+  target: ["es2020"],
+  minify: true,
+  sourcemap: true,
+  legalComments: "eof",
+  // autobahn reads `global` (a Node name) at load time
+  define: { global: "globalThis" },
+  plugins: [shims],
+  metafile: true,
+  logLevel: "warning",
+});
+
+const out = result.metafile.outputs["dist/broker.js"];
+console.log(`dist/broker.js: ${(out.bytes / 1024).toFixed(1)} KiB`);

@@ -1,0 +1,433 @@
+// The Broker browser client: one WAMP session at a time over AutobahnJS,
+// reconnected forever, resubscribed and recovered on every (re)connect.
+//
+// Reconnection is driven here, not by autobahn: every attempt is a fresh
+// autobahn.Connection with max_retries 0 and retry_if_unreachable false, and
+// its onclose returns true ("don't retry"). autobahn's own retry gives up
+// after max_retries, stops for good after an ABORT (e.g. an expired ticket),
+// keeps the authentication options of the first attempt, uses a Gaussian
+// jitter and never resubscribes; a fresh Connection per attempt gets a fresh
+// token, a chosen transport and a clean session.
+
+import autobahn from "autobahn";
+import { backoffDelay } from "./backoff.js";
+import { expiresSoon, refreshDelay } from "./jwt.js";
+import { ResumeTracker, normalizeAnswer, recoveredItem } from "./recovery.js";
+import { TransportPicker, defaultLongPollUrl, nextState } from "./state.js";
+
+const RECOVER = "broker.recover";
+const REFRESH_MARGIN_MS = 30000;
+/** ABORT reasons after which the token is fetched again before the next attempt */
+const AUTH_FAILURES = new Set(["wamp.error.not_authorized", "wamp.error.authentication_failed", "wamp.error.not_authenticated"]);
+const MAX_TIMEOUT = 2 ** 31 - 1;
+
+function describe(err) {
+  if (err instanceof Error) return err;
+  if (err && typeof err === "object" && typeof err.error === "string") {
+    // autobahn.Error: {error, args, kwargs}
+    const e = new Error(`${err.error}${err.args && err.args.length ? `: ${err.args[0]}` : ""}`);
+    e.uri = err.error;
+    e.args = err.args;
+    e.kwargs = err.kwargs;
+    return e;
+  }
+  return new Error(String(err));
+}
+
+async function fetchToken(tokenUrl) {
+  const response = await fetch(tokenUrl, {
+    credentials: "include",
+    cache: "no-store",
+    headers: { Accept: "application/json" },
+  });
+  if (!response.ok) throw new Error(`token request failed: HTTP ${response.status}`);
+  const body = await response.json();
+  if (!body || typeof body.token !== "string" || !body.token) throw new Error('token response has no "token"');
+  return body.token;
+}
+
+export class BrokerClient {
+  constructor(options = {}) {
+    if (!options.url || typeof options.url !== "string") throw new TypeError("connect(): options.url is required");
+    this.url = options.url;
+    this.realm = options.realm || "app";
+    this.lpUrl = options.lpUrl === false ? null : options.lpUrl || defaultLongPollUrl(options.url);
+    this._token = typeof options.token === "string" && options.token ? options.token : null;
+    this._tokenUrl = options.tokenUrl || null;
+    this._getToken = typeof options.getToken === "function" ? options.getToken : null;
+    this._authid = options.authid;
+    this._backoff = { base: 1000, cap: 30000, ...(options.backoff || {}) };
+    this._listeners = new Map();
+    this._state = "connecting";
+    this._subs = new Set();
+    this._failures = 0; // consecutive failed attempts (backoff exponent)
+    this._conn = null;
+    this._session = null;
+    this._transport = null;
+    this._retryTimer = null;
+    this._refreshTimer = null;
+    this._refreshFailures = 0;
+    this._staleToken = false;
+    this._planned = false;
+    this._picker = new TransportPicker({
+      websocket: typeof WebSocket !== "undefined",
+      longpoll: this.lpUrl !== null,
+    });
+    // first attempt after the caller attached listeners and subscriptions
+    this._retryTimer = setTimeout(() => this._open(), 0);
+  }
+
+  /** "connecting" | "connected" | "reconnecting" | "closed" */
+  get state() {
+    return this._state;
+  }
+
+  /** The open autobahn session, or null. */
+  get session() {
+    return this._session;
+  }
+
+  /** "websocket" | "longpoll" while connected, else null. */
+  get transport() {
+    return this._session ? this._transport : null;
+  }
+
+  on(event, listener) {
+    if (!this._listeners.has(event)) this._listeners.set(event, new Set());
+    this._listeners.get(event).add(listener);
+    return () => this.off(event, listener);
+  }
+
+  off(event, listener) {
+    const set = this._listeners.get(event);
+    if (set) set.delete(listener);
+  }
+
+  _emit(event, ...args) {
+    const set = this._listeners.get(event);
+    if (!set || set.size === 0) {
+      if (event === "error") console.warn("broker:", ...args);
+      return;
+    }
+    for (const listener of [...set]) {
+      try {
+        listener(...args);
+      } catch (err) {
+        if (event !== "error") this._emit("error", err);
+        else console.error(err);
+      }
+    }
+  }
+
+  _to(event) {
+    const state = nextState(this._state, event);
+    if (state !== this._state) {
+      this._state = state;
+      this._emit("state", state);
+    }
+  }
+
+  subscribe(topic, handler, options = {}) {
+    if (typeof topic !== "string") throw new TypeError("subscribe(): topic must be a string");
+    if (typeof handler !== "function") throw new TypeError("subscribe(): handler must be a function");
+    const sub = new Subscription(this, topic, handler, options);
+    this._subs.add(sub);
+    if (this._session) sub._attach(this._session);
+    return sub;
+  }
+
+  close() {
+    if (this._state === "closed") return;
+    clearTimeout(this._retryTimer);
+    clearTimeout(this._refreshTimer);
+    const conn = this._conn;
+    this._conn = null;
+    this._session = null;
+    for (const sub of this._subs) sub._detach();
+    this._to("close");
+    if (conn) {
+      try {
+        conn.close("wamp.close.normal");
+      } catch {
+        // already closing, or a long-poll transport that has not opened yet
+      }
+    }
+  }
+
+  async _token_() {
+    const stale = this._staleToken || !this._token || expiresSoon(this._token, Date.now(), REFRESH_MARGIN_MS);
+    if (!stale || !(this._tokenUrl || this._getToken)) return this._token;
+    const token = this._getToken ? await this._getToken() : await fetchToken(this._tokenUrl);
+    if (typeof token !== "string" || !token) throw new Error("getToken() returned no token");
+    this._token = token;
+    this._staleToken = false;
+    return token;
+  }
+
+  async _open() {
+    this._retryTimer = null;
+    if (this._state === "closed") return;
+    let token = null;
+    if (this._token || this._tokenUrl || this._getToken) {
+      try {
+        token = await this._token_();
+      } catch (err) {
+        this._emit("error", describe(err));
+        this._retry();
+        return;
+      }
+      if (this._state === "closed") return;
+    }
+
+    const first = this._picker.next();
+    const transports = [];
+    for (const type of first === "longpoll" ? ["longpoll", "websocket"] : ["websocket", "longpoll"]) {
+      if (type === "websocket") transports.push({ type, url: this.url });
+      else if (this.lpUrl) transports.push({ type, url: this.lpUrl });
+    }
+    const conn = new autobahn.Connection({
+      realm: this.realm,
+      transports,
+      serializers: [new autobahn.serializer.JSONSerializer()],
+      authmethods: token ? ["ticket"] : ["anonymous"],
+      authid: token ? this._authid : undefined,
+      onchallenge: (session, method) => {
+        if (method === "ticket" && token) return token;
+        throw new Error(`cannot answer a ${method} challenge`);
+      },
+      max_retries: 0,
+      retry_if_unreachable: false,
+      use_es6_promises: true,
+    });
+    this._conn = conn;
+    let joined = false;
+
+    conn.onopen = (session, details) => {
+      if (conn !== this._conn) {
+        // closed while a long-poll transport was still opening
+        try {
+          conn.close("wamp.close.normal");
+        } catch {
+          // already closing
+        }
+        return;
+      }
+      joined = true;
+      this._session = session;
+      this._transport = (details && details.transport && details.transport.type) || first;
+      this._picker.succeeded(this._transport);
+      this._failures = 0;
+      this._to("joined");
+      if (token) this._scheduleRefresh(token);
+      for (const sub of this._subs) sub._attach(session);
+    };
+
+    conn.onclose = (reason, details) => {
+      if (conn !== this._conn) return true;
+      this._conn = null;
+      this._session = null;
+      clearTimeout(this._refreshTimer);
+      for (const sub of this._subs) sub._detach();
+      const abort = details && details.reason;
+      if (abort && AUTH_FAILURES.has(abort)) {
+        this._staleToken = true;
+        this._emit("error", Object.assign(new Error(`${abort}: ${details.message || "authentication refused"}`), { uri: abort }));
+      }
+      if (!joined && reason === "unreachable") this._picker.failed();
+      if (this._state === "closed") return true;
+      if (this._planned) {
+        this._planned = false;
+        this._retryTimer = setTimeout(() => this._open(), 0);
+      } else {
+        this._retry();
+      }
+      return true; // never let autobahn retry
+    };
+
+    try {
+      conn.open();
+    } catch (err) {
+      if (conn === this._conn) {
+        this._conn = null;
+        this._emit("error", describe(err));
+        this._retry();
+      }
+    }
+  }
+
+  _retry() {
+    if (this._state === "closed") return;
+    this._to("lost");
+    const delay = backoffDelay(this._failures, this._backoff);
+    this._failures += 1;
+    clearTimeout(this._retryTimer);
+    this._retryTimer = setTimeout(() => this._open(), delay);
+  }
+
+  _scheduleRefresh(token) {
+    clearTimeout(this._refreshTimer);
+    if (!(this._tokenUrl || this._getToken)) return;
+    const delay = refreshDelay(token, Date.now(), REFRESH_MARGIN_MS);
+    if (delay === null) return;
+    this._refreshTimer = setTimeout(() => this._refresh(), Math.min(delay, MAX_TIMEOUT));
+  }
+
+  /** Fetch a fresh token while still connected, then reconnect with it (subscriptions recover). */
+  async _refresh() {
+    const conn = this._conn;
+    if (!conn || !this._session) return;
+    try {
+      this._staleToken = true;
+      await this._token_();
+      this._refreshFailures = 0;
+    } catch (err) {
+      this._emit("error", describe(err));
+      if (conn === this._conn) {
+        this._refreshTimer = setTimeout(() => this._refresh(), backoffDelay(this._refreshFailures++, this._backoff));
+      }
+      return;
+    }
+    if (conn !== this._conn || this._state === "closed") return;
+    this._planned = true;
+    this._to("refresh");
+    try {
+      conn.close("wamp.close.normal", "token refresh");
+    } catch {
+      this._planned = false;
+    }
+  }
+}
+
+export class Subscription {
+  constructor(client, topic, handler, options) {
+    this.client = client;
+    this.topic = topic;
+    this.match = options.match || "exact";
+    this.recover = Boolean(options.recover);
+    this._handler = handler;
+    this._onUnrecoverable = options.onUnrecoverable || null;
+    this._onError = options.onError || null;
+    this._tracker = new ResumeTracker(options.from || null);
+    this._gen = 0;
+    this._wamp = null;
+    this._active = true;
+  }
+
+  /** The last position delivered ({epoch, cursor}), or null: store it to resume later with `from`. */
+  get position() {
+    return this._tracker.position;
+  }
+
+  get active() {
+    return this._active;
+  }
+
+  unsubscribe() {
+    if (!this._active) return;
+    this._active = false;
+    this.client._subs.delete(this);
+    const wamp = this._wamp;
+    this._detach();
+    if (wamp && wamp.session && wamp.session.isOpen) {
+      wamp.unsubscribe().catch(() => {});
+    }
+  }
+
+  _error(err) {
+    const e = describe(err);
+    e.topic = this.topic;
+    if (this._onError) {
+      try {
+        this._onError(e);
+      } catch (inner) {
+        this.client._emit("error", inner);
+      }
+    } else {
+      this.client._emit("error", e);
+    }
+  }
+
+  _deliver(items) {
+    for (const { data, meta } of items) {
+      if (!this._active) return;
+      try {
+        this._handler(data, meta);
+      } catch (err) {
+        this.client._emit("error", err);
+      }
+    }
+  }
+
+  _detach() {
+    this._gen += 1;
+    this._wamp = null;
+    this._tracker.abort();
+  }
+
+  async _attach(session) {
+    const gen = ++this._gen;
+    const ask = this._tracker.begin(this.recover);
+    const onEvent = (args, kwargs, details) => {
+      if (gen !== this._gen) return;
+      const position = (kwargs && kwargs.broker_position) || null;
+      const item = { data: args && args.length ? args[0] : undefined, meta: { topic: (details && details.topic) || this.topic, position } };
+      this._deliver(this._tracker.live(position, item));
+    };
+    try {
+      const wamp = await session.subscribe(this.topic, onEvent, this.match === "exact" ? {} : { match: this.match });
+      if (gen !== this._gen) {
+        if (session.isOpen) wamp.unsubscribe().catch(() => {});
+        return;
+      }
+      this._wamp = wamp;
+    } catch (err) {
+      if (gen !== this._gen) return;
+      this._tracker.abort();
+      this._error(err);
+      return;
+    }
+    if (!this.recover) return;
+    try {
+      await this._recover(session, gen, ask);
+    } catch (err) {
+      if (gen !== this._gen) return;
+      this._error(err); // continue live; the gap (if any) is not filled
+    }
+    if (gen === this._gen) this._deliver(this._tracker.finish());
+  }
+
+  async _recover(session, gen, ask) {
+    const call = (epoch, after) =>
+      session.call(RECOVER, [this.topic], { match: this.match, epoch, after }).then(normalizeAnswer);
+    if (ask.probe) {
+      // nothing seen yet: learn the current position, so a later reconnect recovers from it
+      const answer = await call(ask.epoch, 0);
+      if (gen === this._gen) this._tracker.reset(answer);
+      return;
+    }
+    let after = ask.after;
+    for (;;) {
+      const answer = await call(ask.epoch, after);
+      if (gen !== this._gen) return;
+      if (answer.unrecoverable) {
+        this._tracker.reset(answer);
+        if (this._onUnrecoverable) {
+          try {
+            this._onUnrecoverable({ topic: this.topic, match: this.match, reason: answer.reason, epoch: answer.epoch, cursor: answer.cursor });
+          } catch (err) {
+            this.client._emit("error", err);
+          }
+        }
+        return;
+      }
+      const events = Array.isArray(answer.events) ? answer.events : [];
+      this._deliver(this._tracker.recovered(events.map(recoveredItem)));
+      if (!answer.more || events.length === 0) return;
+      after = events[events.length - 1].position.cursor;
+    }
+  }
+}
+
+export function connect(options) {
+  return new BrokerClient(options);
+}
