@@ -11,14 +11,19 @@ import json
 import os
 import signal
 import subprocess
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlencode, urlparse
 
 import pytest
 
 from broker.client import Publisher
-from tests.node import PUBLISHER_SECRET, ROOT, Node
+from broker.tokens import mint
+from tests.node import PUBLISHER_SECRET, ROOT, TOKEN_SECRET, Node
 
 pytestmark = pytest.mark.node
 
@@ -143,3 +148,83 @@ def test_page_served_at_root_loads_the_bundle(node: Node) -> None:
     with urllib.request.urlopen(f"{node.url}/dist/broker.js", timeout=10) as response:
         assert response.status == 200
         assert len(response.read()) > 10_000
+
+
+class TokenServer:
+    """The backend's token endpoint, as a page on another origin sees it (CORS with credentials)."""
+
+    def __init__(self, origin: str, grants_for: Callable[[str], list[dict[str, str]]]) -> None:
+        self.requests: list[str] = []
+        self.expired_first = False
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                query = parse_qs(urlparse(self.path).query)
+                sub = query["sub"][0]
+                server.requests.append(sub)
+                now = time.time()
+                if server.expired_first and len(server.requests) == 1:
+                    now -= 3600  # a token that expired long ago
+                token = mint(TOKEN_SECRET, sub, server.grants_for(sub), ttl=300, now=now)
+                body = json.dumps({"token": token}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Access-Control-Allow-Origin", origin)
+                self.send_header("Access-Control-Allow-Credentials", "true")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.grants_for = grants_for
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, sub: str) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/token?sub={sub}"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def tokens(node: Node) -> Iterator[TokenServer]:
+    server = TokenServer(node.origin, lambda sub: [{"uri": f"user.{sub}.", "match": "prefix"}])
+    yield server
+    server.close()
+
+
+def token_page(node: Node, tokens: TokenServer, sub: str, topics: list[str]) -> str:
+    return f"{node.url}/e2e/token.html?" + urlencode(
+        {"tokenUrl": tokens.url(sub), "topics": ",".join(topics)}
+    )
+
+
+def test_user_token_receives_only_its_own_topics(
+    node: Node, pages: Callable[..., Page], tokens: TokenServer
+) -> None:
+    page = pages(token_page(node, tokens, "42", ["user.42.", "user.43."]))
+    errors = page.ask(error="subscribe user.43.")["errors"]
+    assert any("wamp.error.not_authorized" in e for e in errors), errors
+    backend = Publisher(node.url, "dev", PUBLISHER_SECRET)
+    backend.publish("user.43.inbox", "for 43")
+    backend.publish("user.42.inbox", "for 42")
+    [shown] = page.events("user.", 1)
+    assert (shown["topic"], shown["data"]) == ("user.42.inbox", "for 42")
+    backend.publish("user.42.inbox", "again")
+    assert [e["data"] for e in page.events("user.", 2)] == ["for 42", "again"]  # 43's never arrived
+
+
+def test_expired_token_is_refreshed_without_user_action(
+    node: Node, pages: Callable[..., Page], tokens: TokenServer
+) -> None:
+    tokens.expired_first = True
+    page = pages(token_page(node, tokens, "7", ["user.7."]))  # ready = connected, after a refresh
+    assert tokens.requests[:2] == ["7", "7"]
+    Publisher(node.url, "dev", PUBLISHER_SECRET).publish("user.7.inbox", "hello")
+    assert [e["data"] for e in page.events("user.7.", 1)] == ["hello"]

@@ -5,6 +5,8 @@
 //   -> {"ready": true, "state": "..."}        once the page reports "connected"
 //   <- {"expect": N, "prefix": "public.x."}    wait until N events with that topic prefix are listed
 //   -> {"events": [{"topic", "seq", "cursor", "data"}...], "state": "..."}
+//   <- {"error": "text"}                       wait until an #errors item contains the text
+//   -> {"errors": ["..."]}
 //   <- {"state": "connected"}                  wait until #state shows that text
 //   -> {"state": "..."}
 //   <- {"quit": true}
@@ -46,7 +48,14 @@ try {
   for await (const line of createInterface({ input: process.stdin })) {
     const cmd = JSON.parse(line);
     if (cmd.quit) break;
-    if (cmd.state) {
+    if (cmd.error) {
+      await page.waitForFunction(
+        (t) => [...document.querySelectorAll("#errors li")].some((li) => li.textContent.includes(t)),
+        cmd.error,
+        { timeout: TIMEOUT },
+      );
+      out({ errors: await page.$$eval("#errors li", (items) => items.map((li) => li.textContent)) });
+    } else if (cmd.state) {
       await page.waitForFunction((s) => document.querySelector("#state")?.textContent?.trim() === s, cmd.state, {
         timeout: TIMEOUT,
       });
