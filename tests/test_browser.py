@@ -23,7 +23,7 @@ import pytest
 
 from broker.client import Publisher
 from broker.tokens import mint
-from tests.node import PUBLISHER_SECRET, ROOT, TOKEN_SECRET, Node
+from tests.node import BACKEND_SECRET, BROKER, PUBLISHER_SECRET, ROOT, TOKEN_SECRET, Node
 
 pytestmark = pytest.mark.node
 
@@ -228,3 +228,26 @@ def test_expired_token_is_refreshed_without_user_action(
     assert tokens.requests[:2] == ["7", "7"]
     Publisher(node.url, "dev", PUBLISHER_SECRET).publish("user.7.inbox", "hello")
     assert [e["data"] for e in page.events("user.7.", 1)] == ["hello"]
+
+
+def test_readme_user_page_works_as_written(node: Node, pages: Callable[..., Page]) -> None:
+    """README "Dashboards in the browser": the example page with a token from `broker token`."""
+    token = subprocess.run(
+        [str(BROKER), "token", "42", "--subscribe", "user.42.:prefix", "--ttl", "3600"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "BROKER_TOKEN_SECRET": TOKEN_SECRET},
+    ).stdout.strip()
+    page = pages(f"{node.url}/examples/user.html#{token}")
+    topic = f"user.42.readme{uuid.uuid4().hex[:8]}"
+    result = subprocess.run(
+        [str(BROKER), "publish", topic, '{"hi": 1}', "--url", node.ws_url],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "BROKER_BACKEND_SECRET": BACKEND_SECRET},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    [shown] = page.events("user.42.", 1)
+    assert (shown["topic"], shown["data"], shown["seq"]) == (topic, {"hi": 1}, 1)
