@@ -251,3 +251,13 @@ def test_readme_user_page_works_as_written(node: Node, pages: Callable[..., Page
     assert result.returncode == 0, result.stderr
     [shown] = page.events("user.42.", 1)
     assert (shown["topic"], shown["data"], shown["seq"]) == (topic, {"hi": 1}, 1)
+
+
+def test_user_token_works_over_the_long_poll_fallback(
+    node: Node, pages: Callable[..., Page], tokens: TokenServer
+) -> None:
+    page = pages(token_page(node, tokens, "42", ["user.42."]), no_websocket=True)
+    topic = f"user.42.lp{uuid.uuid4().hex[:8]}"
+    Publisher(node.url, "dev", PUBLISHER_SECRET).publish(topic, "via long-poll")
+    [shown] = page.events(topic, 1)
+    assert shown["data"] == "via long-poll"

@@ -14,8 +14,21 @@ from typing import Any
 
 import pytest
 
-from tests.node import BACKEND_SECRET, Node
-from tests.rawwamp import ABORT, EVENT, HELLO, PUBLISHED, SUBSCRIBE, SUBSCRIBED, WELCOME, RawWamp
+from broker.tokens import mint
+from tests.node import BACKEND_SECRET, TOKEN_SECRET, Node
+from tests.rawwamp import (
+    ABORT,
+    AUTHENTICATE,
+    CHALLENGE,
+    ERROR,
+    EVENT,
+    HELLO,
+    PUBLISHED,
+    SUBSCRIBE,
+    SUBSCRIBED,
+    WELCOME,
+    RawWamp,
+)
 
 pytestmark = pytest.mark.node
 
@@ -189,3 +202,29 @@ def test_receive_queue_is_bounded(make_node: Callable[..., Node]) -> None:
     assert first.status == 404 or (first.status == 200 and first.body == b""), (first.status, first.body)
     assert client.receive().status == 404
     assert "Traceback" not in limited.log()
+
+
+def test_user_token_over_long_poll(node: Node) -> None:
+    """Long-poll sessions authenticate like WebSocket ones (here: a user token as ticket)."""
+    token = mint(TOKEN_SECRET, "42", [{"uri": "user.42.", "match": "prefix"}])
+    client = LongPoll(node)
+    client.send([HELLO, "app", {"roles": ROLES, "authmethods": ["ticket"]}])
+    challenge = client.recv()
+    assert challenge[:2] == [CHALLENGE, "ticket"]
+    client.send([AUTHENTICATE, token, {}])
+    welcome = client.recv()
+    assert welcome[0] == WELCOME
+    assert (welcome[2]["authid"], welcome[2]["authrole"]) == ("42", "user")
+    assert client.subscribe("user.42.inbox")[0] == SUBSCRIBED
+    refused = client.subscribe("user.43.inbox")
+    assert refused[0] == ERROR and refused[4] == "wamp.error.not_authorized"
+    client.close()
+
+
+def test_forged_token_over_long_poll_is_aborted(node: Node) -> None:
+    client = LongPoll(node)
+    client.send([HELLO, "app", {"roles": ROLES, "authmethods": ["ticket"]}])
+    assert client.recv()[0] == CHALLENGE
+    client.send([AUTHENTICATE, mint("not-the-secret", "42", [{"uri": "user.42.", "match": "prefix"}]), {}])
+    abort = client.recv()
+    assert abort[0] == ABORT and abort[2] == "wamp.error.not_authorized"

@@ -304,7 +304,9 @@ def _make_router_on_open(original: Any) -> Any:
             return
         # what crossbar's RouterSession.onOpen does after its transport type assertion
         self._transport = transport
-        self._transport_config = {}  # long-poll has no "auth": sessions join as "anonymous"
+        # long-poll paths have no "auth" of their own: they take the WebSocket path's
+        # (anonymous, WAMP-CRA, tokens), captured by the long-poll service at start
+        self._transport_config = getattr(transport._parent, "_broker_transport_config", {})
         self._pending_session_id = self._previous_session_id = self._realm = None
         self._session_id = self._session_roles = self._session_details = None
         self._pending_auth = self._authid = self._authrole = self._authmethod = None
@@ -461,6 +463,14 @@ def websocket_origin_policy(paths: dict[str, Any]) -> tuple[list[str], bool]:
     return origins, allow_null
 
 
+def websocket_auth(paths: dict[str, Any]) -> dict[str, Any]:
+    """The ``auth`` of a web transport's first WebSocket path, for its long-poll sessions."""
+    for service in paths.values():
+        if isinstance(service, dict) and service.get("type") == "websocket" and "auth" in service:
+            return {"auth": service["auth"]}
+    return {}
+
+
 def _make_longpoll_create(original: Any) -> Any:
     def create(transport: Any, path: str, config: dict[str, Any]) -> Any:
         service = original(transport, path, config)
@@ -468,6 +478,7 @@ def _make_longpoll_create(original: Any) -> Any:
         origins, allow_null = websocket_origin_policy(web.get("paths", {}))
         service._resource._broker_origin_patterns = wildcards2patterns(origins)
         service._resource._broker_allow_null_origin = allow_null
+        service._resource._broker_transport_config = websocket_auth(web.get("paths", {}))
         return service
 
     return staticmethod(create)
