@@ -32,3 +32,25 @@ const result = await build({
 
 const out = result.metafile.outputs["dist/broker.js"];
 console.log(`dist/broker.js: ${(out.bytes / 1024).toFixed(1)} KiB`);
+
+// The dashboard at `/` (index.html): dist/dashboard.js (+ .css, uPlot) takes the
+// client from dist/broker.js; dist/dashboard-operator.js (autobahn, WAMP-CRA via
+// WebCrypto) is loaded only for `?operator`.
+const dashboard = await build({
+  entryPoints: ["src/dashboard.js", "src/dashboard-operator.js"],
+  outdir: "dist",
+  bundle: true,
+  format: "esm",
+  platform: "browser",
+  target: ["es2020"],
+  minify: true,
+  sourcemap: true,
+  legalComments: "eof",
+  define: { global: "globalThis" },
+  plugins: [shims],
+  metafile: true,
+  logLevel: "warning",
+});
+for (const [file, { bytes }] of Object.entries(dashboard.metafile.outputs)) {
+  if (!file.endsWith(".map")) console.log(`${file}: ${(bytes / 1024).toFixed(1)} KiB`);
+}

@@ -1,0 +1,94 @@
+// Drives the dashboard (index.html) in real headless Chromium for tests/test_dashboard.py.
+//
+// Env: PAGE_URL (the page to open), WIDTH/HEIGHT (viewport, default 1440x1000).
+// Protocol on stdin/stdout, one JSON object per line (like watch.mjs):
+//   -> {"ready": true, "state": "..."}                   once #state shows "connected"
+//   <- {"expect": N, "prefix": "public.x.", "topics": K} wait for N events and K topic rows under prefix
+//   -> {"topics": [{"topic", "rate", "count"}...], "events": N}
+//   <- {"inspect": true}
+//   -> {"state", "transport", "canvas": {"width", "height"} | null, "errors": [...], "stats": {...}}
+//   <- {"operator": "secret"}                           sign in on the operator panel (page opened with ?operator)
+//   -> {"sessions": "3", "subscriptions": "2", "status": "..."}
+//   <- {"screenshot": "path.png", "colorScheme": "dark" | "light", "fullPage": false}
+//   -> {"screenshot": "path.png"}
+//   <- {"quit": true}
+import { createInterface } from "node:readline";
+import { chromium } from "playwright-core";
+
+const TIMEOUT = Number(process.env.WAIT_MS || 30000);
+const out = (obj) => process.stdout.write(JSON.stringify(obj) + "\n");
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
+});
+const page = await browser.newPage({
+  viewport: { width: Number(process.env.WIDTH || 1440), height: Number(process.env.HEIGHT || 1000) },
+  deviceScaleFactor: 1,
+});
+const logs = [];
+const errors = [];
+page.on("console", (msg) => {
+  logs.push(`${msg.type()}: ${msg.text()}`);
+  if (msg.type() === "error") errors.push(msg.text());
+});
+page.on("pageerror", (err) => errors.push(`pageerror: ${err.message}`));
+page.on("requestfailed", (req) => errors.push(`requestfailed: ${req.url()} ${req.failure()?.errorText}`));
+page.on("response", (res) => {
+  if (res.status() >= 400) errors.push(`HTTP ${res.status()}: ${res.url()}`);
+});
+
+const text = (sel) => page.locator(sel).innerText();
+
+try {
+  await page.goto(process.env.PAGE_URL);
+  await page.waitForFunction(() => document.querySelector("#state")?.textContent?.trim() === "connected", null, { timeout: TIMEOUT });
+  out({ ready: true, state: await text("#state") });
+  for await (const line of createInterface({ input: process.stdin })) {
+    const cmd = JSON.parse(line);
+    if (cmd.quit) break;
+    if (cmd.expect !== undefined) {
+      await page.waitForFunction(
+        ({ prefix, n, k }) =>
+          document.querySelectorAll(`#events li[data-topic^="${prefix}"]`).length >= n &&
+          document.querySelectorAll(`#topics tr[data-topic^="${prefix}"]`).length >= k,
+        { prefix: cmd.prefix, n: cmd.expect, k: cmd.topics ?? 0 },
+        { timeout: TIMEOUT },
+      );
+      await page.waitForTimeout(100); // one animation frame for the rates
+      const topics = await page.$$eval(`#topics tr[data-topic^="${cmd.prefix}"]`, (rows) =>
+        rows.map((tr) => ({
+          topic: tr.dataset.topic,
+          rate: Number(tr.dataset.rate),
+          count: Number(tr.querySelector(".count").textContent.replace(/\D/g, "")),
+        })),
+      );
+      const events = await page.locator(`#events li[data-topic^="${cmd.prefix}"]`).count();
+      out({ topics, events });
+    } else if (cmd.inspect) {
+      const canvas = await page.$eval("#chart canvas", (c) => ({ width: c.width, height: c.height })).catch(() => null);
+      const stats = {};
+      for (const id of ["stat-rate", "stat-total", "stat-topics", "stat-last"]) stats[id] = await text(`#${id}`);
+      out({ state: await text("#state"), transport: await text("#transport"), canvas, errors, stats });
+    } else if (cmd.operator !== undefined) {
+      await page.waitForSelector("#operator:not([hidden]) form", { timeout: TIMEOUT });
+      await page.fill("#operator input[name=secret]", cmd.operator);
+      await page.click("#operator button[type=submit]");
+      await page.waitForFunction(() => document.querySelector("#op-sessions") || document.querySelector(".op-status[data-kind=bad]"), null, { timeout: TIMEOUT });
+      const sessions = await page.$eval("#op-sessions", (b) => b.textContent).catch(() => null);
+      const subscriptions = await page.$eval("#op-subscriptions", (b) => b.textContent).catch(() => null);
+      out({ sessions, subscriptions, status: await text(".op-status") });
+    } else if (cmd.screenshot) {
+      await page.emulateMedia({ colorScheme: cmd.colorScheme || "dark" });
+      await page.waitForTimeout(300); // the chart redraws with the scheme's colours
+      await page.screenshot({ path: cmd.screenshot, fullPage: !!cmd.fullPage });
+      out({ screenshot: cmd.screenshot });
+    }
+  }
+} catch (err) {
+  out({ error: String(err), logs, errors });
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+  process.exit(process.exitCode ?? 0); // stdin may still be open: don't wait for it
+}
