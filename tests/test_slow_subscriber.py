@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from autobahn.websocket.protocol import WebSocketProtocol
 from twisted.internet.abstract import FileDescriptor
 from twisted.internet.testing import MemoryReactor
 
@@ -95,6 +96,7 @@ class Peer:
 
     peer = "tcp4:127.0.0.1:1"
     _broker_slow = False
+    state = WebSocketProtocol.STATE_OPEN
 
     def __init__(self, sock: KernelSide) -> None:
         self._broker_socket = sock
@@ -114,6 +116,17 @@ def _send_raw(peer: Peer, msg: bytes) -> None:
 
 
 SEND = hardening._make_websocket_send(100, _send_raw)
+
+
+def test_send_to_a_closing_peer_is_discarded_not_raised() -> None:
+    """crossbar may route to a peer whose socket closed before its session detached: autobahn's
+    Disconnected would end the delivery loop for every subscriber after it."""
+    sock = KernelSide(room=1000)
+    peer = Peer(sock)
+    for state in (WebSocketProtocol.STATE_CLOSING, WebSocketProtocol.STATE_CLOSED):
+        peer.state = state
+        SEND(peer, b"late")
+    assert sock.taken == b"" and sock.dataBuffer == b""
 
 
 def test_peer_within_limit_is_kept() -> None:

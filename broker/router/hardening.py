@@ -38,7 +38,11 @@ tests under ``tests/test_hardening.py`` (``tests/test_slow_subscriber.py`` for
    connection) and discards every later message for that peer. If the kernel
    takes the backlog at once, a close frame (1008 and the reason) follows it
    and ``close_handshake_timeout`` bounds the wait for the peer; if not, the
-   connection is dropped, freeing the buffer now.
+   connection is dropped, freeing the buffer now. The same hook discards
+   messages routed to a peer whose WebSocket is already closing: crossbar
+   still delivers to it until its session detaches, and autobahn's
+   ``Disconnected`` would end crossbar's delivery loop for every subscriber
+   after it (and log a traceback).
    Long-poll is not covered, and need not be yet: crossbar 26.10 accepts the
    transport's ``queue_limit_bytes`` and ``queue_limit_messages`` but never
    reads them (``crossbar/router/longpoll.py`` only stores them, and
@@ -254,6 +258,11 @@ def _make_websocket_send(max_buffer_bytes: int, original: Any) -> Any:
     def send(self: Any, msg: Any) -> None:
         if self._broker_slow:
             return  # let go: nothing more is buffered for this peer
+        if self.state != WebSocketProtocol.STATE_OPEN:
+            # the peer is closing or gone, its session not yet detached: autobahn would raise
+            # Disconnected inside crossbar's delivery loop, ending delivery to the subscribers
+            # after this one (and logging a traceback). Nothing can reach this peer any more.
+            return
         original(self, msg)
         sock = self._broker_socket
         if sock is not None:
