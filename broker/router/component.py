@@ -24,7 +24,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from autobahn.twisted.wamp import ApplicationSession
 from autobahn.wamp.exception import ApplicationError
@@ -195,9 +195,8 @@ def recover_for(
     plus its token's for a ``user`` session); ``who`` names the caller in errors.
     """
     try:
-        if match not in MATCH_POLICIES or not is_valid_uri(topic, match):
-            check_uri(topic, match)
-        if not may_subscribe(topic, match):  # type: ignore[arg-type]
+        check_uri(topic, match)  # also refuses an unknown match policy
+        if not may_subscribe(topic, cast(Match, match)):
             raise NotAuthorized(f"{who} may not subscribe to {topic!r} ({match}), so not read its history")
         return recover(store, topic, match, epoch, after)
     except BrokerError as error:
