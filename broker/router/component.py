@@ -35,7 +35,7 @@ from broker.grants import ACTIONS, Grants
 from broker.history import HistoryStore, create_store
 from broker.history.recovery import recover
 from broker.publishing import PublishGate
-from broker.router import hardening, positions
+from broker.router import hardening, metrics, positions
 from broker.router.state import STATE
 from broker.settings import BrokerSettings, TokenSettings, parse_settings
 from broker.tokens import USER_ROLE, verify
@@ -247,7 +247,13 @@ class BrokerComponent(ApplicationSession):
             role = details.caller_authrole or ""
             may = _may_subscribe(grants, users, role, details.caller, details.caller_authid)
             who = f"user {details.caller_authid!r}" if role == USER_ROLE else f"role {role!r}"
-            return recover_for(may, store, who, topic, match, epoch, after)
+            try:
+                answer = recover_for(may, store, who, topic, match, epoch, after)
+            except ApplicationError:
+                metrics.count_recovery("refused")
+                raise
+            metrics.count_recovery("unrecoverable" if answer.get("unrecoverable") else "recovered")
+            return answer
 
         await self.register(
             _recover, RECOVER_PROCEDURE, options=RegisterOptions(invoke="single", details_arg="details")

@@ -11,6 +11,8 @@ usual (Broker's own HTTP API gets the position back through
 backends over WAMP, the CLI. A position a client put in its own kwargs is
 dropped, never forwarded. If the store fails the publish is refused with
 ``broker.error.history_unavailable`` rather than delivered without a position.
+Every authorized publish, with history or without, is counted in
+``broker_publishes_total`` (:mod:`broker.router.metrics`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from twisted.logger import Logger
 
 from broker.history import POSITION_KEY
 from broker.history.policy import retention_for
+from broker.router import metrics
 from broker.router.state import STATE
 
 #: The role of Broker's own in-process session, whose position requests are honoured.
@@ -47,14 +50,15 @@ def _process_publish(self: Any, session: Any, publish: Any) -> None:
     if retention is None:
         if publish.kwargs and POSITION_KEY in publish.kwargs:
             publish.kwargs = _strip(publish)
-        original(self, session, publish)
-        return
 
     # Broker's own session (the HTTP API) asks for the position back by passing a token
     wanted = (publish.kwargs or {}).get(POSITION_KEY) if session._authrole == BROKER_ROLE else None
 
     def authorized(authorization: dict[str, Any]) -> None:
-        if authorization.get("allow"):
+        allowed = bool(authorization.get("allow"))
+        if allowed:  # every authorized publish, with history or without
+            metrics.count_publish(publish.topic)
+        if allowed and retention is not None:
             kwargs = _strip(publish)
             try:
                 event = store.append(publish.topic, list(publish.args or []), kwargs, retention)

@@ -25,6 +25,7 @@ from broker.errors import BrokerError, NotReady, RateLimited, ServerError
 from broker.history import POSITION_KEY
 from broker.idempotency import Answer
 from broker.publishing import PUBLISH_PATH, Admitted, Event
+from broker.router import metrics
 from broker.router.state import STATE
 
 _log = Logger(namespace="broker.publish_api")
@@ -117,6 +118,7 @@ class PublishResource(Resource):
         request: Request, answer: Answer, retry_after: float | None = None, replayed: bool = False
     ) -> bytes:
         status, body = answer
+        metrics.count_http_answer(status)
         payload = json.dumps(body).encode()
         request.setResponseCode(status)
         request.setHeader(b"content-type", b"application/json")

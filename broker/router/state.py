@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from broker.router import metrics
+
 
 @dataclass
 class NodeState:
@@ -23,7 +25,7 @@ class NodeState:
     issued_positions: dict[str, Any] = field(default_factory=dict)
     #: The HTTP publish API's gate (a :class:`broker.publishing.PublishGate`), once configured.
     publish_gate: Any = None
-    #: Counters surfaced on /health (rejections by reason).
+    #: Counters surfaced on /health (rejections by reason); /metrics has them too.
     rejections: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -34,6 +36,7 @@ class NodeState:
     def count_rejection(self, reason: str) -> None:
         """Count one connection or message refused for ``reason``."""
         self.rejections[reason] = self.rejections.get(reason, 0) + 1
+        metrics.count_rejection(reason)
 
 
 STATE = NodeState()
