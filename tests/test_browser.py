@@ -23,76 +23,27 @@ import pytest
 
 from broker.client import Publisher
 from broker.tokens import mint
-from tests.node import BACKEND_SECRET, BROKER, PUBLISHER_SECRET, ROOT, TOKEN_SECRET, Node
+from tests.chromium import E2E, PageDriver, opener
+from tests.node import BACKEND_SECRET, BROKER, PUBLISHER_SECRET, TOKEN_SECRET, Node
 
 pytestmark = pytest.mark.node
 
-WATCH = ROOT / "clients" / "js" / "e2e" / "watch.mjs"
+WATCH = E2E / "watch.mjs"
 
 
-class Page:
+class Page(PageDriver):
     """One Chromium page on ``url``, driven through watch.mjs."""
 
     def __init__(self, url: str, no_websocket: bool = False) -> None:
-        env = {**os.environ, "PAGE_URL": url, "NO_WEBSOCKET": "1" if no_websocket else "0"}
-        self.proc = subprocess.Popen(
-            ["node", str(WATCH)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-            cwd=WATCH.parent.parent,
-        )
-        self.ready = self._read()
-        assert self.ready.get("ready"), self.ready
-
-    def _read(self) -> dict[str, Any]:
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line:
-            raise AssertionError(f"watch.mjs ended: {self.proc.stderr.read() if self.proc.stderr else ''}")
-        answer: dict[str, Any] = json.loads(line)
-        if "error" in answer:
-            raise AssertionError(f"page: {answer['error']}\n" + "\n".join(answer.get("logs", [])))
-        return answer
-
-    def ask(self, **command: Any) -> dict[str, Any]:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps(command) + "\n")
-        self.proc.stdin.flush()
-        return self._read()
+        super().__init__(WATCH, url, {"NO_WEBSOCKET": "1" if no_websocket else "0"})
 
     def events(self, prefix: str, count: int) -> list[dict[str, Any]]:
         return sorted(self.ask(expect=count, prefix=prefix)["events"], key=lambda e: e["cursor"])
 
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                assert self.proc.stdin is not None
-                self.proc.stdin.write(json.dumps({"quit": True}) + "\n")
-                self.proc.stdin.close()
-            except (BrokenPipeError, ValueError):
-                pass
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
 
 @pytest.fixture
 def pages() -> Iterator[Callable[..., Page]]:
-    opened: list[Page] = []
-
-    def open_(url: str, **kwargs: Any) -> Page:
-        page = Page(url, **kwargs)
-        opened.append(page)
-        return page
-
-    yield open_
-    for page in opened:
-        page.close()
+    yield from opener(Page)  # type: ignore[misc]
 
 
 def publisher(node: Node) -> Publisher:

@@ -9,88 +9,33 @@ regenerates the one in the docs).
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from broker.client import Publisher
-from tests.node import OPERATOR_SECRET, PUBLISHER_SECRET, ROOT, Node
+from tests.chromium import E2E, PageDriver, opener
+from tests.node import OPERATOR_SECRET, PUBLISHER_SECRET, Node
 
 pytestmark = pytest.mark.node
 
-DRIVER = ROOT / "clients" / "js" / "e2e" / "dashboard.mjs"
+DRIVER = E2E / "dashboard.mjs"
 
 
-class Dashboard:
+class Dashboard(PageDriver):
     """One Chromium page on ``url``, driven through dashboard.mjs."""
 
     def __init__(self, url: str) -> None:
-        self.proc = subprocess.Popen(
-            ["node", str(DRIVER)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "PAGE_URL": url},
-            cwd=DRIVER.parent.parent,
-        )
-        self.ready = self._read()
-        assert self.ready.get("ready"), self.ready
-
-    def _read(self) -> dict[str, Any]:
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line:
-            raise AssertionError(
-                f"dashboard.mjs ended: {self.proc.stderr.read() if self.proc.stderr else ''}"
-            )
-        answer: dict[str, Any] = json.loads(line)
-        if "error" in answer:
-            raise AssertionError(
-                f"page: {answer['error']}\n" + "\n".join(answer.get("logs", []) + answer.get("errors", []))
-            )
-        return answer
-
-    def ask(self, **command: Any) -> dict[str, Any]:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps(command) + "\n")
-        self.proc.stdin.flush()
-        return self._read()
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                assert self.proc.stdin is not None
-                self.proc.stdin.write(json.dumps({"quit": True}) + "\n")
-                self.proc.stdin.close()
-            except (BrokenPipeError, ValueError):
-                pass
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        super().__init__(DRIVER, url)
 
 
 @pytest.fixture
 def dashboards() -> Iterator[Callable[[str], Dashboard]]:
-    opened: list[Dashboard] = []
-
-    def open_(url: str) -> Dashboard:
-        page = Dashboard(url)
-        opened.append(page)
-        return page
-
-    yield open_
-    for page in opened:
-        page.close()
+    yield from opener(Dashboard)  # type: ignore[misc]
 
 
 def test_dashboard_shows_topics_rates_and_chart(
