@@ -11,7 +11,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, cast
+from typing import Any, Final, TypeVar, cast
 
 from broker.errors import ConfigError, InvalidUri
 from broker.grants import ACTIONS, Action, Grant, Grants
@@ -214,20 +214,15 @@ def _parse_publisher(key_id: str, raw: object, path: str, env: Mapping[str, str]
     return PublisherKey(key_id=key_id, secret=secret, topics=tuple(grants), rate_limit=rate_limit)
 
 
-def _parse_http_publish(raw: object, path: str) -> HttpPublishSettings:
-    if not isinstance(raw, Mapping):
-        raise ConfigError(path, f"must be an object, not {type(raw).__name__}")
-    _unknown_keys(raw, frozenset(_HTTP_LIMITS), path)
-    values = {key: _int(value, f"{path}.{key}", *_HTTP_LIMITS[key]) for key, value in raw.items()}
-    return HttpPublishSettings(**values)
+_L = TypeVar("_L")
 
 
-def _parse_slow_subscriber(raw: object, path: str) -> SlowSubscriberSettings:
+def _parse_limits(raw: object, path: str, limits: Mapping[str, tuple[int, int]], kind: type[_L]) -> _L:
+    """An object of bounded integers (``limits``: key -> (min, max)) into the dataclass ``kind``."""
     if not isinstance(raw, Mapping):
-        raise ConfigError(path, f"must be an object {{max_buffer_bytes}}, not {type(raw).__name__}")
-    _unknown_keys(raw, frozenset(_SLOW_SUBSCRIBER_LIMITS), path)
-    values = {key: _int(value, f"{path}.{key}", *_SLOW_SUBSCRIBER_LIMITS[key]) for key, value in raw.items()}
-    return SlowSubscriberSettings(**values)
+        raise ConfigError(path, f"must be an object {{{', '.join(limits)}}}, not {type(raw).__name__}")
+    _unknown_keys(raw, frozenset(limits), path)
+    return kind(**{key: _int(value, f"{path}.{key}", *limits[key]) for key, value in raw.items()})
 
 
 def _parse_history(raw: object, path: str) -> HistorySettings:
@@ -335,9 +330,16 @@ def parse_settings(raw: object, path: str = "$", env: Mapping[str, str] | None =
         key_id: _parse_publisher(key_id, key, f"{path}.publishers.{key_id}", env)
         for key_id, key in raw_publishers.items()
     }
-    http_publish = _parse_http_publish(raw.get("http_publish", {}), f"{path}.http_publish")
+    http_publish = _parse_limits(
+        raw.get("http_publish", {}), f"{path}.http_publish", _HTTP_LIMITS, HttpPublishSettings
+    )
     history = _parse_history(raw.get("history", {}), f"{path}.history")
-    slow_subscriber = _parse_slow_subscriber(raw.get("slow_subscriber", {}), f"{path}.slow_subscriber")
+    slow_subscriber = _parse_limits(
+        raw.get("slow_subscriber", {}),
+        f"{path}.slow_subscriber",
+        _SLOW_SUBSCRIBER_LIMITS,
+        SlowSubscriberSettings,
+    )
     tokens = _parse_tokens(raw["tokens"], f"{path}.tokens", env) if "tokens" in raw else None
     return BrokerSettings(
         grants=Grants(roles),

@@ -20,13 +20,13 @@ def cli_env() -> dict[str, str]:
 
 
 def publish(node: Node, topic: str, payload: str) -> subprocess.CompletedProcess[str]:
+    return broker("publish", topic, payload, "--url", node.ws_url)
+
+
+def broker(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run one ``broker`` command to completion (as backend, with the test secret)."""
     return subprocess.run(
-        [str(BROKER), "publish", topic, payload, "--url", node.ws_url],
-        capture_output=True,
-        text=True,
-        env=cli_env(),
-        timeout=60,
-        check=False,
+        [str(BROKER), *args], capture_output=True, text=True, env=cli_env(), timeout=60, check=False
     )
 
 
@@ -109,14 +109,7 @@ def test_publish_invalid_json_is_refused_before_connecting(node: Node) -> None:
 
 
 def test_tail_refused_subscription_exits_1(node: Node) -> None:
-    result = subprocess.run(
-        [str(BROKER), "tail", "orders.x", "--anonymous", "--url", node.ws_url],
-        capture_output=True,
-        text=True,
-        env=cli_env(),
-        timeout=60,
-        check=False,
-    )
+    result = broker("tail", "orders.x", "--anonymous", "--url", node.ws_url)
     assert result.returncode == 1
     assert "wamp.error.not_authorized" in result.stderr
 
@@ -124,14 +117,7 @@ def test_tail_refused_subscription_exits_1(node: Node) -> None:
 def test_publish_to_stopped_node_is_a_clear_error() -> None:
     from tests.node import free_port
 
-    result = subprocess.run(
-        [str(BROKER), "publish", "public.demo", "1", "--url", f"ws://127.0.0.1:{free_port()}/ws"],
-        capture_output=True,
-        text=True,
-        env=cli_env(),
-        timeout=60,
-        check=False,
-    )
+    result = broker("publish", "public.demo", "1", "--url", f"ws://127.0.0.1:{free_port()}/ws")
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert result.stderr.strip()
@@ -158,13 +144,6 @@ def test_tail_from_position_prints_missed_then_live_events(node: Node, tails: li
 
 
 def test_tail_from_lost_position_fails_clearly(node: Node) -> None:
-    result = subprocess.run(
-        [str(BROKER), "tail", "public.x", "--anonymous", "--from", "not-the-epoch:0", "--url", node.ws_url],
-        capture_output=True,
-        text=True,
-        env=cli_env(),
-        timeout=60,
-        check=False,
-    )
+    result = broker("tail", "public.x", "--anonymous", "--from", "not-the-epoch:0", "--url", node.ws_url)
     assert result.returncode == 1
     assert "cannot resume from not-the-epoch:0: epoch changed: the history was reset" in result.stderr

@@ -13,9 +13,8 @@ const shims = {
   },
 };
 
-const result = await build({
-  entryPoints: ["src/index.js"],
-  outfile: "dist/broker.js",
+// what every bundle here shares: browser ESM, minified, autobahn's Node-only modules shimmed
+const common = {
   bundle: true,
   format: "esm",
   platform: "browser",
@@ -28,7 +27,9 @@ const result = await build({
   plugins: [shims],
   metafile: true,
   logLevel: "warning",
-});
+};
+
+const result = await build({ ...common, entryPoints: ["src/index.js"], outfile: "dist/broker.js" });
 
 const out = result.metafile.outputs["dist/broker.js"];
 console.log(`dist/broker.js: ${(out.bytes / 1024).toFixed(1)} KiB`);
@@ -37,19 +38,9 @@ console.log(`dist/broker.js: ${(out.bytes / 1024).toFixed(1)} KiB`);
 // client from dist/broker.js; dist/dashboard-operator.js (autobahn, WAMP-CRA via
 // WebCrypto) is loaded only for `?operator`.
 const dashboard = await build({
+  ...common,
   entryPoints: ["src/dashboard.js", "src/dashboard-operator.js"],
   outdir: "dist",
-  bundle: true,
-  format: "esm",
-  platform: "browser",
-  target: ["es2020"],
-  minify: true,
-  sourcemap: true,
-  legalComments: "eof",
-  define: { global: "globalThis" },
-  plugins: [shims],
-  metafile: true,
-  logLevel: "warning",
 });
 for (const [file, { bytes }] of Object.entries(dashboard.metafile.outputs)) {
   if (!file.endsWith(".map")) console.log(`${file}: ${(bytes / 1024).toFixed(1)} KiB`);
