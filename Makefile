@@ -21,7 +21,7 @@ JS_STAMP := $(JS)/dist/.built
 JS_SOURCES := $(JS)/package.json $(JS)/package-lock.json $(JS)/build.mjs \
 	$(wildcard $(JS)/src/*.js $(JS)/src/shims/*.cjs $(JS)/test/*.test.mjs)
 
-.PHONY: venv sdk-venv js chromium run lint test check bench bench-quick clean
+.PHONY: venv sdk-venv js chromium bench-deps run lint test check bench bench-quick clean
 
 venv: $(STAMP)
 
@@ -65,12 +65,22 @@ test: venv sdk-venv js chromium lint
 check: venv
 	$(BIN)/broker check
 
-# not part of `make test`: rewrites docs/benchmarks.md
-bench: venv
-	$(BIN)/python bench/fanout.py
+# `make bench` only: the alternatives it measures (python-socketio, Django Channels + Redis), plots, py-spy
+BENCH_STAMP := $(VENV)/.bench-installed
 
-bench-quick: venv
-	$(BIN)/python bench/fanout.py --quick
+bench-deps: $(BENCH_STAMP)
+	@command -v redis-server >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[node,test,bench]'
+	touch $(BENCH_STAMP)
+
+# not part of `make test`: rewrites docs/benchmarks.md and its plots (about 20 min; bench-quick about 3)
+bench: bench-deps js
+	$(BIN)/python bench/run.py
+
+bench-quick: bench-deps js
+	$(BIN)/python bench/run.py --quick
 
 clean:
 	rm -rf $(VENV) $(SDK_VENV) .pytest_cache .mypy_cache .ruff_cache broker.egg-info .crossbar/run
