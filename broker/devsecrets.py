@@ -104,3 +104,37 @@ def secret(name: str, config_dir: Path) -> str | None:
     if name in os.environ:
         return os.environ[name]
     return load(path_for(config_dir)).get(name)
+
+
+def update(path: Path, changes: dict[str, str | None]) -> None:
+    """Set (or, for ``None``, remove) the secrets in ``changes``, rewriting ``path`` atomically.
+
+    Other lines, comments included, stay as they are; the file stays private
+    to its owner (0600). ``broker config`` stores generated publisher secrets here.
+    """
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        lines = []
+    pending = dict(changes)
+    out = []
+    for line in lines:
+        name = line.partition("=")[0].strip()
+        if "=" in line and not line.lstrip().startswith("#") and name in pending:
+            value = pending.pop(name)
+            if value is not None:
+                out.append(f"{name}={value}")
+        else:
+            out.append(line)
+    out += [f"{name}={value}" for name, value in pending.items() if value is not None]
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write("".join(f"{line}\n" for line in out))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise

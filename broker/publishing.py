@@ -129,6 +129,30 @@ class PublishGate:
             if key.rate_limit is not None
         }
 
+    def reconfigure(self, settings: HttpPublishSettings, publishers: Mapping[str, PublisherKey]) -> None:
+        """Take over new limits and keys (a live reload), keeping what the gate remembers.
+
+        The replay memory (nonces) and the idempotency cache survive, so a
+        request accepted before the reload cannot be replayed after it, and a
+        key whose rate limit is unchanged keeps its bucket (its current fill).
+        """
+        self.settings = settings
+        self.publishers = publishers
+        self.grants = Grants({key_id: key.topics for key_id, key in publishers.items()})
+        self.nonces.window, self.nonces.capacity = settings.timestamp_window, settings.nonce_capacity
+        self.idempotency.window = settings.idempotency_window
+        self.idempotency.capacity = settings.idempotency_capacity
+        old = self.buckets
+        self.buckets = {}
+        for key_id, key in publishers.items():
+            if key.rate_limit is None:
+                continue
+            bucket = old.get(key_id)
+            rate, burst = key.rate_limit.per_second, key.rate_limit.burst
+            if bucket is None or (bucket.rate, bucket.burst) != (rate, burst):
+                bucket = TokenBucket(rate, burst, self.nonces.clock)
+            self.buckets[key_id] = bucket
+
     def admit(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Admitted:
         """Check one request (``headers`` keyed in lower case); raise the first error found."""
         if method != "POST":

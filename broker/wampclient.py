@@ -185,6 +185,19 @@ async def publish(target: Target, topic: str, payload: Any) -> int:
     return publication_id
 
 
+async def call(target: Target, procedure: str, *args: Any) -> Any:
+    """Call ``procedure`` once and return its result (``broker reload``)."""
+    session = await _join(target)
+    try:
+        return await session.call(procedure, *args)
+    except ApplicationError as exc:
+        raise _wamp_error(exc) from None
+    except TransportLost:
+        raise ConnectionFailed(f"{target.url}: the connection closed") from None
+    finally:
+        await _leave(session)
+
+
 async def tail(
     target: Target,
     topic: str,

@@ -1,0 +1,203 @@
+"""Live reload inside the router worker: the thin adapter between :mod:`broker.reload` and crossbar.
+
+Why: crossbar reads its config once, so without this every edit means a
+restart that drops every connection. ``broker reload`` calls
+``broker.reload`` (operator only) and ``SIGHUP`` reaches this worker (the
+controller forwards it, :mod:`broker.router.launcher`); both re-read the
+source config ``broker run`` started from (``$BROKER_CONFIG``), let
+:func:`broker.reload.plan_reload` validate all of it, and apply a valid plan
+at once, on the reactor thread, between two messages:
+
+* role grants and token keys: the component's settings, which its authorizer
+  and authenticator read on every call, and crossbar's authorization cache
+  (``Router._authorization_cache``, where cached publish/call answers live) is
+  cleared so no stale "yes" survives;
+* publisher keys and HTTP publish limits: :meth:`PublishGate.reconfigure`,
+  which keeps the replay memory and the idempotency cache;
+* history policies (``STATE.history_policies``), the HELLO deadline, the
+  slow-subscriber limit (:func:`broker.router.hardening.configure`) and the
+  metrics' namespace cap (:func:`broker.router.metrics.configure`);
+* allowed origins: crossbar builds one autobahn WebSocket factory per
+  WebSocket path and never looks at the config again, so :func:`install`
+  records each factory as crossbar creates it (and each long-poll resource,
+  whose CORS follows the same origins) and a reload calls the factory's
+  ``setProtocolOptions(allowedOrigins=...)``.
+
+Secrets: ``broker run`` copies the dev secrets file's values into crossbar's
+environment at start and names them in ``$BROKER_FILE_SECRETS``; on reload
+those names take the file's current value (a rotated key), while names the
+operator set in the real environment keep winning (:func:`broker.reload.reload_env`).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from autobahn.util import wildcards2patterns
+from crossbar.webservice import longpoll as webservice_longpoll
+from crossbar.webservice import websocket as webservice_websocket
+from twisted.logger import Logger
+
+from broker import devsecrets, nodeconfig
+from broker.errors import ConfigError
+from broker.reload import (
+    ENV_CONFIG,
+    ENV_FILE_SECRETS,
+    SNAPSHOT_FILENAME,
+    Plan,
+    plan_reload,
+    reload_env,
+)
+from broker.router import hardening, metrics
+from broker.router.state import STATE
+
+_log = Logger(namespace="broker.reload")
+
+#: WebSocket path key -> the autobahn factory crossbar made for it.
+_websocket_factories: dict[str, Any] = {}
+#: Long-poll resources, whose CORS origins follow the WebSocket paths'.
+_longpoll_resources: list[Any] = []
+_installed: list[bool] = []
+
+
+def _make_websocket_create(original: Any) -> Any:
+    def create(transport: Any, path: str, config: dict[str, Any]) -> Any:
+        service = original(transport, path, config)
+        _websocket_factories[path] = service._resource._factory
+        return service
+
+    return staticmethod(create)
+
+
+def _make_longpoll_create(original: Any) -> Any:
+    def create(transport: Any, path: str, config: dict[str, Any]) -> Any:
+        service = original(transport, path, config)
+        _longpoll_resources.append(service._resource)
+        return service
+
+    return staticmethod(create)
+
+
+def install() -> None:
+    """Record the web services crossbar creates (call before transports start, after hardening)."""
+    if _installed:
+        return
+    _installed.append(True)
+    ws = webservice_websocket.RouterWebServiceWebSocket
+    ws.create = _make_websocket_create(ws.create)  # type: ignore[method-assign]
+    lp = webservice_longpoll.RouterWebServiceLongPoll
+    lp.create = _make_longpoll_create(lp.create)  # type: ignore[method-assign]
+
+
+class Reloader:
+    """Re-reads, validates and applies the node config for one Broker component."""
+
+    def __init__(
+        self,
+        component: Any,
+        running: Mapping[str, Any],
+        source: Path,
+        from_file: frozenset[str] = frozenset(),
+    ) -> None:
+        self.component = component
+        #: The source config the router runs, rendered (live changes applied).
+        self.running: Mapping[str, Any] = running
+        self.source = source
+        self.from_file = from_file
+
+    @classmethod
+    def for_node(cls, component: Any, cbdir: Path) -> Reloader:
+        """The reloader of a node started by ``broker run`` (or by ``crossbar start`` in ``cbdir``)."""
+        snapshot = cbdir / SNAPSHOT_FILENAME
+        if not snapshot.exists():  # started by crossbar itself: its config is the source
+            snapshot = cbdir / nodeconfig.CONFIG_FILENAME
+        try:
+            running: Mapping[str, Any] = nodeconfig.load(snapshot)
+        except ConfigError as error:  # reloads will be refused, the node still serves
+            _log.warn("Broker reload unavailable: {error}", error=error)
+            running = {}
+        source = os.environ.get(ENV_CONFIG)
+        from_file = frozenset(n for n in os.environ.get(ENV_FILE_SECRETS, "").split(",") if n)
+        return cls(
+            component,
+            running,
+            Path(source) if source else cbdir / nodeconfig.CONFIG_FILENAME,
+            from_file=from_file,
+        )
+
+    def plan(self) -> Plan:
+        """Read and validate the source config; raises :class:`ConfigError` naming the path."""
+        new = nodeconfig.render(nodeconfig.load(self.source), self.source.parent)
+        file_secrets = devsecrets.load(devsecrets.path_for(self.source.parent))
+        env = reload_env(os.environ, file_secrets, self.from_file)
+        return plan_reload(self.running, new, env, current=self.component.settings, start_env=os.environ)
+
+    def reload(self) -> dict[str, list[str]]:
+        """Validate, then apply all of it or nothing; the report of what changed."""
+        plan = self.plan()
+        if plan.live:
+            self._apply(plan)
+        self.running = plan.applied
+        return plan.report()
+
+    def _apply(self, plan: Plan) -> None:
+        settings = plan.settings
+        self.component.settings = settings
+        router = getattr(getattr(self.component, "_transport", None), "_router", None)
+        cache = getattr(router, "_authorization_cache", None)
+        if isinstance(cache, dict):
+            cache.clear()  # cached publish/call answers were the old grants'
+        if STATE.publish_gate is not None:
+            STATE.publish_gate.reconfigure(settings.http_publish, settings.publishers)
+        STATE.history_policies = settings.history.policies
+        hardening.configure(settings.hello_timeout, settings.slow_subscriber.max_buffer_bytes)
+        metrics.configure(settings.metrics.max_namespaces)
+        for key, policy in plan.origins.items():
+            factory = _websocket_factories.get(key)
+            if factory is not None:
+                factory.setProtocolOptions(
+                    allowedOrigins=list(policy.allowed_origins), allowNullOrigin=policy.allow_null_origin
+                )
+        _, transport = nodeconfig.web_transport(plan.applied)
+        origins, allow_null = hardening.websocket_origin_policy(transport.get("paths", {}))
+        for resource in _longpoll_resources:
+            resource._broker_origin_patterns = wildcards2patterns(origins)
+            resource._broker_allow_null_origin = allow_null
+
+    def reload_logged(self, trigger: str) -> dict[str, list[str]] | None:
+        """:meth:`reload`, logging the outcome; a refusal is logged and answered None."""
+        try:
+            return self.reload_or_raise(trigger)
+        except ConfigError:
+            return None
+
+    def reload_or_raise(self, trigger: str) -> dict[str, list[str]]:
+        """:meth:`reload`, logging the outcome; a refusal is logged and raised."""
+        try:
+            report = self.reload()
+        except ConfigError as error:
+            _log.warn(
+                "Broker reload ({trigger}) refused, running config kept: {error}",
+                trigger=trigger,
+                error=error,
+            )
+            raise
+        if not report["changed"] and not report["restart_needed"]:
+            _log.warn("Broker reload ({trigger}): no changes", trigger=trigger)
+        for path in report["changed"]:
+            _log.warn("Broker reload ({trigger}): changed {path}", trigger=trigger, path=path)
+        for path in report["restart_needed"]:
+            _log.warn("Broker reload ({trigger}): restart needed: {path}", trigger=trigger, path=path)
+        return report
+
+    def handle_sighup(self, reactor: Any) -> None:
+        """Reload on SIGHUP, on the reactor thread (the handler only schedules it)."""
+
+        def handler(signum: int, frame: object) -> None:
+            reactor.callFromThread(self.reload_logged, "SIGHUP")
+
+        signal.signal(signal.SIGHUP, handler)
