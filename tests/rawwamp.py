@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import json
+import ssl
 from typing import Any
 
 from websockets.exceptions import ConnectionClosed
@@ -35,13 +36,20 @@ class Closed(Exception):
 class RawWamp:
     """One WebSocket connection speaking WAMP JSON, driven step by step."""
 
-    def __init__(self, url: str, origin: str | None = None, max_size: int | None = 2**24) -> None:
+    def __init__(
+        self,
+        url: str,
+        origin: str | None = None,
+        max_size: int | None = 2**24,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.url = url
         self.ws: ClientConnection = connect(
             url,
             subprotocols=["wamp.2.json"],  # type: ignore[list-item]
             origin=origin,  # type: ignore[arg-type]
             max_size=max_size,
+            ssl=ssl_context,
             open_timeout=10,
             close_timeout=5,
         )
