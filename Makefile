@@ -21,7 +21,7 @@ JS_STAMP := $(JS)/dist/.built
 JS_SOURCES := $(JS)/package.json $(JS)/package-lock.json $(JS)/build.mjs \
 	$(wildcard $(JS)/src/*.js $(JS)/src/shims/*.cjs $(JS)/test/*.test.mjs)
 
-.PHONY: venv sdk-venv js chromium bench-deps run lint test check bench bench-quick clean
+.PHONY: venv sdk-venv js chromium nginx bench-deps run lint test check bench bench-quick clean
 
 venv: $(STAMP)
 
@@ -49,6 +49,11 @@ $(JS_STAMP): $(JS_SOURCES)
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
+# tests/test_reverse_proxy.py runs docs/operators.md's nginx block in front of a node (its own nginx.conf,
+# ports and pid file: the packaged service is not used)
+nginx:
+	@test -x /usr/sbin/nginx || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx; }
+
 run: venv js
 	$(BIN)/broker run
 
@@ -58,7 +63,7 @@ lint: venv
 	$(BIN)/mypy broker
 
 # tests/sdk asserts crossbar is absent, so it runs in .venv-sdk (against nodes from .venv)
-test: venv sdk-venv js chromium lint
+test: venv sdk-venv js chromium nginx lint
 	$(BIN)/python -m pytest --ignore=tests/sdk
 	BROKER_NODE_BIN=$(CURDIR)/$(BIN)/broker $(SDK_BIN)/python -m pytest tests/sdk
 

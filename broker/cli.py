@@ -14,16 +14,17 @@ import argparse
 import json
 import os
 import re
-import subprocess
 import sys
-import tempfile
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from broker import devsecrets, nodeconfig
+from broker import configcheck, configcmd, configfile, devsecrets, nodeconfig
+from broker.configcheck import report
+from broker.configcheck.crossbar import crossbar_check
 from broker.errors import BrokerError, ConfigError, InvalidUri, WampError
 from broker.history import POSITION_KEY
+from broker.reload import ENV_CONFIG, ENV_FILE_SECRETS, SNAPSHOT_FILENAME
 from broker.settings import find_component, parse_settings
 from broker.uris import MATCH_POLICIES, check_uri
 
@@ -36,8 +37,6 @@ DEFAULT_URL: Final = "ws://127.0.0.1:8080/ws"
 #: ``broker run``'s node directory, relative to the config's directory.
 RUN_DIRNAME: Final = "run"
 LOG_LEVELS: Final = ("none", "error", "warn", "info", "debug", "trace")
-#: Seconds ``crossbar check`` may take.
-CHECK_TIMEOUT: Final = 120
 #: Exit status of a command stopped by Ctrl-C or SIGTERM (``tail`` exits 0).
 INTERRUPTED: Final = 130
 
@@ -146,9 +145,13 @@ def _running_node(cbdir: Path) -> int | None:
 def _export_secrets(config: Mapping[str, Any], config_dir: Path) -> None:
     """Set each ``${VAR}`` the environment lacks from the dev secrets (made if need be)."""
     missing = {var for _, var in nodeconfig.env_references(config) if var not in os.environ}
+    from_file: set[str] = set()
     if missing:
         dev = devsecrets.load_or_create(devsecrets.path_for(config_dir))
-        os.environ.update({var: dev[var] for var in missing if var in dev})
+        from_file = {var for var in missing if var in dev}
+        os.environ.update({var: dev[var] for var in from_file})
+    # a live reload re-reads these from the file (a rotated secret), never the operator's own
+    os.environ[ENV_FILE_SECRETS] = ",".join(sorted(from_file))
     errors = _unset_variables(config, os.environ.__contains__)
     if errors:
         raise errors[0]
@@ -168,7 +171,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         return _fail(f"config error: {exc}")
     try:
-        crossbar = _crossbar()
+        _crossbar()  # the node extra is installed
     except BrokerError as exc:
         return _fail(str(exc))
     if (cbdir / nodeconfig.CONFIG_FILENAME).resolve() == config_path.resolve():
@@ -177,10 +180,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if pid is not None:
         return _fail(f"a node is already running from {cbdir} (PID {pid})")
     nodeconfig.write(cbdir, rendered)
+    # what a live reload compares the edited file with (broker.router.reloader)
+    snapshot = configfile.format_config(nodeconfig.render(config, config_dir))
+    configfile.write(cbdir / SNAPSHOT_FILENAME, snapshot)
     print(f"Broker node starting: {urls} (realm {component.get('realm')})", flush=True)
     sys.stderr.flush()
-    argv = [str(crossbar), "start", "--cbdir", str(cbdir), "--loglevel", args.loglevel]
-    os.execv(crossbar, argv)  # noqa: S606 - becoming the controller is the point
+    os.environ[ENV_CONFIG] = str(config_path)  # what a live reload re-reads
+    # crossbar's controller, run by a launcher that forwards SIGHUP to the router worker
+    argv = [sys.executable, "-m", "broker.router.launcher", "start", "--cbdir", str(cbdir)]
+    argv += ["--loglevel", args.loglevel]
+    os.execv(sys.executable, argv)  # noqa: S606 - becoming the controller is the point
 
 
 # -- broker publish / tail ------------------------------------------------------
@@ -343,73 +352,51 @@ def _cmd_token(args: argparse.Namespace) -> int:
 # -- broker check ---------------------------------------------------------------
 
 
-def _crossbar_check(config: Mapping[str, Any], config_dir: Path) -> ConfigError | None:
-    """Run ``crossbar check`` on ``config`` rendered into a temporary node directory."""
+def _check(config_path: Path) -> configcheck.Result:
+    """Broker's checks of the config at ``config_path``, then, if they pass, ``crossbar check``.
+
+    A ``${VAR}`` counts as set when the environment has it, or when the dev
+    secrets file ``broker run`` reads or creates next to the config will.
+    """
     try:
-        crossbar = _crossbar()
+        dev = devsecrets.provides(devsecrets.path_for(config_path.parent))
+    except ConfigError as exc:
+        return configcheck.Result([exc])
+    result = configcheck.check_file(config_path, lambda var: var in os.environ or var in dev)
+    if result.errors or result.config is None:
+        return result
+    try:
+        crossbar_error = crossbar_check(_crossbar(), result.config, config_path.parent)
     except BrokerError as exc:
-        return ConfigError("$", f"crossbar check: {exc}")
-    with tempfile.TemporaryDirectory(prefix="broker-check-") as tmp:
-        nodeconfig.write(Path(tmp), nodeconfig.render(config, config_dir))
-        try:
-            proc = subprocess.run(  # noqa: S603 - our own crossbar, fixed arguments
-                [str(crossbar), "check", "--cbdir", tmp],
-                capture_output=True,
-                text=True,
-                timeout=CHECK_TIMEOUT,
-                cwd=tmp,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            return ConfigError("$", f"crossbar check: no answer within {CHECK_TIMEOUT} s")
-    if proc.returncode == 0:
-        return None
-    out = [line.strip() for line in proc.stdout.splitlines() if line.strip()]
-    err = [line.strip() for line in proc.stderr.splitlines() if line.strip()]
-    errors = [line for line in out + err if line.startswith("Error")]
-    line = (errors or err or out or [f"exit status {proc.returncode}"])[-1]
-    return ConfigError("$", f"crossbar check: {line.removeprefix('Error: ')}")
+        crossbar_error = ConfigError("$", f"crossbar check: {exc}")
+    if crossbar_error is not None:
+        result.errors.append(crossbar_error)
+    return result
 
 
 def check_config(config_path: Path) -> list[ConfigError]:
     """Everything wrong with the node config at ``config_path`` (empty when it is fine).
 
-    Broker's settings must be valid, every ``${VAR}`` must be set (in the
-    environment, or by the dev secrets ``broker run`` uses), and crossbar's
-    own ``check`` must pass.
+    See :mod:`broker.configcheck`: unknown keys, references, Broker's
+    settings, unset secrets and the hardened defaults; then ``crossbar check``.
     """
-    try:
-        config = nodeconfig.load(config_path)
-    except ConfigError as exc:
-        return [exc]
-    errors: list[ConfigError] = []
-    try:
-        _broker_component(config)
-    except ConfigError as exc:
-        errors.append(exc)
-    try:
-        dev = devsecrets.provides(devsecrets.path_for(config_path.parent))
-    except ConfigError as exc:
-        errors.append(exc)
-        dev = frozenset()
-    errors += _unset_variables(config, lambda var: var in os.environ or var in dev)
-    crossbar_error = _crossbar_check(config, config_path.parent)
-    if crossbar_error is not None:
-        errors.append(crossbar_error)
-    return errors
+    return _check(config_path).errors
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    errors = check_config(args.config)
+    config_path: Path = args.config
+    if not config_path.is_file():
+        return _fail(f"--config {config_path}: no such file", status=2)
+    result = _check(config_path)
+    findings = result.findings()
     if args.json:
-        found = [{"path": e.path, "message": e.message} for e in errors]
-        print(json.dumps({"ok": not errors, "errors": found}, indent=2))
-    elif errors:
-        for error in errors:
-            print(f"broker: config error: {error}", file=sys.stderr)
+        print(json.dumps({"ok": not result.errors, "errors": report.as_json(findings)}, indent=2))
     else:
-        print(f"ok: {args.config}")
-    return 1 if errors else 0
+        for line in report.text(findings, str(config_path)):
+            print(line, file=sys.stderr)
+        if not result.errors:
+            print(f"ok: {config_path}")
+    return 1 if result.errors else 0
 
 
 # -- the parser -------------------------------------------------------------------
@@ -494,6 +481,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     token.add_argument("--ttl", type=_positive, default=300, help="seconds (default: %(default)s)")
     token.add_argument("--audience", default="broker", help="the 'aud' claim (default: %(default)s)")
+
+    configcmd.add_commands(command, client)  # broker config ..., broker reload
 
     check = command("check", _cmd_check, "validate the node config without starting it")
     check.add_argument("--json", action="store_true", help="report as JSON")

@@ -25,7 +25,16 @@ COMPONENT_CLASS: Final = "broker.router.component.BrokerComponent"
 
 _GRANT_KEYS: Final = frozenset({"uri", "match", "allow"})
 _SETTINGS_KEYS: Final = frozenset(
-    {"grants", "hello_timeout", "publishers", "http_publish", "history", "slow_subscriber", "tokens"}
+    {
+        "grants",
+        "hello_timeout",
+        "publishers",
+        "http_publish",
+        "history",
+        "slow_subscriber",
+        "tokens",
+        "metrics",
+    }
 )
 _TOKENS_KEYS: Final = frozenset({"audience", "keys", "max_ttl"})
 _PEM_KEY_TYPES: Final = {"RS256": "RSAPublicKey", "EdDSA": "Ed25519PublicKey"}
@@ -102,6 +111,17 @@ _SLOW_SUBSCRIBER_LIMITS: Final = {"max_buffer_bytes": (64 * 1024, 256 * 1024 * 1
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    """What ``GET /metrics`` reports (:mod:`broker.router.metrics`)."""
+
+    #: Distinct topic namespaces labelled by name; the rest are counted as ``_other``.
+    max_namespaces: int = 100
+
+
+_METRICS_LIMITS: Final = {"max_namespaces": (1, 10_000)}
+
+
+@dataclass(frozen=True)
 class TokenSettings:
     """How the node verifies per-user tokens (WAMP ticket auth, :mod:`broker.tokens`)."""
 
@@ -124,6 +144,7 @@ class BrokerSettings:
     slow_subscriber: SlowSubscriberSettings = field(default_factory=SlowSubscriberSettings)
     #: ``None``: no token authentication (every ticket is refused).
     tokens: TokenSettings | None = None
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
     def publisher_grants(self) -> Grants:
         """The publisher keys' topic grants, keyed by key id."""
@@ -341,6 +362,7 @@ def parse_settings(raw: object, path: str = "$", env: Mapping[str, str] | None =
         SlowSubscriberSettings,
     )
     tokens = _parse_tokens(raw["tokens"], f"{path}.tokens", env) if "tokens" in raw else None
+    metrics = _parse_limits(raw.get("metrics", {}), f"{path}.metrics", _METRICS_LIMITS, MetricsSettings)
     return BrokerSettings(
         grants=Grants(roles),
         hello_timeout=float(hello_timeout),
@@ -349,6 +371,7 @@ def parse_settings(raw: object, path: str = "$", env: Mapping[str, str] | None =
         history=history,
         slow_subscriber=slow_subscriber,
         tokens=tokens,
+        metrics=metrics,
     )
 
 

@@ -24,18 +24,20 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final, cast
 
 from autobahn.twisted.wamp import ApplicationSession
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import ComponentConfig, RegisterOptions
 
-from broker.errors import BrokerError, InvalidToken, NotAuthorized
+from broker.errors import BrokerError, ConfigError, InvalidToken, NotAuthorized
 from broker.grants import ACTIONS, Grants
 from broker.history import HistoryStore, create_store
 from broker.history.recovery import recover
 from broker.publishing import PublishGate
-from broker.router import hardening, metrics, positions
+from broker.reload import RELOAD_PROCEDURE
+from broker.router import hardening, metrics, positions, reloader
 from broker.router.state import STATE
 from broker.settings import BrokerSettings, TokenSettings, parse_settings
 from broker.tokens import USER_ROLE, verify
@@ -216,10 +218,11 @@ class BrokerComponent(ApplicationSession):
             hello_timeout=self.settings.hello_timeout,
             max_buffer_bytes=self.settings.slow_subscriber.max_buffer_bytes,
         )
+        metrics.install(max_namespaces=self.settings.metrics.max_namespaces)
+        reloader.install()  # before crossbar starts the transports: it records their factories
 
     async def onJoin(self, details: Any) -> None:
         grants = self.settings.grants
-        tokens = self.settings.tokens
         users = UserSessions()
         # before the procedures: a token session must not join while its leave could be missed
         await self.subscribe(lambda info: users.joined((info or {}).get("session")), "wamp.session.on_join")
@@ -228,10 +231,11 @@ class BrokerComponent(ApplicationSession):
         def _authorize(
             session: dict[str, Any], uri: str, action: str, options: dict[str, Any]
         ) -> dict[str, bool]:
-            return authorize(grants, session, uri, action, options, users)
+            # self.settings, not a copy: a live reload replaces it (broker.router.reloader)
+            return authorize(self.settings.grants, session, uri, action, options, users)
 
         def _authenticate(realm: str, authid: object, details: dict[str, Any]) -> dict[str, Any]:
-            return authenticate(tokens, users, realm, authid, details)
+            return authenticate(self.settings.tokens, users, realm, authid, details)
 
         await self.register(_authorize, AUTHORIZE_PROCEDURE, options=RegisterOptions(invoke="single"))
         await self.register(_authenticate, AUTHENTICATE_PROCEDURE, options=RegisterOptions(invoke="single"))
@@ -245,7 +249,7 @@ class BrokerComponent(ApplicationSession):
             topic: str, match: str = "exact", epoch: object = None, after: object = 0, details: Any = None
         ) -> dict[str, Any]:
             role = details.caller_authrole or ""
-            may = _may_subscribe(grants, users, role, details.caller, details.caller_authid)
+            may = _may_subscribe(self.settings.grants, users, role, details.caller, details.caller_authid)
             who = f"user {details.caller_authid!r}" if role == USER_ROLE else f"role {role!r}"
             try:
                 answer = recover_for(may, store, who, topic, match, epoch, after)
@@ -259,6 +263,18 @@ class BrokerComponent(ApplicationSession):
             _recover, RECOVER_PROCEDURE, options=RegisterOptions(invoke="single", details_arg="details")
         )
         STATE.publish_gate = PublishGate(self.settings.http_publish, self.settings.publishers)
+        reload = reloader.Reloader.for_node(self, Path(self._cbdir))
+
+        def _reload() -> dict[str, list[str]]:
+            try:
+                return reload.reload_or_raise("broker reload")
+            except ConfigError as error:
+                raise ApplicationError(error.wamp_uri, str(error), path=error.path) from None
+
+        await self.register(_reload, RELOAD_PROCEDURE, options=RegisterOptions(invoke="single"))
+        from twisted.internet import reactor
+
+        reload.handle_sighup(reactor)
         STATE.session = self
         # crossbar runs at log level "warn" by default (its "info" is unreadable),
         # and operators need to see when the node is ready

@@ -216,7 +216,8 @@ def _make_websocket_on_open(reactor: Clock, hello_timeout: float, original: Any)
                 transport=type(self.transport).__name__,
             )
         original(self)
-        self._broker_hello_deadline = reactor.callLater(hello_timeout, _hello_deadline, self, hello_timeout)
+        timeout = _installed.get("hello_timeout", hello_timeout)  # configure() changes it live
+        self._broker_hello_deadline = reactor.callLater(timeout, _hello_deadline, self, timeout)
 
     return on_open
 
@@ -266,7 +267,7 @@ def _make_websocket_send(max_buffer_bytes: int, original: Any) -> Any:
         original(self, msg)
         sock = self._broker_socket
         if sock is not None:
-            reason = slow_subscriber(_waiting(sock), max_buffer_bytes)
+            reason = slow_subscriber(_waiting(sock), _installed.get("max_buffer_bytes", max_buffer_bytes))
             if reason is not None:
                 _let_go(self, sock, reason)
 
@@ -491,6 +492,13 @@ def _make_longpoll_create(original: Any) -> Any:
         return service
 
     return staticmethod(create)
+
+
+def configure(hello_timeout: float, max_buffer_bytes: int) -> None:
+    """Change the HELLO deadline and the slow-subscriber limit of an installed node (a live
+    reload): new connections get the new deadline, every send checks the new limit."""
+    if _installed:
+        _installed.update(hello_timeout=hello_timeout, max_buffer_bytes=max_buffer_bytes)
 
 
 def install(hello_timeout: float, max_buffer_bytes: int, reactor: Clock | None = None) -> None:

@@ -12,11 +12,15 @@ backends over WAMP, the CLI. A position a client put in its own kwargs is
 dropped, never forwarded. If the store fails the publish is refused with
 ``broker.error.history_unavailable`` rather than delivered without a position.
 Every authorized publish, with history or without, is counted in
-``broker_publishes_total`` (:mod:`broker.router.metrics`).
+``broker_publishes_total``, its deliveries and their latency (from this hook
+on) in ``broker_deliveries_total`` and ``broker_delivery_latency_seconds``,
+and a refused one in ``broker_rejections_total{reason="NotAuthorized"}``
+(:mod:`broker.router.metrics`).
 """
 
 from __future__ import annotations
 
+from time import perf_counter
 from typing import Any
 
 from autobahn.wamp import message
@@ -42,6 +46,7 @@ def _strip(publish: Any) -> dict[str, Any]:
 
 
 def _process_publish(self: Any, session: Any, publish: Any) -> None:
+    received = perf_counter()  # the start of broker_delivery_latency_seconds
     original = _original["processPublish"]
     store = STATE.history
     retention = None
@@ -56,9 +61,13 @@ def _process_publish(self: Any, session: Any, publish: Any) -> None:
 
     def authorized(authorization: dict[str, Any]) -> None:
         allowed = bool(authorization.get("allow"))
-        if allowed:  # every authorized publish, with history or without
-            metrics.count_publish(publish.topic)
-        if allowed and retention is not None:
+        if not allowed:
+            STATE.count_rejection(metrics.NOT_AUTHORIZED)
+            original(self, session, publish)  # crossbar answers the refusal itself
+            return
+        # every authorized publish, with history or without
+        publication = metrics.count_publish(publish.topic, received)
+        if retention is not None:
             kwargs = _strip(publish)
             try:
                 event = store.append(publish.topic, list(publish.args or []), kwargs, retention)
@@ -78,7 +87,7 @@ def _process_publish(self: Any, session: Any, publish: Any) -> None:
             publish.kwargs = {**kwargs, POSITION_KEY: position}
             if isinstance(wanted, str):
                 STATE.issued_positions[wanted] = position
-        original(self, session, publish)
+        metrics.dispatch(publication, original, self, session, publish)  # counts its deliveries
 
     def failed(_failure: Any) -> None:
         original(self, session, publish)  # crossbar answers the authorization failure itself
