@@ -37,7 +37,7 @@ from broker.history import HistoryStore, create_store
 from broker.history.recovery import recover
 from broker.publishing import PublishGate
 from broker.reload import RELOAD_PROCEDURE
-from broker.router import hardening, metrics, positions, reloader
+from broker.router import hardening, logstyle, metrics, positions, reloader
 from broker.router.state import STATE
 from broker.settings import BrokerSettings, TokenSettings, parse_settings
 from broker.tokens import USER_ROLE, verify
@@ -214,6 +214,7 @@ class BrokerComponent(ApplicationSession):
         extra = {k: v for k, v in (config.extra or {}).items() if k != "cbdir"}
         self._cbdir: str = (config.extra or {}).get("cbdir") or "."
         self.settings: BrokerSettings = parse_settings(extra, "$.extra")
+        logstyle.install()
         hardening.install(
             hello_timeout=self.settings.hello_timeout,
             max_buffer_bytes=self.settings.slow_subscriber.max_buffer_bytes,
