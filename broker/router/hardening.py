@@ -266,10 +266,11 @@ def _make_websocket_send(max_buffer_bytes: int, original: Any) -> Any:
             return
         original(self, msg)
         sock = self._broker_socket
-        if sock is not None:
-            reason = slow_subscriber(_waiting(sock), _installed.get("max_buffer_bytes", max_buffer_bytes))
-            if reason is not None:
-                _let_go(self, sock, reason)
+        if sock is not None:  # per delivery: the comparison inline, the reason only when over
+            waiting = len(sock.dataBuffer) - sock.offset + sock._tempDataLen  # as in _waiting()
+            limit = _installed.get("max_buffer_bytes", max_buffer_bytes)
+            if waiting > limit:
+                _let_go(self, sock, slow_subscriber(waiting, limit) or "")
 
     return send
 
