@@ -96,3 +96,46 @@ def test_operator_panel_refuses_a_wrong_secret(node: Node, dashboards: Callable[
     refused = page.ask(operator="not-the-secret")
     assert refused["sessions"] is None
     assert "refused" in refused["status"] or "disconnected" in refused["status"]
+
+
+def test_stream_keeps_the_newest_rows_only(node: Node, dashboards: Callable[[str], Dashboard]) -> None:
+    """A page left open for days: #events stays at EVENTS_CAP rows, newest first, filter still works."""
+    cap = 500  # EVENTS_CAP in clients/js/src/dashboard-events.js
+    extra = 23
+    prefix = f"public.cap.{uuid.uuid4().hex[:6]}."
+    page = dashboards(f"{node.url}/")
+    publisher = Publisher(node.url, "dev", PUBLISHER_SECRET)
+    plan = [(f"{prefix}{'ab'[n % 2]}", {"n": n}) for n in range(cap + extra)]
+    sent = [
+        p for start in range(0, len(plan), 100) for p in publisher.publish_many(plan[start : start + 100])
+    ]
+    cursors = [p.position["cursor"] for p in sent if p.position]
+    assert len(cursors) == cap + extra
+
+    shown = page.ask(stream=True, prefix=prefix, last=cursors[-1])
+    assert shown["total"] == cap
+    rows = shown["rows"]
+    assert len(rows) == cap
+    # newest first: the last `cap` published, in reverse
+    assert [r["cursor"] for r in rows] == cursors[::-1][:cap]
+    assert [r["data"]["n"] for r in rows] == list(range(cap + extra - 1, extra - 1, -1))
+    assert not any(r["hidden"] for r in rows)
+    assert shown["note"] == f"showing the newest {cap} events ({extra} older ones removed)"
+
+    # the filter applies to the kept rows, and to rows arriving while it is set
+    page.ask(filter=f"{prefix}a")
+    [late] = publisher.publish_many([(f"{prefix}b", {"n": "late"})])
+    assert late.position is not None
+    shown = page.ask(stream=True, prefix=prefix, last=late.position["cursor"])
+    assert shown["total"] == cap
+    rows = shown["rows"]
+    assert rows[0]["data"] == {"n": "late"}
+    assert rows[-1]["data"] == {"n": extra + 1}  # one more older row went
+    assert {r["topic"] for r in rows if not r["hidden"]} == {f"{prefix}a"}
+    assert all(r["hidden"] == (r["topic"] != f"{prefix}a") for r in rows)
+    assert shown["note"] == f"showing the newest {cap} events ({extra + 1} older ones removed)"
+    page.ask(filter="")
+    assert not any(
+        r["hidden"] for r in page.ask(stream=True, prefix=prefix, last=late.position["cursor"])["rows"]
+    )
+    assert page.ask(inspect=True)["errors"] == []

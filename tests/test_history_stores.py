@@ -9,9 +9,11 @@ from typing import Any
 import pytest
 
 from broker.errors import ConfigError
-from broker.history import HistoryStore, Retention, StoredEvent, create_store
+from broker.history import DEFAULT_MAX_TOPICS, HistoryStore, Retention, StoredEvent, create_store
 from broker.history.memory import MemoryStore
+from broker.history.recovery import recover
 from broker.history.sqlite import SQLiteStore
+from broker.settings import parse_settings
 
 KEEP: Retention = Retention(max_events=100, max_age=3600.0)
 
@@ -57,6 +59,30 @@ def store(request: pytest.FixtureRequest, tmp_path: Path, clock: Clock) -> Itera
         made = SQLiteStore(str(tmp_path / "history.db"), clock=clock)
     yield made
     made.close()
+
+
+@pytest.fixture
+def bounded(request: pytest.FixtureRequest, tmp_path: Path, clock: Clock) -> Iterator[HistoryStore]:
+    """A store of the fixture's kind that keeps at most 3 topics."""
+    made: HistoryStore
+    if request.param == "memory":
+        made = MemoryStore(clock=clock, max_topics=3)
+    else:
+        made = SQLiteStore(str(tmp_path / "history.db"), clock=clock, max_topics=3)
+    yield made
+    made.close()
+
+
+def both(fixture: str) -> pytest.MarkDecorator:
+    return pytest.mark.parametrize(fixture, ["memory", "sqlite"], indirect=True)
+
+
+def kept_topics(store: HistoryStore) -> set[str]:
+    """The topics a store holds (memory: its dict; SQLite: its topics table)."""
+    if isinstance(store, MemoryStore):
+        return set(store._topics)
+    assert isinstance(store, SQLiteStore)
+    return {row[0] for row in store._db.execute("SELECT topic FROM topics")}
 
 
 # -- the contract, for every store --------------------------------------------
@@ -198,6 +224,121 @@ def test_after_is_none_even_with_a_small_limit(store: HistoryStore) -> None:
     assert store.after(everything, 0, 1) is None
 
 
+# -- at most max_topics topics: the least recently published one is evicted ----
+
+
+@both("bounded")
+def test_a_new_topic_beyond_max_topics_evicts_the_least_recently_published(bounded: HistoryStore) -> None:
+    store = bounded
+    store.append("a", ["a1"], {}, KEEP)  # 1
+    store.append("b", ["b1"], {}, KEEP)  # 2
+    store.append("c", ["c1"], {}, KEEP)  # 3
+    store.append("a", ["a2"], {}, KEEP)  # 4: a is now the most recent, b the least
+    assert kept_topics(store) == {"a", "b", "c"}
+    store.append("d", ["d1"], {}, KEEP)  # 5: evicts b (last published at 2)
+    assert kept_topics(store) == {"a", "c", "d"}
+    assert store.cursor() == 5
+    # from b's last cursor on, nothing evicted was missed: every kept topic answers
+    assert cursors(store.after(everything, 2, 100)) == [3, 4, 5]
+    assert cursors(store.after(only("b"), 2, 100)) == []
+    assert cursors(store.after(only("a"), 2, 100)) == [4]
+    # below it, b's events would be missing: unrecoverable, for any topic (b's name is forgotten)
+    assert store.after(only("b"), 1, 100) is None
+    assert store.after(only("b"), 0, 100) is None
+    assert store.after(only("a"), 0, 100) is None
+    assert store.after(everything, 1, 100) is None
+    store.append("e", [], {}, KEEP)  # 6: evicts c (3)
+    assert kept_topics(store) == {"a", "d", "e"}
+    assert store.after(only("a", "d", "e"), 2, 100) is None
+    assert cursors(store.after(everything, 3, 100)) == [4, 5, 6]
+
+
+@both("bounded")
+def test_publishing_keeps_a_topic_from_eviction(bounded: HistoryStore) -> None:
+    store = bounded
+    for topic in ["hot", "x1", "hot", "x2", "hot", "x3", "hot", "x4", "hot", "x5"]:
+        store.append(topic, [topic], {}, KEEP)
+    assert kept_topics(store) == {"hot", "x4", "x5"}
+    assert [(e.seq, e.args) for e in publish(store, "hot")] == [(6, [0])]  # seq continues
+
+
+@both("bounded")
+def test_an_evicted_topic_starts_again_and_its_old_positions_are_unrecoverable(bounded: HistoryStore) -> None:
+    store = bounded
+    publish(store, "a", n=2)  # 1, 2
+    publish(store, "b")  # 3
+    publish(store, "c")  # 4
+    publish(store, "d")  # 5: evicts a (2)
+    event = store.append("a", ["again"], {}, KEEP)  # 6: evicts b (3)
+    assert (event.seq, event.cursor) == (1, 6)  # a new topic to the store: seq restarts
+    # a subscriber that saw a's cursor 1 missed a2 (evicted): never an empty "nothing missed"
+    assert store.after(only("a"), 1, 100) is None
+    assert cursors(store.after(only("a"), 3, 100)) == [6]
+
+
+@both("bounded")
+def test_recovery_from_an_evicted_topic_is_unrecoverable(bounded: HistoryStore) -> None:
+    store = bounded
+    first = store.append("user.1.x", [], {}, KEEP)  # 1
+    publish(store, "user.1.x")  # 2
+    for n in range(2, 6):  # user.2.x .. user.5.x: 3..6; user.4.x evicts user.1.x, user.5.x user.2.x
+        publish(store, f"user.{n}.x")
+    answer = recover(store, "user.1.x", "exact", store.epoch, first.cursor)
+    assert answer["unrecoverable"] is True
+    assert answer["reason"] == "some missed events are no longer in history"
+    assert (answer["epoch"], answer["cursor"]) == (store.epoch, 6)
+    assert recover(store, "user.", "prefix", store.epoch, 0)["unrecoverable"] is True
+    # from the evicted topics' last cursor on, recovery works again
+    answer = recover(store, "user.", "prefix", store.epoch, 3)
+    assert answer["unrecoverable"] is False
+    assert [e["topic"] for e in answer["events"]] == ["user.3.x", "user.4.x", "user.5.x"]
+    assert recover(store, "user.1.x", "exact", store.epoch, 3)["events"] == []
+
+
+@both("bounded")
+def test_spraying_unique_topics_keeps_max_topics(bounded: HistoryStore) -> None:
+    store = bounded
+    for n in range(200):
+        store.append(f"user.{n}.x", [n], {}, KEEP)
+    assert kept_topics(store) == {"user.197.x", "user.198.x", "user.199.x"}
+    assert store.cursor() == 200
+    assert cursors(store.after(everything, 197, 100)) == [198, 199, 200]
+    assert store.after(everything, 196, 100) is None
+
+
+def test_default_max_topics() -> None:
+    assert MemoryStore().max_topics == DEFAULT_MAX_TOPICS == 100_000
+    with pytest.raises(ValueError):
+        MemoryStore(max_topics=0)
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_create_store_passes_max_topics(kind: str, tmp_path: Path) -> None:
+    spec: dict[str, Any] = {"type": kind, "max_topics": 2}
+    if kind == "sqlite":
+        spec["path"] = "h.db"
+    store = create_store(spec, base_dir=str(tmp_path))
+    try:
+        for topic in ["a", "b", "c"]:
+            publish(store, topic)
+        assert kept_topics(store) == {"b", "c"}
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("value", [0, -1, 100_000_001, "10", 2.5, True, None])
+def test_settings_reject_a_bad_max_topics_by_json_path(value: object) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_settings({"history": {"store": {"type": "memory", "max_topics": value}}})
+    assert caught.value.path == "$.history.store.max_topics"
+    assert caught.value.message == f"must be an integer from 1 to 100000000, not {value!r}"
+
+
+def test_settings_accept_max_topics() -> None:
+    settings = parse_settings({"history": {"store": {"type": "sqlite", "path": "h.db", "max_topics": 5}}})
+    assert settings.history.store["max_topics"] == 5
+
+
 @pytest.mark.parametrize("kind", ["memory", "sqlite"])
 def test_create_store_builds_a_working_store(kind: str, tmp_path: Path) -> None:
     spec = {"type": kind, "path": "sub.db"} if kind == "sqlite" else {"type": kind}
@@ -290,6 +431,87 @@ def test_sqlite_failed_append_issues_no_position(tmp_path: Path, clock: Clock) -
         store.close()
 
 
+def test_sqlite_eviction_is_remembered_across_reopen(tmp_path: Path, clock: Clock) -> None:
+    path = str(tmp_path / "history.db")
+    first = SQLiteStore(path, clock=clock, max_topics=2)
+    publish(first, "a")  # 1
+    publish(first, "b")  # 2
+    publish(first, "c")  # 3: evicts a
+    first.close()
+
+    second = SQLiteStore(path, clock=clock, max_topics=2)
+    try:
+        assert second.after(only("a"), 0, 100) is None
+        assert cursors(second.after(everything, 1, 100)) == [2, 3]
+        publish(second, "d")  # 4: evicts b, counting the topics already in the file
+        assert kept_topics(second) == {"c", "d"}
+        assert second._db.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 2
+    finally:
+        second.close()
+
+
+def test_sqlite_reopened_with_a_smaller_max_topics_evicts_down_to_it(tmp_path: Path, clock: Clock) -> None:
+    path = str(tmp_path / "history.db")
+    first = SQLiteStore(path, clock=clock, max_topics=10)
+    for topic in "abcde":
+        publish(first, topic)  # 1..5
+    first.close()
+    second = SQLiteStore(path, clock=clock, max_topics=2)
+    try:
+        assert kept_topics(second) == set("abcde")  # nothing changes until a new topic comes
+        publish(second, "f")  # 6: a..d go
+        assert kept_topics(second) == {"e", "f"}
+        assert second.after(everything, 3, 100) is None
+        assert cursors(second.after(everything, 4, 100)) == [5, 6]
+    finally:
+        second.close()
+
+
+def test_sqlite_failed_append_evicts_nothing(tmp_path: Path, clock: Clock) -> None:
+    store = SQLiteStore(str(tmp_path / "history.db"), clock=clock, max_topics=2)
+    try:
+        publish(store, "a")
+        publish(store, "b")
+        with pytest.raises(TypeError):
+            store.append("c", [object()], {}, KEEP)  # not JSON: rolled back, a stays
+        assert kept_topics(store) == {"a", "b"}
+        assert cursors(store.after(everything, 0, 100)) == [1, 2]
+        publish(store, "c")  # 3: evicts a now
+        assert kept_topics(store) == {"b", "c"}
+    finally:
+        store.close()
+
+
+def test_sqlite_opens_a_file_written_before_max_topics(tmp_path: Path, clock: Clock) -> None:
+    import sqlite3
+
+    path = str(tmp_path / "old.db")
+    db = sqlite3.connect(path)
+    db.executescript(
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE topics (topic TEXT PRIMARY KEY, last_seq INTEGER NOT NULL,
+                             trimmed_cursor INTEGER NOT NULL DEFAULT 0);
+        CREATE TABLE events (cursor INTEGER PRIMARY KEY, topic TEXT NOT NULL, seq INTEGER NOT NULL,
+                             published_at REAL NOT NULL, payload TEXT NOT NULL);
+        INSERT INTO meta VALUES ('epoch', 'e0'), ('cursor', '4');
+        INSERT INTO topics VALUES ('a', 2, 0), ('b', 1, 0), ('gone', 1, 3);
+        INSERT INTO events VALUES (1, 'a', 1, 1.0, '[[], {}]'), (2, 'b', 1, 1.0, '[[], {}]'),
+                                  (4, 'a', 2, 1.0, '[[], {}]');
+        """
+    )
+    db.commit()
+    db.close()
+    store = SQLiteStore(path, clock=clock, max_topics=3)
+    try:
+        assert (store.epoch, store.cursor()) == ("e0", 4)
+        publish(store, "c")  # 5: evicts b (last cursor 2), not "gone" (3) nor a (4)
+        assert kept_topics(store) == {"a", "gone", "c"}
+        assert cursors(store.after(only("a", "c"), 2, 100)) == [4, 5]
+    finally:
+        store.close()
+
+
 # -- memory only: a new store is a new history --------------------------------
 
 
@@ -319,6 +541,12 @@ def test_memory_stores_have_different_epochs() -> None:
             "unknown key 'mode' for a sqlite store",
         ),
         ({"typo": "memory"}, "$.history.store.typo", "unknown key 'typo' for a memory store"),
+        ({"max_topics": 0}, "$.history.store.max_topics", "must be an integer from 1 to 100000000, not 0"),
+        (
+            {"type": "sqlite", "path": "x.db", "max_topics": "5"},
+            "$.history.store.max_topics",
+            "must be an integer from 1 to 100000000, not '5'",
+        ),
         ("memory", "$.history.store", "must be an object with a 'type', not str"),
     ],
 )

@@ -79,9 +79,14 @@ class HistoryStore(Protocol):
 
 #: Store types and the option keys each takes besides ``type``.
 STORE_OPTIONS: Final[Mapping[str, frozenset[str]]] = {
-    "memory": frozenset(),
-    "sqlite": frozenset({"path"}),
+    "memory": frozenset({"max_topics"}),
+    "sqlite": frozenset({"path", "max_topics"}),
 }
+
+#: Topics a store keeps by default; a new topic beyond it evicts the least recently published one.
+DEFAULT_MAX_TOPICS: Final = 100_000
+#: The range ``max_topics`` may take.
+MAX_TOPICS_RANGE: Final = (1, 100_000_000)
 
 
 def check_store_spec(spec: object, path: str = "$.history.store") -> Mapping[str, Any]:
@@ -98,6 +103,12 @@ def check_store_spec(spec: object, path: str = "$.history.store") -> Mapping[str
         raise ConfigError(f"{path}.{unknown[0]}", f"unknown key {unknown[0]!r} for a {kind} store")
     if kind == "sqlite" and (not isinstance(spec.get("path"), str) or not spec["path"]):
         raise ConfigError(f"{path}.path", "the SQLite store needs a file path")
+    max_topics = spec.get("max_topics", DEFAULT_MAX_TOPICS)
+    low, high = MAX_TOPICS_RANGE
+    if isinstance(max_topics, bool) or not isinstance(max_topics, int) or not low <= max_topics <= high:
+        raise ConfigError(
+            f"{path}.max_topics", f"must be an integer from {low} to {high}, not {max_topics!r}"
+        )
     return spec
 
 
@@ -107,6 +118,7 @@ def create_store(spec: Mapping[str, Any], path: str = "$.history.store", base_di
     from broker.history.sqlite import SQLiteStore
 
     check_store_spec(spec, path)
+    max_topics = spec.get("max_topics", DEFAULT_MAX_TOPICS)
     if spec.get("type", "memory") == "sqlite":
-        return SQLiteStore(os.path.join(base_dir, spec["path"]))
-    return MemoryStore()
+        return SQLiteStore(os.path.join(base_dir, spec["path"]), max_topics=max_topics)
+    return MemoryStore(max_topics=max_topics)

@@ -4,40 +4,58 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from broker.history import Retention, StoredEvent
+from broker.history import DEFAULT_MAX_TOPICS, Retention, StoredEvent
 
 
 class _Topic:
-    __slots__ = ("events", "last_seq", "trimmed_cursor")
+    __slots__ = ("events", "last_cursor", "last_seq", "trimmed_cursor")
 
     def __init__(self) -> None:
         self.events: deque[StoredEvent] = deque()
         self.last_seq = 0
+        #: cursor of this topic's latest event
+        self.last_cursor = 0
         #: highest cursor among this topic's trimmed events (0: nothing trimmed)
         self.trimmed_cursor = 0
 
 
 class MemoryStore:
-    """Per-topic deques; O(1) append, O(matching events) reads."""
+    """Per-topic deques; O(1) append, O(matching events) reads.
 
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+    At most ``max_topics`` topics are kept: a new topic beyond that evicts the
+    least recently published one with all its history (see docs/positions.md).
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.time, max_topics: int = DEFAULT_MAX_TOPICS) -> None:
+        if max_topics < 1:
+            raise ValueError(f"max_topics must be at least 1, not {max_topics}")
         self.epoch = secrets.token_hex(8)
         self.clock = clock
-        self._topics: dict[str, _Topic] = {}
+        self.max_topics = max_topics
+        #: least recently published first
+        self._topics: OrderedDict[str, _Topic] = OrderedDict()
         self._cursor = 0
+        #: highest cursor any evicted topic had issued (0: nothing evicted)
+        self._evicted_cursor = 0
 
     def append(
         self, topic: str, args: list[Any], kwargs: dict[str, Any], retention: Retention
     ) -> StoredEvent:
         state = self._topics.get(topic)
         if state is None:
+            if len(self._topics) >= self.max_topics:
+                _, evicted = self._topics.popitem(last=False)
+                self._evicted_cursor = max(self._evicted_cursor, evicted.last_cursor)
             state = self._topics[topic] = _Topic()
+        else:
+            self._topics.move_to_end(topic)
         state.last_seq += 1
         self._cursor += 1
+        state.last_cursor = self._cursor
         now = self.clock()
         event = StoredEvent(topic, state.last_seq, self._cursor, now, args, kwargs)
         state.events.append(event)
@@ -49,6 +67,10 @@ class MemoryStore:
         return event
 
     def after(self, topics: Callable[[str], bool], cursor: int, limit: int) -> Sequence[StoredEvent] | None:
+        # Evicted topics are forgotten by name, so any of them may match: a cursor
+        # below the last evicted event can no longer be answered gaplessly.
+        if self._evicted_cursor > cursor:
+            return None
         found: list[StoredEvent] = []
         for topic, state in self._topics.items():
             if not topics(topic):

@@ -1,7 +1,9 @@
 """A store in one SQLite file: history and epoch survive a node restart, even SIGKILL.
 
 Each append commits before the event is dispatched (WAL mode), so every event
-a publisher saw acknowledged is on disk when the process dies.
+a publisher saw acknowledged is on disk when the process dies. Like the memory
+store it keeps at most ``max_topics`` topics: a new topic beyond that deletes
+the rows of the least recently published one (see docs/positions.md).
 """
 
 from __future__ import annotations
@@ -13,14 +15,15 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from broker.history import Retention, StoredEvent
+from broker.history import DEFAULT_MAX_TOPICS, Retention, StoredEvent
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS topics (
     topic TEXT PRIMARY KEY,
     last_seq INTEGER NOT NULL,
-    trimmed_cursor INTEGER NOT NULL DEFAULT 0
+    trimmed_cursor INTEGER NOT NULL DEFAULT 0,
+    last_cursor INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS events (
     cursor INTEGER PRIMARY KEY,
@@ -32,16 +35,36 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_by_topic ON events (topic, seq);
 """
 
+#: Files written before ``max_topics`` lack ``topics.last_cursor``: add and fill it.
+_MIGRATE_LAST_CURSOR = """
+ALTER TABLE topics ADD COLUMN last_cursor INTEGER NOT NULL DEFAULT 0;
+UPDATE topics SET last_cursor = MAX(
+    trimmed_cursor, COALESCE((SELECT MAX(cursor) FROM events WHERE events.topic = topics.topic), 0)
+);
+"""
+
 
 class SQLiteStore:
     """History in an SQLite database file (created if missing)."""
 
-    def __init__(self, path: str, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, path: str, clock: Callable[[], float] = time.time, max_topics: int = DEFAULT_MAX_TOPICS
+    ) -> None:
+        if max_topics < 1:
+            raise ValueError(f"max_topics must be at least 1, not {max_topics}")
         self.clock = clock
+        self.max_topics = max_topics
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        if "last_cursor" not in {row[1] for row in self._db.execute("PRAGMA table_info(topics)")}:
+            self._db.executescript(f"BEGIN; {_MIGRATE_LAST_CURSOR} COMMIT;")
+        self._db.execute("CREATE INDEX IF NOT EXISTS topics_by_recency ON topics (last_cursor)")
+        self._topic_count: int = int(self._db.execute("SELECT COUNT(*) FROM topics").fetchone()[0])
+        evicted = self._db.execute("SELECT value FROM meta WHERE key = 'evicted_cursor'").fetchone()
+        #: highest cursor any evicted topic had issued (0: nothing evicted)
+        self._evicted_cursor = 0 if evicted is None else int(evicted[0])
         row = self._db.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()
         if row is None:
             self.epoch = secrets.token_hex(8)
@@ -58,16 +81,21 @@ class SQLiteStore:
     ) -> StoredEvent:
         now = self.clock()
         db = self._db
-        before = self._cursor
+        before = (self._cursor, self._topic_count, self._evicted_cursor)
         db.execute("BEGIN IMMEDIATE")
         try:
             row = db.execute("SELECT last_seq FROM topics WHERE topic = ?", (topic,)).fetchone()
+            if row is None:
+                if self._topic_count >= self.max_topics:
+                    self._evict(self._topic_count - self.max_topics + 1)
+                self._topic_count += 1
             seq = 1 if row is None else row[0] + 1
             self._cursor += 1
             db.execute(
-                "INSERT INTO topics (topic, last_seq) VALUES (?, ?) "
-                "ON CONFLICT (topic) DO UPDATE SET last_seq = excluded.last_seq",
-                (topic, seq),
+                "INSERT INTO topics (topic, last_seq, last_cursor) VALUES (?, ?, ?) "
+                "ON CONFLICT (topic) DO UPDATE SET last_seq = excluded.last_seq, "
+                "last_cursor = excluded.last_cursor",
+                (topic, seq, self._cursor),
             )
             db.execute(
                 "INSERT INTO events VALUES (?, ?, ?, ?, ?)",
@@ -84,11 +112,28 @@ class SQLiteStore:
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
-            self._cursor = before
+            self._cursor, self._topic_count, self._evicted_cursor = before
             raise
         return StoredEvent(topic, seq, self._cursor, now, args, kwargs)
 
+    def _evict(self, count: int) -> None:
+        """Delete the ``count`` least recently published topics and their events (in a transaction)."""
+        db = self._db
+        victims = db.execute(
+            "SELECT topic, last_cursor FROM topics ORDER BY last_cursor LIMIT ?", (count,)
+        ).fetchall()
+        for victim, _ in victims:
+            db.execute("DELETE FROM events WHERE topic = ?", (victim,))
+            db.execute("DELETE FROM topics WHERE topic = ?", (victim,))
+        self._topic_count -= len(victims)
+        self._evicted_cursor = max([self._evicted_cursor, *(last for _, last in victims)])
+        db.execute("INSERT OR REPLACE INTO meta VALUES ('evicted_cursor', ?)", (str(self._evicted_cursor),))
+
     def after(self, topics: Callable[[str], bool], cursor: int, limit: int) -> Sequence[StoredEvent] | None:
+        # Evicted topics are forgotten by name, so any of them may match: a cursor
+        # below the last evicted event can no longer be answered gaplessly.
+        if self._evicted_cursor > cursor:
+            return None
         rows = self._db.execute("SELECT topic, trimmed_cursor FROM topics").fetchall()
         matching = [(topic, trimmed) for topic, trimmed in rows if topics(topic)]
         if any(trimmed > cursor for _, trimmed in matching):

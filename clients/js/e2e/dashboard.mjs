@@ -5,6 +5,10 @@
 //   -> {"ready": true, "state": "..."}                   once #state shows "connected"
 //   <- {"expect": N, "prefix": "public.x.", "topics": K} wait for N events and K topic rows under prefix
 //   -> {"topics": [{"topic", "rate", "count"}...], "events": N}
+//   <- {"stream": true, "prefix": "public.x.", "last": C} wait until the event at cursor C is listed in #events
+//   -> {"rows": [{"topic", "seq", "cursor", "data", "hidden"}...] (page order), "total": N, "note": "..." | null}
+//   <- {"filter": "text"}                               type into the topic filter
+//   -> {"filter": "text"}
 //   <- {"inspect": true}
 //   -> {"state", "transport", "canvas": {"width", "height"} | null, "errors": [...], "stats": {...}}
 //   <- {"operator": "secret"}                           sign in on the operator panel (page opened with ?operator)
@@ -65,6 +69,22 @@ try {
       );
       const events = await page.locator(`#events li[data-topic^="${cmd.prefix}"]`).count();
       out({ topics, events });
+    } else if (cmd.stream) {
+      await page.waitForSelector(`#events li[data-cursor="${cmd.last}"]`, { state: "attached", timeout: TIMEOUT });
+      const rows = await page.$$eval("#events li", (items) =>
+        items.map((li) => ({
+          topic: li.dataset.topic,
+          seq: li.dataset.seq === "" ? null : Number(li.dataset.seq),
+          cursor: li.dataset.cursor === "" ? null : Number(li.dataset.cursor),
+          data: JSON.parse(li.dataset.data),
+          hidden: li.hidden,
+        })),
+      );
+      const note = await page.$eval("#events-note", (p) => (p.hidden ? null : p.textContent));
+      out({ rows: rows.filter((r) => r.topic.startsWith(cmd.prefix)), total: rows.length, note });
+    } else if (cmd.filter !== undefined) {
+      await page.fill("#filter", cmd.filter);
+      out({ filter: await page.inputValue("#filter") });
     } else if (cmd.inspect) {
       const canvas = await page.$eval("#chart canvas", (c) => ({ width: c.width, height: c.height })).catch(() => null);
       const stats = {};

@@ -4,6 +4,7 @@
 // It takes the client from dist/broker.js, so autobahn is not bundled twice.
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
+import { EVENTS_CAP, capNote, matchesFilter, trimOldest } from "./dashboard-events.js";
 
 const WINDOW = 10; // seconds behind each per-topic rate
 const HISTORY = 300; // seconds the chart keeps
@@ -123,14 +124,18 @@ function makeChart(container) {
 /**
  * Mounts the dashboard on the page's existing elements (see index.html) and
  * subscribes to `prefix` with recovery. `#events` gets one
- * `<li data-topic data-seq data-cursor data-data>` per event (tests/test_browser.py reads them).
+ * `<li data-topic data-seq data-cursor data-data>` per event, newest first
+ * (tests/test_browser.py reads them), and keeps the newest `maxEvents`:
+ * older rows are removed and `#events-note` says so.
  */
-export function startDashboard({ connect, url, realm = "app", prefix = "public." }) {
+export function startDashboard({ connect, url, realm = "app", prefix = "public.", maxEvents = EVENTS_CAP }) {
   const $ = (id) => document.getElementById(id);
   const client = connect({ url, realm });
   const stateEl = $("state");
   const transportEl = $("transport");
   const events = $("events");
+  const eventsNote = $("events-note");
+  let dropped = 0; // rows removed from #events to keep it at maxEvents
   const notices = $("notices");
   const topicsBody = $("topics");
   const filterEl = $("filter");
@@ -161,7 +166,7 @@ export function startDashboard({ connect, url, realm = "app", prefix = "public."
   client.on("error", (err) => notice(`error: ${err.message}`));
 
   function applyFilter() {
-    for (const li of events.children) li.hidden = !!filter && !li.dataset.topic.includes(filter);
+    for (const li of events.children) li.hidden = !matchesFilter(li.dataset.topic, filter);
     for (const t of topics.values()) t.row.classList.toggle("selected", !!filter && t.row.dataset.topic === filter);
     $("filter-clear").hidden = !filter;
   }
@@ -230,8 +235,14 @@ export function startDashboard({ connect, url, realm = "app", prefix = "public."
       li.classList.add("recovered");
       li.title = "recovered after a reconnect";
     }
-    li.hidden = !!filter && !meta.topic.includes(filter);
-    events.prepend(li); // newest first; every event stays listed (the tests read them all)
+    li.hidden = !matchesFilter(meta.topic, filter);
+    events.prepend(li); // newest first; only the newest maxEvents stay listed
+    const removed = trimOldest(events, maxEvents);
+    if (removed) {
+      dropped += removed;
+      eventsNote.textContent = capNote(dropped, maxEvents);
+      eventsNote.hidden = false;
+    }
 
     const t = topicRow(meta.topic);
     t.rate.add(sec);
