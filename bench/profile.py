@@ -1,0 +1,386 @@
+"""Where the time goes: py-spy profiles of Broker's and plain crossbar's router worker
+under fan-out saturation.
+
+Why: issue 7 asks whether Broker with all features on stays within 10% of
+plain crossbar, and if not, which feature costs what. A sampling profile of
+the router worker (the one process a realm lives in) while it delivers as
+fast as it can answers that per delivered event: every sample is charged to
+the innermost frame whose code *owns* it (standard-library frames count for
+their caller, so ``json.dumps`` under autobahn's serializer is serialization,
+and under Broker's hook is Broker), and the owners are grouped into buckets:
+crossbar's broker dispatch, autobahn's WAMP serialization, WebSocket framing,
+Twisted's transport and reactor, the log arguments autobahn builds and then
+discards, and each of Broker's own hooks (position hook + history store, the
+send hook, inbound checks, the authorizer, metrics). Plain crossbar under the
+same load gives the same buckets without Broker.
+
+Each node gets N lean subscribers (:mod:`bench.wsload`) and one publisher
+sending ~100-byte JSON with acknowledgement, 100 publishes in flight; Broker
+runs the project config (positions, history in memory, token authz).
+``py-spy record --pid <router> --format raw --rate 200`` samples the router;
+deliveries are counted by the subscribers over the same window, so a
+bucket's samples / rate / deliveries is its cost in µs per delivered event.
+
+    .venv/bin/python bench/profile.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# run as a script, Python puts bench/ first on sys.path, where this file would shadow the
+# standard library's profile module: resolve imports from the repository root instead
+sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench")]
+
+from bench.plainnode import PlainNode  # noqa: E402
+from bench.report import PLOTS, Progress, Section, progress  # noqa: E402
+from bench.wsload import Fleet  # noqa: E402
+from tests.node import BACKEND_SECRET, Node  # noqa: E402
+from tests.rawwamp import PUBLISH, PUBLISHED, RawWamp  # noqa: E402
+
+TOPIC = "public.profile"
+PAYLOAD = {"symbol": "ACME", "price": 123.45, "volume": 1000, "note": "x" * 40}
+SUBSCRIBERS = 100
+RATE = 200  # py-spy samples per second
+PY_SPY = Path(sys.executable).with_name("py-spy")
+
+LOG_ARGUMENTS = "autobahn log arguments (hl*/click.style, discarded)"
+#: (bucket, does a frame belong to it: (function, file) -> bool), first match wins.
+BUCKETS: list[tuple[str, re.Pattern[str]]] = [
+    ("Broker: position hook + history store", re.compile(r"(^|/)broker/(router/positions|history/)")),
+    (
+        "Broker: send hook (slow subscriber)",
+        re.compile(
+            r"(^|/)broker/(router/hardening\.py:(_make_websocket_send|_waiting|_let_go|_flush)|backpressure)"
+        ),
+    ),
+    ("Broker: inbound checks (hardening)", re.compile(r"(^|/)broker/(router/hardening|protocol)")),
+    ("Broker: authorizer", re.compile(r"(^|/)broker/(router/component|grants|uris|tokens)")),
+    ("Broker: metrics", re.compile(r"(^|/)broker/(router/metrics|metering)|(^|/)prometheus_client/")),
+    ("Broker: other", re.compile(r"(^|/)broker/")),
+    # autobahn builds colored arguments for its trace/debug log lines on every send, even when
+    # the line is then discarded (crossbar runs at "warn"): hl*() and click.style()
+    (LOG_ARGUMENTS, re.compile(r"(autobahn/util|crossbar/_util)\.py:(hl|_qn)|(^|/)click/")),
+    ("crossbar broker dispatch / router", re.compile(r"(^|/)crossbar/")),
+    (
+        "autobahn WAMP messages + serialization",
+        re.compile(r"(^|/)autobahn/wamp/|(^|/)(ujson|msgpack|cbor2|cbor)/"),
+    ),
+    ("WebSocket framing (autobahn)", re.compile(r"(^|/)autobahn/")),
+    ("reactor waiting (epoll)", re.compile(r"epollreactor\.py:doPoll$")),
+    ("Twisted transport writes + reactor", re.compile(r"(^|/)(twisted|txaio|zope)/")),
+]
+OTHER = "other"
+FRAME = re.compile(r"^(?P<function>.*) \((?P<file>.*?):\d+\)$")
+
+
+def is_stdlib(file: str) -> bool:
+    """Standard-library frames have no owner of their own: they count for their caller."""
+    if file.startswith("<"):
+        return True
+    top = file.split("/", 1)[0].removesuffix(".py")
+    return top in sys.stdlib_module_names and "site-packages" not in file
+
+
+def bucket_of(function: str, file: str) -> str:
+    key = f"{file}:{function}"
+    for name, pattern in BUCKETS:
+        if pattern.search(key):
+            return name
+    return OTHER
+
+
+@dataclass
+class Profile:
+    """Samples from a py-spy raw file: per stack, and the owner of each sample."""
+
+    samples: int
+    by_bucket: Counter[str]
+    self_time: Counter[tuple[str, str]]  # leaf (function, file)
+    inclusive: Counter[tuple[str, str]]  # every (function, file) on the stack, once per sample
+    owned: Counter[tuple[str, str]]  # the owning frame (stdlib folded into its caller)
+
+
+def parse(raw: str) -> Profile:
+    by_bucket: Counter[str] = Counter()
+    self_time: Counter[tuple[str, str]] = Counter()
+    inclusive: Counter[tuple[str, str]] = Counter()
+    owned: Counter[tuple[str, str]] = Counter()
+    total = 0
+    for line in raw.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = []
+        for text in stack.split(";"):
+            match = FRAME.match(text)
+            frames.append((match["function"], match["file"]) if match else (text, "?"))
+        total += count
+        self_time[frames[-1]] += count
+        for frame in set(frames):
+            inclusive[frame] += count
+        owner = next((f for f in reversed(frames) if not is_stdlib(f[1])), frames[-1])
+        owned[owner] += count
+        by_bucket[bucket_of(*owner)] += count
+    return Profile(total, by_bucket, self_time, inclusive, owned)
+
+
+class Publisher(threading.Thread):
+    """One publisher going as fast as acknowledgements allow, ``window`` publishes in flight."""
+
+    def __init__(self, client: RawWamp, window: int = 100) -> None:
+        super().__init__(daemon=True)
+        self.client = client
+        self.window = window
+        self.acked = 0
+        self.error: str | None = None
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.stop.is_set():
+                for _ in range(self.window):
+                    request = self.client.next_id()
+                    self.client.send([PUBLISH, request, {"acknowledge": True}, TOPIC, [PAYLOAD], {}])
+                for _ in range(self.window):
+                    answer = self.client.recv(30)
+                    if answer[0] != PUBLISHED:
+                        raise RuntimeError(f"publish refused: {answer}")
+                    self.acked += 1
+        except Exception as exc:  # reported in the section, not raised in a thread
+            self.error = repr(exc)
+        finally:
+            self.client.close()
+
+
+def record(pid: int, seconds: float, out: Path) -> tuple[str, str]:
+    """py-spy the router for ``seconds``; retried non-blocking if a blocking attach fails."""
+    base = [str(PY_SPY), "record", "--pid", str(pid), "--format", "raw", "-o", str(out)]
+    base += ["-d", str(int(seconds)), "--rate", str(RATE)]
+    for extra in ([], ["--nonblocking"]):
+        try:
+            done = subprocess.run(base + extra, capture_output=True, text=True, timeout=seconds + 30)  # noqa: S603
+        except subprocess.TimeoutExpired:
+            continue
+        if done.returncode == 0 and out.exists() and out.stat().st_size:
+            shown = ["py-spy record --pid <router> --format raw -o <file>", *base[8:], *extra]
+            return out.read_text(), " ".join(shown)
+    raise RuntimeError("py-spy could not record the router worker")
+
+
+@dataclass
+class Run:
+    """One profiled node: its samples, and what it delivered while py-spy sampled."""
+
+    label: str
+    profile: Profile
+    deliveries: float
+    publishes: float
+    rate: float
+    command: str
+    error: str | None
+
+    def us(self, samples: int) -> float:
+        """Microseconds of router time per delivered event for ``samples`` samples."""
+        return samples / RATE / self.deliveries * 1e6 if self.deliveries else 0.0
+
+    def us_publish(self, samples: int) -> float:
+        return samples / RATE / self.publishes * 1e6 if self.publishes else 0.0
+
+
+def profile_node(
+    label: str, node: Node | PlainNode, hello: dict[str, str], seconds: int, warmup: int, report: Progress
+) -> Run:
+    """Saturate ``node`` with fan-out to SUBSCRIBERS and py-spy its router worker."""
+    fleet = publisher = None
+    try:
+        node.start()
+        fleet = Fleet(node.ws_url, node.origin, TOPIC, processes=2)
+        opened = fleet.open(SUBSCRIBERS, timeout=30)
+        if opened["opened"] < SUBSCRIBERS:
+            raise RuntimeError(f"only {opened['opened']} subscribers connected: {opened['failures']}")
+        client = RawWamp(node.ws_url, origin=node.origin)
+        client.hello(**hello)
+        publisher = Publisher(client)
+        publisher.start()
+        report(f"profile: {label}, N={SUBSCRIBERS} at saturation, warming up {warmup} s ...")
+        time.sleep(warmup)
+        events0, acked0, t0 = fleet.stats()["events"], publisher.acked, time.monotonic()
+        report(f"profile: py-spy record on the {label} router worker for {seconds} s ...")
+        raw, command = record(node.workers[0], seconds, node.workdir / "profile.txt")
+        events1, acked1, t1 = fleet.stats()["events"], publisher.acked, time.monotonic()
+    finally:
+        if publisher is not None:
+            publisher.stop.set()
+            publisher.join(30)
+        if fleet is not None:
+            fleet.close()
+        node.stop()
+    # py-spy attaches and detaches inside [t0, t1]: scale the counts to its sampling window
+    rate = (events1 - events0) / (t1 - t0)
+    publishes = (acked1 - acked0) / (t1 - t0) * seconds
+    run = Run(label, parse(raw), rate * seconds, publishes, rate, command, publisher.error)
+    report(f"  {run.profile.samples} samples, {rate:,.0f} deliveries/s")
+    return run
+
+
+def where(function: str, file: str) -> str:
+    return f"`{function}` ({file.rsplit('site-packages/', 1)[-1]})"
+
+
+def plot(runs: list[Run]) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = sorted({b for r in runs for b in r.profile.by_bucket}, key=lambda b: runs[0].profile.by_bucket[b])
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    height = 0.8 / len(runs)
+    for i, run in enumerate(runs):
+        ys = [j + i * height for j in range(len(names))]
+        ax.barh(ys, [run.us(run.profile.by_bucket[b]) for b in names], height=height, label=run.label)
+    ax.set_yticks([j + height * (len(runs) - 1) / 2 for j in range(len(names))], names)
+    ax.set_xlabel("µs of router time per delivered event")
+    ax.set_title(f"Where the router's time goes (fan-out, N={SUBSCRIBERS})")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend()
+    PLOTS.mkdir(parents=True, exist_ok=True)
+    path = PLOTS / "profile-buckets.png"
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def markdown(broker: Run, plain: Run, seconds: int, elapsed: float) -> str:
+    p, n = broker.profile, broker.profile.samples
+    lines = [
+        "## Where the time goes: the router under fan-out saturation",
+        "",
+        f"N={SUBSCRIBERS} lean JSON subscribers, one publisher sending ~100-byte events with "
+        "acknowledgement (100 in flight), against Broker (project config: positions, history in memory, "
+        "token authz, metrics; the publisher is `backend`) and plain crossbar (minimal config, anonymous). "
+        f"`{broker.command}` on each router worker for {seconds} s. Each sample is charged to the innermost "
+        "frame that owns it (standard-library frames count for their caller); µs = samples / rate / "
+        "deliveries in the window.",
+        "",
+        "| | Broker | plain crossbar |",
+        "| --- | ---: | ---: |",
+        f"| deliveries/s while sampled | {broker.rate:,.0f} | {plain.rate:,.0f} |",
+        f"| samples | {n:,} | {plain.profile.samples:,} |",
+        f"| router µs per delivered event | {broker.us(n):.2f} | {plain.us(plain.profile.samples):.2f} |",
+        "",
+        "| bucket | Broker % | Broker µs/delivery | Broker µs/publish | plain crossbar µs/delivery "
+        "| Broker - plain |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    names = [b for b, _ in p.by_bucket.most_common()]
+    names += [b for b, _ in plain.profile.by_bucket.most_common() if b not in names]
+    for name in names:
+        count, theirs = p.by_bucket[name], plain.us(plain.profile.by_bucket[name])
+        lines.append(
+            f"| {name} | {100 * count / n:.1f} | {broker.us(count):.2f} | {broker.us_publish(count):.1f} "
+            f"| {theirs:.2f} | {broker.us(count) - theirs:+.2f} |"
+        )
+    own = sum(c for name, c in p.by_bucket.items() if name.startswith("Broker"))
+    share = own / n if n else 0.0
+    more = share / (1 - share) if share < 1 else 0.0
+    logs, plain_logs = p.by_bucket[LOG_ARGUMENTS], plain.profile.by_bucket[LOG_ARGUMENTS]
+    lines += [
+        "",
+        f"**Broker-specific cost: {broker.us(own):.2f} µs per delivered event, {100 * share:.1f}% of the "
+        f"router's samples**: without it the same router would deliver about {100 * more:.0f}% more "
+        f"events/s ({'within' if more <= 0.10 else 'outside'} the 10% target, by this profile). The rest "
+        "is crossbar, autobahn and Twisted, which plain crossbar pays too; compare the totals above (on "
+        "this shared machine run-to-run noise is ±20%, and while other work competes for the cores a "
+        "preempted router still counts as sampled, so the µs grow; the shares stay comparable).",
+        "",
+        f"The largest single cost is not Broker's: **{100 * logs / n:.0f}% of Broker's router samples "
+        f"({100 * plain_logs / max(1, plain.profile.samples):.0f}% of plain crossbar's)** go to arguments "
+        "that autobahn builds for its trace and debug log lines on every send (`hltype`, `hlval`, "
+        "`click.style` in `WampWebSocketProtocol.send` and `WebSocketProtocol.sendData`) before the "
+        "logger drops them at crossbar's `warn` level. Skipping them is the biggest speed-up on offer "
+        "to Broker and crossbar alike.",
+        "",
+        "Broker's own functions, by owned samples (their time without what they call in crossbar, "
+        "autobahn or Twisted):",
+        "",
+        "| function | % of samples | µs per delivered event | µs per publish |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    mine = [(f, c) for f, c in p.owned.most_common() if bucket_of(*f).startswith("Broker")]
+    for frame, count in mine[:10]:
+        lines.append(
+            f"| {where(*frame)} | {100 * count / n:.1f} | {broker.us(count):.2f} "
+            f"| {broker.us_publish(count):.1f} |"
+        )
+    lines += [
+        "",
+        "Broker's top functions by self time (the leaf frame of each sample):",
+        "",
+        "| function | bucket | % self |",
+        "| --- | --- | ---: |",
+    ]
+    for (function, file), count in p.self_time.most_common(12):
+        lines.append(f"| {where(function, file)} | {bucket_of(function, file)} | {100 * count / n:.1f} |")
+    lines += [
+        "",
+        "Broker's top functions by inclusive (cumulative) time, below the reactor loop (frames on more "
+        "than 90% of samples, such as process entry and reactor run, left out):",
+        "",
+        "| function | % inclusive |",
+        "| --- | ---: |",
+    ]
+    inner = [(f, c) for f, c in p.inclusive.most_common() if c <= 0.9 * n]
+    for frame, count in inner[:15]:
+        lines.append(f"| {where(*frame)} | {100 * count / n:.1f} |")
+    lines += ["", f"Section time: {elapsed:.0f} s.", "", "![Profile buckets](bench/profile-buckets.png)"]
+    return "\n".join(lines)
+
+
+def run(quick: bool, progress: Progress = progress) -> Section:
+    started = time.monotonic()
+    seconds, warmup = (5, 2) if quick else (20, 3)
+    work = Path(tempfile.mkdtemp(prefix="broker-profile-"))
+    broker = profile_node(
+        "Broker",
+        Node(work / "broker"),
+        {"authid": "backend", "secret": BACKEND_SECRET},
+        seconds,
+        warmup,
+        progress,
+    )
+    plain = profile_node("plain crossbar", PlainNode(work / "crossbar"), {}, seconds, warmup, progress)
+    text = markdown(broker, plain, seconds, time.monotonic() - started)
+    short = [
+        f"{r.label}: {r.profile.samples} samples (expected about {RATE * seconds}), publisher error {r.error}"
+        for r in (broker, plain)
+        if r.profile.samples < RATE * seconds * 0.5 or r.error is not None or not r.deliveries
+    ]
+    if short:
+        text += "\n\n**Fell short:** " + "; ".join(short) + "."
+    return Section("Where the time goes", text, [plot([broker, plain])], not short)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="5 s profiles instead of 20 s")
+    section = run(parser.parse_args().quick)
+    print(section.markdown)
+    return 0 if section.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

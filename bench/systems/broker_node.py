@@ -1,0 +1,69 @@
+"""Broker's own node, from the project's config: the system this benchmark is about.
+
+Three variants split what Broker's features cost on the delivery path:
+
+* ``broker`` — as shipped: positions and in-memory history on every topic,
+  subscribers joining with a minted user token (WAMP ticket auth, a subscribe
+  grant for the bench topic), the backend publishing with WAMP-CRA;
+* ``broker, history off`` — the same with a history policy keeping nothing,
+  so no position is issued and nothing is appended;
+* ``broker, history off, anonymous`` — also without tokens: subscribers join
+  as ``anonymous`` (allowed ``public.``), so the only difference left to
+  plain crossbar is Broker's hooks (hardening patches, the dynamic authorizer).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from bench.systems import TOPIC, Client, Server, StartError, tree
+from bench.systems.wamp import WampClient
+from broker.tokens import mint
+from tests.node import BACKEND_SECRET, TOKEN_SECRET, Node
+
+#: Seconds a subscriber's token stays valid: longer than any run.
+TOKEN_TTL = 3600
+
+
+def history_off(config: dict[str, Any]) -> None:
+    """Keep no event anywhere: the position hook then appends nothing and adds no position."""
+    extra = config["workers"][0]["components"][0]["extra"]
+    extra["history"]["policies"] = [{"uri": "", "match": "prefix", "max_events": 0, "max_age": 1}]
+
+
+class BrokerNode(Server):
+    def __init__(
+        self,
+        name: str,
+        history: bool = True,
+        tokens: bool = True,
+        serializers: tuple[str, ...] = ("json", "msgpack"),
+    ) -> None:
+        self.name = name
+        self.serializers = serializers
+        self.history = history
+        self.tokens = tokens
+        self.node: Node | None = None
+
+    def start(self, workdir: Path) -> Client:
+        self.node = Node(workdir, mutate=None if self.history else history_off)
+        try:
+            self.node.start()
+        except RuntimeError as exc:
+            raise StartError(str(exc)) from None
+        ticket = None
+        if self.tokens:
+            grant = [{"uri": TOPIC, "match": "exact"}]
+            ticket = mint(TOKEN_SECRET, "bench", grant, ttl=TOKEN_TTL)
+        return WampClient(
+            self.node.ws_url, self.node.origin, ticket=ticket, publisher_cra=("backend", BACKEND_SECRET)
+        )
+
+    def pids(self) -> list[int]:
+        return tree(self.node.pid) if self.node and self.node.proc else []
+
+    def stop(self) -> None:
+        if self.node is not None:
+            self.node.stop()
+            self.node = None
