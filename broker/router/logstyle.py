@@ -1,22 +1,74 @@
-"""Plain log arguments in the router: autobahn colours them on every message sent, even unlogged.
+"""Plain, lazy log arguments on autobahn's send path: it styles them on every message, even unlogged.
 
 Why: autobahn 26.10's send path (``WampWebSocketProtocol.send``,
 ``WebSocketProtocol.sendData``) builds the arguments of its trace and debug log
-lines with ``autobahn.util.hl``/``hlval``/``hltype`` on every message, before
-the logger drops them at Broker's ``warn`` level, and ``hl`` colours each one
-with ``click.style``. Under fan-out this was a third of the router's time per
-delivered event (``bench/profile.py``), more than all of Broker's own hooks
-together. Broker's logs go to files and journald, where ANSI colour codes are
-noise anyway, so the router worker colours nothing: ``hl`` then returns the
-text as it is, and every log line keeps its words.
+lines with ``autobahn.util.hltype``/``hlval`` on every message, before the
+logger drops them at Broker's ``warn`` level: ``hl`` colours each one with
+``click.style`` and ``hltype`` introspects the method it names. Under fan-out
+this was a third of the router's time per delivered event (``bench/profile.py``),
+more than all of Broker's own hooks together.
+
+So the router worker:
+
+* turns the colouring off (``autobahn.util._HAS_CLICK``): Broker's logs go to
+  files and journald, where ANSI colour codes are noise anyway;
+* gives the two send-path modules helpers that return a :class:`Lazy` value,
+  rendered only if a log line is actually emitted — the words of every line
+  stay the same, the work moves to the rare line that is written.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
 import autobahn.util
+import autobahn.wamp.websocket
+import autobahn.websocket.protocol
+
+#: The modules whose per-message log lines take ``hltype``/``hlval`` arguments.
+SEND_PATH: tuple[ModuleType, ...] = (autobahn.websocket.protocol, autobahn.wamp.websocket)
+
+
+class Lazy:
+    """A log argument rendered when formatted (``{name}`` in a log format), not when built."""
+
+    __slots__ = ("_arg", "_render")
+
+    def __init__(self, render: Callable[[Any], str], arg: Any) -> None:
+        self._render = render
+        self._arg = arg
+
+    def __str__(self) -> str:
+        return self._render(self._arg)
+
+    def __format__(self, spec: str) -> str:
+        return format(self._render(self._arg), spec)
+
+    def __repr__(self) -> str:
+        return repr(self._render(self._arg))
+
+
+def _type_name(obj: Any) -> str:
+    return f"<{autobahn.util._qn(obj)}>"
+
+
+def hltype(obj: Any) -> Lazy:
+    """``autobahn.util.hltype`` without colour, rendered lazily: ``<module.Class.method>``."""
+    return Lazy(_type_name, obj)
+
+
+def hlval(val: Any, color: str = "white", bold: bool = True) -> Lazy:
+    """``autobahn.util.hlval`` without colour, rendered lazily: the value as text."""
+    return Lazy(str, val)
 
 
 def install() -> None:
-    """Make autobahn's log-argument styling a no-op in this process (idempotent)."""
+    """Plain log arguments in this process, lazy on the send path (idempotent)."""
     # hl() consults this module flag on every call (autobahn/util.py); False means "no click"
     autobahn.util._HAS_CLICK = False
+    for module in SEND_PATH:
+        for name, helper in (("hltype", hltype), ("hlval", hlval)):
+            if hasattr(module, name):  # only the names the module imported from autobahn.util
+                setattr(module, name, helper)
