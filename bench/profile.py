@@ -54,7 +54,7 @@ SUBSCRIBERS = 100
 RATE = 200  # py-spy samples per second
 PY_SPY = Path(sys.executable).with_name("py-spy")
 
-LOG_ARGUMENTS = "autobahn log arguments (hl*/click.style, discarded)"
+LOG_ARGUMENTS = "log arguments for discarded debug lines (autobahn hl*/click.style, Broker's logstyle)"
 #: (bucket, does a frame belong to it: (function, file) -> bool), first match wins.
 BUCKETS: list[tuple[str, re.Pattern[str]]] = [
     ("Broker: position hook + history store", re.compile(r"(^|/)broker/(router/positions|history/)")),
@@ -67,10 +67,14 @@ BUCKETS: list[tuple[str, re.Pattern[str]]] = [
     ("Broker: inbound checks (hardening)", re.compile(r"(^|/)broker/(router/hardening|protocol)")),
     ("Broker: authorizer", re.compile(r"(^|/)broker/(router/component|grants|uris|tokens)")),
     ("Broker: metrics", re.compile(r"(^|/)broker/(router/metrics|metering)|(^|/)prometheus_client/")),
-    ("Broker: other", re.compile(r"(^|/)broker/")),
     # autobahn builds colored arguments for its trace/debug log lines on every send, even when
-    # the line is then discarded (crossbar runs at "warn"): hl*() and click.style()
-    (LOG_ARGUMENTS, re.compile(r"(autobahn/util|crossbar/_util)\.py:(hl|_qn)|(^|/)click/")),
+    # the line is then discarded (crossbar runs at "warn"): hl*() and click.style(); in Broker's
+    # router broker/router/logstyle.py stands in for them, so its cost is counted here too
+    (
+        LOG_ARGUMENTS,
+        re.compile(r"(autobahn/util|crossbar/_util)\.py:(hl|_qn)|(^|/)click/|(^|/)broker/router/logstyle"),
+    ),
+    ("Broker: other", re.compile(r"(^|/)broker/")),
     ("crossbar broker dispatch / router", re.compile(r"(^|/)crossbar/")),
     (
         "autobahn WAMP messages + serialization",

@@ -59,4 +59,4 @@ def test_send_path_log_lines_read_the_same_but_render_only_when_formatted() -> N
         "for peer tcp4:127.0.0.1:5000 (  42)"
     )
     assert rendered == [42]
-    assert repr(protocol.hlval("x")) == "'x'"
+    assert protocol.hlval("x", color="red", bold=True) == "x"
