@@ -1,35 +1,37 @@
-"""Plain, lazy log arguments on autobahn's send path: it styles them on every message, even unlogged.
+"""Plain, lazy log arguments on the router's hot path: built for every message, then mostly dropped.
 
 Why: autobahn 26.10's send path (``WampWebSocketProtocol.send``,
-``WebSocketProtocol.sendData``) builds the arguments of its trace and debug log
-lines with ``autobahn.util.hltype``/``hlval`` on every message, before the
-logger drops them at Broker's ``warn`` level: ``hl`` colours each one with
-``click.style`` and ``hltype`` introspects the method it names. Under fan-out
-this was a third of the router's time per delivered event (``bench/profile.py``),
-more than all of Broker's own hooks together.
+``WebSocketProtocol.sendData``) and crossbar's per-publish path
+(``Broker.processPublish``, ``Router.authorize``) build the arguments of their
+trace and debug log lines on every message, before the logger drops them at
+Broker's ``warn`` level: ``hl*`` colour each one with ``click.style``,
+``hltype`` introspects the method it names, ``Router.authorize`` pretty-prints
+the (cached) authorization with ``pformat``. Under fan-out this was a third of
+the router's time per delivered event (``bench/profile.py``), more than all of
+Broker's own hooks together, and at one subscriber per topic the per-publish
+part dominated.
 
 So the router worker:
 
-* turns the colouring off (``autobahn.util._HAS_CLICK``): Broker's logs go to
-  files and journald, where ANSI colour codes are noise anyway;
-* gives the two send-path modules their own ``hlval`` (the value itself) and
-  ``hltype`` (a :class:`Lazy` name, rendered only if a log line is actually
-  emitted): the words of every line stay the same, the work moves to the rare
+* turns the colouring off (autobahn's ``hl`` and crossbar's): Broker's logs
+  go to files and journald, where ANSI colour codes are noise anyway;
+* gives the hot-path modules (:data:`HOT_PATH`) their own helpers: values are
+  passed as they are (a log format renders ``{name}`` as ``f"{val}"`` would),
+  and what costs something to render (``hltype``'s qualified name,
+  ``pformat``) becomes a :class:`Lazy` rendered only if a log line is actually
+  emitted. The words of every line stay the same; the work moves to the rare
   line that is written.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from types import ModuleType
-from typing import Any
+import importlib
+from collections.abc import Callable, Mapping
+from pprint import pformat as _pformat
+from typing import Any, Final
 
 import autobahn.util
-import autobahn.wamp.websocket
-import autobahn.websocket.protocol
-
-#: The modules whose per-message log lines take ``hltype``/``hlval`` arguments.
-SEND_PATH: tuple[ModuleType, ...] = (autobahn.websocket.protocol, autobahn.wamp.websocket)
+import crossbar._util
 
 
 class Lazy:
@@ -55,26 +57,52 @@ def _type_name(obj: Any) -> str:
     return f"<{autobahn.util._qn(obj)}>"
 
 
-def hltype(obj: Any) -> Lazy:
-    """``autobahn.util.hltype`` without colour, rendered lazily: ``<module.Class.method>``."""
-    return Lazy(_type_name, obj)
+def hltype(obj: Any, render: bool = True) -> Lazy | str:
+    """``hltype`` (autobahn's and crossbar's) without colour, rendered lazily: ``<module.Class.method>``."""
+    return Lazy(_type_name, obj) if render else ""
 
 
 def hlval(val: Any, color: str = "white", bold: bool = True) -> Any:
-    """``autobahn.util.hlval`` without colour: the value itself, which a log format renders as text.
+    """``hlval``/``hlid`` without colour: the value itself, which a log format renders as text.
 
-    ``{name}`` formats a value exactly as ``f"{val}"`` (what autobahn's ``hlval``
-    returns) would, so the line reads the same; returning the value costs one
-    call, cheaper even than a :class:`Lazy` (called several times per message).
+    ``{name}`` formats a value exactly as ``f"{val}"`` (what the originals
+    colour) would, so the line reads the same; returning the value costs one
+    call, cheaper even than a :class:`Lazy`.
     """
     return val
 
 
+def hlflag(flag: bool | None, true_txt: str = "YES", false_txt: str = "NO", null_txt: str = "UNSET") -> str:
+    """crossbar's ``hlflag`` without colour: the text for ``flag``."""
+    return null_txt if flag is None else true_txt if flag else false_txt
+
+
+def pformat(obj: Any) -> Lazy:
+    """``pprint.pformat`` when the line is written, not when it is built."""
+    return Lazy(_pformat, obj)
+
+
+def _plain(text: Any, bold: bool = False, color: str = "yellow") -> str:
+    """``hl`` without colour (autobahn's and crossbar's signature)."""
+    return text if isinstance(text, str) else f"{text}"
+
+
+#: Module -> the log helpers it imported by name, and what stands in for each.
+HOT_PATH: Final[Mapping[str, Mapping[str, Callable[..., Any]]]] = {
+    "autobahn.websocket.protocol": {"hltype": hltype, "hlval": hlval},
+    "autobahn.wamp.websocket": {"hlval": hlval},
+    "crossbar.router.router": {"hltype": hltype, "hlval": hlval, "hlid": hlval, "pformat": pformat},
+    "crossbar.router.broker": {"hltype": hltype, "hlid": hlval, "hlflag": hlflag},
+}
+
+
 def install() -> None:
-    """Plain log arguments in this process, lazy on the send path (idempotent)."""
-    # hl() consults this module flag on every call (autobahn/util.py); False means "no click"
+    """Plain log arguments in this process, lazy on the hot path (idempotent)."""
+    # autobahn's hl() consults this flag on every call (autobahn/util.py); False means "no click"
     autobahn.util._HAS_CLICK = False
-    for module in SEND_PATH:
-        for name, helper in (("hltype", hltype), ("hlval", hlval)):
-            if hasattr(module, name):  # only the names the module imported from autobahn.util
-                setattr(module, name, helper)
+    crossbar._util.hl = _plain  # crossbar's hl* helpers call it through their module globals
+    for name, helpers in HOT_PATH.items():
+        module = importlib.import_module(name)
+        for helper_name, helper in helpers.items():
+            if hasattr(module, helper_name):  # only the names the module imported
+                setattr(module, helper_name, helper)
