@@ -54,7 +54,7 @@ SUBSCRIBERS = 100
 RATE = 200  # py-spy samples per second
 PY_SPY = Path(sys.executable).with_name("py-spy")
 
-LOG_ARGUMENTS = "log arguments for discarded debug lines (autobahn hl*/click.style, Broker's logstyle)"
+LOG_ARGUMENTS = "log arguments of dropped debug lines (hl*, click)"
 #: (bucket, does a frame belong to it: (function, file) -> bool), first match wins.
 BUCKETS: list[tuple[str, re.Pattern[str]]] = [
     ("Broker: position hook + history store", re.compile(r"(^|/)broker/(router/positions|history/)")),
@@ -250,7 +250,7 @@ def plot(runs: list[Run]) -> Path:
     import matplotlib.pyplot as plt
 
     names = sorted({b for r in runs for b in r.profile.by_bucket}, key=lambda b: runs[0].profile.by_bucket[b])
-    fig, ax = plt.subplots(figsize=(9, 4.5))
+    fig, ax = plt.subplots(figsize=(11, 4.5))
     height = 0.8 / len(runs)
     for i, run in enumerate(runs):
         ys = [j + i * height for j in range(len(names))]
