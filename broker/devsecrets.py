@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Final
 
+from broker import atomicfile
 from broker.errors import ConfigError
 
 #: The dev secrets file's name, in the directory of the node config.
@@ -127,14 +128,4 @@ def update(path: Path, changes: dict[str, str | None]) -> None:
         else:
             out.append(line)
     out += [f"{name}={value}" for name, value in pending.items() if value is not None]
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write("".join(f"{line}\n" for line in out))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    atomicfile.write_text(path, "".join(f"{line}\n" for line in out), mode=0o600)
