@@ -21,6 +21,7 @@ Every wait here has a deadline; a server that does not come up raises
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -28,6 +29,7 @@ import subprocess
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -285,6 +287,39 @@ class Client(ABC):
     def answer(self, frame: Data) -> Data | None:
         """A reply the protocol requires to a non-event frame (a keep-alive), if any."""
         return None
+
+
+@dataclass(frozen=True)
+class BroadcastClient(Client):
+    """The small protocol of the bare broadcast server and the Channels consumers.
+
+    Subscribers connect to ``/sub`` and are told ``ready`` once they receive;
+    the publisher sends each payload as a JSON frame to ``/pub`` and gets ``ack``
+    back; every subscriber frame is an event.
+    """
+
+    url: str
+
+    async def subscribe(self) -> Connection:
+        ws = await open_websocket(f"{self.url}/sub")
+        if await ws.recv() != "ready":
+            raise ConnectionError(f"no 'ready' from {self.url}/sub")
+        return ws
+
+    def is_event(self, frame: Data) -> bool:
+        return True
+
+    def sent_at(self, frame: Data) -> float:
+        return float(json.loads(frame)["ts"])
+
+    async def publisher(self) -> Connection:
+        return await open_websocket(f"{self.url}/pub")
+
+    def publish(self, payload: dict[str, Any], request: int) -> Data:
+        return json.dumps(payload, separators=(",", ":"))
+
+    def acked(self, frame: Data) -> bool | None:
+        return frame == "ack" or None
 
 
 class Server(ABC):

@@ -8,44 +8,15 @@ without persistence (``--save '' --appendonly no``) and stopped by PID.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from bench.systems import Client, Connection, Data, ProcessServer, StartError, free_port, open_websocket
+from bench.systems import BroadcastClient, Client, ProcessServer, StartError, free_port
 
 PROJECT = Path(__file__).resolve().parent.parent / "channels_project"
 DAPHNE = Path(sys.executable).with_name("daphne")
-
-
-@dataclass(frozen=True)
-class ChannelsClient(Client):
-    url: str
-
-    async def subscribe(self) -> Connection:
-        ws = await open_websocket(f"{self.url}/sub")
-        if await ws.recv() != "ready":
-            raise ConnectionError("no ready from the consumer")
-        return ws
-
-    def is_event(self, frame: Data) -> bool:
-        return True
-
-    def sent_at(self, frame: Data) -> float:
-        return float(json.loads(frame)["ts"])
-
-    async def publisher(self) -> Connection:
-        return await open_websocket(f"{self.url}/pub")
-
-    def publish(self, payload: dict[str, Any], request: int) -> Data:
-        return json.dumps(payload, separators=(",", ":"))
-
-    def acked(self, frame: Data) -> bool | None:
-        return frame == "ack" or None
 
 
 class DjangoChannels(ProcessServer):
@@ -77,4 +48,4 @@ class DjangoChannels(ProcessServer):
         }
         daphne_argv = [str(DAPHNE), "-b", "127.0.0.1", "-p", str(port), "benchsite.asgi:application"]
         self.launch(daphne_argv, workdir / "daphne.log", port, cwd=PROJECT, env=env)
-        return ChannelsClient(f"ws://127.0.0.1:{port}")
+        return BroadcastClient(f"ws://127.0.0.1:{port}")
