@@ -21,6 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from broker.router.launcher import children
+
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT_CONFIG = ROOT / ".crossbar" / "config.json"
 BROKER = Path(sys.executable).with_name("broker")
@@ -36,21 +38,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def children(pid: int) -> list[int]:
-    """PIDs whose parent is ``pid`` (crossbar's worker processes)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            # the command name may contain spaces: the ppid is after the last ')'
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
 
 
 def alive(pid: int) -> bool:

@@ -23,8 +23,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 
-def _children(pid: int) -> list[int]:
-    """PIDs whose parent is ``pid``."""
+def children(pid: int) -> list[int]:
+    """PIDs whose parent is ``pid`` (the controller's workers; the tests' nodes use it too)."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -51,7 +51,7 @@ def _catches(pid: int, signum: int) -> bool:
 
 def forward_sighup(signum: int, frame: object) -> None:
     """The controller's SIGHUP handler: pass it on to each worker that reloads on it."""
-    for pid in _children(os.getpid()):
+    for pid in children(os.getpid()):
         if _catches(pid, signal.SIGHUP):
             os.kill(pid, signal.SIGHUP)
             print(f"broker: SIGHUP: reloading the config in worker PID {pid}", file=sys.stderr, flush=True)
