@@ -1,16 +1,19 @@
-"""Replace a file so that readers see the old text or the new, never half of either.
+"""Replace a file so that readers see the old text or the new, never half of either; one editor at a time.
 
 Why one place: ``broker config`` rewrites the node config and the dev secrets
 file, and a crash or a full disk in the middle of either must not leave a
-truncated config (the node would not start) or lose secrets.
+truncated config (the node would not start) or lose secrets; two edits run at
+once (two operators, a script) must both land, not the last writer's alone.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import stat
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 #: The mode of a new file when the caller keeps the existing one (a config holds no secrets).
@@ -47,3 +50,18 @@ def write_text(path: Path, text: str, mode: int | None = None) -> None:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+@contextlib.contextmanager
+def edit_lock(directory: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``directory`` while its files are read, edited and replaced.
+
+    The lock is ``flock`` on the directory itself, so no lock file is left
+    behind; it is released when the block ends or the process dies.
+    """
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from broker import configedit, configfile, devsecrets, nodeconfig
+from broker import atomicfile, configedit, configfile, devsecrets, nodeconfig
 from broker.errors import BrokerError, ConfigError, WampError
 from broker.grants import ACTIONS
 from broker.reload import RELOAD_PROCEDURE
@@ -163,7 +163,10 @@ def _cmd_config(args: argparse.Namespace) -> int:
         ),
         "remove-history": lambda c: configedit.remove_history_policy(c, args.pattern, args.match),
     }
-    return _apply(args, edits[args.edit])
+    directory = args.config.resolve().parent
+    # read, edit, write: one edit at a time (a missing directory: _apply reports the unreadable config)
+    with atomicfile.edit_lock(directory) if directory.is_dir() else contextlib.nullcontext():
+        return _apply(args, edits[args.edit])
 
 
 def _cmd_reload(args: argparse.Namespace) -> int:

@@ -7,12 +7,13 @@ import os
 import shutil
 import stat
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from broker import configedit, configfile, devsecrets
+from broker import atomicfile, configedit, configfile, devsecrets
 from broker.errors import ConfigError
 from tests.node import BROKER, PROJECT_CONFIG
 
@@ -258,3 +259,46 @@ def test_a_refused_edit_names_the_path(config_copy: Path) -> None:
     assert f"{EXTRA}.grants.anonymous" in done.stderr
     assert config_copy.read_bytes() == before
     shutil.rmtree(config_copy.parent / "run", ignore_errors=True)
+
+
+def _grant_argv(pattern: str, config: Path) -> list[str]:
+    edit = ["config", "grant", "anonymous", pattern, "--allow", "subscribe"]
+    return [str(BROKER), *edit, "--config", str(config)]
+
+
+def test_concurrent_edits_take_turns_and_all_land(config_copy: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BROKER_")}
+    patterns = [f"team{i}.feed" for i in range(6)]
+    procs = [
+        subprocess.Popen(_grant_argv(p, config_copy), cwd=config_copy.parent, env=env, stderr=subprocess.PIPE)
+        for p in patterns
+    ]
+    for proc in procs:
+        assert proc.wait(timeout=120) == 0, proc.stderr.read() if proc.stderr else b""
+        if proc.stderr:
+            proc.stderr.close()
+    granted = {g["uri"] for g in extra(json.loads(config_copy.read_text()))["grants"]["anonymous"]}
+    assert set(patterns) <= granted
+
+
+def _waiting_for_a_lock(pid: int) -> bool:
+    """Whether ``pid`` is blocked on a ``flock`` (a ``->`` line of /proc/locks)."""
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()
+        if "->" in fields and fields[fields.index("->") + 1] == "FLOCK" and str(pid) in fields:
+            return True
+    return False
+
+
+def test_an_edit_waits_while_another_holds_the_config_directory(config_copy: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BROKER_")}
+    with atomicfile.edit_lock(config_copy.parent):
+        proc = subprocess.Popen(_grant_argv("held.feed", config_copy), cwd=config_copy.parent, env=env)
+        deadline = time.monotonic() + 60
+        while not _waiting_for_a_lock(proc.pid):
+            assert proc.poll() is None, "the edit finished while another held the lock"
+            assert time.monotonic() < deadline, "the edit never waited for the lock"
+            time.sleep(0.05)
+        assert "held.feed" not in config_copy.read_text()
+    assert proc.wait(timeout=120) == 0
+    assert "held.feed" in config_copy.read_text()
