@@ -203,6 +203,8 @@ def proxied(make_node: Callable[..., Node], tmp_path: Path) -> Iterator[tuple[No
         yield node, public, context
     finally:
         nginx.stop()
+        # pytest shows a test's captured output only when it fails: nginx's side of the story
+        print(f"nginx error log:\n{nginx.log()}")
 
 
 def https(
