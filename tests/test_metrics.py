@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from websockets.exceptions import InvalidStatus
 
 from broker import signing
 from broker.client import Publisher, Unauthenticated
@@ -174,6 +175,10 @@ def test_rejections_cover_auth_size_and_replay(make_node: Callable[..., Node]) -
         for client in (wrong_secret, bad_token, anonymous, oversize):
             client.close()
 
+    with pytest.raises(InvalidStatus) as refused:  # a page from an origin not in allowed_origins
+        RawWamp(node.ws_url, origin="https://evil.example")
+    assert refused.value.response.status_code == 400
+
     assert post(node, b"x" * 70_000, {}) == 413
     body = json.dumps({"topic": "public.x", "data": 1}).encode()
     headers = signing.sign_headers("dev", PUBLISHER_SECRET, "POST", "/api/publish", body)
@@ -184,6 +189,7 @@ def test_rejections_cover_auth_size_and_replay(make_node: Callable[..., Node]) -
         "AuthenticationFailed": 2,  # failed WAMP-CRA and ticket logins
         "NotAuthorized": 3,  # one subscribe, two publishes
         "MessageTooLarge": 1,  # over the WebSocket's max_message_size
+        "ForeignOrigin": 1,  # a WebSocket handshake from an origin not allowed
         "http_PayloadTooLarge": 1,
         "http_Replayed": 1,
     }

@@ -58,6 +58,9 @@ REGISTRY = CollectorRegistry()
 AUTHENTICATION_FAILED: Final = "AuthenticationFailed"
 NOT_AUTHORIZED: Final = "NotAuthorized"
 MESSAGE_TOO_LARGE: Final = "MessageTooLarge"
+FOREIGN_ORIGIN: Final = "ForeignOrigin"  # as long-poll counts it (hardening)
+#: How autobahn words a WebSocket handshake refused for its Origin header (allowed_origins).
+_ORIGIN_DENIED: Final = "WebSocket connection denied: origin "
 
 HTTP_PUBLISH_REQUESTS = Counter(
     "broker_http_publish_requests",
@@ -267,6 +270,17 @@ def _counting_oversize(original: Callable[..., Any]) -> Callable[..., Any]:
     return exceeded
 
 
+def _counting_handshake_failure(original: Callable[..., Any]) -> Callable[..., Any]:
+    # a page whose origin is not in allowed_origins never gets a session: without this
+    # count a wrong allowed_origins looks like a quiet node
+    def fail(self: Any, reason: str, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(reason, str) and reason.startswith(_ORIGIN_DENIED):
+            _reject(FOREIGN_ORIGIN)
+        return original(self, reason, *args, **kwargs)
+
+    return fail
+
+
 _installed: dict[str, bool] = {}
 
 
@@ -287,6 +301,7 @@ def install(max_namespaces: int = DEFAULT_MAX_NAMESPACES) -> None:
     Router.authorize = _counting_authorize(Router.authorize)  # type: ignore[method-assign]
     ws = WampWebSocketServerProtocol
     ws._max_message_size_exceeded = _counting_oversize(ws._max_message_size_exceeded)  # type: ignore[method-assign]
+    ws.failHandshake = _counting_handshake_failure(ws.failHandshake)  # type: ignore[method-assign]
 
 
 def _realm_router(session: Any) -> Any:
