@@ -48,11 +48,6 @@ LATENCY_BUCKETS: Final = (
 )
 
 
-def namespace_of(topic: str) -> str:
-    """A topic's namespace: its first URI component (``orders`` for ``orders.eu.42``)."""
-    return topic.partition(".")[0]
-
-
 class NamespaceLabels:
     """Topic -> the ``namespace`` label value, with at most ``limit`` distinct namespaces.
 
@@ -70,7 +65,7 @@ class NamespaceLabels:
 
     def label(self, topic: str) -> str:
         """The label for ``topic``'s namespace."""
-        namespace = topic.partition(".")[0]
+        namespace = topic.partition(".")[0]  # the first URI component: orders for orders.eu.42
         label = self._labels.get(namespace)
         if label is not None:
             return label

@@ -12,7 +12,8 @@ which then leaves cleanly too. Imported lazily: it pulls in Twisted.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+import contextlib
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -170,32 +171,32 @@ async def _leave(session: _Session) -> None:
             session.protocol.dropConnection(abort=True)
 
 
-async def publish(target: Target, topic: str, payload: Any) -> int:
-    """Publish ``payload`` as the only positional argument; returns the publication id."""
+@contextlib.asynccontextmanager
+async def _joined(target: Target) -> AsyncIterator[Any]:
+    """A joined session for one request: WAMP errors and a lost connection as Broker's errors, then leave."""
     session = await _join(target)
     try:
-        publication = await session.publish(topic, payload, options=PublishOptions(acknowledge=True))
+        yield session
     except ApplicationError as exc:
         raise _wamp_error(exc) from None
     except TransportLost:
         raise ConnectionFailed(f"{target.url}: the connection closed") from None
     finally:
         await _leave(session)
+
+
+async def publish(target: Target, topic: str, payload: Any) -> int:
+    """Publish ``payload`` as the only positional argument; returns the publication id."""
+    async with _joined(target) as session:
+        publication = await session.publish(topic, payload, options=PublishOptions(acknowledge=True))
     publication_id: int = publication.id
     return publication_id
 
 
 async def call(target: Target, procedure: str, *args: Any) -> Any:
     """Call ``procedure`` once and return its result (``broker reload``)."""
-    session = await _join(target)
-    try:
+    async with _joined(target) as session:
         return await session.call(procedure, *args)
-    except ApplicationError as exc:
-        raise _wamp_error(exc) from None
-    except TransportLost:
-        raise ConnectionFailed(f"{target.url}: the connection closed") from None
-    finally:
-        await _leave(session)
 
 
 async def tail(
