@@ -18,17 +18,7 @@ POSITION = "broker_position"
 
 
 def recover(client: RawWamp, topic: str, match: str, epoch: str, after: int) -> Any:
-    client.send(
-        [
-            CALL,
-            client.next_id(),
-            {},
-            "broker.recover",
-            [topic],
-            {"match": match, "epoch": epoch, "after": after},
-        ]
-    )
-    reply = client.recv()
+    reply = client.call("broker.recover", [topic], {"match": match, "epoch": epoch, "after": after})
     if reply[0] == ERROR:
         return reply
     assert reply[0] == RESULT, reply

@@ -21,7 +21,7 @@ from broker.grants import Grants
 from broker.router.component import PENDING_TIMEOUT, UserSessions
 from broker.tokens import mint
 from tests.node import BACKEND_SECRET, BROKER, PROJECT_CONFIG, TOKEN_SECRET, Node
-from tests.rawwamp import ABORT, CALL, ERROR, PUBLISHED, RESULT, SUBSCRIBED, WELCOME, RawWamp
+from tests.rawwamp import ABORT, ERROR, PUBLISHED, RESULT, SUBSCRIBED, WELCOME, RawWamp
 
 pytestmark = [pytest.mark.node, pytest.mark.filterwarnings("ignore:The HMAC key is:UserWarning")]
 
@@ -60,17 +60,7 @@ def refusal(node: Node, token: str) -> list[Any]:
 
 
 def recover(client: RawWamp, topic: str, match: str, epoch: str, after: int) -> list[Any]:
-    client.send(
-        [
-            CALL,
-            client.next_id(),
-            {},
-            "broker.recover",
-            [topic],
-            {"match": match, "epoch": epoch, "after": after},
-        ]
-    )
-    return client.recv()
+    return client.call("broker.recover", [topic], {"match": match, "epoch": epoch, "after": after})
 
 
 def test_a_user_subscribes_to_own_topics_and_receives_events(
