@@ -2,7 +2,10 @@
 
 The node listens on an ephemeral port, is started through ``broker run``
 (the same launcher ``make run`` uses), is ready when ``GET /health`` answers
-200, and is stopped by PID.
+200 with the id this start gave it (``BROKER_NODE_ID``), so a test never talks
+to another node that happens to answer on its port, and is stopped by PID:
+``stop`` returns once the controller and every worker are gone, so the port
+and the node directory are free for whatever starts next.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -69,6 +73,8 @@ class Node:
         #: start on this port (a restart at the same address) instead of a free one
         self.fixed_port = port
         self.workers: list[int] = []
+        #: the id this start passed in ``BROKER_NODE_ID``; /health must echo it
+        self.node_id = ""
 
     @property
     def url(self) -> str:
@@ -112,12 +118,14 @@ class Node:
             BROKER_TOKEN_SECRET=TOKEN_SECRET,
         )
         env.update(self.extra_env)
+        env["BROKER_NODE_ID"] = self.node_id
         return env
 
     def start(self, timeout: float = 60) -> Node:
         config = self.config_path()
         for _attempt in range(3):
             self.port = self.fixed_port or free_port()
+            self.node_id = uuid.uuid4().hex
             log = self.log_path.open("ab")
             self.proc = subprocess.Popen(
                 [
@@ -150,9 +158,11 @@ class Node:
                 return False
             try:
                 with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
-                    if response.status == 200:
+                    # another node answering on this port is not ours: ours then fails to
+                    # listen ("Address already in use") and start() tries another port
+                    if response.status == 200 and json.load(response).get("node_id") == self.node_id:
                         return True
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
+            except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError):
                 pass
             time.sleep(0.1)
         self.stop()
@@ -176,4 +186,7 @@ class Node:
         for pid in workers:
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + timeout
+        while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.05)  # SIGKILL is delivered asynchronously: wait until they are gone
         return self.proc.returncode

@@ -37,7 +37,7 @@ from broker.history import HistoryStore, create_store
 from broker.history.recovery import recover
 from broker.publishing import PublishGate
 from broker.reload import RELOAD_PROCEDURE
-from broker.router import hardening, logstyle, metrics, positions, reloader
+from broker.router import hardening, logstyle, metrics, positions, readiness, reloader
 from broker.router.state import STATE
 from broker.settings import BrokerSettings, TokenSettings, parse_settings
 from broker.tokens import USER_ROLE, verify
@@ -221,6 +221,7 @@ class BrokerComponent(ApplicationSession):
         )
         metrics.install(max_namespaces=self.settings.metrics.max_namespaces)
         reloader.install()  # before crossbar starts the transports: it records their factories
+        readiness.install()  # likewise: /health waits for every path crossbar attaches after it
 
     async def onJoin(self, details: Any) -> None:
         grants = self.settings.grants

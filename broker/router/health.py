@@ -1,16 +1,27 @@
-"""``GET /health``: 200 once Broker's component is serving, 503 before.
+"""``GET /health``: 200 once the node serves everything it is configured to, 503 before.
 
-Tests and process supervisors wait on this instead of sleeping.
+Tests and process supervisors wait on this instead of sleeping. Ready means
+Broker's component has joined *and* every web path of the config is attached
+(:mod:`broker.router.readiness`): crossbar attaches ``/ws`` after ``/health``.
+The answer names the node (``node_id``: ``BROKER_NODE_ID`` from the
+environment, else an id drawn at start), so whoever waits on it can tell its
+own node from another one answering on the same address.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+import os
+import uuid
+from typing import Any, Final
 
 from twisted.web.resource import Resource
 
+from broker.router.readiness import pending_paths
 from broker.router.state import STATE
+
+#: This node's id on /health, fixed for the life of the router worker.
+NODE_ID: Final = os.environ.get("BROKER_NODE_ID") or uuid.uuid4().hex
 
 
 class HealthResource(Resource):
@@ -24,7 +35,8 @@ class HealthResource(Resource):
     def render_GET(self, request: Any) -> bytes:
         request.setHeader(b"content-type", b"application/json")
         request.setHeader(b"cache-control", b"no-store")
-        if not STATE.ready:
+        pending = pending_paths()
+        if not STATE.ready or pending:
             request.setResponseCode(503)
-            return json.dumps({"status": "starting"}).encode()
-        return json.dumps({"status": "ready", "rejections": STATE.rejections}).encode()
+            return json.dumps({"status": "starting", "node_id": NODE_ID, "pending_paths": pending}).encode()
+        return json.dumps({"status": "ready", "node_id": NODE_ID, "rejections": STATE.rejections}).encode()

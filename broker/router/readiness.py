@@ -1,0 +1,52 @@
+"""Whether every web path of the node is attached: what ``GET /health`` waits for.
+
+Why: crossbar 26.10 starts a web transport listening with its root path only,
+then the controller attaches the other paths one WAMP call at a time
+(``start_web_transport_service``, in config order). ``/health`` is attached
+before ``/ws`` and ``/lp``, so a health check that answered as soon as Broker's
+component had joined let a client (a supervisor, a load balancer, the tests)
+reach ``/ws`` while crossbar still answered it with 404. :func:`install` wraps
+the root web service's ``__setitem__`` (how crossbar attaches a path) so
+:func:`pending_paths` knows, per web transport, which configured paths are not
+attached yet; ``/health`` says ready only when none are.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: transport id -> configured paths not attached yet (recorded as paths are attached)
+_pending: dict[str, frozenset[str]] = {}
+_installed: dict[str, bool] = {}
+
+
+def _configured_paths(transport_config: dict[str, Any]) -> frozenset[str]:
+    """The paths a web transport's config names below its root ("universal" transports nest them)."""
+    web = transport_config.get("web", transport_config)
+    return frozenset(path for path in web.get("paths", {}) if path != "/")
+
+
+def pending_paths() -> list[str]:
+    """Configured web paths not attached yet, as ``transport:path``, sorted."""
+    return sorted(f"{tid}:{path}" for tid, paths in _pending.items() for path in paths)
+
+
+def _make_setitem(original: Any) -> Any:
+    def setitem(self: Any, path: str, webservice: Any) -> None:
+        original(self, path, webservice)
+        transport, attached = self._transport, frozenset(self._paths)
+        if self._path == "/" and getattr(transport, "root", None) is self:
+            configured = _configured_paths(getattr(transport, "_config", {}))
+            _pending[str(transport.id)] = configured - attached
+
+    return setitem
+
+
+def install() -> None:
+    """Record attached web paths from now on (before crossbar starts the transports), once."""
+    if _installed:
+        return
+    _installed["done"] = True
+    from crossbar.webservice.base import RouterWebService
+
+    RouterWebService.__setitem__ = _make_setitem(RouterWebService.__setitem__)  # type: ignore[method-assign]
