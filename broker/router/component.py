@@ -293,6 +293,7 @@ class BrokerComponent(ApplicationSession):
         super().onUserError(fail, msg)
 
     def onLeave(self, details: Any) -> None:
+        STATE.stopping = True  # before the store closes: no publish is acknowledged unstored
         STATE.session = None
         STATE.publish_gate = None
         if STATE.history is not None:

@@ -10,7 +10,10 @@ usual (Broker's own HTTP API gets the position back through
 ``STATE.issued_positions``). It covers every publisher alike: the HTTP API (Broker's own session),
 backends over WAMP, the CLI. A position a client put in its own kwargs is
 dropped, never forwarded. If the store fails the publish is refused with
-``broker.error.history_unavailable`` rather than delivered without a position.
+``broker.error.history_unavailable`` rather than delivered without a position,
+and once Broker's component has left (the node is stopping: SIGTERM, Ctrl-C)
+every publish is refused with ``broker.error.not_ready``: the store is closed,
+and an acknowledged event must be one that recovery can return.
 Every authorized publish, with history or without, is counted in
 ``broker_publishes_total``, its deliveries and their latency (from this hook
 on) in ``broker_deliveries_total`` and ``broker_delivery_latency_seconds``,
@@ -27,6 +30,7 @@ from autobahn.wamp import message
 from crossbar.router.broker import Broker
 from twisted.logger import Logger
 
+from broker.errors import NotReady
 from broker.history import POSITION_KEY
 from broker.history.policy import retention_for
 from broker.router import metrics
@@ -45,9 +49,20 @@ def _strip(publish: Any) -> dict[str, Any]:
     return kwargs
 
 
+def _refuse(session: Any, publish: Any, uri: str, reason: str) -> None:
+    """Answer an acknowledged PUBLISH with ERROR ``uri``; an unacknowledged one is dropped."""
+    if publish.acknowledge:
+        session._transport.send(
+            message.Error(message.Publish.MESSAGE_TYPE, publish.request, uri, args=[reason])
+        )
+
+
 def _process_publish(self: Any, session: Any, publish: Any) -> None:
     received = perf_counter()  # the start of broker_delivery_latency_seconds
     original = _original["processPublish"]
+    if STATE.stopping:
+        _refuse(session, publish, NotReady.wamp_uri, "the node is stopping: publish again once it is back")
+        return
     store = STATE.history
     retention = None
     if store is not None and publish.payload is None:
@@ -73,15 +88,12 @@ def _process_publish(self: Any, session: Any, publish: Any) -> None:
                 event = store.append(publish.topic, list(publish.args or []), kwargs, retention)
             except Exception:  # the store's own errors vary by engine; any of them means "not stored"
                 _log.failure("history store failed; refusing publish to {topic}", topic=publish.topic)
-                if publish.acknowledge:
-                    session._transport.send(
-                        message.Error(
-                            message.Publish.MESSAGE_TYPE,
-                            publish.request,
-                            "broker.error.history_unavailable",
-                            args=["the event could not be stored, so it was not published"],
-                        )
-                    )
+                _refuse(
+                    session,
+                    publish,
+                    "broker.error.history_unavailable",
+                    "the event could not be stored, so it was not published",
+                )
                 return
             position = event.position(store.epoch)
             publish.kwargs = {**kwargs, POSITION_KEY: position}

@@ -25,6 +25,9 @@ class NodeState:
     issued_positions: dict[str, Any] = field(default_factory=dict)
     #: The HTTP publish API's gate (a :class:`broker.publishing.PublishGate`), once configured.
     publish_gate: Any = None
+    #: Set when Broker's component leaves (the node is stopping): publishes are refused from then
+    #: on, as they could no longer be stored.
+    stopping: bool = False
     #: Counters surfaced on /health (rejections by reason); /metrics has them too.
     rejections: dict[str, int] = field(default_factory=dict)
 
