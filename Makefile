@@ -5,6 +5,7 @@
 #   make check   validate .crossbar/config.json without starting a node
 #   make sdk-venv  .venv-sdk: Broker without extras (no crossbar), for the SDK's tests
 #   make js      clients/js: npm ci, build dist/broker.js (served at / by the node), unit tests
+#   make faults  the fault suite's long runs (tests/faults/), written to docs/reliability.md
 
 PYTHON ?= python3
 VENV := .venv
@@ -21,7 +22,7 @@ JS_STAMP := $(JS)/dist/.built
 JS_SOURCES := $(JS)/package.json $(JS)/package-lock.json $(JS)/build.mjs \
 	$(wildcard $(JS)/src/*.js $(JS)/src/shims/*.cjs $(JS)/test/*.test.mjs)
 
-.PHONY: venv sdk-venv js chromium nginx bench-deps run lint test check bench bench-quick clean
+.PHONY: venv sdk-venv js chromium nginx bench-deps run lint test check bench bench-quick faults clean
 
 venv: $(STAMP)
 
@@ -86,6 +87,11 @@ bench: bench-deps js
 
 bench-quick: bench-deps js
 	$(BIN)/python bench/run.py --quick
+
+# not part of `make test` (which runs the same scenarios at a bounded size): the fault suite's long
+# versions, written to docs/reliability.md
+faults: venv js
+	$(BIN)/python -m tests.faults.run
 
 clean:
 	rm -rf $(VENV) $(SDK_VENV) .pytest_cache .mypy_cache .ruff_cache broker.egg-info .crossbar/run
