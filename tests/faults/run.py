@@ -21,19 +21,21 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
-from tests.faults import BOUNDED, LONG, Finding, Scale, crash, drops, failed, fuzz, stall
+from tests.faults import BOUNDED, LONG, Finding, Scale, crash, drops, failed, floods, fuzz, replay, stall
 from tests.node import ROOT, Node
 
 OUTPUT = ROOT / "docs" / "reliability.md"
 Scenario = Callable[[Path, Scale], list[Finding]]
 
 
-def on_a_node(run: Callable[[Node, Scale], list[Finding]]) -> Scenario:
-    """A scenario that needs one node from the project's config: started here, stopped after."""
+def on_a_node(run: Callable[[Node, Scale], list[Finding]], mutate: Any = None) -> Scenario:
+    """A scenario that needs one node from the project's config (changed by ``mutate``): started
+    here, stopped after."""
 
     def scenario(workdir: Path, scale: Scale) -> list[Finding]:
-        node = Node(workdir).start()
+        node = Node(workdir, mutate=mutate).start()
         try:
             return run(node, scale)
         finally:
@@ -47,6 +49,9 @@ SCENARIOS: list[tuple[str, Scenario]] = [
     ("subscribers dropping", on_a_node(drops.run)),
     ("nodes stopped mid-stream", crash.run),
     ("stalled subscriber", on_a_node(stall.run)),
+    ("floods", on_a_node(floods.run)),
+    ("slowloris", on_a_node(floods.run_slowloris, floods.small_budget)),
+    ("replays across a restart", replay.run),
 ]
 
 
