@@ -153,8 +153,9 @@ def _answer(resource: Any, request: Any, error: PayloadTooLarge) -> bytes:
 
 
 def _close(channel: Any) -> None:
+    """End a refused request's connection once it has lingered (unless the client left)."""
     transport = channel.transport
-    if transport is not None and transport.connected:
+    if transport is not None and getattr(transport, "connected", True):
         channel.loseConnection()
 
 
