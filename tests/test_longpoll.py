@@ -326,6 +326,21 @@ def test_send_declaring_more_than_the_limit_is_refused_before_its_body(node: Nod
     assert "Traceback" not in node.log()
 
 
+def test_percent_encoded_path_gets_the_same_limit(node: Node) -> None:
+    # Twisted routes /l%70/... to the long-poll resource as it routes /lp/...
+    client = LongPoll(node)
+    assert client.hello()[0] == WELCOME
+    size = LIMIT + 1
+    with socket.create_connection(("127.0.0.1", node.port), timeout=10) as sock:
+        sock.sendall(
+            f"POST /l%70/{client.transport}/%73end HTTP/1.1\r\nHost: x\r\n"
+            f"Content-Length: {size}\r\n\r\n".encode()
+        )
+        status, _, body = raw_response(sock)
+    assert (status, body) == (b"HTTP/1.1 413 Request Entity Too Large", too_large(size))
+    assert_session_aborted(client, size)
+
+
 def test_chunked_send_is_refused_once_it_passes_the_limit(node: Node) -> None:
     canary = Canary(node)
     client = LongPoll(node)

@@ -21,7 +21,8 @@ exceeds it. Nothing more of the body is kept: the channel answers
 headers for allowed origins, as long-poll answers get), counts
 ``MessageTooLarge`` and discards what the client still sends for
 :data:`LINGER_SECONDS`, so a client that writes its whole body before reading
-still reads the answer, then closes the connection.
+still reads the answer, then closes the connection. (HTTP/1.1 only, which is
+all crossbar serves: its TLS endpoints negotiate no ALPN, so no HTTP/2.)
 
 A send over the limit ends its WAMP session, as the same message ends a
 WebSocket connection (1009): the next poll delivers
