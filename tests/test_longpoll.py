@@ -31,6 +31,7 @@ from tests.rawwamp import (
     WELCOME,
     RawWamp,
 )
+from tests.test_slow_subscriber import rss
 
 pytestmark = pytest.mark.node
 
@@ -384,6 +385,26 @@ def test_whole_oversized_send_gets_its_413(node: Node, what: str) -> None:
     assert (sent.status, sent.body) == (413, too_large(len(body)))
     assert message_too_large(node) == before + 1
     assert_session_aborted(client, len(body))
+    canary.check()
+    canary.close()
+
+
+def test_huge_topic_uris_do_not_grow_the_router(node: Node) -> None:
+    # crossbar: four 8 MiB topic URIs from one anonymous session grew the router by 31 MiB
+    (worker,) = node.workers
+    canary = Canary(node)
+    client = LongPoll(node)
+    assert client.hello()[0] == WELCOME
+    before = rss(worker)
+    statuses = []
+    for n in range(4):
+        body = json.dumps([SUBSCRIBE, n + 1, {}, f"public.{n}" + "a" * (8 << 20)]).encode()
+        statuses.append(post(node, f"{client.transport}/send", body).status)
+        client = LongPoll(node)  # a refused send ends its session: a new one for the next
+        assert client.hello()[0] == WELCOME
+    grown = rss(worker) - before
+    assert grown < 8 << 20, f"router grew {grown / 2**20:.1f} MiB"
+    assert statuses == [413] * 4
     canary.check()
     canary.close()
 
