@@ -84,13 +84,13 @@ tests under ``tests/test_hardening.py`` (``tests/test_slow_subscriber.py`` for
    paths' ``max_message_size``, refused with 413 on the declared length or as
    chunks arrive, before Twisted buffers it; the session it was for ends
    (``ABORT broker.error.too_large``), counted ``MessageTooLarge``
-   (:mod:`broker.router.longpoll_limits`).
+   (:mod:`broker.router.longpoll_limits`; tests in ``tests/test_longpoll.py``).
 9. **A malformed ``POST /lp/open`` answers 500 HTML** (for ``{}`` a page
    with the request's and the resource's reprs). Broker answers a JSON 400
-   naming the problem (:mod:`broker.router.longpoll_open`).
+   naming the problem (:mod:`broker.router.longpoll_open`; ``tests/test_longpoll.py``).
 10. **Static files answer any Origin with credentialed CORS**. Broker sends
     CORS headers to the origins long-poll allows (7) only
-    (:mod:`broker.router.cors`).
+    (:mod:`broker.router.cors`; ``tests/test_cors.py``).
 """
 
 from __future__ import annotations
