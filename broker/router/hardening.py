@@ -77,6 +77,20 @@ tests under ``tests/test_hardening.py`` (``tests/test_slow_subscriber.py`` for
      was not polling at that moment never sees the ABORT. Broker ends the
      router session at once but keeps the transport until the next poll
      delivers the ABORT (or ``session_timeout`` reaps it).
+8. **Long-poll ignores the message limit**: a 16 MiB ``/lp`` send was
+   answered 204 and routed, and a session subscribed to 8 MiB topic URIs
+   (WebSocket refuses a message over ``max_message_size``, which also bounds
+   its URIs). Broker bounds every long-poll request body by the WebSocket
+   paths' ``max_message_size``, refused with 413 on the declared length or as
+   chunks arrive, before Twisted buffers it; the session it was for ends
+   (``ABORT broker.error.too_large``), counted ``MessageTooLarge``
+   (:mod:`broker.router.longpoll_limits`; tests in ``tests/test_longpoll.py``).
+9. **A malformed ``POST /lp/open`` answers 500 HTML** (for ``{}`` a page
+   with the request's and the resource's reprs). Broker answers a JSON 400
+   naming the problem (:mod:`broker.router.longpoll_open`; ``tests/test_longpoll.py``).
+10. **Static files answer any Origin with credentialed CORS**. Broker sends
+    CORS headers to the origins long-poll allows (7) only
+    (:mod:`broker.router.cors`; ``tests/test_cors.py``).
 """
 
 from __future__ import annotations
@@ -536,6 +550,12 @@ def install(hello_timeout: float, max_buffer_bytes: int, reactor: Clock | None =
     longpoll.WampLongPollResource._broker_origin_patterns = []  # type: ignore[attr-defined]
     longpoll.WampLongPollResource._broker_allow_null_origin = False  # type: ignore[attr-defined]
     longpoll.WampLongPollResource._set_standard_headers = _longpoll_standard_headers  # type: ignore[method-assign]
+    # 8-10 live in modules of their own, which use the helpers above (hence imported here)
+    from broker.router import cors, longpoll_limits, longpoll_open
+
+    longpoll_limits.install()
+    longpoll_open.install()  # inside the origin check below: a foreign origin gets 403 first
+    cors.install()
     lp_open = longpoll.WampLongPollResourceOpen
     lp_open.render_POST = _make_longpoll_open(lp_open.render_POST)  # type: ignore[method-assign]
     lp_service = webservice_longpoll.RouterWebServiceLongPoll

@@ -20,8 +20,8 @@ at once, on the reactor thread, between two messages:
 * allowed origins: crossbar builds one autobahn WebSocket factory per
   WebSocket path and never looks at the config again, so :func:`install`
   records each factory as crossbar creates it (and each long-poll resource,
-  whose CORS follows the same origins) and a reload calls the factory's
-  ``setProtocolOptions(allowedOrigins=...)``.
+  whose CORS follows the same origins, as static files' does, :mod:`broker.router.cors`)
+  and a reload calls the factory's ``setProtocolOptions(allowedOrigins=...)``.
 
 Secrets: ``broker run`` copies the dev secrets file's values into crossbar's
 environment at start and names them in ``$BROKER_FILE_SECRETS``; on reload
@@ -52,7 +52,7 @@ from broker.reload import (
     plan_reload,
     reload_env,
 )
-from broker.router import hardening, metrics
+from broker.router import cors, hardening, metrics
 from broker.router.state import STATE
 
 _log = Logger(namespace="broker.reload")
@@ -167,6 +167,7 @@ class Reloader:
         for resource in _longpoll_resources:
             resource._broker_origin_patterns = wildcards2patterns(origins)
             resource._broker_allow_null_origin = allow_null
+        cors.configure(origins, allow_null)  # static files' CORS follows them too
 
     def reload_logged(self, trigger: str) -> dict[str, list[str]] | None:
         """:meth:`reload`, logging the outcome; a refusal is logged and answered None."""
