@@ -12,8 +12,9 @@ backends over WAMP, the CLI. A position a client put in its own kwargs is
 dropped, never forwarded. If the store fails the publish is refused with
 ``broker.error.history_unavailable`` rather than delivered without a position,
 and once Broker's component has left (the node is stopping: SIGTERM, Ctrl-C)
-every publish is refused with ``broker.error.not_ready``: the store is closed,
-and an acknowledged event must be one that recovery can return.
+every publish to a topic with history is refused with ``broker.error.not_ready``:
+the store is closed, and an acknowledged event must be one that recovery can
+return.
 Every authorized publish, with history or without, is counted in
 ``broker_publishes_total``, its deliveries and their latency (from this hook
 on) in ``broker_deliveries_total`` and ``broker_delivery_latency_seconds``,
@@ -60,7 +61,8 @@ def _refuse(session: Any, publish: Any, uri: str, reason: str) -> None:
 def _process_publish(self: Any, session: Any, publish: Any) -> None:
     received = perf_counter()  # the start of broker_delivery_latency_seconds
     original = _original["processPublish"]
-    if STATE.stopping:
+    if STATE.stopping and retention_for(STATE.history_policies, publish.topic) is not None:
+        # a topic with history (not crossbar's own meta events, which it publishes as it stops)
         _refuse(session, publish, NotReady.wamp_uri, "the node is stopping: publish again once it is back")
         return
     store = STATE.history
