@@ -3,6 +3,8 @@ timers (:mod:`broker.router.expiry`) on ``twisted.internet.task.Clock``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from twisted.internet.task import Clock
 
 from broker.errors import TokenExpired
@@ -49,12 +51,12 @@ def test_a_session_past_its_token_has_no_time_left() -> None:
 
 
 class Expiry:
-    """A :class:`TokenExpiry` on a fake reactor whose wall clock is the reactor's."""
+    """A :class:`TokenExpiry` on a fake reactor whose wall clock is the reactor's (or ``wall``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, wall: Callable[[], float] | None = None) -> None:
         self.reactor = Clock()
         self.reactor.advance(EXP - 60)
-        self.users = UserSessions(clock=self.reactor.seconds, now=self.reactor.seconds)
+        self.users = UserSessions(clock=self.reactor.seconds, now=wall or self.reactor.seconds)
         self.ended: list[tuple[int, TokenExpired]] = []
         self.timers = TokenExpiry(self.users, lambda sid, e: self.ended.append((sid, e)), self.reactor)
 
@@ -95,10 +97,8 @@ def test_only_token_sessions_get_a_timer() -> None:
 
 def test_a_timer_that_fires_early_waits_for_the_rest() -> None:
     """The reactor's clock and the wall clock can disagree (the wall clock set back)."""
-    t = Expiry()
     wall = [EXP - 60]
-    t.users = UserSessions(now=lambda: wall[0])
-    t.timers.users = t.users
+    t = Expiry(wall=lambda: wall[0])
     t.users.add(7, "42", GRANTS, EXP, 0)
     t.timers.joined(7)
     wall[0] = EXP - 70  # the wall clock was set back: at the timer, 70 s are left

@@ -67,12 +67,13 @@ class TokenExpiry:
     def _due(self, session_id: int) -> None:
         self._timers.pop(session_id, None)
         remaining = self.users.remaining(session_id)
-        if remaining is None:
+        message = self.users.expiry_message(session_id)
+        if remaining is None or message is None:
             return  # it left meanwhile
         if remaining > 0:  # the wall clock was set back: not yet
             self._schedule(session_id, remaining)
             return
-        self._end(session_id, TokenExpired(self.users.expiry_message(session_id) or "token expired"))
+        self._end(session_id, TokenExpired(message))
 
     def __len__(self) -> int:
         return len(self._timers)
