@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 import urllib.request
@@ -49,3 +50,12 @@ def test_signal_stops_node_and_its_workers(
         time.sleep(0.05)
     assert not [pid for pid in workers if alive(pid)]
     assert "Traceback" not in running.log()
+
+
+def test_a_crashed_worker_stops_the_node_with_a_failure(make_node: Callable[..., Node]) -> None:
+    """Only an ordinary stop is a success: a router worker that dies takes the node down with 1."""
+    running = make_node()
+    [worker] = children(running.pid)
+    os.kill(worker, signal.SIGKILL)
+    assert running.proc.wait(timeout=20) == 1  # type: ignore[union-attr]
+    assert "process ended by signal 9" in running.log()
