@@ -8,7 +8,8 @@ errors the same way everywhere. The tree separates the caller's fault from ours:
     ├── ClientError                   the caller sent something wrong (4xx)
     │   ├── InvalidUri                wamp.error.invalid_uri            400
     │   ├── NotAuthorized             wamp.error.not_authorized         403
-    │   │   └── InvalidToken          wamp.error.not_authorized         401
+    │   │   ├── InvalidToken          wamp.error.not_authorized         401
+    │   │   └── TokenExpired          broker.error.token_expired        401
     │   ├── ProtocolViolation         wamp.error.protocol_violation     400
     │   ├── HelloTimeout              broker.error.hello_timeout        408
     │   ├── Unauthenticated           broker.error.unauthenticated      401
@@ -66,6 +67,18 @@ class InvalidToken(NotAuthorized):
     """
 
     wamp_uri = "wamp.error.not_authorized"
+    http_status = 401
+
+
+class TokenExpired(NotAuthorized):
+    """A joined session's token expired (past the node's leeway): the router ends the session.
+
+    The client sees ``GOODBYE broker.error.token_expired`` with the message,
+    then the transport closes; it should sign in again with a fresh token. A
+    token that has already expired at sign-in is an :class:`InvalidToken`.
+    """
+
+    wamp_uri = "broker.error.token_expired"
     http_status = 401
 
 

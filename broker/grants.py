@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from broker.errors import NotAuthorized
 from broker.uris import RESERVED_PREFIXES, Match, is_reserved, topic_matches
 
 Action = Literal["publish", "subscribe", "call", "register"]
@@ -23,6 +24,10 @@ Action = Literal["publish", "subscribe", "call", "register"]
 ACTIONS: Final[tuple[Action, ...]] = ("publish", "subscribe", "call", "register")
 
 _RESERVED_NAMES: Final[frozenset[str]] = frozenset(p.rstrip(".") for p in RESERVED_PREFIXES)
+
+#: The roles that register procedures in the reserved namespaces: Broker's own
+#: component (``broker.*``) and crossbar's service session (``wamp.*``).
+NODE_ROLES: Final[frozenset[str]] = frozenset({"broker", "trusted"})
 
 
 def _fixed_prefix(uri: str, match: Match) -> str:
@@ -92,3 +97,19 @@ class Grants:
     def role_names(self) -> Iterable[str]:
         """The roles that have a grant table."""
         return self.roles.keys()
+
+
+def reserved_registration(role: str | None, uri: str, match: Match = "exact") -> NotAuthorized | None:
+    """The refusal of a registration ``(uri, match)`` by ``role`` that could take a name in
+    ``wamp.``/``broker.``, or ``None`` if it does not (or ``role`` is the node's own).
+
+    The answer depends on the request only, never on which procedures exist: a
+    ``procedure_already_exists`` for ``broker.reload`` next to ``not_authorized``
+    for ``broker.nonexistent`` would tell any client which reserved names are taken.
+    """
+    if role in NODE_ROLES or not may_touch_reserved(uri, match):
+        return None
+    return NotAuthorized(
+        f"role {role!r} may not register {uri!r} ({match}): the wamp. and broker. namespaces "
+        "are reserved for the node"
+    )

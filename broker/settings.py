@@ -17,7 +17,7 @@ from broker.errors import ConfigError, InvalidUri
 from broker.grants import ACTIONS, Action, Grant, Grants
 from broker.history import Retention, check_store_spec
 from broker.history.policy import DEFAULT_POLICIES, HistoryPolicy
-from broker.tokens import ALGORITHMS, DEFAULT_AUDIENCE, Algorithm, TokenKey
+from broker.tokens import ALGORITHMS, DEFAULT_AUDIENCE, DEFAULT_LEEWAY, Algorithm, TokenKey
 from broker.uris import MATCH_POLICIES, Match, check_uri
 
 #: Where Broker's component sits in ``.crossbar/config.json``.
@@ -36,7 +36,7 @@ _SETTINGS_KEYS: Final = frozenset(
         "metrics",
     }
 )
-_TOKENS_KEYS: Final = frozenset({"audience", "keys", "max_ttl"})
+_TOKENS_KEYS: Final = frozenset({"audience", "keys", "max_ttl", "leeway"})
 _PEM_KEY_TYPES: Final = {"RS256": "RSAPublicKey", "EdDSA": "Ed25519PublicKey"}
 _HISTORY_KEYS: Final = frozenset({"store", "policies"})
 _POLICY_KEYS: Final = frozenset({"uri", "match", "max_events", "max_age"})
@@ -129,6 +129,10 @@ class TokenSettings:
     audience: str = DEFAULT_AUDIENCE
     #: Longest lifetime (``exp - iat``, seconds) a token may have.
     max_ttl: int = 3600
+    #: Seconds of clock skew allowed between the backend that mints and the node: a token is
+    #: accepted until ``exp + leeway`` (and from ``iat - leeway``), and a session it signed in
+    #: is ended at ``exp + leeway``.
+    leeway: int = DEFAULT_LEEWAY
 
 
 @dataclass(frozen=True)
@@ -291,7 +295,9 @@ def _parse_public_key(raw: object, alg: str, path: str, env: Mapping[str, str]) 
 
 def _parse_tokens(raw: object, path: str, env: Mapping[str, str]) -> TokenSettings:
     if not isinstance(raw, Mapping):
-        raise ConfigError(path, f"must be an object {{audience, keys, max_ttl}}, not {type(raw).__name__}")
+        raise ConfigError(
+            path, f"must be an object {{audience, keys, max_ttl, leeway}}, not {type(raw).__name__}"
+        )
     _unknown_keys(raw, _TOKENS_KEYS, path)
     audience = raw.get("audience", DEFAULT_AUDIENCE)
     if not isinstance(audience, str) or not audience:
@@ -315,7 +321,8 @@ def _parse_tokens(raw: object, path: str, env: Mapping[str, str]) -> TokenSettin
             value = _parse_public_key(key.get("public_key"), alg, f"{where}.public_key", env)
         keys.append(TokenKey(alg=cast(Algorithm, alg), key=value))
     max_ttl = _int(raw.get("max_ttl", 3600), f"{path}.max_ttl", 1, 7 * 86400)
-    return TokenSettings(keys=tuple(keys), audience=audience, max_ttl=max_ttl)
+    leeway = _int(raw.get("leeway", DEFAULT_LEEWAY), f"{path}.leeway", 0, 300)
+    return TokenSettings(keys=tuple(keys), audience=audience, max_ttl=max_ttl, leeway=leeway)
 
 
 def parse_settings(raw: object, path: str = "$", env: Mapping[str, str] | None = None) -> BrokerSettings:

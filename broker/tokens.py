@@ -45,6 +45,9 @@ DEFAULT_AUDIENCE: Final = "broker"
 DEFAULT_TTL: Final = 300
 #: The role a token-authenticated session gets (its grants are the token's).
 USER_ROLE: Final = "user"
+#: Seconds of clock skew allowed around ``iat``/``nbf``/``exp`` unless the node configures
+#: ``tokens.leeway``; a session ends ``leeway`` seconds after its token's ``exp``.
+DEFAULT_LEEWAY: Final = 30
 
 
 @dataclass(frozen=True)
@@ -172,12 +175,13 @@ def check_claims(
     claims: Mapping[str, Any],
     audience: str,
     now: float | None = None,
-    leeway: float = 30,
+    leeway: float = DEFAULT_LEEWAY,
     max_ttl: float | None = None,
 ) -> Claims:
     """Check the claims of a token whose signature is already verified.
 
-    ``leeway`` absorbs clock skew between the backend and the node; a token
+    ``leeway`` absorbs clock skew between the backend and the node (a token is
+    accepted until ``exp + leeway``; the node ends its session then); a token
     whose lifetime (``exp - iat``) exceeds ``max_ttl`` is refused, so a
     backend bug cannot mint tokens that stay valid for days.
     """
@@ -219,7 +223,7 @@ def verify(
     keys: Sequence[TokenKey],
     audience: str = DEFAULT_AUDIENCE,
     now: float | None = None,
-    leeway: float = 30,
+    leeway: float = DEFAULT_LEEWAY,
     max_ttl: float | None = None,
 ) -> Claims:
     """Verify ``token``'s signature with one of ``keys``, then its claims.

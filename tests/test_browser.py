@@ -102,22 +102,39 @@ def test_page_served_at_root_loads_the_bundle(node: Node) -> None:
 
 
 class TokenServer:
-    """The backend's token endpoint, as a page on another origin sees it (CORS with credentials)."""
+    """The backend's token endpoint, as a page on another origin sees it (CORS with credentials).
 
-    def __init__(self, origin: str, grants_for: Callable[[str], list[dict[str, str]]]) -> None:
+    ``ttl_for(n)`` is the lifetime of the n-th token (from 1); the ``hold``-th
+    request is answered only once the next one has arrived (a refresh that
+    comes too late).
+    """
+
+    def __init__(
+        self,
+        origin: str,
+        grants_for: Callable[[str], list[dict[str, str]]],
+        ttl_for: Callable[[int], int] = lambda n: 300,
+        hold: int | None = None,
+    ) -> None:
         self.requests: list[str] = []
         self.expired_first = False
+        self.arrived = threading.Condition()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 query = parse_qs(urlparse(self.path).query)
                 sub = query["sub"][0]
-                server.requests.append(sub)
+                with server.arrived:
+                    server.requests.append(sub)
+                    n = len(server.requests)
+                    server.arrived.notify_all()
+                if n == hold:
+                    server.wait_for_requests(n + 1, timeout=30)
                 now = time.time()
-                if server.expired_first and len(server.requests) == 1:
+                if server.expired_first and n == 1:
                     now -= 3600  # a token that expired long ago
-                token = mint(TOKEN_SECRET, sub, server.grants_for(sub), ttl=300, now=now)
+                token = mint(TOKEN_SECRET, sub, server.grants_for(sub), ttl=ttl_for(n), now=now)
                 body = json.dumps({"token": token}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -134,6 +151,11 @@ class TokenServer:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
+
+    def wait_for_requests(self, count: int, timeout: float = 20) -> bool:
+        """Whether ``count`` tokens have been asked for within ``timeout`` seconds."""
+        with self.arrived:
+            return self.arrived.wait_for(lambda: len(self.requests) >= count, timeout)
 
     def url(self, sub: str) -> str:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}/token?sub={sub}"
@@ -212,3 +234,60 @@ def test_user_token_works_over_the_long_poll_fallback(
     Publisher(node.url, "dev", PUBLISHER_SECRET).publish(topic, "via long-poll")
     [shown] = page.events(topic, 1)
     assert shown["data"] == "via long-poll"
+
+
+LEEWAY = 1
+
+
+def short_leeway(config: dict[str, Any]) -> None:
+    config["workers"][0]["components"][0]["extra"]["tokens"]["leeway"] = LEEWAY
+
+
+def own_topics(sub: str) -> list[dict[str, str]]:
+    return [{"uri": f"user.{sub}.", "match": "prefix"}]
+
+
+def test_page_keeps_receiving_through_a_token_refresh(
+    make_node: Callable[..., Node], pages: Callable[..., Page]
+) -> None:
+    """The client refreshes before ``exp``: the node never has to end its session."""
+    node = make_node(short_leeway)
+    tokens = TokenServer(node.origin, own_topics, ttl_for=lambda n: 4 if n == 1 else 300)
+    try:
+        page = pages(token_page(node, tokens, "7", ["user.7."]))
+        backend = publisher(node)
+        backend.publish("user.7.inbox", "before")
+        assert [e["data"] for e in page.events("user.7.", 1)] == ["before"]
+        assert tokens.wait_for_requests(2)  # the refresh, half-way through the first token's life
+        backend.publish("user.7.inbox", "during")
+        page.ask(state="connected")
+        backend.publish("user.7.inbox", "after")
+        shown = page.events("user.7.", 3)
+        assert [e["data"] for e in shown] == ["before", "during", "after"]  # each once, in order
+        assert "ending session" not in node.log()
+    finally:
+        tokens.close()
+
+
+def test_page_recovers_when_the_node_ends_its_session_at_token_expiry(
+    make_node: Callable[..., Node], pages: Callable[..., Page]
+) -> None:
+    """The refresh comes too late (a throttled tab): the node ends the session with
+    ``broker.error.token_expired``; the page fetches a fresh token at once and recovers."""
+    node = make_node(short_leeway)
+    tokens = TokenServer(node.origin, own_topics, ttl_for=lambda n: 2 if n == 1 else 300, hold=2)
+    try:
+        page = pages(token_page(node, tokens, "7", ["user.7."]))
+        backend = publisher(node)
+        backend.publish("user.7.inbox", "before")
+        assert [e["data"] for e in page.events("user.7.", 1)] == ["before"]
+        assert tokens.wait_for_requests(3), "the page did not ask for a fresh token after the GOODBYE"
+        backend.publish("user.7.inbox", "during")  # while the page reconnects
+        page.ask(state="connected")
+        backend.publish("user.7.inbox", "after")
+        shown = page.events("user.7.", 3)
+        assert [e["data"] for e in shown] == ["before", "during", "after"]  # each once, in order
+        assert [e["seq"] for e in shown] == [1, 2, 3]
+        assert node.log().count("broker.error.token_expired: token expired at") == 1
+    finally:
+        tokens.close()

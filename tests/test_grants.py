@@ -2,7 +2,7 @@
 
 import pytest
 
-from broker.grants import Grant, Grants, may_touch_reserved
+from broker.grants import Grant, Grants, may_touch_reserved, reserved_registration
 
 GRANTS = Grants(
     {
@@ -84,3 +84,31 @@ def test_role_matrix(role: str, action: str, uri: str, match: str, allowed: bool
 )
 def test_may_touch_reserved(uri: str, match: str, reserved: bool) -> None:
     assert may_touch_reserved(uri, match) is reserved  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("role", "uri", "match", "refused"),
+    [
+        ("backend", "broker.reload", "exact", True),
+        ("backend", "broker.nonexistent", "exact", True),
+        ("anonymous", "wamp.session.count", "exact", True),
+        ("user", "bro", "prefix", True),  # would take broker.* calls nobody else answers
+        ("backend", ".reload", "wildcard", True),
+        ("backend", "orders.get", "exact", False),  # for the grant table to decide
+        ("backend", "orders.", "prefix", False),
+        ("broker", "broker.reload", "exact", False),  # Broker's own component
+        ("trusted", "wamp.session.count", "exact", False),  # crossbar's service session
+        (None, "broker.x", "exact", True),
+    ],
+)
+def test_reserved_registration(role: str | None, uri: str, match: str, refused: bool) -> None:
+    refusal = reserved_registration(role, uri, match)  # type: ignore[arg-type]
+    if not refused:
+        assert refusal is None
+        return
+    assert refusal is not None
+    assert refusal.wamp_uri == "wamp.error.not_authorized"
+    assert str(refusal) == (
+        f"role {role!r} may not register {uri!r} ({match}): the wamp. and broker. namespaces "
+        "are reserved for the node"
+    )

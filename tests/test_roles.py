@@ -11,11 +11,14 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.rawwamp import ERROR, PUBLISHED, RESULT, SUBSCRIBED, RawWamp
+from broker.tokens import mint
+from tests.node import TOKEN_SECRET
+from tests.rawwamp import CALL, ERROR, PUBLISHED, RESULT, SUBSCRIBED, WELCOME, RawWamp
 
 pytestmark = pytest.mark.node
 
 ROLES = ("anonymous", "backend", "operator")
+REGISTER = 64
 
 #: topic -> roles that may (publish, subscribe) there.
 TOPICS = {
@@ -112,3 +115,63 @@ def test_wrong_backend_secret_is_refused(connect: Callable[..., RawWamp]) -> Non
     reply = client.hello(authid="backend", secret="wrong")
     assert reply[0] == 3  # ABORT
     assert reply[2] == "wamp.error.not_authorized"
+
+
+def connect_as(connect: Callable[..., RawWamp], role: str) -> RawWamp:
+    """A joined session of ``role``; ``user`` signs in with a token for user 42."""
+    if role != "user":
+        return connect(role)
+    client = connect("none")
+    token = mint(TOKEN_SECRET, "42", [{"uri": "user.42.", "match": "prefix"}])
+    assert client.hello(ticket=token)[0] == WELCOME
+    return client
+
+
+#: Reserved registrations: taken by Broker or crossbar, free, and patterns that could take one.
+RESERVED_REGISTRATIONS = [
+    ("broker.reload", "exact"),
+    ("broker.recover", "exact"),
+    ("broker.nonexistent", "exact"),
+    ("wamp.session.count", "exact"),
+    ("wamp.nonexistent", "exact"),
+    ("broker.", "prefix"),
+    ("", "prefix"),
+    (".reload", "wildcard"),
+]
+
+
+@pytest.mark.parametrize("role", [*ROLES, "user"])
+@pytest.mark.parametrize(("procedure", "match"), RESERVED_REGISTRATIONS)
+def test_reserved_registration_is_refused_alike_whatever_exists(
+    connect: Callable[..., RawWamp], role: str, procedure: str, match: str
+) -> None:
+    """One answer for the reserved namespaces, so REGISTER cannot map which procedures exist
+    (crossbar: ``procedure_already_exists`` for broker.reload, ``invalid_uri`` for wamp.*)."""
+    client = connect_as(connect, role)
+    client.send([REGISTER, 7, {} if match == "exact" else {"match": match}, procedure])
+    assert client.recv() == [
+        ERROR,
+        REGISTER,
+        7,
+        {},
+        "wamp.error.not_authorized",
+        [
+            f"role {role!r} may not register {procedure!r} ({match}): the wamp. and broker. "
+            "namespaces are reserved for the node"
+        ],
+    ]
+    assert client.call("wamp.session.count")[0] in (RESULT, ERROR)  # the session goes on
+
+
+@pytest.mark.parametrize("role", ["anonymous", "backend", "user"])
+def test_reserved_call_is_refused_alike_whatever_exists(connect: Callable[..., RawWamp], role: str) -> None:
+    """Crossbar authorizes a CALL before it looks the procedure up: an existing procedure the
+    role may not call and a missing one get the same answer, but for the URI it names."""
+    client = connect_as(connect, role)
+    answers = [client.call(procedure) for procedure in ("broker.reload", "broker.nonexistent")]
+    assert [answer[:5] for answer in answers] == [
+        [ERROR, CALL, 1, {}, "wamp.error.not_authorized"],
+        [ERROR, CALL, 2, {}, "wamp.error.not_authorized"],
+    ]
+    reload, missing = answers[0][5][0], answers[1][5][0]
+    assert reload.replace("broker.reload", "X") == missing.replace("broker.nonexistent", "X")

@@ -17,11 +17,23 @@ from typing import Any
 import jwt
 import pytest
 
-from broker.grants import Grants
-from broker.router.component import PENDING_TIMEOUT, UserSessions
 from broker.tokens import mint
 from tests.node import BACKEND_SECRET, BROKER, PROJECT_CONFIG, TOKEN_SECRET, Node
-from tests.rawwamp import ABORT, ERROR, PUBLISHED, RESULT, SUBSCRIBED, WELCOME, RawWamp
+from tests.rawwamp import (
+    ABORT,
+    AUTHENTICATE,
+    CHALLENGE,
+    ERROR,
+    GOODBYE,
+    HELLO,
+    PUBLISHED,
+    RESULT,
+    SUBSCRIBED,
+    WELCOME,
+    RawWamp,
+)
+from tests.test_longpoll import ROLES as LONG_POLL_ROLES
+from tests.test_longpoll import LongPoll, rejections
 
 pytestmark = [pytest.mark.node, pytest.mark.filterwarnings("ignore:The HMAC key is:UserWarning")]
 
@@ -181,26 +193,81 @@ def test_recovery_checks_the_callers_own_token(
     assert "user '43' may not subscribe to 'user.42.' (prefix)" in stranger[5][0]
 
 
-# -- the session map (no node) ------------------------------------------------------
+# -- a session ends with its token ------------------------------------------------------
+
+LEEWAY = 1
 
 
-def test_user_sessions_follow_join_and_leave() -> None:
-    clock = [0.0]
-    users = UserSessions(clock=lambda: clock[0])
-    grants = Grants({"user": ()})
-    users.add(1, "42", grants)
-    assert users.grants_for(1, "42") is grants
-    assert users.grants_for(1, "43") is None  # a session id with another authid is not this session
-    users.joined(1)
-    users.add(2, "43", grants)  # never joins
-    clock[0] = PENDING_TIMEOUT + 1
-    users.add(3, "44", grants)  # adding forgets stale pending sessions, never joined ones
-    assert users.grants_for(1, "42") is grants
-    assert users.grants_for(2, "43") is None
-    users.left(1)
-    users.left(99)
-    assert users.grants_for(1, "42") is None
-    assert len(users) == 1
+def short_leeway(config: dict[str, Any]) -> None:
+    config["workers"][0]["components"][0]["extra"]["tokens"]["leeway"] = LEEWAY
+
+
+def expiring_token(user: int) -> tuple[str, float]:
+    """A token for ``user`` that lives 2 s, and its ``exp``."""
+    token = token_for(user, ttl=2)
+    return token, float(jwt.decode(token, options={"verify_signature": False})["exp"])
+
+
+def subscribed(node: Node, topic: str, match: str = "exact", **hello: Any) -> RawWamp:
+    client = RawWamp(node.ws_url, origin=node.origin)
+    assert client.hello(**hello)[0] == WELCOME
+    assert client.subscribe(topic, match)[0] == SUBSCRIBED
+    return client
+
+
+def assert_token_expired(goodbye: list[Any], exp: float, received_at: float) -> None:
+    expired = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(exp))
+    assert goodbye == [
+        GOODBYE,
+        {
+            "message": f"token expired at {expired} (this node allows {LEEWAY} s of leeway): "
+            "sign in again with a fresh token"
+        },
+        "broker.error.token_expired",
+    ]
+    # not before exp + leeway (the node's clock is this machine's), and not long after
+    assert exp + LEEWAY <= received_at <= exp + LEEWAY + 2
+
+
+def test_a_session_is_ended_when_its_token_expires(make_node: Callable[..., Node]) -> None:
+    """Crossbar checks a ticket once: a session outlived its token by as long as it liked."""
+    node = make_node(short_leeway)
+    token, exp = expiring_token(42)
+    user = subscribed(node, "user.42.", "prefix", ticket=token)
+    other = subscribed(node, "user.43.", "prefix", ticket=token_for(43))  # a token of 300 s
+    anonymous = subscribed(node, "public.canary")
+    goodbye = user.recv(timeout=10)
+    assert_token_expired(goodbye, exp, time.time())
+    # the transport closes after the GOODBYE whether or not the client answers it
+    assert user.wait_closed(timeout=5).code == 1000
+    assert user.received_before_close == []
+    publisher = subscribed(node, "public.canary", authid="backend", secret=BACKEND_SECRET)
+    for topic in ("user.42.inbox", "user.43.inbox", "public.canary"):
+        assert publisher.publish(topic, [topic])[0] == PUBLISHED  # type: ignore[index]
+    assert other.event()[4] == ["user.43.inbox"]  # the bystanders keep receiving
+    assert anonymous.event()[4] == ["public.canary"]
+    assert rejections(node).get("TokenExpired") == 1
+    assert "Traceback" not in node.log()
+    for client in (other, anonymous, publisher):
+        client.close()
+
+
+def test_a_long_poll_session_is_ended_when_its_token_expires(make_node: Callable[..., Node]) -> None:
+    node = make_node(short_leeway)
+    token, exp = expiring_token(42)
+    client = LongPoll(node)
+    client.send([HELLO, "app", {"roles": LONG_POLL_ROLES, "authmethods": ["ticket"]}])
+    assert client.recv()[0] == CHALLENGE
+    client.send([AUTHENTICATE, token, {}])
+    assert client.recv()[0] == WELCOME
+    assert client.subscribe("user.42.inbox")[0] == SUBSCRIBED
+    goodbye = client.recv()  # the poll waits for it
+    assert_token_expired(goodbye, exp, time.time())
+    publisher = subscribed(node, "public.canary", authid="backend", secret=BACKEND_SECRET)
+    assert publisher.publish("user.42.inbox", [1])[0] == PUBLISHED  # type: ignore[index]
+    assert client.receive().status == 404  # the transport went with the GOODBYE, the event never queued
+    publisher.close()
+    assert "Traceback" not in node.log()
 
 
 # -- broker token ------------------------------------------------------------------

@@ -182,6 +182,16 @@ def test_public_key_algorithms(kind: str) -> None:
         ({"keys": [{"alg": "HS256", "public_key": "x"}]}, "$.extra.tokens.keys[0].public_key", "unknown key"),
         ({"keys": [{"alg": "HS256", "secret": "${S}"}], "max_ttl": 0}, "$.extra.tokens.max_ttl", "integer"),
         (
+            {"keys": [{"alg": "HS256", "secret": "${S}"}], "leeway": 301},
+            "$.extra.tokens.leeway",
+            "must be an integer from 0 to 300, not 301",
+        ),
+        (
+            {"keys": [{"alg": "HS256", "secret": "${S}"}], "leeway": 1.5},
+            "$.extra.tokens.leeway",
+            "must be an integer from 0 to 300",
+        ),
+        (
             {"keys": [{"alg": "HS256", "secret": "${S}"}], "audience": ""},
             "$.extra.tokens.audience",
             "non-empty",
@@ -214,3 +224,14 @@ def test_mint_checks_its_arguments() -> None:
         mint(SECRET, "", [])
     with pytest.raises(ValueError, match="ttl"):
         mint(SECRET, "42", [], ttl=0)
+
+
+def test_leeway_defaults_to_30_s_and_is_what_verify_allows() -> None:
+    keys = [{"alg": "HS256", "secret": "${S}"}]
+    assert parse_settings({"tokens": {"keys": keys}}, "$.extra", env={"S": SECRET}).tokens.leeway == 30  # type: ignore[union-attr]
+    strict = parse_settings({"tokens": {"keys": keys, "leeway": 0}}, "$.extra", env={"S": SECRET}).tokens
+    assert strict is not None and strict.leeway == 0
+    token = mint(SECRET, "7", [], ttl=60, now=NOW)
+    assert verify(token, strict.keys, now=NOW + 60 + 30).sub == "7"  # the default leeway
+    with pytest.raises(InvalidToken, match=r"^token expired at "):
+        verify(token, strict.keys, now=NOW + 60.5, leeway=strict.leeway)

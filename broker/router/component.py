@@ -6,9 +6,10 @@ authenticator for per-user tokens, :mod:`broker.tokens`) and
 ``broker.recover`` (missed events, see :mod:`broker.history.recovery`), opens
 the history store and installs the position hook (:mod:`broker.router.positions`).
 
-Token sessions (role ``user``) carry their own grants: :class:`UserSessions`
+Token sessions (role ``user``) carry their own grants: :class:`~broker.sessions.UserSessions`
 maps each session id to its token's grants, from authentication until the
-session leaves (the meta events ``wamp.session.on_join``/``on_leave``).
+session leaves (the meta events ``wamp.session.on_join``/``on_leave``), and
+:mod:`broker.router.expiry` ends each one when its token expires.
 Their authorizations are never cached, because crossbar caches per *role*:
 a cached "yes" for user 42 would be handed to user 43.
 
@@ -21,11 +22,9 @@ match policy (publish, call, register) are cached; subscribe answers are not.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, cast
+from typing import Any, cast
 
 from autobahn.twisted.wamp import ApplicationSession
 from autobahn.wamp.exception import ApplicationError
@@ -37,8 +36,9 @@ from broker.history import HistoryStore, create_store
 from broker.history.recovery import recover
 from broker.publishing import PublishGate
 from broker.reload import RELOAD_PROCEDURE
-from broker.router import hardening, logstyle, metrics, positions, readiness, reloader
+from broker.router import expiry, hardening, logstyle, metrics, positions, readiness, reloader
 from broker.router.state import STATE
+from broker.sessions import UserSessions
 from broker.settings import BrokerSettings, TokenSettings, parse_settings
 from broker.tokens import USER_ROLE, verify
 from broker.uris import MATCH_POLICIES, Match, check_uri, is_valid_uri
@@ -46,65 +46,6 @@ from broker.uris import MATCH_POLICIES, Match, check_uri, is_valid_uri
 AUTHORIZE_PROCEDURE = "broker.authorize"
 AUTHENTICATE_PROCEDURE = "broker.authenticate"
 RECOVER_PROCEDURE = "broker.recover"
-#: Seconds a token-authenticated session may take from authentication to joining.
-PENDING_TIMEOUT: Final = 60.0
-
-
-@dataclass
-class _UserSession:
-    authid: str
-    grants: Grants
-    authenticated_at: float
-    joined: bool = False
-
-
-class UserSessions:
-    """Session id -> the grants of the token it authenticated with.
-
-    An entry is added when ``broker.authenticate`` accepts a token (crossbar
-    passes the id the session will have), marked joined on
-    ``wamp.session.on_join`` and removed on ``wamp.session.on_leave``. A
-    session that authenticated but never joined (it disconnected before
-    WELCOME) gets no ``on_leave``: such entries are dropped after
-    :data:`PENDING_TIMEOUT`, so the map stays bounded by the live sessions.
-    """
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._sessions: dict[int, _UserSession] = {}
-        self._clock = clock
-
-    def add(self, session_id: int, authid: str, grants: Grants) -> None:
-        """Remember ``session_id``'s grants (and forget stale pending sessions)."""
-        now = self._clock()
-        stale = [
-            sid
-            for sid, entry in self._sessions.items()
-            if not entry.joined and now - entry.authenticated_at > PENDING_TIMEOUT
-        ]
-        for sid in stale:
-            del self._sessions[sid]
-        self._sessions[session_id] = _UserSession(authid, grants, now)
-
-    def joined(self, session_id: object) -> None:
-        """``session_id`` completed its opening handshake: keep it until it leaves."""
-        entry = self._sessions.get(session_id) if isinstance(session_id, int) else None
-        if entry is not None:
-            entry.joined = True
-
-    def left(self, session_id: object) -> None:
-        """``session_id`` is gone: its grants go with it."""
-        if isinstance(session_id, int):
-            self._sessions.pop(session_id, None)
-
-    def grants_for(self, session_id: object, authid: object) -> Grants | None:
-        """The grants of ``session_id`` if it authenticated as ``authid`` with a token."""
-        entry = self._sessions.get(session_id) if isinstance(session_id, int) else None
-        if entry is None or entry.authid != authid:
-            return None
-        return entry.grants
-
-    def __len__(self) -> int:
-        return len(self._sessions)
 
 
 def _may_subscribe(
@@ -165,13 +106,15 @@ def authenticate(
             NotAuthorized.wamp_uri, "token authentication is not configured on this node (extra.tokens)"
         )
     try:
-        claims = verify(details.get("ticket"), tokens.keys, tokens.audience, max_ttl=tokens.max_ttl)
+        claims = verify(
+            details.get("ticket"), tokens.keys, tokens.audience, leeway=tokens.leeway, max_ttl=tokens.max_ttl
+        )
     except InvalidToken as error:
         raise ApplicationError(error.wamp_uri, str(error)) from None
     session_id = details.get("session")
     if not isinstance(session_id, int):
         raise ApplicationError(NotAuthorized.wamp_uri, "no pending session id to attach the token to")
-    users.add(session_id, claims.sub, claims.grants())
+    users.add(session_id, claims.sub, claims.grants(), claims.expires_at, tokens.leeway)
     return {
         "role": USER_ROLE,
         "authid": claims.sub,
@@ -226,9 +169,11 @@ class BrokerComponent(ApplicationSession):
     async def onJoin(self, details: Any) -> None:
         grants = self.settings.grants
         users = UserSessions()
+        router = getattr(self._transport, "_router", None)  # crossbar's RouterApplicationSession
+        timers = expiry.TokenExpiry(users, lambda sid, error: expiry.end_session(router, sid, error))
         # before the procedures: a token session must not join while its leave could be missed
-        await self.subscribe(lambda info: users.joined((info or {}).get("session")), "wamp.session.on_join")
-        await self.subscribe(users.left, "wamp.session.on_leave")
+        await self.subscribe(lambda info: timers.joined((info or {}).get("session")), "wamp.session.on_join")
+        await self.subscribe(timers.left, "wamp.session.on_leave")
 
         def _authorize(
             session: dict[str, Any], uri: str, action: str, options: dict[str, Any]

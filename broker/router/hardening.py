@@ -91,6 +91,12 @@ tests under ``tests/test_hardening.py`` (``tests/test_slow_subscriber.py`` for
 10. **Static files answer any Origin with credentialed CORS**. Broker sends
     CORS headers to the origins long-poll allows (7) only
     (:mod:`broker.router.cors`; ``tests/test_cors.py``).
+11. **REGISTER reveals which reserved procedures exist**: a refused REGISTER of
+    an existing ``broker.*`` procedure is answered ``procedure_already_exists``,
+    of a missing one ``not_authorized``. Broker refuses registrations under
+    ``wamp.``/``broker.`` by any role but the node's own first, with one
+    ``wamp.error.not_authorized`` (:mod:`broker.router.reserved`; tested in
+    ``tests/test_roles.py``).
 """
 
 from __future__ import annotations
@@ -115,6 +121,7 @@ from twisted.web import http
 from broker.backpressure import slow_subscriber
 from broker.errors import ClientError, HelloTimeout, InvalidUri, ProtocolViolation
 from broker.protocol import MAX_JSON_NESTING, check_allowed, check_request_uri, json_nesting_exceeds, name
+from broker.router import reserved
 from broker.router.state import STATE
 
 #: The interpreter's own default, which py_ecc raises to 100000 at import.
@@ -560,3 +567,4 @@ def install(hello_timeout: float, max_buffer_bytes: int, reactor: Clock | None =
     lp_open.render_POST = _make_longpoll_open(lp_open.render_POST)  # type: ignore[method-assign]
     lp_service = webservice_longpoll.RouterWebServiceLongPoll
     lp_service.create = _make_longpoll_create(lp_service.create)  # type: ignore[method-assign]
+    reserved.install()  # 11

@@ -1,4 +1,4 @@
-"""The crossbar controller, with SIGHUP forwarded to the router worker for a live reload.
+"""The crossbar controller: SIGHUP forwarded for a live reload, SIGTERM a clean stop.
 
 Why: ``broker run`` becomes the node's controller process, whose PID is in
 ``node.pid`` — the process an operator (or ``broker reload --signal``)
@@ -12,6 +12,14 @@ worker, once its component is up (:mod:`broker.router.reloader`). A worker
 that does not handle it yet (still starting) is skipped and the skip is
 logged, rather than killed by the default action. Linux: the children and
 their signal dispositions are read from ``/proc``.
+
+SIGTERM, what a supervisor (systemd, Docker, Kubernetes) sends for an
+ordinary stop, reaches Twisted's handler, which stops the reactor without
+the controller's shutdown: the workers still go, but crossbar finds no
+"clean" verdict and exits 1, so every stop would be recorded as a failure.
+The launcher makes SIGTERM do what Ctrl-C does (the controller's SIGINT
+handler: workers stopped, exit 0). A crash or ``kill -9`` still ends with a
+non-zero status.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 
 
 def children(pid: int) -> list[int]:
@@ -63,9 +72,23 @@ def forward_sighup(signum: int, frame: object) -> None:
             )
 
 
+def stop_as_for_sigint(reactor: object, signum: int, frame: FrameType | None = None) -> None:
+    """Twisted's SIGTERM handler, replaced: run the SIGINT handler (the controller's clean
+    shutdown once it has joined; before that, Twisted's own, which stops the reactor)."""
+    print("broker: SIGTERM: stopping the node (as for Ctrl-C)", file=sys.stderr, flush=True)
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):
+        handler(signal.SIGINT, frame)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``crossbar`` with ``argv`` (``start --cbdir ...``) as this process."""
     signal.signal(signal.SIGHUP, forward_sighup)
+    # Twisted installs ``reactor.sigTerm`` when the reactor starts, looked up then: patching
+    # the class here needs no reactor yet (crossbar installs its own choice of reactor)
+    from twisted.internet.base import ReactorBase
+
+    ReactorBase.sigTerm = stop_as_for_sigint  # type: ignore[method-assign,assignment]
     from crossbar import run
 
     sys.argv = ["crossbar", *(sys.argv[1:] if argv is None else argv)]

@@ -13,12 +13,10 @@ import autobahn from "autobahn";
 import { backoffDelay } from "./backoff.js";
 import { expiresSoon, refreshDelay } from "./jwt.js";
 import { ResumeTracker, normalizeAnswer, recoveredItem } from "./recovery.js";
-import { TransportPicker, defaultLongPollUrl, nextState } from "./state.js";
+import { TransportPicker, afterClose, defaultLongPollUrl, nextState } from "./state.js";
 
 const RECOVER = "broker.recover";
 const REFRESH_MARGIN_MS = 30000;
-/** ABORT reasons after which the token is fetched again before the next attempt */
-const AUTH_FAILURES = new Set(["wamp.error.not_authorized", "wamp.error.authentication_failed", "wamp.error.not_authenticated"]);
 const MAX_TIMEOUT = 2 ** 31 - 1;
 
 function describe(err) {
@@ -228,15 +226,17 @@ export class BrokerClient {
       this._session = null;
       clearTimeout(this._refreshTimer);
       for (const sub of this._subs) sub._detach();
-      const abort = details && details.reason;
-      if (abort && AUTH_FAILURES.has(abort)) {
-        this._staleToken = true;
+      const abort = (details && details.reason) || null;
+      const next = afterClose(abort, { planned: this._planned, canRefresh: Boolean(this._tokenUrl || this._getToken) });
+      this._planned = false;
+      if (next.staleToken) this._staleToken = true;
+      if (next.error) {
         this._emit("error", Object.assign(new Error(`${abort}: ${details.message || "authentication refused"}`), { uri: abort }));
       }
       if (!joined && reason === "unreachable") this._picker.failed();
       if (this._state === "closed") return true;
-      if (this._planned) {
-        this._planned = false;
+      if (next.now) {
+        this._to("refresh");
         this._retryTimer = setTimeout(() => this._open(), 0);
       } else {
         this._retry();

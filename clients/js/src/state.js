@@ -24,6 +24,29 @@ export function nextState(state, event) {
   }
 }
 
+/** ABORT reasons after which the token is fetched again before the next attempt. */
+export const AUTH_FAILURES = new Set(["wamp.error.not_authorized", "wamp.error.authentication_failed", "wamp.error.not_authenticated"]);
+/** The GOODBYE reason of a session the node ended because its token expired (exp + the node's leeway). */
+export const TOKEN_EXPIRED = "broker.error.token_expired";
+
+/**
+ * What to do after a session (or an attempt) closed with the WAMP `reason` of
+ * its GOODBYE or ABORT (null if none):
+ *   staleToken  fetch a fresh token before the next attempt
+ *   now         reconnect at once rather than after a backoff delay
+ *   error       report it (an "error" event)
+ * `planned`: the client closed it to reconnect with a fresh token;
+ * `canRefresh`: it has a tokenUrl or getToken. A token-expired close is the
+ * node overtaking a refresh that came too late (a throttled background tab, a
+ * clock behind the node's): with a source of tokens it is routine, and the
+ * client reconnects at once with a fresh one; with a fixed token it is an error.
+ */
+export function afterClose(reason, { planned = false, canRefresh = false } = {}) {
+  if (reason === TOKEN_EXPIRED) return { staleToken: true, now: canRefresh, error: !canRefresh };
+  if (AUTH_FAILURES.has(reason)) return { staleToken: true, now: planned, error: true };
+  return { staleToken: false, now: planned, error: false };
+}
+
 /** The long-poll URL next to a WebSocket URL: ws://h/ws → http://h/lp. */
 export function defaultLongPollUrl(url) {
   const u = new URL(url);

@@ -1,0 +1,53 @@
+"""REGISTER in the reserved namespaces is refused before crossbar looks anything up.
+
+Why: crossbar 26.10's ``Dealer.processRegister`` asks the authorizer, but when
+the answer is "no" it builds the ``not_authorized`` reply and goes on to look
+the procedure up: a REGISTER of ``broker.reload`` (which Broker registered)
+is answered ``wamp.error.procedure_already_exists``, one of
+``broker.nonexistent`` ``wamp.error.not_authorized`` — any client can map which
+reserved procedures exist. (``wamp.*`` is refused with ``invalid_uri`` before
+authorization, another answer again.) Broker refuses every registration that
+could take a name under ``wamp.`` or ``broker.`` from any role but the node's
+own (:func:`broker.grants.reserved_registration`) first, with one
+``wamp.error.not_authorized`` whose message depends only on the request, and
+counts it as ``NotAuthorized``. A CALL needs no such rule: crossbar authorizes
+it before the lookup, so a role without a grant gets the same
+``not_authorized`` whether the procedure exists or not.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from autobahn.wamp import message
+from crossbar.router.dealer import Dealer
+
+from broker.grants import reserved_registration
+from broker.router import metrics
+from broker.router.state import STATE
+from broker.uris import Match
+
+_installed: dict[str, Any] = {}
+
+
+def _make_process_register(original: Any) -> Any:
+    def process_register(self: Any, session: Any, register: message.Register) -> None:
+        refusal = reserved_registration(session._authrole, register.procedure, cast(Match, register.match))
+        if refusal is None:
+            original(self, session, register)
+            return
+        STATE.count_rejection(metrics.NOT_AUTHORIZED)
+        reply = message.Error(
+            message.Register.MESSAGE_TYPE, register.request, refusal.wamp_uri, [str(refusal)]
+        )
+        self._router.send(session, reply)
+
+    return process_register
+
+
+def install() -> None:
+    """Put the reserved-namespace check in front of crossbar's REGISTER handling, once."""
+    if _installed:
+        return
+    _installed["done"] = True
+    Dealer.processRegister = _make_process_register(Dealer.processRegister)  # type: ignore[method-assign]
