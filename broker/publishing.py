@@ -5,7 +5,7 @@ or a batch ``{"events": [{"topic", "data"}, ...], "idempotency_key"?}``.
 :meth:`PublishGate.admit` decides, cheapest and least revealing checks first:
 method (405), Origin (403: no browser may publish, there is no CORS), content
 type (415), size (413), signature and timestamp (401), nonce (409), body
-shape (400), topic URIs (400 ``wamp.error.invalid_uri``), topic grants (403)
+shape and JSON nesting (400), topic URIs (400 ``wamp.error.invalid_uri``), topic grants (403)
 and the key's rate limit (429). The router adapter
 (:mod:`broker.router.publish_api`) publishes what it admits.
 """
@@ -31,6 +31,7 @@ from broker.errors import (
 )
 from broker.grants import Grants
 from broker.idempotency import IdempotencyCache
+from broker.protocol import MAX_JSON_NESTING, json_nesting_exceeds
 from broker.ratelimit import TokenBucket
 from broker.replay import NonceCache
 from broker.settings import HttpPublishSettings, PublisherKey
@@ -73,7 +74,15 @@ def _header(headers: Mapping[str, str], name: str) -> str:
 
 
 def parse_body(body: bytes, max_batch: int) -> tuple[tuple[Event, ...], str | None]:
-    """The events and idempotency key of a request body, or :class:`ClientError` (400)."""
+    """The events and idempotency key of a request body, or :class:`ClientError` (400).
+
+    The body is held to the nesting limit of every WAMP message
+    (:data:`broker.protocol.MAX_JSON_NESTING`) before it is decoded: deeper
+    JSON would be refused over WebSocket, and thousands of levels make the
+    decoder raise ``RecursionError``.
+    """
+    if json_nesting_exceeds(body):
+        raise ClientError(f"body is JSON nested deeper than {MAX_JSON_NESTING} levels")
     try:
         doc = json.loads(body)
     except (UnicodeDecodeError, ValueError) as exc:

@@ -87,6 +87,10 @@ class PublishResource(Resource):
         except BrokerError as error:
             STATE.count_rejection(f"http_{type(error).__name__}")
             return self._send(request, error_answer(error))
+        except Exception:  # still JSON, never Twisted's HTML "Processing Failed" page
+            _log.failure("checking a publish request failed")
+            failed = ServerError("checking the request failed inside the node")
+            return self._send(request, error_answer(failed))
         if entry is not None:  # a repeat: the first request's answer, now or when it comes
             if entry.answer is not None:
                 return self._send(request, entry.answer, replayed=True)
