@@ -8,16 +8,21 @@ type (415), size (413), signature and timestamp (401), nonce (409), body
 shape and JSON nesting (400), topic URIs (400 ``wamp.error.invalid_uri``), topic grants (403)
 and the key's rate limit (429). The router adapter
 (:mod:`broker.router.publish_api`) publishes what it admits.
+
+The replay memory and the idempotency answers outlive a restart where
+history does (a :class:`Journals`, :mod:`broker.history.publish_memory`);
+without one, the gate refuses requests signed before it started.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from broker import signing
 from broker.errors import (
@@ -30,10 +35,10 @@ from broker.errors import (
     UnsupportedMediaType,
 )
 from broker.grants import Grants
-from broker.idempotency import IdempotencyCache
+from broker.idempotency import AnswerJournal, IdempotencyCache
 from broker.protocol import MAX_JSON_NESTING, json_nesting_exceeds
 from broker.ratelimit import TokenBucket
-from broker.replay import NonceCache
+from broker.replay import NonceCache, NonceJournal
 from broker.settings import HttpPublishSettings, PublisherKey
 from broker.uris import check_uri
 
@@ -118,20 +123,50 @@ def parse_body(body: bytes, max_batch: int) -> tuple[tuple[Event, ...], str | No
     return tuple(events), key
 
 
+class Journals(Protocol):
+    """Durable storage for the gate's replay memory and idempotency answers."""
+
+    @property
+    def nonces(self) -> NonceJournal:
+        """Where accepted nonces are written."""
+
+    @property
+    def answers(self) -> AnswerJournal:
+        """Where idempotency keys and their answers are written."""
+
+
 class PublishGate:
-    """Admits or refuses publish requests; holds the replay, idempotency and rate state."""
+    """Admits or refuses publish requests; holds the replay, idempotency and rate state.
+
+    Without ``journals`` nothing survives the process, so requests signed
+    before the gate was created are refused (they could be replays).
+    """
 
     def __init__(
         self,
         settings: HttpPublishSettings,
         publishers: Mapping[str, PublisherKey],
+        journals: Journals | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.publishers = publishers
         self.grants = Grants({key_id: key.topics for key_id, key in publishers.items()})
-        self.nonces = NonceCache(settings.timestamp_window, settings.nonce_capacity, clock)
-        self.idempotency = IdempotencyCache(settings.idempotency_window, settings.idempotency_capacity, clock)
+        self.nonces = NonceCache(
+            settings.timestamp_window,
+            settings.nonce_capacity,
+            clock,
+            journal=None if journals is None else journals.nonces,
+            # timestamps are whole seconds: this one's start may be signed now, but no earlier
+            # process can have accepted a request in it (a node takes longer to start)
+            not_before=math.floor(clock()),
+        )
+        self.idempotency = IdempotencyCache(
+            settings.idempotency_window,
+            settings.idempotency_capacity,
+            clock,
+            journal=None if journals is None else journals.answers,
+        )
         self.buckets = {
             key_id: TokenBucket(key.rate_limit.per_second, key.rate_limit.burst, clock)
             for key_id, key in publishers.items()

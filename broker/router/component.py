@@ -34,6 +34,7 @@ from autobahn.wamp.types import ComponentConfig, RegisterOptions
 from broker.errors import BrokerError, ConfigError, InvalidToken, NotAuthorized
 from broker.grants import ACTIONS, Grants
 from broker.history import HistoryStore, create_store
+from broker.history.publish_memory import open_publish_memory
 from broker.history.recovery import recover
 from broker.publishing import PublishGate
 from broker.reload import RELOAD_PROCEDURE
@@ -263,7 +264,8 @@ class BrokerComponent(ApplicationSession):
         await self.register(
             _recover, RECOVER_PROCEDURE, options=RegisterOptions(invoke="single", details_arg="details")
         )
-        STATE.publish_gate = PublishGate(self.settings.http_publish, self.settings.publishers)
+        journals = open_publish_memory(history.store, base_dir=self._cbdir)  # durable where history is
+        STATE.publish_gate = PublishGate(self.settings.http_publish, self.settings.publishers, journals)
         reload = reloader.Reloader.for_node(self, Path(self._cbdir))
 
         def _reload() -> dict[str, list[str]]:

@@ -113,8 +113,11 @@ class PublishResource(Resource):
 
     def _finish(self, answer: Answer, request: Request, admitted: Admitted) -> None:
         gate = STATE.publish_gate
-        if admitted.scope is not None and gate is not None:
-            gate.idempotency.finish(admitted.scope, answer, keep=answer[0] == 200)
+        try:
+            if admitted.scope is not None and gate is not None:
+                gate.idempotency.finish(admitted.scope, answer, keep=answer[0] == 200)
+        except Exception:  # the events are published: the answer says so, the log says what failed
+            _log.failure("keeping the answer for key {key} failed", key=admitted.key_id)
         self._send_later(request, answer)
 
     @staticmethod
