@@ -39,6 +39,7 @@ from broker.history.recovery import recover
 from broker.publishing import PublishGate
 from broker.reload import RELOAD_PROCEDURE
 from broker.router import hardening, logstyle, metrics, positions, reloader
+from broker.router.body_limit import install as install_body_limit
 from broker.router.state import STATE
 from broker.settings import BrokerSettings, TokenSettings, parse_settings
 from broker.tokens import USER_ROLE, verify
@@ -221,6 +222,7 @@ class BrokerComponent(ApplicationSession):
             max_buffer_bytes=self.settings.slow_subscriber.max_buffer_bytes,
         )
         metrics.install(max_namespaces=self.settings.metrics.max_namespaces)
+        install_body_limit()  # before the transports start: they use Twisted's HTTP channel
         reloader.install()  # before crossbar starts the transports: it records their factories
 
     async def onJoin(self, details: Any) -> None:
