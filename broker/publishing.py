@@ -9,9 +9,10 @@ shape and JSON nesting (400), topic URIs (400 ``wamp.error.invalid_uri``), topic
 and the key's rate limit (429). The router adapter
 (:mod:`broker.router.publish_api`) publishes what it admits.
 
-The replay memory and the idempotency answers outlive a restart where
-history does (a :class:`Journals`, :mod:`broker.history.publish_memory`);
-without one, the gate refuses requests signed before it started.
+The replay memory and the idempotency answers outlive a restart through a
+:class:`Journals` (:mod:`broker.history.publish_memory`; the node always has
+one, whatever its history store); a gate without one, or with a new one,
+refuses requests signed before its memory began.
 """
 
 from __future__ import annotations

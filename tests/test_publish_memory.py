@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from broker.errors import IdempotencyMismatch, IdempotencyUnknown, Replayed, Unauthenticated
-from broker.history.publish_memory import SQLitePublishMemory, open_publish_memory
+from broker.history.publish_memory import MEMORY_STORE_FILE, SQLitePublishMemory, open_publish_memory
 from broker.history.sqlite import SQLiteStore
 from broker.idempotency import IdempotencyCache
 from broker.replay import NonceCache
@@ -49,7 +49,17 @@ def test_the_journal_is_shared_with_the_history_file(tmp_path: Path) -> None:
     NonceCache(60, 10, Clock(), journal=memory.nonces).remember("dev", "n1", 1000)
     assert rows(path, "publish_nonces") == 1
     assert rows(path, "events") == 0  # the history's own tables are untouched
-    assert open_publish_memory({"type": "memory"}) is None
+
+
+def test_memory_history_gets_a_publish_memory_file_of_its_own(tmp_path: Path) -> None:
+    clock = Clock()
+    memory = open_publish_memory({"type": "memory"}, base_dir=str(tmp_path))
+    NonceCache(60, 10, clock, journal=memory.nonces).remember("dev", "n1", 1000)
+    memory.close()
+    assert rows(tmp_path / MEMORY_STORE_FILE, "publish_nonces") == 1
+    again = open_publish_memory({"type": "memory"}, base_dir=str(tmp_path))  # the next process
+    with pytest.raises(Replayed):
+        NonceCache(60, 10, clock, journal=again.nonces).remember("dev", "n1", 1000)
 
 
 def test_a_full_memory_keeps_its_floor_and_its_rows_bounded(tmp_path: Path) -> None:

@@ -1,16 +1,20 @@
 """The HTTP publish API's memory on disk: accepted nonces and idempotency answers.
 
-Where history is durable (the SQLite store), a restart must not reopen what
-the publish API promised: that each signed request is accepted once
-(:mod:`broker.replay`) and that a retry with an idempotency key publishes
-once (:mod:`broker.idempotency`). Both caches decide in memory and write
-through to the journals here, in the history's own database file (tables of
-their own, a connection of their own), each write committed before the
-request goes on. Rows are bounded like the caches: expired ones are deleted
-through an index on every write, and neither table outgrows its cache's
-capacity. With memory history there is nothing durable to write to, and
-:func:`open_publish_memory` gives None (the caches then refuse what they
-cannot rule out; see docs/http-publish.md).
+A restart (even kill -9) must not reopen what the publish API promised: that
+each signed request is accepted once (:mod:`broker.replay`) and that a retry
+with an idempotency key publishes once (:mod:`broker.idempotency`). Both
+caches decide in memory and write through to the journals here, each write
+committed before the request goes on. With SQLite history they live in the
+history's own database file (tables of their own, a connection of their own).
+With memory history events are not kept, but the publish memory still is, in
+a small file of its own in the node directory (:data:`MEMORY_STORE_FILE`):
+without it a retry after a restart would publish a second event, and the
+only safe alternative (refusing every idempotency key that might be a retry)
+would make keys useless for a day. Rows are bounded like the caches: expired
+ones are deleted through an index on every write, and neither table outgrows
+its cache's capacity. A file that is new (the first start, or the directory
+was wiped) records when it began, and requests signed before then are
+refused (see docs/http-publish.md, "Across restarts").
 """
 
 from __future__ import annotations
@@ -25,6 +29,9 @@ from typing import Any
 
 from broker.idempotency import Answer, Kept, Scope
 from broker.replay import Remembered
+
+#: the publish memory's own file in the node directory, for a node whose history is in memory
+MEMORY_STORE_FILE = "publish-memory.sqlite3"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS publish_meta (key TEXT PRIMARY KEY, value REAL NOT NULL);
@@ -142,8 +149,9 @@ class _Answers:
         )
 
 
-def open_publish_memory(spec: Mapping[str, Any], base_dir: str = ".") -> SQLitePublishMemory | None:
-    """The publish memory for a history store spec: in its file if it has one, else None."""
-    if spec.get("type", "memory") != "sqlite":
-        return None
-    return SQLitePublishMemory(os.path.join(base_dir, spec["path"]))
+def open_publish_memory(spec: Mapping[str, Any], base_dir: str = ".") -> SQLitePublishMemory:
+    """The publish memory for a history store spec: in the history's file if it has one,
+    else in :data:`MEMORY_STORE_FILE` in ``base_dir`` (the node directory), created if new."""
+    if spec.get("type", "memory") == "sqlite":
+        return SQLitePublishMemory(os.path.join(base_dir, spec["path"]))
+    return SQLitePublishMemory(os.path.join(base_dir, MEMORY_STORE_FILE))

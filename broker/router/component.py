@@ -266,7 +266,7 @@ class BrokerComponent(ApplicationSession):
         await self.register(
             _recover, RECOVER_PROCEDURE, options=RegisterOptions(invoke="single", details_arg="details")
         )
-        journals = open_publish_memory(history.store, base_dir=self._cbdir)  # durable where history is
+        journals = open_publish_memory(history.store, base_dir=self._cbdir)  # on disk, whatever the store
         STATE.publish_gate = PublishGate(self.settings.http_publish, self.settings.publishers, journals)
         reload = reloader.Reloader.for_node(self, Path(self._cbdir))
 
