@@ -18,6 +18,7 @@ errors the same way everywhere. The tree separates the caller's fault from ours:
     │   ├── PayloadTooLarge           broker.error.too_large            413
     │   ├── UnsupportedMediaType      broker.error.unsupported_media_type 415
     │   ├── IdempotencyMismatch       broker.error.idempotency_mismatch 422
+    │   ├── IdempotencyUnknown        broker.error.idempotency_unknown  409
     │   └── RateLimited               broker.error.rate_limited         429
     ├── ConfigError                   the operator's config is wrong; names its JSON path
     ├── ServerError                   our fault or not ready (5xx)
@@ -136,6 +137,13 @@ class IdempotencyMismatch(ClientError):
 
     wamp_uri = "broker.error.idempotency_mismatch"
     http_status = 422
+
+
+class IdempotencyUnknown(ClientError):
+    """An idempotency key's first request was cut off by a restart: its outcome is unknown."""
+
+    wamp_uri = "broker.error.idempotency_unknown"
+    http_status = 409
 
 
 class RateLimited(ClientError):

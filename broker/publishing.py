@@ -5,19 +5,25 @@ or a batch ``{"events": [{"topic", "data"}, ...], "idempotency_key"?}``.
 :meth:`PublishGate.admit` decides, cheapest and least revealing checks first:
 method (405), Origin (403: no browser may publish, there is no CORS), content
 type (415), size (413), signature and timestamp (401), nonce (409), body
-shape (400), topic URIs (400 ``wamp.error.invalid_uri``), topic grants (403)
+shape and JSON nesting (400), topic URIs (400 ``wamp.error.invalid_uri``), topic grants (403)
 and the key's rate limit (429). The router adapter
 (:mod:`broker.router.publish_api`) publishes what it admits.
+
+The replay memory and the idempotency answers outlive a restart through a
+:class:`Journals` (:mod:`broker.history.publish_memory`; the node always has
+one, whatever its history store); a gate without one, or with a new one,
+refuses requests signed before its memory began.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from broker import signing
 from broker.errors import (
@@ -30,9 +36,10 @@ from broker.errors import (
     UnsupportedMediaType,
 )
 from broker.grants import Grants
-from broker.idempotency import IdempotencyCache
+from broker.idempotency import AnswerJournal, IdempotencyCache
+from broker.protocol import MAX_JSON_NESTING, json_nesting_exceeds
 from broker.ratelimit import TokenBucket
-from broker.replay import NonceCache
+from broker.replay import NonceCache, NonceJournal
 from broker.settings import HttpPublishSettings, PublisherKey
 from broker.uris import check_uri
 
@@ -73,7 +80,15 @@ def _header(headers: Mapping[str, str], name: str) -> str:
 
 
 def parse_body(body: bytes, max_batch: int) -> tuple[tuple[Event, ...], str | None]:
-    """The events and idempotency key of a request body, or :class:`ClientError` (400)."""
+    """The events and idempotency key of a request body, or :class:`ClientError` (400).
+
+    The body is held to the nesting limit of every WAMP message
+    (:data:`broker.protocol.MAX_JSON_NESTING`) before it is decoded: deeper
+    JSON would be refused over WebSocket, and thousands of levels make the
+    decoder raise ``RecursionError``.
+    """
+    if json_nesting_exceeds(body):
+        raise ClientError(f"body is JSON nested deeper than {MAX_JSON_NESTING} levels")
     try:
         doc = json.loads(body)
     except (UnicodeDecodeError, ValueError) as exc:
@@ -109,20 +124,50 @@ def parse_body(body: bytes, max_batch: int) -> tuple[tuple[Event, ...], str | No
     return tuple(events), key
 
 
+class Journals(Protocol):
+    """Durable storage for the gate's replay memory and idempotency answers."""
+
+    @property
+    def nonces(self) -> NonceJournal:
+        """Where accepted nonces are written."""
+
+    @property
+    def answers(self) -> AnswerJournal:
+        """Where idempotency keys and their answers are written."""
+
+
 class PublishGate:
-    """Admits or refuses publish requests; holds the replay, idempotency and rate state."""
+    """Admits or refuses publish requests; holds the replay, idempotency and rate state.
+
+    Without ``journals`` nothing survives the process, so requests signed
+    before the gate was created are refused (they could be replays).
+    """
 
     def __init__(
         self,
         settings: HttpPublishSettings,
         publishers: Mapping[str, PublisherKey],
+        journals: Journals | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.publishers = publishers
         self.grants = Grants({key_id: key.topics for key_id, key in publishers.items()})
-        self.nonces = NonceCache(settings.timestamp_window, settings.nonce_capacity, clock)
-        self.idempotency = IdempotencyCache(settings.idempotency_window, settings.idempotency_capacity, clock)
+        self.nonces = NonceCache(
+            settings.timestamp_window,
+            settings.nonce_capacity,
+            clock,
+            journal=None if journals is None else journals.nonces,
+            # timestamps are whole seconds: this one's start may be signed now, but no earlier
+            # process can have accepted a request in it (a node takes longer to start)
+            not_before=math.floor(clock()),
+        )
+        self.idempotency = IdempotencyCache(
+            settings.idempotency_window,
+            settings.idempotency_capacity,
+            clock,
+            journal=None if journals is None else journals.answers,
+        )
         self.buckets = {
             key_id: TokenBucket(key.rate_limit.per_second, key.rate_limit.burst, clock)
             for key_id, key in publishers.items()

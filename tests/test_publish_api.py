@@ -243,3 +243,30 @@ def test_rate_limited_key_gets_429(make_node: Callable[..., Node]) -> None:
     assert [s[0] for s in statuses] == [200, 200, 429]
     assert statuses[2][1]["error"] == "broker.error.rate_limited"
     assert int(statuses[2][2]["Retry-After"]) >= 1
+
+
+def nested(depth: int) -> Any:
+    """A JSON value of ``depth`` levels of arrays (``depth`` 0: a number)."""
+    return json.loads("[" * depth + "0" + "]" * depth)
+
+
+@pytest.mark.parametrize("depth", [101, 990, 32_000])
+def test_body_nested_deeper_than_websocket_allows_is_400(
+    node: Node, subscriber: tuple[RawWamp, str], depth: int
+) -> None:
+    """The body is one level (the object) plus ``data``: the same 100 levels a WAMP message may have."""
+    data = b"[" * (depth - 1) + b"]" * (depth - 1)
+    raw = b'{"topic": "%s", "data": %s}' % (subscriber[1].encode(), data)
+    assert len(raw) < 65536  # under the size limit: refused for its nesting alone
+    status, body, headers = request(node, raw)
+    assert (status, headers["Content-Type"]) == (400, "application/json")
+    message = "body is JSON nested deeper than 100 levels"
+    assert body == {"error": "broker.error.bad_request", "message": message}
+    assert_nothing_published(node, subscriber)
+
+
+def test_body_nested_exactly_100_deep_is_published(node: Node, subscriber: tuple[RawWamp, str]) -> None:
+    client, topic = subscriber
+    status, body, _ = request(node, {"topic": topic, "data": nested(99)})
+    assert status == 200, body
+    assert client.event()[4] == [nested(99)]

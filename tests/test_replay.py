@@ -51,3 +51,15 @@ def test_full_memory_raises_the_floor_instead_of_opening_a_hole() -> None:
     with pytest.raises(Unauthenticated, match="replay memory is full"):
         cache.check_timestamp(990)
     cache.check_timestamp(991)
+
+
+def test_timestamps_before_a_memory_that_starts_empty_are_refused() -> None:
+    """Without a journal the cache cannot know what came before it: signed earlier is refused."""
+    cache = NonceCache(window=60, capacity=10, clock=Clock(), not_before=1000)
+    with pytest.raises(
+        Unauthenticated,
+        match=r"^timestamp 999 is before the node's replay memory begins \(1000, when it started without "
+        r"memory of earlier requests\): sign the request again with a fresh timestamp$",
+    ):
+        cache.check_timestamp(999)
+    cache.check_timestamp(1000)

@@ -33,10 +33,12 @@ from autobahn.wamp.types import ComponentConfig, RegisterOptions
 from broker.errors import BrokerError, ConfigError, InvalidToken, NotAuthorized
 from broker.grants import ACTIONS, Grants
 from broker.history import HistoryStore, create_store
+from broker.history.publish_memory import open_publish_memory
 from broker.history.recovery import recover
 from broker.publishing import PublishGate
 from broker.reload import RELOAD_PROCEDURE
 from broker.router import expiry, hardening, logstyle, metrics, positions, readiness, reloader
+from broker.router.body_limit import install as install_body_limit
 from broker.router.state import STATE
 from broker.sessions import UserSessions
 from broker.settings import BrokerSettings, TokenSettings, parse_settings
@@ -163,6 +165,7 @@ class BrokerComponent(ApplicationSession):
             max_buffer_bytes=self.settings.slow_subscriber.max_buffer_bytes,
         )
         metrics.install(max_namespaces=self.settings.metrics.max_namespaces)
+        install_body_limit()  # before the transports start: they use Twisted's HTTP channel
         reloader.install()  # before crossbar starts the transports: it records their factories
         readiness.install()  # likewise: /health waits for every path crossbar attaches after it
 
@@ -209,7 +212,8 @@ class BrokerComponent(ApplicationSession):
         await self.register(
             _recover, RECOVER_PROCEDURE, options=RegisterOptions(invoke="single", details_arg="details")
         )
-        STATE.publish_gate = PublishGate(self.settings.http_publish, self.settings.publishers)
+        journals = open_publish_memory(history.store, base_dir=self._cbdir)  # on disk, whatever the store
+        STATE.publish_gate = PublishGate(self.settings.http_publish, self.settings.publishers, journals)
         reload = reloader.Reloader.for_node(self, Path(self._cbdir))
 
         def _reload() -> dict[str, list[str]]:

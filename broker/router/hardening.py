@@ -97,6 +97,13 @@ tests under ``tests/test_hardening.py`` (``tests/test_slow_subscriber.py`` for
     ``wamp.``/``broker.`` by any role but the node's own first, with one
     ``wamp.error.not_authorized`` (:mod:`broker.router.reserved`; tested in
     ``tests/test_roles.py``).
+12. **A request body is read to its end before any resource can refuse it**:
+    Twisted's ``HTTPChannel`` buffers the whole body (a 256 MiB stream was read
+    in full before ``/api/publish`` answered 413). :mod:`broker.router.body_limit`
+    (installed by the component) refuses under ``/api`` a declared
+    ``Content-Length`` over ``max_body_bytes`` when the headers end, and a
+    chunked body at its first byte over it: 413 JSON, nothing more read, the
+    connection closed.
 """
 
 from __future__ import annotations

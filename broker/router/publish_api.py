@@ -87,6 +87,10 @@ class PublishResource(Resource):
         except BrokerError as error:
             STATE.count_rejection(f"http_{type(error).__name__}")
             return self._send(request, error_answer(error))
+        except Exception:  # still JSON, never Twisted's HTML "Processing Failed" page
+            _log.failure("checking a publish request failed")
+            failed = ServerError("checking the request failed inside the node")
+            return self._send(request, error_answer(failed))
         if entry is not None:  # a repeat: the first request's answer, now or when it comes
             if entry.answer is not None:
                 return self._send(request, entry.answer, replayed=True)
@@ -109,8 +113,11 @@ class PublishResource(Resource):
 
     def _finish(self, answer: Answer, request: Request, admitted: Admitted) -> None:
         gate = STATE.publish_gate
-        if admitted.scope is not None and gate is not None:
-            gate.idempotency.finish(admitted.scope, answer, keep=answer[0] == 200)
+        try:
+            if admitted.scope is not None and gate is not None:
+                gate.idempotency.finish(admitted.scope, answer, keep=answer[0] == 200)
+        except Exception:  # the events are published: the answer says so, the log says what failed
+            _log.failure("keeping the answer for key {key} failed", key=admitted.key_id)
         self._send_later(request, answer)
 
     @staticmethod
