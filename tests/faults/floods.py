@@ -86,7 +86,7 @@ def _trickle(node: Node, stop: threading.Event, closed_after: list[float], inter
 
 def slowloris(node: Node, scale: Scale, deadline: float) -> list[Finding]:
     """Sockets trickling one header line every 2 s, never finishing the request; real clients beside."""
-    count = scale.count(36)
+    count = scale.count(38)
     stop = threading.Event()
     closed_after: list[float] = []
     canary = Canary(node, rate=20).start()
