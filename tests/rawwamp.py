@@ -1,4 +1,4 @@
-"""A minimal blocking WAMP-over-WebSocket (JSON) client for tests.
+"""A minimal blocking WAMP-over-WebSocket (JSON, or MessagePack) client for tests.
 
 It speaks the wire protocol directly, so a test can send exactly the bytes it
 wants (a second HELLO, an invalid topic, an oversize frame) and observe exactly
@@ -14,6 +14,7 @@ import json
 import ssl
 from typing import Any
 
+import msgpack
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
@@ -34,7 +35,7 @@ class Closed(Exception):
 
 
 class RawWamp:
-    """One WebSocket connection speaking WAMP JSON, driven step by step."""
+    """One WebSocket connection speaking WAMP JSON (or ``serializer="msgpack"``), driven step by step."""
 
     def __init__(
         self,
@@ -42,11 +43,13 @@ class RawWamp:
         origin: str | None = None,
         max_size: int | None = 2**24,
         ssl_context: ssl.SSLContext | None = None,
+        serializer: str = "json",
     ) -> None:
         self.url = url
+        self.serializer = serializer
         self.ws: ClientConnection = connect(
             url,
-            subprotocols=["wamp.2.json"],  # type: ignore[list-item]
+            subprotocols=[f"wamp.2.{serializer}"],  # type: ignore[list-item]
             origin=origin,  # type: ignore[arg-type]
             max_size=max_size,
             ssl=ssl_context,
@@ -54,11 +57,18 @@ class RawWamp:
             close_timeout=5,
         )
         self._request = 0
+        #: bytes of the last message received
+        self.last_size = 0
         self.session_id: int | None = None
 
     # -- plumbing ---------------------------------------------------------
     def send(self, msg: Any) -> None:
-        self.ws.send(msg if isinstance(msg, str | bytes) else json.dumps(msg))
+        if isinstance(msg, str | bytes):
+            self.ws.send(msg)
+        elif self.serializer == "msgpack":
+            self.ws.send(msgpack.packb(msg, use_bin_type=True))
+        else:
+            self.ws.send(json.dumps(msg))
 
     def recv(self, timeout: float = 10) -> list[Any]:
         try:
@@ -66,6 +76,9 @@ class RawWamp:
         except ConnectionClosed as exc:
             rcvd = exc.rcvd
             raise Closed(rcvd.code if rcvd else None, rcvd.reason if rcvd else "") from None
+        self.last_size = len(data.encode() if isinstance(data, str) else data)
+        if isinstance(data, bytes):
+            return msgpack.unpackb(data, raw=False)  # type: ignore[no-any-return]
         return json.loads(data)  # type: ignore[no-any-return]
 
     def wait_closed(self, timeout: float = 10) -> Closed:
