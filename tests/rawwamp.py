@@ -14,7 +14,6 @@ import json
 import ssl
 from typing import Any
 
-import msgpack
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
@@ -66,6 +65,8 @@ class RawWamp:
         if isinstance(msg, str | bytes):
             self.ws.send(msg)
         elif self.serializer == "msgpack":
+            import msgpack  # the node's venv has it; tests/sdk's venv has no msgpack
+
             self.ws.send(msgpack.packb(msg, use_bin_type=True))
         else:
             self.ws.send(json.dumps(msg))
@@ -78,6 +79,8 @@ class RawWamp:
             raise Closed(rcvd.code if rcvd else None, rcvd.reason if rcvd else "") from None
         self.last_size = len(data.encode() if isinstance(data, str) else data)
         if isinstance(data, bytes):
+            import msgpack
+
             return msgpack.unpackb(data, raw=False)  # type: ignore[no-any-return]
         return json.loads(data)  # type: ignore[no-any-return]
 
