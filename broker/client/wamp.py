@@ -66,8 +66,9 @@ def page_problem(answer: object) -> str | None:
             isinstance(cursor, int)
             and isinstance(event.get("topic"), str)
             and isinstance(event.get("args"), list)
+            and isinstance(event.get("kwargs"), dict)
         ):
-            return "an event in the answer lacks its topic, args or position"
+            return "an event in the answer lacks its topic, args, kwargs or position"
     if more and not events:
         return "the answer says more but holds no event"
     return None
