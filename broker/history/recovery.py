@@ -21,6 +21,7 @@ therefore always reaches every subscriber and can always be recovered.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
@@ -45,6 +46,7 @@ _MAX_POSITION: Final = 2**63 - 1
 _EVENT, _RESULT = 36, 50
 
 
+@functools.lru_cache(maxsize=8)
 def _answer_size(epoch: str, cursor: int) -> int:
     """The recovery answer around its events: its fields, the RESULT and the reserve."""
     answer = {"unrecoverable": False, "events": [], "more": True, "epoch": epoch, "cursor": cursor}
@@ -59,28 +61,30 @@ def _entry_size(entry: Any) -> int:
     return wire_size(entry) + 1  # the comma between two events (JSON)
 
 
-def event_frame_size(
-    topic: str,
-    args: Sequence[Any],
-    kwargs: Mapping[str, Any],
-    position: Mapping[str, Any] | None,
-    details: Mapping[str, Any] | None = None,
-) -> int:
-    """The bytes of the EVENT a subscriber gets, with ``position`` in its kwargs (None: an event
-    without one), plus the reserve.
+def _worst_position(epoch: str) -> dict[str, Any]:
+    return {"epoch": epoch, "seq": _MAX_POSITION, "cursor": _MAX_POSITION}
 
-    ``details`` are what the publisher put in the EVENT's details besides the
-    topic (crossbar copies ``transaction_hash``).
+
+@functools.lru_cache(maxsize=8)
+def _fixed_sizes(epoch: str | None) -> tuple[int, int | None]:
+    """What an event's two frames take besides its topic, payload and details: ``(live, alone)``.
+
+    Measured once per epoch with an empty topic and payload (``alone`` None:
+    no history, no recovery answer); :func:`check_deliverable` adds the rest.
+    Replacing a value inside a container changes :func:`wire_size` by exactly
+    the difference of the two values, so only the kwargs need a margin: the
+    position joins the publisher's kwargs, at most one separator more than
+    ``{POSITION_KEY: position}`` takes on its own.
     """
-    frame = [
-        _EVENT,
-        _MAX_WAMP_ID,
-        _MAX_WAMP_ID,
-        {"topic": topic, **(details or {})},
-        args,
-        dict(kwargs) if position is None else {**kwargs, POSITION_KEY: position},
-    ]
-    return ENVELOPE_RESERVE + wire_size(frame)
+    empty_parts = wire_size("") + wire_size([]) + wire_size({})
+    if epoch is None:
+        frame = [_EVENT, _MAX_WAMP_ID, _MAX_WAMP_ID, {"topic": ""}, [], {}]
+        return ENVELOPE_RESERVE + wire_size(frame) - empty_parts, None
+    position = _worst_position(epoch)
+    frame = [_EVENT, _MAX_WAMP_ID, _MAX_WAMP_ID, {"topic": ""}, [], {POSITION_KEY: position}]
+    live = ENVELOPE_RESERVE + wire_size(frame) - wire_size("") - wire_size([])
+    alone = _answer_size(epoch, _MAX_POSITION) + _entry_size(_entry("", [], {}, position)) - empty_parts
+    return live, alone
 
 
 def check_deliverable(
@@ -93,21 +97,24 @@ def check_deliverable(
 ) -> None:
     """Refuse an event that could not reach a subscriber, or be recovered, within ``max_bytes``.
 
-    Checked before the event is stored, so its position is not known yet:
+    Two sizes must fit: the EVENT a subscriber gets, with the position in its
+    kwargs and the topic and the publisher's ``details`` (crossbar copies
+    ``transaction_hash``) in its details, plus :data:`ENVELOPE_RESERVE`; and a
+    recovery answer holding the event alone, measured as :func:`page` measures
+    it. Checked before the event is stored, so its position is not known yet:
     the largest ``seq`` and ``cursor`` a store can issue stand in for it.
     ``epoch`` None: the topic keeps no history, so the event gets no position
-    and has no recovery answer. ``max_bytes`` None means no limit. Raises
+    and has no recovery answer. ``max_bytes`` None means no limit. The
+    payload is walked once, as it is on the path of every publish. Raises
     :class:`PayloadTooLarge`.
     """
     if max_bytes is None:
         return
-    if epoch is None:
-        size = event_frame_size(topic, args, kwargs, None, details)
-    else:
-        position = {"epoch": epoch, "seq": _MAX_POSITION, "cursor": _MAX_POSITION}
-        live = event_frame_size(topic, args, kwargs, position, details)
-        alone = _answer_size(epoch, _MAX_POSITION) + _entry_size(_entry(topic, args, kwargs, position))
-        size = max(live, alone)
+    shared = wire_size(topic) + wire_size(args) + wire_size(kwargs)
+    live, alone = _fixed_sizes(epoch)
+    size = live + shared + (wire_size(details) if details else 0)  # details join {"topic": ...}
+    if alone is not None:
+        size = max(size, alone + shared)
     if size > max_bytes:
         raise PayloadTooLarge(
             f"the event on {topic!r} would take up to {size} bytes on the wire with its position "

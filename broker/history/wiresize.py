@@ -17,8 +17,11 @@ JSON-only values. No I/O, no imports beyond the standard library.
 from __future__ import annotations
 
 import json
+import re
 from typing import Final
 
+#: Characters JSON escapes (with ``ensure_ascii=False``, as autobahn writes it).
+_NEEDS_ESCAPE: Final = re.compile(r'["\\\x00-\x1f]')
 #: Bytes autobahn's JSON serializer adds around binary data: quotes and the ``\\u0000`` marker.
 _JSON_BINARY_OVERHEAD: Final = 8
 
@@ -54,7 +57,10 @@ def _int_size(value: int) -> int:
 
 def _str_size(value: str) -> int:
     raw = len(value.encode("utf-8", "surrogatepass"))
-    quoted = len(json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+    if _NEEDS_ESCAPE.search(value) is None:  # the common case: JSON only adds the quotes
+        quoted = raw + 2
+    else:
+        quoted = len(json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass"))
     return max(quoted, raw + _binary_header(raw))
 
 
@@ -74,7 +80,7 @@ def wire_size(value: object) -> int:
         elif isinstance(item, int):
             total += _int_size(item)
         elif isinstance(item, float):
-            total += max(len(json.dumps(item)), 9)
+            total += max(len(repr(item)), 9)  # JSON writes repr(), or NaN / Infinity (8)
         elif isinstance(item, str):
             total += _str_size(item)
         elif isinstance(item, bytes | bytearray | memoryview):
