@@ -284,3 +284,14 @@ def test_message_limit_of_the_shipped_config() -> None:
 )
 def test_message_limit_is_the_smallest_websocket_limit(paths: dict[str, Any], limit: int | None) -> None:
     assert nodeconfig.message_limit(web(paths)) == limit
+
+
+def test_message_limit_counts_rawsocket_and_universal_transports() -> None:
+    config = web({"ws": {"type": "websocket", "options": {"max_message_size": 65536}}})
+    transports = config["workers"][0]["transports"]
+    transports.append({"type": "rawsocket", "options": {"max_message_size": 4096}})
+    assert nodeconfig.message_limit(config) == 4096
+    transports[-1] = {"type": "universal", "websocket": {"ws": {"options": {"max_message_size": 2048}}}}
+    assert nodeconfig.message_limit(config) == 2048
+    config["workers"].append({"type": "container", "transports": [{"type": "rawsocket"}]})
+    assert nodeconfig.message_limit(config) == 2048  # only router workers' transports
