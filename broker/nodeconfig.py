@@ -90,6 +90,64 @@ def web_transport(config: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     return found[0]
 
 
+#: The ``max_message_size`` crossbar 26.10 gives a WebSocket or RawSocket transport that sets none.
+CROSSBAR_DEFAULT_MESSAGE_SIZE: Final = 2**24
+
+
+def _websocket_paths(paths: object) -> list[Mapping[str, Any]]:
+    """The WebSocket services among a web transport's ``paths``, nested ``paths`` included."""
+    found: list[Mapping[str, Any]] = []
+    if isinstance(paths, Mapping):
+        for service in paths.values():
+            if isinstance(service, Mapping):
+                if service.get("type") == "websocket":
+                    found.append(service)
+                found.extend(_websocket_paths(service.get("paths")))
+    return found
+
+
+def message_limit(config: Mapping[str, Any]) -> int | None:
+    """The smallest message size every WAMP transport of the node accepts, in bytes.
+
+    The smallest ``options.max_message_size`` of the router workers'
+    WebSocket paths (web and universal transports), WebSocket and RawSocket
+    transports; crossbar's default (16 MiB) where one sets none, and ``0``
+    (crossbar's "unlimited") counts as no limit. None when no transport
+    limits messages. Long-poll has no limit of its own in crossbar and is
+    held to this one. What fits here can be sent to any subscriber.
+    """
+    options: list[Mapping[str, Any]] = []
+    for worker in _list(config.get("workers")):
+        if not isinstance(worker, Mapping) or worker.get("type") != "router":
+            continue
+        for transport in _list(worker.get("transports")):
+            if not isinstance(transport, Mapping):
+                continue
+            kind = transport.get("type")
+            services: list[Mapping[str, Any]] = []
+            if kind in ("websocket", "rawsocket"):
+                services.append(transport)
+            elif kind in ("web", "universal"):
+                web = transport.get("web", transport) if kind == "universal" else transport
+                if isinstance(web, Mapping):
+                    services.extend(_websocket_paths(web.get("paths")))
+                if kind == "universal":  # {"websocket": {path: service}, "rawsocket": service}
+                    websocket, rawsocket = transport.get("websocket"), transport.get("rawsocket")
+                    if isinstance(websocket, Mapping):
+                        services.extend(s for s in websocket.values() if isinstance(s, Mapping))
+                    if isinstance(rawsocket, Mapping):
+                        services.append(rawsocket)
+            for service in services:
+                service_options = service.get("options")
+                options.append(service_options if isinstance(service_options, Mapping) else {})
+    limits = []
+    for service_options in options:
+        size = service_options.get("max_message_size", CROSSBAR_DEFAULT_MESSAGE_SIZE)
+        if isinstance(size, int) and not isinstance(size, bool) and size > 0:
+            limits.append(size)
+    return min(limits) if limits else None
+
+
 def _endpoint(config: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     path, transport = web_transport(config)
     endpoint = transport.get("endpoint")

@@ -39,6 +39,7 @@ from twisted.internet.error import ConnectError, ConnectionRefusedError, DNSLook
 from twisted.internet.ssl import optionsForClientTLS
 from twisted.python.failure import Failure
 
+from broker.client.wamp import page_problem
 from broker.errors import BrokerError, ConnectionFailed, WampError
 from broker.history import POSITION_KEY
 from broker.history.resume import ResumeBuffer
@@ -48,6 +49,8 @@ reactor: Any = _reactor
 
 #: Seconds allowed to connect and join, and again to leave.
 TIMEOUT = 10.0
+#: Seconds one ``broker.recover`` call may take before ``tail --from`` gives up.
+RECOVER_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -270,10 +273,32 @@ async def _recover_into(
     match: str,
     resume_from: tuple[str, int],
     done: defer.Deferred[None],
+    clock: Any = None,
 ) -> None:
+    """Deliver the recovered pages until the node says no ``more``, then the held live events.
+
+    A recovery that fails for any reason — an ``unrecoverable`` answer, an
+    ERROR, no answer within :data:`RECOVER_TIMEOUT`, an answer of the wrong
+    shape — is a :class:`BrokerError` naming the position, never a tail that
+    carries on past the gap.
+    """
     epoch, cursor = resume_from
     while not done.called:
-        answer = await session.call("broker.recover", topic, match=match, epoch=epoch, after=buffer.last)
+        pending = session.call("broker.recover", topic, match=match, epoch=epoch, after=buffer.last)
+        pending.addTimeout(RECOVER_TIMEOUT, clock or reactor)
+        try:
+            answer = await pending
+        except ApplicationError as exc:
+            problem: str | None = str(_wamp_error(exc))
+        except defer.TimeoutError:
+            problem = f"no answer within {RECOVER_TIMEOUT:g} s"
+        else:
+            problem = page_problem(answer)
+        if problem is not None:
+            raise BrokerError(
+                f"cannot resume from {epoch}:{cursor}: recovery failed: {problem} "
+                f"(events after {epoch}:{buffer.last} were not printed)"
+            )
         if answer["unrecoverable"]:
             raise BrokerError(
                 f"cannot resume from {epoch}:{cursor}: {answer['reason']} "

@@ -1,4 +1,4 @@
-"""A minimal blocking WAMP-over-WebSocket (JSON) client for tests.
+"""A minimal blocking WAMP-over-WebSocket (JSON, or MessagePack) client for tests.
 
 It speaks the wire protocol directly, so a test can send exactly the bytes it
 wants (a second HELLO, an invalid topic, an oversize frame) and observe exactly
@@ -34,7 +34,7 @@ class Closed(Exception):
 
 
 class RawWamp:
-    """One WebSocket connection speaking WAMP JSON, driven step by step."""
+    """One WebSocket connection speaking WAMP JSON (or ``serializer="msgpack"``), driven step by step."""
 
     def __init__(
         self,
@@ -42,11 +42,13 @@ class RawWamp:
         origin: str | None = None,
         max_size: int | None = 2**24,
         ssl_context: ssl.SSLContext | None = None,
+        serializer: str = "json",
     ) -> None:
         self.url = url
+        self.serializer = serializer
         self.ws: ClientConnection = connect(
             url,
-            subprotocols=["wamp.2.json"],  # type: ignore[list-item]
+            subprotocols=[f"wamp.2.{serializer}"],  # type: ignore[list-item]
             origin=origin,  # type: ignore[arg-type]
             max_size=max_size,
             ssl=ssl_context,
@@ -54,11 +56,20 @@ class RawWamp:
             close_timeout=5,
         )
         self._request = 0
+        #: bytes of the last message received
+        self.last_size = 0
         self.session_id: int | None = None
 
     # -- plumbing ---------------------------------------------------------
     def send(self, msg: Any) -> None:
-        self.ws.send(msg if isinstance(msg, str | bytes) else json.dumps(msg))
+        if isinstance(msg, str | bytes):
+            self.ws.send(msg)
+        elif self.serializer == "msgpack":
+            import msgpack  # the node's venv has it; tests/sdk's venv has no msgpack
+
+            self.ws.send(msgpack.packb(msg, use_bin_type=True))
+        else:
+            self.ws.send(json.dumps(msg))
 
     def recv(self, timeout: float = 10) -> list[Any]:
         try:
@@ -66,6 +77,11 @@ class RawWamp:
         except ConnectionClosed as exc:
             rcvd = exc.rcvd
             raise Closed(rcvd.code if rcvd else None, rcvd.reason if rcvd else "") from None
+        self.last_size = len(data.encode() if isinstance(data, str) else data)
+        if isinstance(data, bytes):
+            import msgpack
+
+            return msgpack.unpackb(data, raw=False)  # type: ignore[no-any-return]
         return json.loads(data)  # type: ignore[no-any-return]
 
     def wait_closed(self, timeout: float = 10) -> Closed:

@@ -147,3 +147,32 @@ def test_tail_from_lost_position_fails_clearly(node: Node) -> None:
     result = broker("tail", "public.x", "--anonymous", "--from", "not-the-epoch:0", "--url", node.ws_url)
     assert result.returncode == 1
     assert "cannot resume from not-the-epoch:0: epoch changed: the history was reset" in result.stderr
+
+
+def test_tail_from_prints_missed_events_beyond_one_message(node: Node, tails: list[Tail]) -> None:
+    """620 missed events (20 of 10 KB) take several recovery pages under the 64 KiB limit."""
+    from tests.rawwamp import PUBLISHED, RawWamp
+
+    topic = f"public.resume.{uuid.uuid4().hex[:8]}"
+    publisher = RawWamp(node.ws_url, origin=node.origin)
+    assert publisher.hello(authid="backend", secret=BACKEND_SECRET)[0] == 2
+    first = Tail(node, topic, "--anonymous", "--count", "1")
+    tails.append(first)
+    assert publisher.publish(topic, ["seen"])[0] == PUBLISHED  # type: ignore[index]
+    position = first.lines()[0]["position"]
+    missed = [{"n": n, "blob": "z" * 10_000} if n % 31 == 0 else {"n": n} for n in range(620)]
+    for data in missed:
+        assert publisher.publish(topic, [data])[0] == PUBLISHED  # type: ignore[index]
+    resumed = Tail(
+        node,
+        topic,
+        "--anonymous",
+        "--count",
+        "620",
+        "--from",
+        f"{position['epoch']}:{position['cursor']}",  # type: ignore[index]
+    )
+    tails.append(resumed)
+    lines = resumed.lines()
+    assert resumed.proc.returncode == 0
+    assert [line["args"][0]["n"] for line in lines] == list(range(620))  # type: ignore[index]

@@ -2,29 +2,165 @@
 
 Pure logic over a :class:`~broker.history.HistoryStore`; the WAMP procedure
 ``broker.recover`` (in :mod:`broker.router.component`) is a thin adapter.
+
+Why pages are bounded by bytes: the router cannot send a message over the
+caller's transport limit (``max_message_size``; crossbar then answers the
+call with ``wamp.error.invalid_argument``, the same on every retry), so a
+page bounded only by its count of events fails for good once its events are
+large or many. A page holds events while its answer, measured with
+:func:`~broker.history.wiresize.wire_size` (an upper bound for JSON,
+MessagePack and CBOR) plus :data:`ENVELOPE_RESERVE` for the RESULT around
+it, fits ``max_bytes``; ``more`` says when to ask again, and a page holds at
+least one event whenever one is pending.
+
+The same rule decides, at publish time, whether an event may be accepted at
+all (:func:`check_deliverable`): its EVENT frame, with the position the hook
+adds, and a recovery page holding it alone must both fit. An accepted event
+therefore always reaches every subscriber and can always be recovered.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from broker.errors import ClientError
-from broker.history import HistoryStore
+from broker.errors import ClientError, PayloadTooLarge
+from broker.history import POSITION_KEY, HistoryStore, StoredEvent
+from broker.history.wiresize import wire_size
 from broker.uris import check_uri, topic_matches
 
-#: Most events one recovery answer returns; ``more`` says when to ask again.
+#: Most events one recovery answer returns, however small; ``more`` says when to ask again.
 MAX_EVENTS: Final = 1000
+
+#: Bytes of the message limit kept back from every recovery answer and every event for the
+#: WAMP message around it: the message type, request, subscription and publication ids, and
+#: the details crossbar may add (callee or publisher disclosure, ``retained``).
+ENVELOPE_RESERVE: Final = 512
+
+#: The largest id WAMP uses (request, subscription and publication ids are at most 2**53).
+_MAX_WAMP_ID: Final = 2**53
+#: The largest ``seq`` or ``cursor`` a store can issue (a signed 64-bit integer, as SQLite keeps it).
+_MAX_POSITION: Final = 2**63 - 1
+#: WAMP message types of the frames measured here.
+_EVENT, _RESULT = 36, 50
+
+
+@functools.lru_cache(maxsize=8)
+def _answer_size(epoch: str, cursor: int) -> int:
+    """The recovery answer around its events: its fields, the RESULT and the reserve."""
+    answer = {"unrecoverable": False, "events": [], "more": True, "epoch": epoch, "cursor": cursor}
+    return ENVELOPE_RESERVE + wire_size([_RESULT, _MAX_WAMP_ID, {}, [answer]])
+
+
+def _entry(topic: str, args: Sequence[Any], kwargs: Mapping[str, Any], position: Mapping[str, Any]) -> Any:
+    return {"topic": topic, "args": args, "kwargs": kwargs, "position": position}
+
+
+def _entry_size(entry: Any) -> int:
+    return wire_size(entry) + 1  # the comma between two events (JSON)
+
+
+def _worst_position(epoch: str) -> dict[str, Any]:
+    return {"epoch": epoch, "seq": _MAX_POSITION, "cursor": _MAX_POSITION}
+
+
+@functools.lru_cache(maxsize=8)
+def _fixed_sizes(epoch: str | None) -> tuple[int, int | None]:
+    """What an event's two frames take besides its topic, payload and details: ``(live, alone)``.
+
+    Measured once per epoch with an empty topic and payload (``alone`` None:
+    no history, no recovery answer); :func:`check_deliverable` adds the rest.
+    Replacing a value inside a container changes :func:`wire_size` by exactly
+    the difference of the two values, so only the kwargs need a margin: the
+    position joins the publisher's kwargs, at most one separator more than
+    ``{POSITION_KEY: position}`` takes on its own.
+    """
+    empty_parts = wire_size("") + wire_size([]) + wire_size({})
+    if epoch is None:
+        frame = [_EVENT, _MAX_WAMP_ID, _MAX_WAMP_ID, {"topic": ""}, [], {}]
+        return ENVELOPE_RESERVE + wire_size(frame) - empty_parts, None
+    position = _worst_position(epoch)
+    frame = [_EVENT, _MAX_WAMP_ID, _MAX_WAMP_ID, {"topic": ""}, [], {POSITION_KEY: position}]
+    live = ENVELOPE_RESERVE + wire_size(frame) - wire_size("") - wire_size([])
+    alone = _answer_size(epoch, _MAX_POSITION) + _entry_size(_entry("", [], {}, position)) - empty_parts
+    return live, alone
+
+
+def check_deliverable(
+    topic: str,
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any],
+    epoch: str | None,
+    max_bytes: int | None,
+    details: Mapping[str, Any] | None = None,
+) -> None:
+    """Refuse an event that could not reach a subscriber, or be recovered, within ``max_bytes``.
+
+    Two sizes must fit: the EVENT a subscriber gets, with the position in its
+    kwargs and the topic and the publisher's ``details`` (crossbar copies
+    ``transaction_hash``) in its details, plus :data:`ENVELOPE_RESERVE`; and a
+    recovery answer holding the event alone, measured as :func:`page` measures
+    it. Checked before the event is stored, so its position is not known yet:
+    the largest ``seq`` and ``cursor`` a store can issue stand in for it.
+    ``epoch`` None: the topic keeps no history, so the event gets no position
+    and has no recovery answer. ``max_bytes`` None means no limit. The
+    payload is walked once, as it is on the path of every publish. Raises
+    :class:`PayloadTooLarge`.
+    """
+    if max_bytes is None:
+        return
+    shared = wire_size(topic) + wire_size(args) + wire_size(kwargs)
+    live, alone = _fixed_sizes(epoch)
+    size = live + shared + (wire_size(details) if details else 0)  # details join {"topic": ...}
+    if alone is not None:
+        size = max(size, alone + shared)
+    if size > max_bytes:
+        raise PayloadTooLarge(
+            f"the event on {topic!r} would take up to {size} bytes on the wire with its position "
+            f"({ENVELOPE_RESERVE} of them kept for the WAMP envelope), over this node's message "
+            f"limit of {max_bytes} bytes (max_message_size): make it smaller"
+        )
+
+
+def page(
+    events: Sequence[StoredEvent], epoch: str, cursor: int, limit: int, max_bytes: int | None
+) -> tuple[list[dict[str, Any]], bool]:
+    """The events of one answer, from the start of ``events``, and whether more remain.
+
+    At most ``limit`` of them, and only as many as fit ``max_bytes`` (None:
+    no size bound) with the answer around them; always the first one.
+    """
+    budget = None if max_bytes is None else max_bytes - _answer_size(epoch, cursor)
+    taken: list[dict[str, Any]] = []
+    used = 0
+    for event in events[:limit]:
+        entry = _entry(event.topic, event.args, event.kwargs, event.position(epoch))
+        if budget is not None:
+            size = _entry_size(entry)
+            if taken and used + size > budget:
+                break
+            used += size
+        taken.append(entry)
+    return taken, len(events) > len(taken)
 
 
 def recover(
-    store: HistoryStore, topic: str, match: str, epoch: object, after: object, limit: int = MAX_EVENTS
+    store: HistoryStore,
+    topic: str,
+    match: str,
+    epoch: object,
+    after: object,
+    limit: int = MAX_EVENTS,
+    max_bytes: int | None = None,
 ) -> dict[str, Any]:
     """Events on ``(topic, match)`` with a cursor above ``after``, in order.
 
     ``epoch`` and ``after`` are what the subscriber last saw. A different
     epoch, a cursor ahead of the store, or events already trimmed make the
     answer ``{"unrecoverable": true, ...}`` with the current epoch and cursor,
-    so the client reloads its state and resumes from there.
+    so the client reloads its state and resumes from there. ``max_bytes`` is
+    the caller's message limit: the answer fits it (see :func:`page`).
     """
     check_uri(topic, match)
     if isinstance(after, bool) or not isinstance(after, int) or after < 0:
@@ -40,12 +176,5 @@ def recover(
     events = store.after(lambda t: topic_matches(t, topic, match), after, limit + 1)
     if events is None:
         return {"unrecoverable": True, "reason": "some missed events are no longer in history", **current}
-    return {
-        "unrecoverable": False,
-        "events": [
-            {"topic": e.topic, "args": e.args, "kwargs": e.kwargs, "position": e.position(store.epoch)}
-            for e in events[:limit]
-        ],
-        "more": len(events) > limit,
-        **current,
-    }
+    taken, more = page(events, store.epoch, cursor, limit, max_bytes)
+    return {"unrecoverable": False, "events": taken, "more": more, **current}

@@ -24,12 +24,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Final, cast
 
 from autobahn.twisted.wamp import ApplicationSession
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import ComponentConfig, RegisterOptions
 
+from broker import nodeconfig
 from broker.errors import BrokerError, ConfigError, InvalidToken, NotAuthorized
 from broker.grants import ACTIONS, Grants
 from broker.history import HistoryStore, create_store
@@ -48,6 +49,8 @@ from broker.uris import MATCH_POLICIES, Match, check_uri, is_valid_uri
 AUTHORIZE_PROCEDURE = "broker.authorize"
 AUTHENTICATE_PROCEDURE = "broker.authenticate"
 RECOVER_PROCEDURE = "broker.recover"
+#: The message limit assumed when the node config cannot be read: the shipped ``max_message_size``.
+FALLBACK_MESSAGE_LIMIT: Final = 65536
 
 
 def _may_subscribe(
@@ -135,17 +138,19 @@ def recover_for(
     match: str = "exact",
     epoch: object = None,
     after: object = 0,
+    max_bytes: int | None = None,
 ) -> dict[str, Any]:
     """``broker.recover``: missed events, for callers who may subscribe to ``(topic, match)``.
 
     ``may_subscribe`` is the caller's own subscribe check (its role's grants,
-    plus its token's for a ``user`` session); ``who`` names the caller in errors.
+    plus its token's for a ``user`` session); ``who`` names the caller in errors;
+    the answer fits ``max_bytes``, the node's message limit.
     """
     try:
         check_uri(topic, match)  # also refuses an unknown match policy
         if not may_subscribe(topic, cast(Match, match)):
             raise NotAuthorized(f"{who} may not subscribe to {topic!r} ({match}), so not read its history")
-        return recover(store, topic, match, epoch, after)
+        return recover(store, topic, match, epoch, after, max_bytes=max_bytes)
     except BrokerError as error:
         raise ApplicationError(error.wamp_uri, str(error)) from None
 
@@ -193,6 +198,7 @@ class BrokerComponent(ApplicationSession):
         history = self.settings.history
         store = create_store(history.store, "$.extra.history.store", base_dir=self._cbdir)
         STATE.history, STATE.history_policies = store, history.policies
+        STATE.message_limit = self._message_limit()
         positions.install()
 
         def _recover(
@@ -202,7 +208,7 @@ class BrokerComponent(ApplicationSession):
             may = _may_subscribe(self.settings.grants, users, role, details.caller, details.caller_authid)
             who = f"user {details.caller_authid!r}" if role == USER_ROLE else f"role {role!r}"
             try:
-                answer = recover_for(may, store, who, topic, match, epoch, after)
+                answer = recover_for(may, store, who, topic, match, epoch, after, STATE.message_limit)
             except ApplicationError:
                 metrics.count_recovery("refused")
                 raise
@@ -234,6 +240,23 @@ class BrokerComponent(ApplicationSession):
             realm=details.realm,
             roles=", ".join(sorted(grants.role_names())),
         )
+
+    def _message_limit(self) -> int | None:
+        """The message limit of the config crossbar started this node with (``<cbdir>/config.json``).
+
+        Unreadable, it is the shipped config's 64 KiB, which fails safe: a
+        smaller limit only refuses large events and pages recovery finer.
+        """
+        path = Path(self._cbdir) / nodeconfig.CONFIG_FILENAME
+        try:
+            return nodeconfig.message_limit(nodeconfig.load(path))
+        except ConfigError as error:
+            self.log.warn(
+                "Broker: message limit unknown ({error}); using {limit} bytes",
+                error=error,
+                limit=FALLBACK_MESSAGE_LIMIT,
+            )
+            return FALLBACK_MESSAGE_LIMIT
 
     def onUserError(self, fail: Any, msg: str) -> None:
         """A refused recovery is the caller's error, answered to the caller: don't log it."""

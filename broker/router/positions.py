@@ -14,7 +14,11 @@ dropped, never forwarded. If the store fails the publish is refused with
 and once Broker's component has left (the node is stopping: SIGTERM, Ctrl-C)
 every publish to a topic with history is refused with ``broker.error.not_ready``:
 the store is closed, and an acknowledged event must be one that recovery can
-return.
+return. An event that would not fit the node's message limit once its
+position is added, as a live EVENT or as a recovery answer of its own
+(:func:`broker.history.recovery.check_deliverable`), is refused before it is
+stored, with ``broker.error.too_large`` (counted ``EventTooLarge``):
+accepted, it would be dropped for every subscriber and unrecoverable.
 Every authorized publish, with history or without, is counted in
 ``broker_publishes_total``, its deliveries and their latency (from this hook
 on) in ``broker_deliveries_total`` and ``broker_delivery_latency_seconds``,
@@ -31,14 +35,18 @@ from autobahn.wamp import message
 from crossbar.router.broker import Broker
 from twisted.logger import Logger
 
-from broker.errors import NotReady
+from broker.errors import NotReady, PayloadTooLarge
 from broker.history import POSITION_KEY
 from broker.history.policy import retention_for
+from broker.history.recovery import check_deliverable
 from broker.router import metrics
 from broker.router.state import STATE
 
 #: The role of Broker's own in-process session, whose position requests are honoured.
 BROKER_ROLE = "broker"
+
+#: The rejection reason of a publish refused for its size (``broker_rejections_total``).
+EVENT_TOO_LARGE = "EventTooLarge"
 
 _log = Logger(namespace="broker.positions")
 _original: dict[str, Any] = {}
@@ -56,6 +64,21 @@ def _refuse(session: Any, publish: Any, uri: str, reason: str) -> None:
         session._transport.send(
             message.Error(message.Publish.MESSAGE_TYPE, publish.request, uri, args=[reason])
         )
+
+
+def _deliverable(session: Any, publish: Any, kwargs: dict[str, Any], epoch: str | None) -> bool:
+    """Whether the event fits the node's message limit with its position (``epoch`` None: the
+    topic keeps no history); if not, the publish is refused with ``broker.error.too_large``."""
+    if publish.payload is not None:  # an end-to-end encrypted payload: crossbar forwards it as is
+        return True
+    details = {"transaction_hash": publish.transaction_hash} if publish.transaction_hash else None
+    try:
+        check_deliverable(publish.topic, publish.args or [], kwargs, epoch, STATE.message_limit, details)
+    except PayloadTooLarge as error:
+        STATE.count_rejection(EVENT_TOO_LARGE)
+        _refuse(session, publish, error.wamp_uri, str(error))
+        return False
+    return True
 
 
 def _process_publish(self: Any, session: Any, publish: Any) -> None:
@@ -82,10 +105,12 @@ def _process_publish(self: Any, session: Any, publish: Any) -> None:
             STATE.count_rejection(metrics.NOT_AUTHORIZED)
             original(self, session, publish)  # crossbar answers the refusal itself
             return
+        kwargs = _strip(publish) if retention is not None else dict(publish.kwargs or {})
+        if not _deliverable(session, publish, kwargs, store.epoch if retention is not None else None):
+            return
         # every authorized publish, with history or without
         publication = metrics.count_publish(publish.topic, received)
         if retention is not None:
-            kwargs = _strip(publish)
             try:
                 event = store.append(publish.topic, list(publish.args or []), kwargs, retention)
             except Exception:  # the store's own errors vary by engine; any of them means "not stored"

@@ -21,8 +21,10 @@ from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
-from broker.errors import BrokerError, NotReady, RateLimited, ServerError
+from broker.errors import BrokerError, NotReady, PayloadTooLarge, RateLimited, ServerError
 from broker.history import POSITION_KEY
+from broker.history.policy import retention_for
+from broker.history.recovery import check_deliverable
 from broker.idempotency import Answer
 from broker.publishing import PUBLISH_PATH, Admitted, Event
 from broker.router import metrics
@@ -41,7 +43,10 @@ async def publish_all(session: Any, events: tuple[Event, ...]) -> Answer:
 
     Each publish carries a one-off token where the position goes, so the
     position hook (:mod:`broker.router.positions`) hands back what it issued.
+    An event too large to deliver refuses the whole request before any is published.
     """
+    for event in events:
+        _check_deliverable(event)
     published = []
     for event in events:
         token = uuid.uuid4().hex
@@ -53,6 +58,14 @@ async def publish_all(session: Any, events: tuple[Event, ...]) -> Answer:
             position = STATE.issued_positions.pop(token, None)
         published.append({"topic": event.topic, "id": publication.id, "position": position})
     return 200, {"published": published}
+
+
+def _check_deliverable(event: Event) -> None:
+    """The position hook's size rule, applied before publishing (raises ``PayloadTooLarge``)."""
+    store = STATE.history
+    keeps = store is not None and retention_for(STATE.history_policies, event.topic) is not None
+    epoch = store.epoch if keeps else None
+    check_deliverable(event.topic, [event.data], {}, epoch, STATE.message_limit)
 
 
 class PublishResource(Resource):
@@ -103,6 +116,11 @@ class PublishResource(Resource):
 
     def _failed(self, failure: Failure, admitted: Admitted) -> Answer:
         error = failure.value
+        if isinstance(error, PayloadTooLarge):  # an event too large to deliver, refused up front
+            STATE.count_rejection("http_PayloadTooLarge")
+            return error_answer(error)
+        if isinstance(error, ApplicationError) and error.error == PayloadTooLarge.wamp_uri:
+            return error_answer(PayloadTooLarge(str(error.args[0] if error.args else error.error)))
         if isinstance(error, ApplicationError):
             _log.warn(
                 "publish for key {key} refused by the router: {error}", key=admitted.key_id, error=error

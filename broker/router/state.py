@@ -21,6 +21,9 @@ class NodeState:
     #: The history store (a :class:`broker.history.HistoryStore`) and its policies, once configured.
     history: Any = None
     history_policies: tuple[Any, ...] = ()
+    #: The node's message limit in bytes (:func:`broker.nodeconfig.message_limit`; None: none):
+    #: every event must be deliverable, and every recovery answer fit, within it.
+    message_limit: int | None = None
     #: Positions issued for the HTTP API's publishes, by the token it passed; popped on ack.
     issued_positions: dict[str, Any] = field(default_factory=dict)
     #: The HTTP publish API's gate (a :class:`broker.publishing.PublishGate`), once configured.

@@ -28,9 +28,13 @@ export interface EventMeta {
 export interface UnrecoverableInfo {
   topic: string;
   match: Match;
-  /** e.g. "some missed events are no longer in history", "epoch changed: the history was reset" */
+  /**
+   * e.g. "some missed events are no longer in history", "epoch changed: the history was reset",
+   * or "recovery failed: …" when broker.recover answered an error, no answer came within
+   * `recoverTimeout`, or the answer was malformed
+   */
   reason: string;
-  /** live delivery continues from here */
+  /** live delivery continues from here (after a failed recovery: the last position delivered) */
   epoch: string;
   cursor: number;
 }
@@ -61,8 +65,14 @@ export interface SubscribeOptions {
   recover?: boolean;
   /** resume from a position stored earlier (e.g. `sub.position` saved in localStorage); implies nothing without recover */
   from?: ResumePosition;
-  /** the missed events could not all be recovered: reload state; live events continue */
+  /**
+   * the missed events could not all be recovered, or the recovery failed for any reason: reload
+   * state; live events continue. Without it, the gap is reported as an error (`err.unrecoverable`
+   * holds the info) through onError or the client's "error" event
+   */
   onUnrecoverable?: (info: UnrecoverableInfo) => void;
+  /** milliseconds one broker.recover call may take before the gap counts as unrecoverable; default 10000 */
+  recoverTimeout?: number;
   /** the subscription or a recovery was refused (e.g. wamp.error.not_authorized); default: the client's "error" event */
   onError?: (error: BrokerError) => void;
 }

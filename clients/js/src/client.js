@@ -12,10 +12,12 @@
 import autobahn from "autobahn";
 import { backoffDelay } from "./backoff.js";
 import { expiresSoon, refreshDelay } from "./jwt.js";
-import { ResumeTracker, normalizeAnswer, recoveredItem } from "./recovery.js";
+import { ResumeTracker, normalizeAnswer, pageProblem, recoveredItem, withTimeout } from "./recovery.js";
 import { TransportPicker, afterClose, defaultLongPollUrl, nextState } from "./state.js";
 
 const RECOVER = "broker.recover";
+/** milliseconds one `broker.recover` call may take before the gap counts as unrecoverable */
+const RECOVER_TIMEOUT_MS = 10000;
 const REFRESH_MARGIN_MS = 30000;
 const MAX_TIMEOUT = 2 ** 31 - 1;
 
@@ -307,6 +309,7 @@ export class Subscription {
     this._handler = handler;
     this._onUnrecoverable = options.onUnrecoverable || null;
     this._onError = options.onError || null;
+    this._recoverTimeout = Number.isFinite(options.recoverTimeout) && options.recoverTimeout > 0 ? options.recoverTimeout : RECOVER_TIMEOUT_MS;
     this._tracker = new ResumeTracker(options.from || null);
     this._gen = 0;
     this._wamp = null;
@@ -390,15 +393,40 @@ export class Subscription {
     try {
       await this._recover(session, gen, ask);
     } catch (err) {
-      if (gen !== this._gen) return;
-      this._error(err); // continue live; the gap (if any) is not filled
+      if (gen !== this._gen) return; // the session went away: the next one recovers again
+      if (ask.probe) this._error(err); // nothing was missed yet, so there is no gap
+      else this._unrecoverable(`recovery failed: ${describe(err).message}`, null);
     }
     if (gen === this._gen) this._deliver(this._tracker.finish());
   }
 
+  /**
+   * The gap cannot be filled (an unrecoverable answer, or a recovery that
+   * failed): continue from the node's position if it gave one, else from the
+   * last one delivered, release the held live events, and say so — to
+   * `onUnrecoverable`, or as an error — never skip the gap silently.
+   */
+  _unrecoverable(reason, answer) {
+    const epoch = answer && typeof answer.epoch === "string" ? answer.epoch : this._tracker.epoch;
+    const cursor = answer && Number.isInteger(answer.cursor) ? answer.cursor : this._tracker.cursor;
+    this._tracker.reset({ epoch, cursor });
+    const gap = { topic: this.topic, match: this.match, reason, epoch, cursor };
+    if (this._onUnrecoverable) {
+      try {
+        this._onUnrecoverable(gap);
+      } catch (err) {
+        this.client._emit("error", err);
+      }
+      return;
+    }
+    const err = new Error(`missed events on ${this.topic} cannot be recovered: ${reason}`);
+    err.unrecoverable = gap;
+    this._error(err);
+  }
+
   async _recover(session, gen, ask) {
     const call = (epoch, after) =>
-      session.call(RECOVER, [this.topic], { match: this.match, epoch, after }).then(normalizeAnswer);
+      withTimeout(session.call(RECOVER, [this.topic], { match: this.match, epoch, after }), this._recoverTimeout, RECOVER).then(normalizeAnswer);
     if (ask.probe) {
       // nothing seen yet: learn the current position, so a later reconnect recovers from it
       const answer = await call(ask.epoch, 0);
@@ -409,21 +437,15 @@ export class Subscription {
     for (;;) {
       const answer = await call(ask.epoch, after);
       if (gen !== this._gen) return;
+      const problem = pageProblem(answer);
+      if (problem) throw new TypeError(problem);
       if (answer.unrecoverable) {
-        this._tracker.reset(answer);
-        if (this._onUnrecoverable) {
-          try {
-            this._onUnrecoverable({ topic: this.topic, match: this.match, reason: answer.reason, epoch: answer.epoch, cursor: answer.cursor });
-          } catch (err) {
-            this.client._emit("error", err);
-          }
-        }
+        this._unrecoverable(answer.reason, answer);
         return;
       }
-      const events = Array.isArray(answer.events) ? answer.events : [];
-      this._deliver(this._tracker.recovered(events.map(recoveredItem)));
-      if (!answer.more || events.length === 0) return;
-      after = events[events.length - 1].position.cursor;
+      this._deliver(this._tracker.recovered(answer.events.map(recoveredItem)));
+      if (!answer.more) return;
+      after = answer.events[answer.events.length - 1].position.cursor;
     }
   }
 }

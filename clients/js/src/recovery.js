@@ -129,6 +129,31 @@ export function normalizeAnswer(result) {
   return answer;
 }
 
+/**
+ * What is wrong with a normalized `broker.recover` page, or null if it is one:
+ * its events must carry a topic and a cursor, and a page that says `more`
+ * must hold at least one event (asking again from the same cursor would loop).
+ */
+export function pageProblem(answer) {
+  if (answer.unrecoverable) return null;
+  if (!Array.isArray(answer.events) || typeof answer.more !== "boolean") return "the answer has no events or no more";
+  for (const event of answer.events) {
+    const cursor = event && event.position ? event.position.cursor : undefined;
+    if (typeof event.topic !== "string" || !Number.isInteger(cursor)) return "an event in the answer lacks its topic or position";
+  }
+  if (answer.more && answer.events.length === 0) return "the answer says more but holds no event";
+  return null;
+}
+
+/** `promise`, or a rejection after `ms` milliseconds (the timer is cleared either way). */
+export function withTimeout(promise, ms, what = "the call") {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
 /** A recovered event as `[position, {data, meta}]`, shaped like a live one. */
 export function recoveredItem(event) {
   const position = event.position || null;
