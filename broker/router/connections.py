@@ -1,0 +1,268 @@
+"""Connection-level limits on crossbar's web transport (:mod:`broker.connlimits` has the rules and why).
+
+Autobahn and Twisted do the work a peer asks for, byte by byte: every
+WebSocket frame is parsed and handed on whatever it carries, and every byte of
+an HTTP request restarts Twisted's idle timer. This module bounds both, with
+hooks that run once per frame (a counter) or once per request (a timer):
+
+* **WebSocket frames** (``WampWebSocketServerProtocol``): the frames of one
+  message, the rate of control frames, and the frames after the router's own
+  close are counted in ``onFrameBegin``. Over a limit, the peer gets close
+  1008 with the reason (counted ``FrameFlood``, one log line) and nothing more
+  it sends is parsed: its buffered bytes are dropped, later reads discarded,
+  and ``close_handshake_timeout`` drops the connection if its close reply,
+  unread, never comes.
+* **HTTP requests** (Twisted's ``HTTPChannel`` under crossbar's ``Site``):
+  from accept, and from each response on a kept-alive connection, the whole
+  next request (headers and body; for a WebSocket, its upgrade request) must
+  arrive within ``client_timeout`` seconds, however it trickles. A late one
+  gets ``408`` if it had sent part of a request (nothing if it had sent
+  nothing, as for an idle timeout), is counted ``RequestTimeout`` and closed.
+  On a port with ``max_connections`` (crossbar's ``MaxConnectionsFactory``),
+  a new connection that finds every slot taken closes the connection that has
+  waited longest for its request (counted ``RequestEvicted``, logged at most
+  every 10 s) and takes its place; only when no connection is waiting is it
+  refused, as crossbar does. Connections that are still sending their request
+  can so never keep an established one, or a new one, out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Final
+
+from autobahn.websocket.protocol import WebSocketProtocol
+from crossbar.common.twisted.endpoint import MaxConnectionsFactory
+from crossbar.router.protocol import WampWebSocketServerProtocol
+from twisted.logger import Logger
+from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
+from twisted.web.http import HTTPChannel
+
+from broker.connlimits import (
+    CONTROL_FRAME_BURST,
+    CONTROL_FRAMES_PER_SECOND,
+    MAX_FRAMES_AFTER_CLOSE,
+    WaitingRoom,
+    request_timeout,
+    too_many_control_frames,
+    too_many_fragments,
+)
+from broker.ratelimit import TokenBucket
+from broker.router.state import STATE
+
+#: Seconds between two log lines about evicted connections (as crossbar logs refusals).
+EVICTION_LOG_INTERVAL: Final = 10.0
+
+_OPEN: Final = WebSocketProtocol.STATE_OPEN
+_CLOSING: Final = WebSocketProtocol.STATE_CLOSING
+_CLOSE_POLICY_VIOLATION: Final = WebSocketProtocol.CLOSE_STATUS_CODE_POLICY_VIOLATION
+
+_log = Logger(namespace="broker.connections")
+_installed: list[bool] = []
+
+
+# -- WebSocket frames ---------------------------------------------------------------
+
+
+def _make_frame_begin(original: Callable[[Any], None], clock: Callable[[], float]) -> Callable[[Any], None]:
+    def on_frame_begin(self: Any) -> None:
+        original(self)
+        if self.state != _OPEN:
+            if self.state == _CLOSING:  # the router sent its close frame: the peer is to answer it
+                self._broker_after_close += 1
+                if self._broker_after_close > MAX_FRAMES_AFTER_CLOSE:
+                    _stop_reading(self)
+            return
+        opcode = self.current_frame.opcode
+        if opcode > 7:  # a control frame
+            bucket = self._broker_control
+            if bucket is None:
+                bucket = TokenBucket(CONTROL_FRAMES_PER_SECOND, CONTROL_FRAME_BURST, clock)
+                self._broker_control = bucket
+            if bucket.take():
+                _refuse_frames(self, too_many_control_frames())
+            return
+        fragments = self._broker_fragments + 1 if opcode == 0 else 1  # 0: a continuation frame
+        self._broker_fragments = fragments
+        reason = too_many_fragments(fragments)
+        if reason is not None:
+            _refuse_frames(self, reason)
+
+    return on_frame_begin
+
+
+def _refuse_frames(self: Any, reason: str) -> None:
+    """Close 1008 with ``reason`` and read nothing more from this peer."""
+    STATE.count_rejection("FrameFlood")
+    _log.warn("closing {peer}: {reason}", peer=self.peer, reason=reason)
+    self.failedByMe = True  # autobahn then hands nothing more of the current message on
+    if self.failByDrop:
+        self.dropConnection(abort=True)
+    else:
+        self.sendCloseFrame(code=_CLOSE_POLICY_VIOLATION, reasonUtf8=reason.encode("utf-8"), isReply=False)
+    _stop_reading(self)
+
+
+def _stop_reading(self: Any) -> None:
+    self._broker_deaf = True
+    self.data = b""  # what is buffered after this frame is not parsed
+
+
+def _make_data_received(original: Callable[[Any, bytes], None]) -> Callable[[Any, bytes], None]:
+    def data_received(self: Any, data: bytes) -> None:
+        if not self._broker_deaf:
+            original(self, data)
+
+    return data_received
+
+
+# -- HTTP requests ------------------------------------------------------------------
+
+
+def _room_of(transport: Any) -> WaitingRoom[Any] | None:
+    """The waiting room of the port a channel was accepted on, if that port has ``max_connections``.
+
+    The channel's transport is the connection cap's ``ProtocolWrapper``, or a
+    TLS protocol (itself a ``ProtocolWrapper``) whose transport that is.
+    """
+    while isinstance(transport, ProtocolWrapper):
+        factory = transport.factory
+        if isinstance(factory, MaxConnectionsFactory):
+            room: WaitingRoom[Any] | None = factory.__dict__.get("_broker_room")
+            if room is None:
+                room = factory._broker_room = WaitingRoom()  # type: ignore[attr-defined]
+            return room
+        transport = transport.transport
+    return None
+
+
+def _await_request(channel: Any) -> None:
+    """``channel`` waits for a request: it gets ``client_timeout`` seconds for all of it."""
+    deadline = channel._broker_deadline
+    if deadline is not None and deadline.active():
+        deadline.cancel()
+    channel._broker_deadline = channel.callLater(channel.timeOut, _request_late, channel)
+    if channel._broker_room is not None:
+        channel._broker_room.wait(channel)
+
+
+def _stop_waiting(channel: Any) -> None:
+    deadline = channel._broker_deadline
+    if deadline is not None and deadline.active():
+        deadline.cancel()
+    channel._broker_deadline = None
+    if channel._broker_room is not None:
+        channel._broker_room.leave(channel)
+
+
+def _request_late(channel: Any) -> None:
+    channel._broker_deadline = None
+    if channel._broker_room is not None:
+        channel._broker_room.leave(channel)
+    if channel.transport is None:  # the connection became a WebSocket meanwhile
+        return
+    STATE.count_rejection("RequestTimeout")
+    if channel.requests or channel._buffer:  # part of a request arrived: say why it ends
+        body = (request_timeout(channel.timeOut) + "\n").encode("utf-8")
+        channel.transport.write(
+            b"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+        )
+    channel.timeoutConnection()  # what Twisted's idle timeout does: close, abort if that stalls
+
+
+def _make_connection_made(original: Callable[[Any], None]) -> Callable[[Any], None]:
+    def connection_made(self: Any) -> None:
+        original(self)
+        if self.timeOut:  # crossbar's Site: the transport's client_timeout
+            self._broker_room = _room_of(self.transport)
+            _await_request(self)
+
+    return connection_made
+
+
+def _make_all_content_received(original: Callable[[Any], None]) -> Callable[[Any], None]:
+    def all_content_received(self: Any) -> None:
+        _stop_waiting(self)
+        original(self)
+
+    return all_content_received
+
+
+def _make_request_done(original: Callable[[Any, Any], None]) -> Callable[[Any, Any], None]:
+    def request_done(self: Any, request: Any) -> None:
+        if self.persistent and self.timeOut and self.transport is not None:
+            _await_request(self)  # before the next pipelined request, if any, is parsed
+        original(self, request)
+
+    return request_done
+
+
+def _make_connection_lost(original: Callable[[Any, Any], None]) -> Callable[[Any, Any], None]:
+    def connection_lost(self: Any, reason: Any) -> None:
+        _stop_waiting(self)
+        original(self, reason)
+
+    return connection_lost
+
+
+def _make_build_protocol(
+    original: Callable[[Any, Any], Any], clock: Callable[[], float]
+) -> Callable[[Any, Any], Any]:
+    def build_protocol(self: Any, addr: Any) -> Any:
+        if len(self.protocols) >= self.max_connections:
+            room: WaitingRoom[Any] | None = self.__dict__.get("_broker_room")
+            waiting = room.oldest() if room is not None else None
+            if waiting is not None:
+                _evict(self, waiting, clock())
+                # the evicted connection still counts until its connectionLost, in the next turn
+                return WrappingFactory.buildProtocol(self, addr)
+        return original(self, addr)
+
+    return build_protocol
+
+
+def _evict(factory: Any, channel: Any, now: float) -> None:
+    """Close ``channel`` (still waiting for its request) to make room for a new connection."""
+    _stop_waiting(channel)
+    STATE.count_rejection("RequestEvicted")
+    evicted = factory.__dict__.get("_broker_evicted", 0) + 1
+    last = factory.__dict__.get("_broker_evicted_logged")
+    if last is None or now - last >= EVICTION_LOG_INTERVAL:
+        _log.warn(
+            "closed {evicted} connection(s) still waiting for their request to accept new ones: "
+            "max_connections={max_connections} reached",
+            evicted=evicted,
+            max_connections=factory.max_connections,
+        )
+        evicted, factory._broker_evicted_logged = 0, now
+    factory._broker_evicted = evicted
+    channel.transport.abortConnection()
+
+
+def install(reactor: Any = None) -> None:
+    """Apply the limits above, once per process."""
+    if _installed:
+        return
+    _installed.append(True)
+    if reactor is None:
+        from twisted.internet import reactor as global_reactor
+
+        reactor = global_reactor
+    ws = WampWebSocketServerProtocol
+    ws.onFrameBegin = _make_frame_begin(ws.onFrameBegin, reactor.seconds)  # type: ignore[method-assign,assignment]
+    ws._dataReceived = _make_data_received(ws._dataReceived)  # type: ignore[method-assign,assignment]
+    # per-connection state, as class defaults: set on a connection once it needs its own
+    ws._broker_fragments = 0  # type: ignore[attr-defined]
+    ws._broker_after_close = 0  # type: ignore[attr-defined]
+    ws._broker_control = None  # type: ignore[attr-defined]
+    ws._broker_deaf = False  # type: ignore[attr-defined]
+    channel = HTTPChannel
+    channel.connectionMade = _make_connection_made(channel.connectionMade)  # type: ignore[method-assign]
+    channel.allContentReceived = _make_all_content_received(channel.allContentReceived)  # type: ignore[method-assign]
+    channel.requestDone = _make_request_done(channel.requestDone)  # type: ignore[method-assign]
+    channel.connectionLost = _make_connection_lost(channel.connectionLost)  # type: ignore[method-assign]
+    channel._broker_deadline = None  # type: ignore[attr-defined]
+    channel._broker_room = None  # type: ignore[attr-defined]
+    cap = MaxConnectionsFactory
+    cap.buildProtocol = _make_build_protocol(cap.buildProtocol, reactor.seconds)  # type: ignore[method-assign]
