@@ -119,21 +119,17 @@ def _make_data_received(original: Callable[[Any, bytes], None]) -> Callable[[Any
 # -- HTTP requests ------------------------------------------------------------------
 
 
-def _room_of(transport: Any) -> WaitingRoom[Any] | None:
-    """The waiting room of the port a channel was accepted on, if that port has ``max_connections``.
+def _attach(room: WaitingRoom[Any], protocol: Any) -> None:
+    """Tell the HTTP channel under a newly accepted connection which waiting room it belongs to.
 
-    The channel's transport is the connection cap's ``ProtocolWrapper``, or a
-    TLS protocol (itself a ``ProtocolWrapper``) whose transport that is.
+    Under the connection cap's wrapper there may be TLS (itself a
+    ``ProtocolWrapper``), then Twisted's HTTP/1.1-or-2 proxy around the channel.
     """
-    while isinstance(transport, ProtocolWrapper):
-        factory = transport.factory
-        if isinstance(factory, MaxConnectionsFactory):
-            room: WaitingRoom[Any] | None = factory.__dict__.get("_broker_room")
-            if room is None:
-                room = factory._broker_room = WaitingRoom()  # type: ignore[attr-defined]
-            return room
-        transport = transport.transport
-    return None
+    while isinstance(protocol, ProtocolWrapper):
+        protocol = protocol.wrappedProtocol
+    channel = getattr(protocol, "_channel", protocol)
+    if isinstance(channel, HTTPChannel):
+        channel._broker_room = room  # type: ignore[attr-defined]
 
 
 def _await_request(channel: Any) -> None:
@@ -141,7 +137,7 @@ def _await_request(channel: Any) -> None:
     deadline = channel._broker_deadline
     if deadline is not None and deadline.active():
         deadline.cancel()
-    channel._broker_deadline = channel.callLater(channel.timeOut, _request_late, channel)
+    channel._broker_deadline = channel.callLater(channel._broker_timeout, _request_late, channel)
     if channel._broker_room is not None:
         channel._broker_room.wait(channel)
 
@@ -163,7 +159,7 @@ def _request_late(channel: Any) -> None:
         return
     STATE.count_rejection("RequestTimeout")
     if channel.requests or channel._buffer:  # part of a request arrived: say why it ends
-        body = (request_timeout(channel.timeOut) + "\n").encode("utf-8")
+        body = (request_timeout(channel._broker_timeout) + "\n").encode("utf-8")
         channel.transport.write(
             b"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\n"
             b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
@@ -175,7 +171,7 @@ def _make_connection_made(original: Callable[[Any], None]) -> Callable[[Any], No
     def connection_made(self: Any) -> None:
         original(self)
         if self.timeOut:  # crossbar's Site: the transport's client_timeout
-            self._broker_room = _room_of(self.transport)
+            self._broker_timeout = self.timeOut  # Twisted unsets timeOut while a request is handled
             _await_request(self)
 
     return connection_made
@@ -191,7 +187,7 @@ def _make_all_content_received(original: Callable[[Any], None]) -> Callable[[Any
 
 def _make_request_done(original: Callable[[Any, Any], None]) -> Callable[[Any, Any], None]:
     def request_done(self: Any, request: Any) -> None:
-        if self.persistent and self.timeOut and self.transport is not None:
+        if self.persistent and self._broker_timeout and self.transport is not None:
             _await_request(self)  # before the next pipelined request, if any, is parsed
         original(self, request)
 
@@ -210,14 +206,18 @@ def _make_build_protocol(
     original: Callable[[Any, Any], Any], clock: Callable[[], float]
 ) -> Callable[[Any, Any], Any]:
     def build_protocol(self: Any, addr: Any) -> Any:
-        if len(self.protocols) >= self.max_connections:
-            room: WaitingRoom[Any] | None = self.__dict__.get("_broker_room")
-            waiting = room.oldest() if room is not None else None
-            if waiting is not None:
-                _evict(self, waiting, clock())
-                # the evicted connection still counts until its connectionLost, in the next turn
-                return WrappingFactory.buildProtocol(self, addr)
-        return original(self, addr)
+        room: WaitingRoom[Any] | None = self.__dict__.get("_broker_room")
+        if room is None:
+            room = self._broker_room = WaitingRoom()
+        if len(self.protocols) >= self.max_connections and (waiting := room.oldest()) is not None:
+            _evict(self, waiting, clock())
+            # the evicted connection still counts until its connectionLost, in the next turn
+            protocol = WrappingFactory.buildProtocol(self, addr)
+        else:
+            protocol = original(self, addr)
+        if isinstance(protocol, ProtocolWrapper):  # not refused
+            _attach(room, protocol.wrappedProtocol)
+        return protocol
 
     return build_protocol
 
@@ -262,6 +262,7 @@ def install(reactor: Any = None) -> None:
     channel.allContentReceived = _make_all_content_received(channel.allContentReceived)  # type: ignore[method-assign]
     channel.requestDone = _make_request_done(channel.requestDone)  # type: ignore[method-assign]
     channel.connectionLost = _make_connection_lost(channel.connectionLost)  # type: ignore[method-assign]
+    channel._broker_timeout = None  # type: ignore[attr-defined]
     channel._broker_deadline = None  # type: ignore[attr-defined]
     channel._broker_room = None  # type: ignore[attr-defined]
     cap = MaxConnectionsFactory
