@@ -18,9 +18,10 @@ Two floods cost the router far more than the bytes they send:
   forever, and enough of them take every slot of ``max_connections``. A
   connection that is waiting for its request (from accept, or from its
   previous response on a kept-alive connection, until the request's last byte)
-  sits in a :class:`WaitingRoom`: it has ``client_timeout`` seconds in all,
-  and when the port is at its connection cap a new connection takes the slot
-  of the one that has waited longest rather than being refused.
+  has ``client_timeout`` seconds in all. It sits in a :class:`WaitingRoom`,
+  and stays there once it is a WebSocket until its WAMP session joins; when
+  the port is at its connection cap a new connection takes the slot of the one
+  that has waited longest rather than being refused.
 
 :mod:`broker.router.connections` applies these rules to crossbar's transports.
 """

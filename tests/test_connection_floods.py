@@ -384,21 +384,33 @@ def is_open(sock: socket.socket) -> bool:
         sock.setblocking(True)
 
 
-def test_waiting_connections_make_room_for_real_clients(make_node: Callable[..., Node]) -> None:
-    # crossbar: with max_connections 20, 19 half-sent requests and one subscriber refuse every
-    # new client until the trickle stops
+def half_sent_request(node: Node) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", node.port))
+    sock.sendall(b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and never the rest
+    return sock
+
+
+def websocket_without_hello(node: Node) -> socket.socket:
+    return RawSocket(node).sock  # the 101 read, and never a HELLO
+
+
+@pytest.mark.parametrize("waits", [half_sent_request, websocket_without_hello])
+def test_waiting_connections_make_room_for_real_clients(
+    make_node: Callable[..., Node], waits: Callable[[Node], socket.socket]
+) -> None:
+    # crossbar: with max_connections 20, 19 half-sent requests (or WebSockets that never send
+    # HELLO) and one subscriber refuse every new client until they give up
     def capped(config: dict[str, Any]) -> None:
         transport = config["workers"][0]["transports"][0]
         transport["max_connections"] = 20
         transport["options"]["client_timeout"] = 60
+        config["workers"][0]["components"][0]["extra"]["hello_timeout"] = 60
 
     small = make_node(capped)
     canary = RawWamp(small.ws_url, origin=small.origin)
     canary.hello()
     assert canary.subscribe("public.room")[0] == SUBSCRIBED
-    waiting = [socket.create_connection(("127.0.0.1", small.port)) for _ in range(19)]
-    for sock in waiting:
-        sock.sendall(b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and never the rest
+    waiting = [waits(small) for _ in range(19)]
     publisher = RawWamp(small.ws_url, origin=small.origin)  # the 21st connection
     assert publisher.hello(authid="backend", secret=BACKEND_SECRET)[0] == 2
     clients = []
@@ -412,6 +424,6 @@ def test_waiting_connections_make_room_for_real_clients(make_node: Callable[...,
         assert subscriber.event()[4] == [1]
     # the three that had waited longest made room, oldest first; the others still wait
     assert [is_open(sock) for sock in waiting] == [False] * 3 + [True] * 16
-    assert "closed 1 connection(s) still waiting for their request to accept new ones" in small.log()
+    assert "closed 1 connection(s) still waiting for their request or WAMP session" in small.log()
     for sock in waiting:
         sock.close()

@@ -20,10 +20,12 @@ hooks that run once per frame (a counter) or once per request (a timer):
   nothing, as for an idle timeout), is counted ``RequestTimeout`` and closed.
   On a port with ``max_connections`` (crossbar's ``MaxConnectionsFactory``),
   a new connection that finds every slot taken closes the connection that has
-  waited longest for its request (counted ``RequestEvicted``, logged at most
-  every 10 s) and takes its place; only when no connection is waiting is it
-  refused, as crossbar does. Connections that are still sending their request
-  can so never keep an established one, or a new one, out.
+  waited longest (counted ``RequestEvicted``, logged at most every 10 s) and
+  takes its place; only when no connection is waiting is it refused, as
+  crossbar does. Waiting means: for its HTTP request, or, once it is a
+  WebSocket, for its WAMP session to join (``hello_timeout`` bounds that
+  wait). Connections that are still handshaking can so never keep an
+  established one, or a new one, out.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from typing import Any, Final
 from autobahn.websocket.protocol import WebSocketProtocol
 from crossbar.common.twisted.endpoint import MaxConnectionsFactory
 from crossbar.router.protocol import WampWebSocketServerProtocol
+from crossbar.router.session import RouterSession
 from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.web.http import HTTPChannel
@@ -180,9 +183,48 @@ def _make_connection_made(original: Callable[[Any], None]) -> Callable[[Any], No
 def _make_all_content_received(original: Callable[[Any], None]) -> Callable[[Any], None]:
     def all_content_received(self: Any) -> None:
         _stop_waiting(self)
-        original(self)
+        transport = self.transport
+        original(self)  # renders the resource: a WebSocket upgrade takes the transport now
+        if self.transport is None and self._broker_room is not None:
+            _await_hello(self._broker_room, transport)
 
     return all_content_received
+
+
+def _await_hello(room: WaitingRoom[Any], transport: Any) -> None:
+    """A connection that became a WebSocket waits on, until its WAMP session joins.
+
+    Autobahn gives the WebSocket the wrapper that was the channel's transport, or
+    the wrapper (the connection cap's) that was that transport's protocol.
+    """
+    wrapper = transport if isinstance(transport, ProtocolWrapper) else getattr(transport, "protocol", None)
+    websocket = getattr(wrapper, "wrappedProtocol", None)
+    if isinstance(websocket, WampWebSocketServerProtocol) and websocket.state == _OPEN:
+        websocket._broker_room = room  # type: ignore[attr-defined]
+        room.wait(websocket)
+
+
+def _make_session_join(original: Callable[[Any, Any], None]) -> Callable[[Any, Any], None]:
+    def on_join(self: Any, details: Any) -> None:
+        _leave_room(self._transport)
+        original(self, details)
+
+    return on_join
+
+
+def _make_websocket_close(original: Callable[..., None]) -> Callable[..., None]:
+    def on_close(self: Any, wasClean: bool, code: int, reason: str | None) -> None:
+        _leave_room(self)
+        original(self, wasClean, code, reason)
+
+    return on_close
+
+
+def _leave_room(websocket: Any) -> None:
+    room = getattr(websocket, "_broker_room", None)  # long-poll transports have none
+    if room is not None:
+        websocket._broker_room = None
+        room.leave(websocket)
 
 
 def _make_request_done(original: Callable[[Any, Any], None]) -> Callable[[Any, Any], None]:
@@ -222,22 +264,27 @@ def _make_build_protocol(
     return build_protocol
 
 
-def _evict(factory: Any, channel: Any, now: float) -> None:
-    """Close ``channel`` (still waiting for its request) to make room for a new connection."""
-    _stop_waiting(channel)
+def _evict(factory: Any, waiting: Any, now: float) -> None:
+    """Close ``waiting`` (an HTTP channel waiting for its request, or a WebSocket for its
+    session to join) to make room for a new connection."""
+    if isinstance(waiting, HTTPChannel):
+        _stop_waiting(waiting)
+    else:
+        _leave_room(waiting)
     STATE.count_rejection("RequestEvicted")
     evicted = factory.__dict__.get("_broker_evicted", 0) + 1
     last = factory.__dict__.get("_broker_evicted_logged")
     if last is None or now - last >= EVICTION_LOG_INTERVAL:
         _log.warn(
-            "closed {evicted} connection(s) still waiting for their request to accept new ones: "
+            "closed {evicted} connection(s) still waiting for their request or WAMP session "
+            "to accept new ones: "
             "max_connections={max_connections} reached",
             evicted=evicted,
             max_connections=factory.max_connections,
         )
         evicted, factory._broker_evicted_logged = 0, now
     factory._broker_evicted = evicted
-    channel.transport.abortConnection()
+    waiting.transport.abortConnection()
 
 
 def install(reactor: Any = None) -> None:
@@ -257,6 +304,9 @@ def install(reactor: Any = None) -> None:
     ws._broker_after_close = 0  # type: ignore[attr-defined]
     ws._broker_control = None  # type: ignore[attr-defined]
     ws._broker_deaf = False  # type: ignore[attr-defined]
+    ws._broker_room = None  # type: ignore[attr-defined]
+    ws.onClose = _make_websocket_close(ws.onClose)  # type: ignore[method-assign]
+    RouterSession.onJoin = _make_session_join(RouterSession.onJoin)  # type: ignore[method-assign,assignment]
     channel = HTTPChannel
     channel.connectionMade = _make_connection_made(channel.connectionMade)  # type: ignore[method-assign]
     channel.allContentReceived = _make_all_content_received(channel.allContentReceived)  # type: ignore[method-assign]

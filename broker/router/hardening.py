@@ -117,8 +117,8 @@ tests under ``tests/test_hardening.py`` (``tests/test_slow_subscriber.py`` for
     restarts. Broker gives each request ``client_timeout`` seconds in all, from
     accept or the previous response to its last byte (408, then closed), and at
     the connection cap a new connection takes the place of the one that has
-    waited longest for its request instead of being refused
-    (:mod:`broker.router.connections`).
+    waited longest for its request (or, as a WebSocket, for its WAMP session)
+    instead of being refused (:mod:`broker.router.connections`).
 """
 
 from __future__ import annotations
