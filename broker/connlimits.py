@@ -44,10 +44,8 @@ CONTROL_FRAME_BURST: Final = 50
 MAX_FRAMES_AFTER_CLOSE: Final = 64
 
 
-def too_many_fragments(fragments: int) -> str | None:
-    """The close reason when a message has reached ``fragments`` frames; None while within the limit."""
-    if fragments <= MAX_FRAGMENTS:
-        return None
+def too_many_fragments() -> str:
+    """The close reason for a message in more than :data:`MAX_FRAGMENTS` frames."""
     return f"WebSocket message in more than {MAX_FRAGMENTS} fragments"
 
 

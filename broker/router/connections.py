@@ -44,6 +44,7 @@ from twisted.web.http import HTTPChannel
 from broker.connlimits import (
     CONTROL_FRAME_BURST,
     CONTROL_FRAMES_PER_SECOND,
+    MAX_FRAGMENTS,
     MAX_FRAMES_AFTER_CLOSE,
     WaitingRoom,
     request_timeout,
@@ -87,9 +88,8 @@ def _make_frame_begin(original: Callable[[Any], None], clock: Callable[[], float
             return
         fragments = self._broker_fragments + 1 if opcode == 0 else 1  # 0: a continuation frame
         self._broker_fragments = fragments
-        reason = too_many_fragments(fragments)
-        if reason is not None:
-            _refuse_frames(self, reason)
+        if fragments > MAX_FRAGMENTS:
+            _refuse_frames(self, too_many_fragments())
 
     return on_frame_begin
 
