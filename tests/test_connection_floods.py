@@ -313,6 +313,7 @@ def test_frames_after_the_routers_close_are_not_parsed() -> None:
         peer._dataReceived(data[i : i + 700])
     assert peer.parsed == MAX_FRAMES_AFTER_CLOSE + 1
     assert peer.data == b""
+    assert peer.transport.producerState == "paused"  # its socket is no longer read
 
 
 # -- HTTP requests ----------------------------------------------------------------------

@@ -9,9 +9,9 @@ hooks that run once per frame (a counter) or once per request (a timer):
   message, the rate of control frames, and the frames after the router's own
   close are counted in ``onFrameBegin``. Over a limit, the peer gets close
   1008 with the reason (counted ``FrameFlood``, one log line) and nothing more
-  it sends is parsed: its buffered bytes are dropped, later reads discarded,
-  and ``close_handshake_timeout`` drops the connection if its close reply,
-  unread, never comes.
+  it sends is parsed: its buffered bytes are dropped, its socket is no longer
+  read, and ``close_handshake_timeout`` drops the connection (its close reply
+  is never read).
 * **HTTP requests** (Twisted's ``HTTPChannel`` under crossbar's ``Site``):
   from accept, and from each response on a kept-alive connection, the whole
   next request (headers and body; for a WebSocket, its upgrade request) must
@@ -107,8 +107,13 @@ def _refuse_frames(self: Any, reason: str) -> None:
 
 
 def _stop_reading(self: Any) -> None:
+    """Parse nothing more this peer sent, and stop reading its socket: reads discarded at line
+    rate would still cost the router a syscall per 64 KiB until the close timeout."""
     self._broker_deaf = True
     self.data = b""  # what is buffered after this frame is not parsed
+    transport = self.transport
+    if transport is not None:
+        transport.pauseProducing()
 
 
 def _make_data_received(original: Callable[[Any, bytes], None]) -> Callable[[Any, bytes], None]:
