@@ -1,4 +1,4 @@
-"""Connection-level floods against a real node (hardening 8 and 9, :mod:`broker.router.connections`).
+"""Connection-level floods against a real node (hardening 13 and 14, :mod:`broker.router.connections`).
 
 Tiny WebSocket frames cost the router per frame, not per byte; a trickled HTTP
 request used to keep its connection forever. Each flood here gets an exact

@@ -282,8 +282,7 @@ def _evict(factory: Any, waiting: Any, now: float) -> None:
     if last is None or now - last >= EVICTION_LOG_INTERVAL:
         _log.warn(
             "closed {evicted} connection(s) still waiting for their request or WAMP session "
-            "to accept new ones: "
-            "max_connections={max_connections} reached",
+            "to accept new ones: max_connections={max_connections} reached",
             evicted=evicted,
             max_connections=factory.max_connections,
         )
