@@ -3,7 +3,7 @@
 Each patch corrects one measured crossbar behaviour; :func:`install` applies
 them once, when Broker's router component loads in the router worker, and the
 tests under ``tests/test_hardening.py`` (``tests/test_slow_subscriber.py`` for
-6) fail without them.
+6, ``tests/test_connection_floods.py`` for 13 and 14) fail without them.
 
 1. **Invalid URIs close the connection** (1011 "WAMP Internal Error" plus a
    traceback): autobahn's message parser raises ``InvalidUriError``, which is
@@ -104,6 +104,21 @@ tests under ``tests/test_hardening.py`` (``tests/test_slow_subscriber.py`` for
     ``Content-Length`` over ``max_body_bytes`` when the headers end, and a
     chunked body at its first byte over it: 413 JSON, nothing more read, the
     connection closed.
+13. **1-byte WebSocket fragments stall the router, before any authentication**:
+    autobahn spends 7-15 µs on every frame, so a 60 KB message in 1-byte
+    fragments costs 0.9 s of the router's core, and four connections that never
+    sent HELLO delayed everyone's events by 1.3-1.9 s. Broker allows 64
+    fragments per message, 10 control frames per second (after a burst of 50),
+    and 64 frames after its own close frame; an offender gets close 1008 with
+    the reason and nothing more it sends is parsed
+    (:mod:`broker.router.connections`, rules in :mod:`broker.connlimits`).
+14. **A trickled HTTP request (slowloris) is never closed, and enough of them fill
+    ``max_connections``**: ``client_timeout`` is an idle timeout that every byte
+    restarts. Broker gives each request ``client_timeout`` seconds in all, from
+    accept or the previous response to its last byte (408, then closed), and at
+    the connection cap a new connection takes the place of the one that has
+    waited longest for its request (or, as a WebSocket, for its WAMP session)
+    instead of being refused (:mod:`broker.router.connections`).
 """
 
 from __future__ import annotations
@@ -128,7 +143,7 @@ from twisted.web import http
 from broker.backpressure import slow_subscriber
 from broker.errors import ClientError, HelloTimeout, InvalidUri, ProtocolViolation
 from broker.protocol import MAX_JSON_NESTING, check_allowed, check_request_uri, json_nesting_exceeds, name
-from broker.router import reserved
+from broker.router import connections, reserved
 from broker.router.state import STATE
 
 #: The interpreter's own default, which py_ecc raises to 100000 at import.
@@ -575,3 +590,4 @@ def install(hello_timeout: float, max_buffer_bytes: int, reactor: Clock | None =
     lp_service = webservice_longpoll.RouterWebServiceLongPoll
     lp_service.create = _make_longpoll_create(lp_service.create)  # type: ignore[method-assign]
     reserved.install()  # 11
+    connections.install(reactor)  # 13 and 14
