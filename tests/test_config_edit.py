@@ -159,6 +159,67 @@ def test_grant_refusals_name_the_path(uri: str, match: str, actions: list[str], 
     assert error.value.path == path
 
 
+@pytest.mark.parametrize(
+    ("role", "uri", "match", "actions", "path", "message"),
+    [
+        (
+            "anonymous",
+            "wamp.session.",
+            "prefix",
+            ["subscribe"],
+            f"{EXTRA}.grants.anonymous[2]",
+            "a prefix grant",
+        ),
+        (
+            "anonymous",
+            "wamp.session.on_join",
+            "exact",
+            ["subscribe"],
+            f"{EXTRA}.grants.anonymous[2]",
+            "role 'anonymous'",
+        ),
+        ("user", "broker.", "prefix", ["call"], f"{EXTRA}.grants.user[1]", "a prefix grant"),
+        # merged into the existing broker.recover grant: the merged actions are checked
+        (
+            "anonymous",
+            "broker.recover",
+            "exact",
+            ["subscribe"],
+            f"{EXTRA}.grants.anonymous[1]",
+            "role 'anonymous'",
+        ),
+        (
+            "operator",
+            "wamp.session.list",
+            "exact",
+            ["register"],
+            f"{EXTRA}.grants.operator[2]",
+            "register on",
+        ),
+    ],
+)
+def test_a_grant_into_the_reserved_namespaces_is_refused(
+    role: str, uri: str, match: str, actions: list[str], path: str, message: str
+) -> None:
+    with pytest.raises(ConfigError) as error:
+        configedit.grant(project(), role, uri, match, actions)
+    assert error.value.path == path
+    assert error.value.message.startswith(message)
+
+
+def test_the_reserved_grants_the_rule_allows_are_granted() -> None:
+    edited = configedit.grant(project(), "operator", "wamp.registration.list", "exact", ["call"])
+    assert extra(edited.config)["grants"]["operator"][-1] == {
+        "uri": "wamp.registration.list",
+        "match": "exact",
+        "allow": ["call"],
+    }
+    edited = configedit.grant(project(), "auditor", "broker.recover", "exact", ["call"])
+    assert extra(edited.config)["grants"]["auditor"] == [
+        {"uri": "broker.recover", "match": "exact", "allow": ["call"]}
+    ]
+
+
 def test_revoke_some_actions_or_the_whole_grant() -> None:
     config = configedit.grant(project(), "anonymous", "orders.", "prefix", ["subscribe", "call"]).config
     some = configedit.revoke(config, "anonymous", "orders.", "prefix", ["call"])
@@ -259,6 +320,29 @@ def test_a_refused_edit_names_the_path(config_copy: Path) -> None:
     assert f"{EXTRA}.grants.anonymous" in done.stderr
     assert config_copy.read_bytes() == before
     shutil.rmtree(config_copy.parent / "run", ignore_errors=True)
+
+
+def test_the_cli_refuses_a_grant_of_session_meta_events_to_anonymous(config_copy: Path) -> None:
+    before = config_copy.read_bytes()
+    done = broker(
+        "config",
+        "grant",
+        "anonymous",
+        "wamp.session.",
+        "--match",
+        "prefix",
+        "--allow",
+        "subscribe",
+        config=config_copy,
+    )
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr == (
+        f"broker: config error: {EXTRA}.grants.anonymous[2]: a prefix grant on 'wamp.session.' would "
+        "cover every name under it: the wamp. and broker. namespaces are reserved for the node; "
+        "grant exact URIs\n"
+    )
+    assert config_copy.read_bytes() == before
 
 
 def _grant_argv(pattern: str, config: Path) -> list[str]:
