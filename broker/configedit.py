@@ -20,7 +20,7 @@ from broker.errors import ConfigError, InvalidUri
 from broker.grants import ACTIONS, reserved_grant
 from broker.nodeconfig import child_path
 from broker.settings import find_component
-from broker.uris import MATCH_POLICIES, Match, check_uri
+from broker.uris import MATCH_POLICIES, Match, check_uri, is_valid_uri
 
 #: A publisher key's secret variable: ``BROKER_PUBLISHER_<KEY>_SECRET``.
 _SECRET_REFERENCE: Final = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
@@ -69,7 +69,10 @@ def _check_pattern(uri: str, match: str, path: str) -> None:
     try:
         check_uri(uri, match, what="pattern")
     except InvalidUri as exc:
-        raise ConfigError(f"{path}.uri", str(exc)) from None
+        hint = ""
+        if match == "exact" and is_valid_uri(uri, "prefix"):
+            hint = f" (for every topic starting with {uri!r}, match prefix: --match prefix)"
+        raise ConfigError(f"{path}.uri", f"{exc}{hint}") from None
 
 
 def _ordered_actions(actions: Iterable[str], path: str) -> list[str]:

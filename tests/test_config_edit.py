@@ -274,8 +274,11 @@ def broker(*args: str, config: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_add_publisher_stores_the_secret_and_prints_what_the_backend_needs(config_copy: Path) -> None:
-    done = broker("config", "add-publisher", "ci", "--topic", "orders.:prefix", config=config_copy)
+    done = broker(
+        "config", "add-publisher", "ci", "--topic", "orders.", "--match", "prefix", config=config_copy
+    )
     assert done.returncode == 0, done.stderr
+    assert "deprecated" not in done.stderr
     printed = dict(line.split("=", 1) for line in done.stdout.splitlines())
     assert printed["key_id"] == "ci"
     secrets = devsecrets.load(config_copy.parent / "secrets.env")
@@ -289,6 +292,62 @@ def test_add_publisher_stores_the_secret_and_prints_what_the_backend_needs(confi
     new_secret = dict(line.split("=", 1) for line in rotated.stdout.splitlines())["secret"]
     assert new_secret != printed["secret"]
     assert devsecrets.load(config_copy.parent / "secrets.env")["BROKER_PUBLISHER_CI_SECRET"] == new_secret
+
+
+def test_add_publisher_takes_match_like_grant_and_set_history(config_copy: Path) -> None:
+    done = broker(
+        "config",
+        "add-publisher",
+        "ci",
+        "--topic",
+        "orders.",
+        "--topic",
+        "invoices.",
+        "--match",
+        "prefix",
+        config=config_copy,
+    )
+    assert done.returncode == 0, done.stderr
+    assert extra(json.loads(config_copy.read_text()))["publishers"]["ci"]["topics"] == [
+        {"uri": "orders.", "match": "prefix"},
+        {"uri": "invoices.", "match": "prefix"},
+    ]
+    exact = broker("config", "add-publisher", "one", "--topic", "orders.new", config=config_copy)
+    assert exact.returncode == 0, exact.stderr
+    assert extra(json.loads(config_copy.read_text()))["publishers"]["one"]["topics"] == [
+        {"uri": "orders.new", "match": "exact"}
+    ]
+
+
+def test_add_publisher_without_match_prefix_says_how(config_copy: Path) -> None:
+    before = config_copy.read_bytes()
+    done = broker("config", "add-publisher", "ci", "--topic", "orders.", config=config_copy)
+    assert done.returncode == 1
+    assert done.stderr == (
+        f"broker: config error: {EXTRA}.publishers.ci.topics[0].uri: invalid pattern 'orders.': URI "
+        "components must be non-empty and contain no whitespace, '.' or '#' (for every topic starting "
+        "with 'orders.', match prefix: --match prefix)\n"
+    )
+    assert config_copy.read_bytes() == before
+
+
+def test_the_old_match_suffix_still_works_with_a_deprecation_note(config_copy: Path) -> None:
+    done = broker("config", "add-publisher", "ci", "--topic", "orders.:prefix", config=config_copy)
+    assert done.returncode == 0, done.stderr
+    assert (
+        "broker: note: --topic 'orders.:prefix' is deprecated: write --topic orders. --match prefix\n"
+        in done.stderr
+    )
+    assert extra(json.loads(config_copy.read_text()))["publishers"]["ci"]["topics"] == [
+        {"uri": "orders.", "match": "prefix"}
+    ]
+    before = config_copy.read_bytes()
+    both = broker(
+        "config", "add-publisher", "cd", "--topic", "a.:prefix", "--match", "exact", config=config_copy
+    )
+    assert both.returncode == 2
+    assert both.stderr == "broker: --topic 'a.:prefix' and --match exact: give the match once, with --match\n"
+    assert config_copy.read_bytes() == before
 
 
 def test_an_edit_of_an_invalid_file_is_refused_and_the_file_left_alone(config_copy: Path) -> None:
