@@ -206,8 +206,10 @@ def resolve_secret(raw: object, path: str, env: Mapping[str, str]) -> str:
     if found is None:
         raise ConfigError(path, "must reference an environment variable, written as ${NAME}")
     value = env.get(found.group(1))
-    if not value:
+    if value is None:
         raise ConfigError(path, f"environment variable {found.group(1)} is not set")
+    if not value:
+        raise ConfigError(path, f"environment variable {found.group(1)} is empty: an empty secret is refused")
     return value
 
 

@@ -75,7 +75,7 @@ def test_missing_component_is_named() -> None:
         find_component({"workers": [{"type": "router", "components": []}]})
 
 
-ENV = {"PUB_SECRET": "s3cret"}
+ENV = {"PUB_SECRET": "s3cret", "EMPTY": ""}
 
 
 @pytest.mark.parametrize(
@@ -90,6 +90,11 @@ ENV = {"PUB_SECRET": "s3cret"}
             {"dev": {"secret": "${MISSING}", "topics": [{"uri": "a."}]}},
             "$.extra.publishers.dev.secret",
             "environment variable MISSING is not set",
+        ),
+        (
+            {"dev": {"secret": "${EMPTY}", "topics": [{"uri": "a."}]}},
+            "$.extra.publishers.dev.secret",
+            "environment variable EMPTY is empty: an empty secret is refused",
         ),
         ({"dev": {"secret": "${PUB_SECRET}"}}, "$.extra.publishers.dev.topics", "must be a non-empty list"),
         (
