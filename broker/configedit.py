@@ -75,6 +75,12 @@ def _check_pattern(uri: str, match: str, path: str) -> None:
         raise ConfigError(f"{path}.uri", f"{exc}{hint}") from None
 
 
+def _check_reserved(role: str, uri: str, match: str, actions: Iterable[str], path: str) -> None:
+    refusal = reserved_grant(role, uri, cast(Match, match), actions)
+    if refusal is not None:
+        raise ConfigError(path, refusal)
+
+
 def _ordered_actions(actions: Iterable[str], path: str) -> list[str]:
     wanted = set(actions)
     unknown = sorted(wanted - set(ACTIONS))
@@ -116,6 +122,7 @@ def add_publisher(
         raise ConfigError(f"{where}.topics", "name at least one topic pattern")
     for i, (uri, match) in enumerate(topics):
         _check_pattern(uri, match, f"{where}.topics[{i}]")
+        _check_reserved(f"publisher key {key_id!r}", uri, match, ["publish"], f"{where}.topics[{i}]")
     entry: dict[str, Any] = {
         "secret": f"${{{var}}}",
         "topics": [{"uri": uri, "match": match} for uri, match in topics],
@@ -170,12 +177,6 @@ def _grants(config: dict[str, Any], role: str) -> tuple[str, list[Any]]:
     if not isinstance(role_grants, list):
         raise ConfigError(where, "must be a list of grants")
     return where, role_grants
-
-
-def _check_reserved(role: str, uri: str, match: str, actions: Iterable[str], path: str) -> None:
-    refusal = reserved_grant(role, uri, cast(Match, match), actions)
-    if refusal is not None:
-        raise ConfigError(path, refusal)
 
 
 def grant(config: Mapping[str, Any], role: str, uri: str, match: str, actions: Iterable[str]) -> Edited:

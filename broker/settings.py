@@ -228,7 +228,8 @@ def _parse_publisher(key_id: str, raw: object, path: str, env: Mapping[str, str]
         if isinstance(topic, Mapping):
             _unknown_keys(topic, _TOPIC_KEYS, f"{path}.topics[{i}]")
             topic = {**topic, "allow": ["publish"]}
-        grants.append(_parse_grant(topic, f"{path}.topics[{i}]"))
+        # a key is never one of the node's own roles: nothing under wamp./broker. is publishable
+        grants.append(_parse_grant(topic, f"{path}.topics[{i}]", role=f"publisher key {key_id!r}"))
     rate_limit = None
     if "rate_limit" in raw:
         rate = raw["rate_limit"]

@@ -112,9 +112,10 @@ class _Session(ApplicationSession):
 
     def onLeave(self, details: CloseDetails) -> Any:
         message = details.message or ""
-        if not self.joined.called and self.target.secret is not None and details.reason in _AUTH_REFUSED:
+        source = self.target.secret_source
+        if not self.joined.called and source is not None and details.reason in _AUTH_REFUSED:
             # which of the secrets (environment, file) to fix
-            message += f" (the secret for {self.target.authid!r} came from {self.target.secret_source})"
+            message += f" (the secret for {self.target.authid!r} came from {source})"
         self.fail(WampError(details.reason or "wamp.close.normal", message))
         return super().onLeave(details)
 

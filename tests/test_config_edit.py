@@ -103,6 +103,8 @@ def test_add_publisher_references_its_own_secret_variable() -> None:
         ("dev", [("orders.", "prefix")], f"{EXTRA}.publishers.dev"),
         ("ci", [("a b", "exact")], f"{EXTRA}.publishers.ci.topics[0].uri"),
         ("ci", [], f"{EXTRA}.publishers.ci.topics"),
+        ("ci", [("orders.", "prefix"), ("wamp.", "prefix")], f"{EXTRA}.publishers.ci.topics[1]"),
+        ("broker", [("broker.x", "exact")], f"{EXTRA}.publishers.broker.topics[0]"),
     ],
 )
 def test_add_publisher_refusals_name_the_path(key: str, topics: list[tuple[str, str]], path: str) -> None:

@@ -92,6 +92,16 @@ ENV = {"PUB_SECRET": "s3cret", "EMPTY": ""}
             "environment variable MISSING is not set",
         ),
         (
+            {
+                "dev": {
+                    "secret": "${PUB_SECRET}",
+                    "topics": [{"uri": "", "match": "prefix"}, {"uri": "broker.recover"}],
+                }
+            },
+            "$.extra.publishers.dev.topics[1]",
+            "publish on 'broker.recover' is not grantable: the wamp. and broker. namespaces are reserved",
+        ),
+        (
             {"dev": {"secret": "${EMPTY}", "topics": [{"uri": "a."}]}},
             "$.extra.publishers.dev.secret",
             "environment variable EMPTY is empty: an empty secret is refused",
