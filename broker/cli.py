@@ -152,7 +152,9 @@ def _export_secrets(config: Mapping[str, Any], config_dir: Path) -> None:
         os.environ.update({var: dev[var] for var in from_file})
     # a live reload re-reads these from the file (a rotated secret), never the operator's own
     os.environ[ENV_FILE_SECRETS] = ",".join(sorted(from_file))
-    errors = _unset_variables(config, os.environ.__contains__)
+    references = nodeconfig.env_references(config)
+    errors = devsecrets.empty_errors(references, from_file, devsecrets.path_for(config_dir))
+    errors += _unset_variables(config, os.environ.__contains__)
     if errors:
         raise errors[0]
 
@@ -222,10 +224,10 @@ def _client_url(args: argparse.Namespace) -> str:
 def _target(args: argparse.Namespace, anonymous: bool) -> Target:
     """Where and as whom a client command joins."""
     url = _client_url(args)
-    secret = None
+    secret: devsecrets.Secret | None = None
     if not anonymous:
         name = _secret_name(args.authid)
-        secret = devsecrets.secret(name, args.config.parent)
+        secret = devsecrets.lookup(name, args.config.parent)
         if secret is None:
             raise BrokerError(
                 f"no secret for {args.authid!r}: set {name}, or start the node once "
@@ -233,7 +235,13 @@ def _target(args: argparse.Namespace, anonymous: bool) -> Target:
             )
     from broker.wampclient import Target
 
-    return Target(url, args.realm, authid=None if anonymous else args.authid, secret=secret)
+    return Target(
+        url,
+        args.realm,
+        authid=None if anonymous else args.authid,
+        secret=None if secret is None else secret.value,
+        secret_source=None if secret is None else secret.source,
+    )
 
 
 #: A client command: ``(broker.wampclient, target) -> coroutine``.

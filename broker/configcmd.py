@@ -52,12 +52,24 @@ def _actions(text: str) -> list[str]:
     return actions
 
 
-def _topic(text: str) -> tuple[str, str]:
-    """An argparse type: ``PATTERN[:MATCH]`` (exact without a suffix)."""
-    uri, sep, match = text.rpartition(":")
-    if not sep or match not in MATCH_POLICIES:
-        return text, "exact"
-    return uri, match
+def _publisher_topics(texts: list[str], match: str | None) -> list[tuple[str, str]] | None:
+    """``add-publisher``'s ``(uri, match)`` patterns: every ``--topic`` with ``--match``
+    (default exact), as ``grant`` and ``set-history`` take them; ``None`` after a usage error.
+
+    The old ``PATTERN:MATCH`` suffix still works, with a note that it is deprecated.
+    """
+    topics = []
+    for text in texts:
+        uri, sep, suffix = text.rpartition(":")
+        if not sep or suffix not in MATCH_POLICIES:
+            topics.append((text, match or "exact"))
+            continue
+        if match is not None:
+            _say(f"--topic {text!r} and --match {match}: give the match once, with --match")
+            return None
+        _say(f"note: --topic {text!r} is deprecated: write --topic {uri} --match {suffix}")
+        topics.append((uri, suffix))
+    return topics
 
 
 def _rate(text: str) -> tuple[float, int]:
@@ -152,8 +164,14 @@ def _apply(args: argparse.Namespace, edit: Callable[[dict[str, Any]], configedit
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
+    topics: list[tuple[str, str]] = []
+    if args.edit == "add-publisher":
+        found = _publisher_topics(args.topic, args.match)
+        if found is None:
+            return 2
+        topics = found
     edits: dict[str, Callable[[dict[str, Any]], configedit.Edited]] = {
-        "add-publisher": lambda c: configedit.add_publisher(c, args.key, args.topic, args.rate),
+        "add-publisher": lambda c: configedit.add_publisher(c, args.key, topics, args.rate),
         "remove-publisher": lambda c: configedit.remove_publisher(c, args.key),
         "rotate-publisher": lambda c: configedit.rotate_publisher(c, args.key),
         "grant": lambda c: configedit.grant(c, args.role, args.pattern, args.match, args.allow),
@@ -226,12 +244,12 @@ def add_commands(command: CommandAdder, client: CommandAdder) -> None:
     add.add_argument("key", metavar="KEY")
     add.add_argument(
         "--topic",
-        type=_topic,
         action="append",
         required=True,
-        metavar="PATTERN[:MATCH]",
-        help="where the key may publish, e.g. orders.:prefix (repeatable)",
+        metavar="PATTERN",
+        help="where the key may publish, e.g. --topic orders. --match prefix (repeatable)",
     )
+    add.add_argument("--match", choices=MATCH_POLICIES, help="how every --topic matches (default: exact)")
     add.add_argument("--rate", type=_rate, metavar="PER_SECOND[:BURST]", help="rate limit")
     edit("remove-publisher", "remove a publisher key").add_argument("key", metavar="KEY")
     edit("rotate-publisher", "give a publisher key a new secret").add_argument("key", metavar="KEY")

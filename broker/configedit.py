@@ -14,13 +14,13 @@ import copy
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from broker.errors import ConfigError, InvalidUri
-from broker.grants import ACTIONS
+from broker.grants import ACTIONS, reserved_grant
 from broker.nodeconfig import child_path
 from broker.settings import find_component
-from broker.uris import MATCH_POLICIES, check_uri
+from broker.uris import MATCH_POLICIES, Match, check_uri, is_valid_uri
 
 #: A publisher key's secret variable: ``BROKER_PUBLISHER_<KEY>_SECRET``.
 _SECRET_REFERENCE: Final = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
@@ -69,7 +69,16 @@ def _check_pattern(uri: str, match: str, path: str) -> None:
     try:
         check_uri(uri, match, what="pattern")
     except InvalidUri as exc:
-        raise ConfigError(f"{path}.uri", str(exc)) from None
+        hint = ""
+        if match == "exact" and is_valid_uri(uri, "prefix"):
+            hint = f" (for every topic starting with {uri!r}, match prefix: --match prefix)"
+        raise ConfigError(f"{path}.uri", f"{exc}{hint}") from None
+
+
+def _check_reserved(role: str, uri: str, match: str, actions: Iterable[str], path: str) -> None:
+    refusal = reserved_grant(role, uri, cast(Match, match), actions)
+    if refusal is not None:
+        raise ConfigError(path, refusal)
 
 
 def _ordered_actions(actions: Iterable[str], path: str) -> list[str]:
@@ -113,6 +122,7 @@ def add_publisher(
         raise ConfigError(f"{where}.topics", "name at least one topic pattern")
     for i, (uri, match) in enumerate(topics):
         _check_pattern(uri, match, f"{where}.topics[{i}]")
+        _check_reserved(f"publisher key {key_id!r}", uri, match, ["publish"], f"{where}.topics[{i}]")
     entry: dict[str, Any] = {
         "secret": f"${{{var}}}",
         "topics": [{"uri": uri, "match": match} for uri, match in topics],
@@ -171,7 +181,11 @@ def _grants(config: dict[str, Any], role: str) -> tuple[str, list[Any]]:
 
 def grant(config: Mapping[str, Any], role: str, uri: str, match: str, actions: Iterable[str]) -> Edited:
     """Allow ``actions`` on ``(uri, match)`` for ``role``: merged into a grant on the same
-    pattern if there is one, else appended as a new grant."""
+    pattern if there is one, else appended as a new grant.
+
+    A grant into the reserved ``wamp.``/``broker.`` namespaces that
+    :func:`broker.grants.reserved_grant` refuses is refused here too.
+    """
     new = copy.deepcopy(dict(config))
     where, role_grants = _grants(new, role)
     _check_pattern(uri, match, f"{where}[{len(role_grants)}]")
@@ -184,10 +198,12 @@ def grant(config: Mapping[str, Any], role: str, uri: str, match: str, actions: I
             and isinstance(existing.get("allow"), list)
         ):
             merged = _ordered_actions([*existing["allow"], *wanted], f"{where}[{i}].allow")
+            _check_reserved(role, uri, match, merged, f"{where}[{i}]")
             if merged == existing["allow"]:
                 return Edited(new, f"unchanged: {where}[{i}] already allows {', '.join(wanted)}")
             existing["allow"] = merged
             return Edited(new, f"granted {', '.join(wanted)} on {uri!r} ({match}) to {role} ({where}[{i}])")
+    _check_reserved(role, uri, match, wanted, f"{where}[{len(role_grants)}]")
     role_grants.append({"uri": uri, "match": match, "allow": wanted})
     n = len(role_grants) - 1
     return Edited(new, f"granted {', '.join(wanted)} on {uri!r} ({match}) to {role} ({where}[{n}])")

@@ -7,7 +7,10 @@ deployments keep secrets out of files, yet a developer should be able to
 ``broker run`` therefore writes random secrets to ``secrets.env`` next to the
 config (git-ignored, mode 0600) the first time it needs them, and every
 ``broker`` command falls back to that file when the environment sets nothing.
-No crossbar, no Twisted.
+A secret set but empty (``BROKER_BACKEND_SECRET=``) is an error, never an
+empty secret nor a silent fallback, and a client command names where its
+secret came from (:class:`Secret`), so a refused signature says which value
+to fix. No crossbar, no Twisted.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import contextlib
 import os
 import secrets
 import tempfile
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
@@ -94,6 +99,57 @@ def load_or_create(path: Path) -> dict[str, str]:
 def provides(path: Path) -> frozenset[str]:
     """The variables ``path`` defines, or will define once :func:`load_or_create` makes it."""
     return frozenset(load(path)) | frozenset(GENERATED)
+
+
+_EMPTY_FIX: Final = "set it to the secret, or unset it to use "
+_EMPTY_LINE: Final = "write the secret after the '=' (an empty secret is refused)"
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A secret's value and where it came from, for error messages."""
+
+    value: str = field(repr=False)
+    #: ``the environment variable NAME`` or ``NAME in /path/secrets.env``.
+    source: str
+
+
+def lookup(name: str, config_dir: Path) -> Secret | None:
+    """The secret ``name``: from the environment, else from the dev secrets file, else ``None``.
+
+    Raises :class:`ConfigError` if the value found is empty: an empty
+    ``BROKER_BACKEND_SECRET=`` in a shell would otherwise hide the file's value.
+    Never creates the file (see :func:`secret`).
+    """
+    file = path_for(config_dir).absolute()
+    if name in os.environ:
+        if not os.environ[name]:
+            raise ConfigError(name, f"the environment variable is empty: {_EMPTY_FIX}{file}")
+        return Secret(os.environ[name], f"the environment variable {name}")
+    value = load(file).get(name)
+    if value is None:
+        return None
+    if not value:
+        raise ConfigError(f"{file}", f"{name} is empty: {_EMPTY_LINE}")
+    return Secret(value, f"{name} in {file}")
+
+
+def empty_errors(
+    references: Iterable[tuple[str, str]], from_file: Collection[str], file: Path
+) -> list[ConfigError]:
+    """An error for each ``(json_path, VAR)`` reference whose variable is set but empty
+    in the environment (or, for ``from_file``, in ``file``), once per variable."""
+    errors = []
+    seen: set[str] = set()
+    for path, var in references:
+        if var in seen or os.environ.get(var) != "":
+            continue
+        seen.add(var)
+        if var in from_file:
+            errors.append(ConfigError(path, f"{var} in {file} is empty: {_EMPTY_LINE}"))
+        else:
+            errors.append(ConfigError(path, f"the environment variable {var} is empty: {_EMPTY_FIX}{file}"))
+    return errors
 
 
 def secret(name: str, config_dir: Path) -> str | None:

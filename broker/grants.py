@@ -6,8 +6,11 @@ inside one grant: subscribing to the prefix ``pub`` is not covered by a grant
 on ``public.``, because it would also deliver ``pubsub.secret``. Namespaces
 reserved for the router and Broker (``wamp.``, ``broker.``) are reachable only
 through grants that name them, so a broad ``""`` prefix grant never leaks
-meta events or Broker's own procedures. No Twisted, no Autobahn: crossbar's
-dynamic authorizer (:mod:`broker.router.component`) is a thin adapter over this.
+meta events or Broker's own procedures. Which grants may name them at all is
+:func:`reserved_grant`, applied wherever a grant table is read (the config
+parser at start, reload and ``broker check``; ``broker config grant``). No
+Twisted, no Autobahn: crossbar's dynamic authorizer
+(:mod:`broker.router.component`) is a thin adapter over this.
 """
 
 from __future__ import annotations
@@ -29,6 +32,13 @@ _RESERVED_NAMES: Final[frozenset[str]] = frozenset(p.rstrip(".") for p in RESERV
 #: component (``broker.*``) and crossbar's service session (``wamp.*``).
 NODE_ROLES: Final[frozenset[str]] = frozenset({"broker", "trusted"})
 
+#: The procedures Broker registers for every client (history recovery): any role may call them.
+CLIENT_PROCEDURES: Final[frozenset[str]] = frozenset({"broker.recover"})
+
+#: The one configured role that may be granted other reserved URIs (the router's meta
+#: API, ``broker.reload``), each by its exact name. It authenticates with a secret.
+OPERATOR_ROLE: Final = "operator"
+
 
 def _fixed_prefix(uri: str, match: Match) -> str:
     """The literal text every URI matched by ``(uri, match)`` starts with."""
@@ -42,6 +52,14 @@ def _fixed_prefix(uri: str, match: Match) -> str:
 
 def _is_exact(uri: str, match: Match) -> bool:
     return match == "exact" or (match == "wildcard" and "" not in uri.split("."))
+
+
+def names_reserved(uri: str, match: Match) -> bool:
+    """Whether the grant pattern ``(uri, match)`` names a reserved namespace
+    (``wamp.session.``, ``broker.x``, the ``wamp`` prefix), as opposed to merely
+    covering it (the ``""`` or ``w`` prefix, which reach no reserved URI in
+    :meth:`Grants.allows`). The exact topic ``wamp`` is outside ``wamp.``."""
+    return is_reserved(uri) or (not _is_exact(uri, match) and uri in _RESERVED_NAMES)
 
 
 def may_touch_reserved(uri: str, match: Match) -> bool:
@@ -112,4 +130,39 @@ def reserved_registration(role: str | None, uri: str, match: Match = "exact") ->
     return NotAuthorized(
         f"role {role!r} may not register {uri!r} ({match}): the wamp. and broker. namespaces "
         "are reserved for the node"
+    )
+
+
+def reserved_grant(role: str, uri: str, match: Match, actions: Iterable[str]) -> str | None:
+    """Why a configured grant of ``actions`` on ``(uri, match)`` to ``role`` is refused
+    because it reaches into ``wamp.``/``broker.``, or ``None`` if it is fine.
+
+    A pattern that only *covers* the reserved namespaces (the ``""`` prefix) grants
+    nothing there (:meth:`Grants.allows`), so it is fine. A grant that *names* them
+    must, unless ``role`` is the node's own:
+
+    - name one exact URI: a ``wamp.session.`` prefix would hand out every meta
+      event and procedure, including those added by a later crossbar;
+    - allow only ``call`` and ``subscribe``: the node alone registers and
+      publishes there;
+    - be a call of a :data:`CLIENT_PROCEDURES` procedure (``broker.recover``),
+      or be granted to :data:`OPERATOR_ROLE`: meta events carry every session's
+      authid and peer address, so no anonymous, token or backend role gets them.
+    """
+    if role in NODE_ROLES or not names_reserved(uri, match):
+        return None
+    where = "the wamp. and broker. namespaces are reserved for the node"
+    if not _is_exact(uri, match):
+        return f"a {match} grant on {uri!r} would cover every name under it: {where}; grant exact URIs"
+    wanted = set(actions)
+    forbidden = sorted(wanted & {"publish", "register"})
+    if forbidden:
+        return f"{forbidden[0]} on {uri!r} is not grantable: {where}"
+    if uri in CLIENT_PROCEDURES and wanted <= {"call"}:
+        return None
+    if role == OPERATOR_ROLE:
+        return None
+    return (
+        f"role {role!r} may not be granted {uri!r}: {where} (role {OPERATOR_ROLE!r} may be granted "
+        f"exact URIs there; every role may call {', '.join(sorted(CLIENT_PROCEDURES))})"
     )

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar, cast
 
 from broker.errors import ConfigError, InvalidUri
-from broker.grants import ACTIONS, Action, Grant, Grants
+from broker.grants import ACTIONS, Action, Grant, Grants, reserved_grant
 from broker.history import Retention, check_store_spec
 from broker.history.policy import DEFAULT_POLICIES, HistoryPolicy
 from broker.tokens import ALGORITHMS, DEFAULT_AUDIENCE, DEFAULT_LEEWAY, Algorithm, TokenKey
@@ -164,7 +164,8 @@ def _unknown_keys(value: Mapping[str, Any], allowed: frozenset[str], path: str) 
         )
 
 
-def _parse_grant(raw: object, path: str) -> Grant:
+def _parse_grant(raw: object, path: str, role: str | None = None) -> Grant:
+    """One grant at ``path``; with ``role``, also refused if :func:`reserved_grant` refuses it."""
     if not isinstance(raw, Mapping):
         raise ConfigError(path, f"a grant must be an object, not {type(raw).__name__}")
     _unknown_keys(raw, _GRANT_KEYS, path)
@@ -187,6 +188,9 @@ def _parse_grant(raw: object, path: str) -> Grant:
             raise ConfigError(
                 f"{path}.allow[{i}]", f"unknown action {action!r} (expected one of: {', '.join(ACTIONS)})"
             )
+    refusal = None if role is None else reserved_grant(role, uri, cast(Match, match), allow)
+    if refusal is not None:
+        raise ConfigError(path, refusal)
     return Grant(uri=uri, match=cast(Match, match), actions=frozenset(cast(list[Action], allow)))
 
 
@@ -202,8 +206,10 @@ def resolve_secret(raw: object, path: str, env: Mapping[str, str]) -> str:
     if found is None:
         raise ConfigError(path, "must reference an environment variable, written as ${NAME}")
     value = env.get(found.group(1))
-    if not value:
+    if value is None:
         raise ConfigError(path, f"environment variable {found.group(1)} is not set")
+    if not value:
+        raise ConfigError(path, f"environment variable {found.group(1)} is empty: an empty secret is refused")
     return value
 
 
@@ -222,7 +228,8 @@ def _parse_publisher(key_id: str, raw: object, path: str, env: Mapping[str, str]
         if isinstance(topic, Mapping):
             _unknown_keys(topic, _TOPIC_KEYS, f"{path}.topics[{i}]")
             topic = {**topic, "allow": ["publish"]}
-        grants.append(_parse_grant(topic, f"{path}.topics[{i}]"))
+        # a key is never one of the node's own roles: nothing under wamp./broker. is publishable
+        grants.append(_parse_grant(topic, f"{path}.topics[{i}]", role=f"publisher key {key_id!r}"))
     rate_limit = None
     if "rate_limit" in raw:
         rate = raw["rate_limit"]
@@ -341,7 +348,7 @@ def parse_settings(raw: object, path: str = "$", env: Mapping[str, str] | None =
     for role, grants in raw_grants.items():
         if not isinstance(grants, list):
             raise ConfigError(f"{path}.grants.{role}", "must be a list of grants")
-        roles[role] = tuple(_parse_grant(g, f"{path}.grants.{role}[{i}]") for i, g in enumerate(grants))
+        roles[role] = tuple(_parse_grant(g, f"{path}.grants.{role}[{i}]", role) for i, g in enumerate(grants))
     hello_timeout = raw.get("hello_timeout", 10)
     if (
         isinstance(hello_timeout, bool)

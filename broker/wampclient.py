@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable, Coroutine
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Final
 
 from autobahn.twisted.wamp import ApplicationSession
 from autobahn.twisted.websocket import WampWebSocketClientFactory, WampWebSocketClientProtocol
@@ -60,7 +60,10 @@ class Target:
     url: str
     realm: str
     authid: str | None = None
-    secret: str | None = None
+    secret: str | None = field(default=None, repr=False)
+    #: Where ``secret`` came from (``the environment variable BROKER_BACKEND_SECRET``), named
+    #: when the router refuses the authentication.
+    secret_source: str | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -74,6 +77,10 @@ EventSink = Callable[[str, list[Any], dict[str, Any]], None]
 
 #: The keyword Autobahn passes event details as: one no publisher's kwargs will use.
 _DETAILS_KWARG = "_broker_event_details"
+
+
+#: The ABORT reasons of a refused authentication.
+_AUTH_REFUSED: Final = frozenset({"wamp.error.not_authorized", "wamp.error.authentication_failed"})
 
 
 class _Session(ApplicationSession):
@@ -107,7 +114,12 @@ class _Session(ApplicationSession):
         self.joined.callback(None)
 
     def onLeave(self, details: CloseDetails) -> Any:
-        self.fail(WampError(details.reason or "wamp.close.normal", details.message or ""))
+        message = details.message or ""
+        source = self.target.secret_source
+        if not self.joined.called and source is not None and details.reason in _AUTH_REFUSED:
+            # which of the secrets (environment, file) to fix
+            message += f" (the secret for {self.target.authid!r} came from {source})"
+        self.fail(WampError(details.reason or "wamp.close.normal", message))
         return super().onLeave(details)
 
     def onDisconnect(self) -> None:

@@ -191,6 +191,25 @@ def test_run_refuses_an_invalid_config(
 
 
 @pytest.mark.usefixtures("secrets_env")
+def test_run_refuses_an_empty_secret_in_the_environment(
+    capsys: pytest.CaptureFixture[str],
+    config_copy: Callable[..., Path],
+    fake_execv: list[list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = config_copy(unchanged)
+    (config.parent / "secrets.env").write_text("BROKER_BACKEND_SECRET=from-file\n")
+    monkeypatch.setenv("BROKER_BACKEND_SECRET", "")
+    assert cli.main(["run", "--config", str(config)]) == 1
+    assert capsys.readouterr().err == (
+        "broker: config error: $.workers[0].transports[0].paths.ws.auth.wampcra.users.backend.secret: "
+        "the environment variable BROKER_BACKEND_SECRET is empty: set it to the secret, or unset it to use "
+        f"{config.parent / 'secrets.env'}\n"
+    )
+    assert fake_execv == []
+
+
+@pytest.mark.usefixtures("secrets_env")
 def test_run_never_renders_over_its_own_config(
     capsys: pytest.CaptureFixture[str],
     config_copy: Callable[..., Path],

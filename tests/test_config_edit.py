@@ -103,6 +103,8 @@ def test_add_publisher_references_its_own_secret_variable() -> None:
         ("dev", [("orders.", "prefix")], f"{EXTRA}.publishers.dev"),
         ("ci", [("a b", "exact")], f"{EXTRA}.publishers.ci.topics[0].uri"),
         ("ci", [], f"{EXTRA}.publishers.ci.topics"),
+        ("ci", [("orders.", "prefix"), ("wamp.", "prefix")], f"{EXTRA}.publishers.ci.topics[1]"),
+        ("broker", [("broker.x", "exact")], f"{EXTRA}.publishers.broker.topics[0]"),
     ],
 )
 def test_add_publisher_refusals_name_the_path(key: str, topics: list[tuple[str, str]], path: str) -> None:
@@ -159,6 +161,67 @@ def test_grant_refusals_name_the_path(uri: str, match: str, actions: list[str], 
     assert error.value.path == path
 
 
+@pytest.mark.parametrize(
+    ("role", "uri", "match", "actions", "path", "message"),
+    [
+        (
+            "anonymous",
+            "wamp.session.",
+            "prefix",
+            ["subscribe"],
+            f"{EXTRA}.grants.anonymous[2]",
+            "a prefix grant",
+        ),
+        (
+            "anonymous",
+            "wamp.session.on_join",
+            "exact",
+            ["subscribe"],
+            f"{EXTRA}.grants.anonymous[2]",
+            "role 'anonymous'",
+        ),
+        ("user", "broker.", "prefix", ["call"], f"{EXTRA}.grants.user[1]", "a prefix grant"),
+        # merged into the existing broker.recover grant: the merged actions are checked
+        (
+            "anonymous",
+            "broker.recover",
+            "exact",
+            ["subscribe"],
+            f"{EXTRA}.grants.anonymous[1]",
+            "role 'anonymous'",
+        ),
+        (
+            "operator",
+            "wamp.session.list",
+            "exact",
+            ["register"],
+            f"{EXTRA}.grants.operator[2]",
+            "register on",
+        ),
+    ],
+)
+def test_a_grant_into_the_reserved_namespaces_is_refused(
+    role: str, uri: str, match: str, actions: list[str], path: str, message: str
+) -> None:
+    with pytest.raises(ConfigError) as error:
+        configedit.grant(project(), role, uri, match, actions)
+    assert error.value.path == path
+    assert error.value.message.startswith(message)
+
+
+def test_the_reserved_grants_the_rule_allows_are_granted() -> None:
+    edited = configedit.grant(project(), "operator", "wamp.registration.list", "exact", ["call"])
+    assert extra(edited.config)["grants"]["operator"][-1] == {
+        "uri": "wamp.registration.list",
+        "match": "exact",
+        "allow": ["call"],
+    }
+    edited = configedit.grant(project(), "auditor", "broker.recover", "exact", ["call"])
+    assert extra(edited.config)["grants"]["auditor"] == [
+        {"uri": "broker.recover", "match": "exact", "allow": ["call"]}
+    ]
+
+
 def test_revoke_some_actions_or_the_whole_grant() -> None:
     config = configedit.grant(project(), "anonymous", "orders.", "prefix", ["subscribe", "call"]).config
     some = configedit.revoke(config, "anonymous", "orders.", "prefix", ["call"])
@@ -213,8 +276,11 @@ def broker(*args: str, config: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_add_publisher_stores_the_secret_and_prints_what_the_backend_needs(config_copy: Path) -> None:
-    done = broker("config", "add-publisher", "ci", "--topic", "orders.:prefix", config=config_copy)
+    done = broker(
+        "config", "add-publisher", "ci", "--topic", "orders.", "--match", "prefix", config=config_copy
+    )
     assert done.returncode == 0, done.stderr
+    assert "deprecated" not in done.stderr
     printed = dict(line.split("=", 1) for line in done.stdout.splitlines())
     assert printed["key_id"] == "ci"
     secrets = devsecrets.load(config_copy.parent / "secrets.env")
@@ -228,6 +294,62 @@ def test_add_publisher_stores_the_secret_and_prints_what_the_backend_needs(confi
     new_secret = dict(line.split("=", 1) for line in rotated.stdout.splitlines())["secret"]
     assert new_secret != printed["secret"]
     assert devsecrets.load(config_copy.parent / "secrets.env")["BROKER_PUBLISHER_CI_SECRET"] == new_secret
+
+
+def test_add_publisher_takes_match_like_grant_and_set_history(config_copy: Path) -> None:
+    done = broker(
+        "config",
+        "add-publisher",
+        "ci",
+        "--topic",
+        "orders.",
+        "--topic",
+        "invoices.",
+        "--match",
+        "prefix",
+        config=config_copy,
+    )
+    assert done.returncode == 0, done.stderr
+    assert extra(json.loads(config_copy.read_text()))["publishers"]["ci"]["topics"] == [
+        {"uri": "orders.", "match": "prefix"},
+        {"uri": "invoices.", "match": "prefix"},
+    ]
+    exact = broker("config", "add-publisher", "one", "--topic", "orders.new", config=config_copy)
+    assert exact.returncode == 0, exact.stderr
+    assert extra(json.loads(config_copy.read_text()))["publishers"]["one"]["topics"] == [
+        {"uri": "orders.new", "match": "exact"}
+    ]
+
+
+def test_add_publisher_without_match_prefix_says_how(config_copy: Path) -> None:
+    before = config_copy.read_bytes()
+    done = broker("config", "add-publisher", "ci", "--topic", "orders.", config=config_copy)
+    assert done.returncode == 1
+    assert done.stderr == (
+        f"broker: config error: {EXTRA}.publishers.ci.topics[0].uri: invalid pattern 'orders.': URI "
+        "components must be non-empty and contain no whitespace, '.' or '#' (for every topic starting "
+        "with 'orders.', match prefix: --match prefix)\n"
+    )
+    assert config_copy.read_bytes() == before
+
+
+def test_the_old_match_suffix_still_works_with_a_deprecation_note(config_copy: Path) -> None:
+    done = broker("config", "add-publisher", "ci", "--topic", "orders.:prefix", config=config_copy)
+    assert done.returncode == 0, done.stderr
+    assert (
+        "broker: note: --topic 'orders.:prefix' is deprecated: write --topic orders. --match prefix\n"
+        in done.stderr
+    )
+    assert extra(json.loads(config_copy.read_text()))["publishers"]["ci"]["topics"] == [
+        {"uri": "orders.", "match": "prefix"}
+    ]
+    before = config_copy.read_bytes()
+    both = broker(
+        "config", "add-publisher", "cd", "--topic", "a.:prefix", "--match", "exact", config=config_copy
+    )
+    assert both.returncode == 2
+    assert both.stderr == "broker: --topic 'a.:prefix' and --match exact: give the match once, with --match\n"
+    assert config_copy.read_bytes() == before
 
 
 def test_an_edit_of_an_invalid_file_is_refused_and_the_file_left_alone(config_copy: Path) -> None:
@@ -259,6 +381,29 @@ def test_a_refused_edit_names_the_path(config_copy: Path) -> None:
     assert f"{EXTRA}.grants.anonymous" in done.stderr
     assert config_copy.read_bytes() == before
     shutil.rmtree(config_copy.parent / "run", ignore_errors=True)
+
+
+def test_the_cli_refuses_a_grant_of_session_meta_events_to_anonymous(config_copy: Path) -> None:
+    before = config_copy.read_bytes()
+    done = broker(
+        "config",
+        "grant",
+        "anonymous",
+        "wamp.session.",
+        "--match",
+        "prefix",
+        "--allow",
+        "subscribe",
+        config=config_copy,
+    )
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr == (
+        f"broker: config error: {EXTRA}.grants.anonymous[2]: a prefix grant on 'wamp.session.' would "
+        "cover every name under it: the wamp. and broker. namespaces are reserved for the node; "
+        "grant exact URIs\n"
+    )
+    assert config_copy.read_bytes() == before
 
 
 def _grant_argv(pattern: str, config: Path) -> list[str]:

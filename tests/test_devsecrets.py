@@ -63,3 +63,58 @@ def test_secret_prefers_the_environment_and_never_creates_the_file(
     assert devsecrets.secret("BROKER_BACKEND_SECRET", tmp_path) == "from-file"
     monkeypatch.setenv("BROKER_BACKEND_SECRET", "from-env")
     assert devsecrets.secret("BROKER_BACKEND_SECRET", tmp_path) == "from-env"
+
+
+def test_lookup_names_where_the_secret_came_from(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    file = tmp_path / "secrets.env"
+    file.write_text("BROKER_BACKEND_SECRET=from-file\n")
+    monkeypatch.delenv("BROKER_BACKEND_SECRET", raising=False)
+    assert devsecrets.lookup("BROKER_BACKEND_SECRET", tmp_path) == devsecrets.Secret(
+        "from-file", f"BROKER_BACKEND_SECRET in {file}"
+    )
+    monkeypatch.setenv("BROKER_BACKEND_SECRET", "from-env")
+    assert devsecrets.lookup("BROKER_BACKEND_SECRET", tmp_path) == devsecrets.Secret(
+        "from-env", "the environment variable BROKER_BACKEND_SECRET"
+    )
+    assert devsecrets.lookup("BROKER_NOBODY_SECRET", tmp_path) is None
+    assert "from-env" not in repr(devsecrets.lookup("BROKER_BACKEND_SECRET", tmp_path))
+
+
+def test_an_empty_secret_is_an_error_not_an_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    file = tmp_path / "secrets.env"
+    file.write_text("BROKER_BACKEND_SECRET=from-file\nBROKER_OPERATOR_SECRET=\n")
+    monkeypatch.setenv("BROKER_BACKEND_SECRET", "")
+    with pytest.raises(ConfigError) as error:
+        devsecrets.lookup("BROKER_BACKEND_SECRET", tmp_path)
+    assert str(error.value) == (
+        "BROKER_BACKEND_SECRET: the environment variable is empty: set it to the secret, "
+        f"or unset it to use {file}"
+    )
+    monkeypatch.delenv("BROKER_OPERATOR_SECRET", raising=False)
+    with pytest.raises(ConfigError) as error:
+        devsecrets.lookup("BROKER_OPERATOR_SECRET", tmp_path)
+    assert str(error.value) == (
+        f"{file}: BROKER_OPERATOR_SECRET is empty: write the secret after the '=' "
+        "(an empty secret is refused)"
+    )
+
+
+def test_empty_errors_name_each_empty_variable_once_and_its_source(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    file = tmp_path / "secrets.env"
+    monkeypatch.setenv("BROKER_BACKEND_SECRET", "")
+    monkeypatch.setenv("BROKER_PUBLISHER_SECRET", "")
+    monkeypatch.setenv("BROKER_TOKEN_SECRET", "set")
+    references = [
+        ("$.a", "BROKER_BACKEND_SECRET"),
+        ("$.b", "BROKER_BACKEND_SECRET"),
+        ("$.c", "BROKER_TOKEN_SECRET"),
+    ]
+    references.append(("$.d", "BROKER_PUBLISHER_SECRET"))
+    assert [str(e) for e in devsecrets.empty_errors(references, {"BROKER_PUBLISHER_SECRET"}, file)] == [
+        "$.a: the environment variable BROKER_BACKEND_SECRET is empty: set it to the secret, "
+        f"or unset it to use {file}",
+        f"$.d: BROKER_PUBLISHER_SECRET in {file} is empty: write the secret after the '=' "
+        "(an empty secret is refused)",
+    ]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from broker.grants import Grant, Grants, may_touch_reserved, reserved_registration
+from broker.grants import Grant, Grants, may_touch_reserved, reserved_grant, reserved_registration
 
 GRANTS = Grants(
     {
@@ -112,3 +112,122 @@ def test_reserved_registration(role: str | None, uri: str, match: str, refused: 
         f"role {role!r} may not register {uri!r} ({match}): the wamp. and broker. namespaces "
         "are reserved for the node"
     )
+
+
+RESERVED = "the wamp. and broker. namespaces are reserved for the node"
+NOT_YOURS = "(role 'operator' may be granted exact URIs there; every role may call broker.recover)"
+
+
+def covering(match: str, uri: str) -> str:
+    return f"a {match} grant on {uri!r} would cover every name under it: {RESERVED}; grant exact URIs"
+
+
+@pytest.mark.parametrize(
+    ("role", "uri", "match", "actions", "refusal"),
+    [
+        # the shipped config's grants stay valid
+        ("anonymous", "broker.recover", "exact", ["call"], None),
+        ("user", "broker.recover", "exact", ["call"], None),
+        ("backend", "", "prefix", ["publish", "subscribe"], None),  # covers, never reaches (allows)
+        ("operator", "wamp.session.list", "exact", ["call"], None),
+        ("operator", "wamp.session.on_join", "exact", ["subscribe"], None),
+        ("operator", "broker.reload", "exact", ["call"], None),
+        (
+            "operator",
+            "wamp..on_join",
+            "wildcard",
+            ["subscribe"],
+            covering("wildcard", "wamp..on_join"),
+        ),
+        ("anonymous", "public.", "prefix", ["subscribe"], None),
+        ("anonymous", "wam", "prefix", ["subscribe"], None),  # not a namespace: reaches nothing there
+        ("anonymous", ".session.on_join", "wildcard", ["subscribe"], None),  # idem (allows)
+        ("anonymous", "wamp", "exact", ["subscribe"], None),  # a plain topic, outside wamp.
+        # the issue's case and its neighbours
+        (
+            "anonymous",
+            "wamp.session.",
+            "prefix",
+            ["subscribe"],
+            covering("prefix", "wamp.session."),
+        ),
+        (
+            "operator",
+            "wamp.",
+            "prefix",
+            ["call"],
+            covering("prefix", "wamp."),
+        ),
+        (
+            "backend",
+            "broker",
+            "prefix",
+            ["call"],
+            covering("prefix", "broker"),
+        ),
+        (
+            "anonymous",
+            "wamp.session.on_join",
+            "exact",
+            ["subscribe"],
+            (f"role 'anonymous' may not be granted 'wamp.session.on_join': {RESERVED} {NOT_YOURS}"),
+        ),
+        (
+            "user",
+            "wamp.session.on_leave",
+            "wildcard",
+            ["subscribe"],
+            (f"role 'user' may not be granted 'wamp.session.on_leave': {RESERVED} {NOT_YOURS}"),
+        ),
+        (
+            "backend",
+            "broker.reload",
+            "exact",
+            ["call"],
+            (f"role 'backend' may not be granted 'broker.reload': {RESERVED} {NOT_YOURS}"),
+        ),
+        (
+            "anonymous",
+            "broker.recover",
+            "exact",
+            ["call", "subscribe"],
+            (f"role 'anonymous' may not be granted 'broker.recover': {RESERVED} {NOT_YOURS}"),
+        ),
+        (
+            "operator",
+            "broker.recover",
+            "exact",
+            ["register"],
+            f"register on 'broker.recover' is not grantable: {RESERVED}",
+        ),
+        (
+            "operator",
+            "wamp.session.on_join",
+            "exact",
+            ["publish", "subscribe"],
+            (f"publish on 'wamp.session.on_join' is not grantable: {RESERVED}"),
+        ),
+        # the node's own roles are not in the grant table's rule
+        ("broker", "broker.", "prefix", ["register"], None),
+        ("trusted", "wamp.", "prefix", ["register"], None),
+    ],
+)
+def test_reserved_grant(role: str, uri: str, match: str, actions: list[str], refusal: str | None) -> None:
+    assert reserved_grant(role, uri, match, actions) == refusal  # type: ignore[arg-type]
+
+
+def test_a_broad_grant_the_rule_lets_through_reaches_nothing_reserved() -> None:
+    """What :func:`reserved_grant` lets through as merely covering the namespaces grants nothing there."""
+    grants = Grants(
+        {
+            "r": (
+                Grant("", "prefix", frozenset({"subscribe", "call"})),
+                Grant("wam", "prefix", frozenset({"subscribe"})),
+                Grant(".session.on_join", "wildcard", frozenset({"subscribe"})),
+            )
+        }
+    )
+    for uri in ("wamp.session.on_join", "wamp.session.list", "broker.reload", "broker.recover"):
+        for action in ("subscribe", "call"):
+            assert not grants.allows("r", action, uri), (action, uri)  # type: ignore[arg-type]
+    assert grants.allows("r", "subscribe", "orders.new")

@@ -110,6 +110,12 @@ def test_ports_transports_realms_roles_and_the_store_need_a_restart() -> None:
             f"{EXTRA}.grants.anonymous[0].match",
         ),
         (
+            lambda c: extra(c)["grants"]["anonymous"].append(
+                {"uri": "wamp.session.", "match": "prefix", "allow": ["subscribe"]}
+            ),
+            f"{EXTRA}.grants.anonymous[2]",
+        ),
+        (
             lambda c: extra(c)["publishers"]["dev"].update(secret="${BROKER_NOT_SET}"),
             f"{EXTRA}.publishers.dev.secret",
         ),

@@ -176,7 +176,7 @@ def test_a_rotated_publisher_key_stops_working_without_a_restart(
     assert _publish(node, "ci", "old-ci-secret") == 401
     assert _publish(node, "ci", new_secret) == 200
     # a key added since start works after a reload too; the operator's own env value still wins
-    added = broker(node, "config", "add-publisher", "ops", "--topic", "public.:prefix")
+    added = broker(node, "config", "add-publisher", "ops", "--topic", "public.", "--match", "prefix")
     assert added.returncode == 0, added.stderr
     ops_secret = dict(line.split("=", 1) for line in added.stdout.splitlines())["secret"]
     assert broker(node, "reload").returncode == 0

@@ -75,7 +75,7 @@ def test_missing_component_is_named() -> None:
         find_component({"workers": [{"type": "router", "components": []}]})
 
 
-ENV = {"PUB_SECRET": "s3cret"}
+ENV = {"PUB_SECRET": "s3cret", "EMPTY": ""}
 
 
 @pytest.mark.parametrize(
@@ -90,6 +90,21 @@ ENV = {"PUB_SECRET": "s3cret"}
             {"dev": {"secret": "${MISSING}", "topics": [{"uri": "a."}]}},
             "$.extra.publishers.dev.secret",
             "environment variable MISSING is not set",
+        ),
+        (
+            {
+                "dev": {
+                    "secret": "${PUB_SECRET}",
+                    "topics": [{"uri": "", "match": "prefix"}, {"uri": "broker.recover"}],
+                }
+            },
+            "$.extra.publishers.dev.topics[1]",
+            "publish on 'broker.recover' is not grantable: the wamp. and broker. namespaces are reserved",
+        ),
+        (
+            {"dev": {"secret": "${EMPTY}", "topics": [{"uri": "a."}]}},
+            "$.extra.publishers.dev.secret",
+            "environment variable EMPTY is empty: an empty secret is refused",
         ),
         ({"dev": {"secret": "${PUB_SECRET}"}}, "$.extra.publishers.dev.topics", "must be a non-empty list"),
         (
