@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -36,6 +37,18 @@ from tests.node import PUBLISHER_SECRET, Node
 ROOT = Path(__file__).resolve().parent.parent
 CONSTRAINTS = ROOT / "constraints" / "node.txt"
 VERSION = "0.1.0"
+#: not sources: left out of the copy the distributions are built from
+BUILD_IGNORES = (
+    ".git",
+    ".venv*",
+    "node_modules",
+    "dist",
+    "build",
+    "*.egg-info",
+    "__pycache__",
+    ".*_cache",
+    "run",
+)
 
 pytestmark = [pytest.mark.packaging, pytest.mark.timeout(900)]
 
@@ -70,8 +83,11 @@ def pins(text: str) -> dict[str, str]:
 def build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
     """The sdist, the wheel built from it (``python -m build``'s default), and the build's output."""
     out = tmp_path_factory.mktemp("dist")
+    # from a copy: setuptools writes broker.egg-info next to the sources
+    source = tmp_path_factory.mktemp("source") / "broker"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(*BUILD_IGNORES))
     result = run(
-        [sys.executable, "-m", "build", "--no-isolation", "--outdir", out, ROOT], out, dict(os.environ)
+        [sys.executable, "-m", "build", "--no-isolation", "--outdir", out, source], out, dict(os.environ)
     )
     return (
         out / f"broker-{VERSION}.tar.gz",
