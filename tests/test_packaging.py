@@ -9,7 +9,7 @@ release is untested code) and a node that starts, serves and stops with exit 0.
 
 The builds use this venv's setuptools (``--no-isolation``; ``build`` and
 ``setuptools>=77`` are in the test extra). The fresh installs use the
-machine's pip configuration; ``[node]`` takes about a minute.
+machine's pip configuration; ``[node]`` takes one to two minutes.
 """
 
 from __future__ import annotations
