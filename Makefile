@@ -6,12 +6,16 @@
 #   make sdk-venv  .venv-sdk: Broker without extras (no crossbar), for the SDK's tests
 #   make js      clients/js: npm ci, build dist/broker.js (served at / by the node), unit tests
 #   make faults  the fault suite's long runs (tests/faults/), written to docs/reliability.md
+#   make dist    dist/: the wheel and sdist (python -m build) and broker-client-*.tgz (npm pack)
+#   make constraints  regenerate constraints/node.txt (the node's pinned dependency set) from a fresh install
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# present once the project is installed into the venv; redone when pyproject.toml changes
+# present once the project is installed into the venv; redone when pyproject.toml or the pins change
 STAMP := $(VENV)/.installed
+# the node's whole dependency set, pinned: what the suite runs is what a production install gets
+CONSTRAINTS := constraints/node.txt
 # the publisher SDK's venv: the base install only, so its tests prove crossbar is not needed
 SDK_VENV := .venv-sdk
 SDK_BIN := $(SDK_VENV)/bin
@@ -22,14 +26,14 @@ JS_STAMP := $(JS)/dist/.built
 JS_SOURCES := $(JS)/package.json $(JS)/package-lock.json $(JS)/build.mjs \
 	$(wildcard $(JS)/src/*.js $(JS)/src/shims/*.cjs $(JS)/test/*.test.mjs)
 
-.PHONY: venv sdk-venv js chromium nginx bench-deps run lint test check bench bench-quick faults clean
+.PHONY: venv sdk-venv js chromium nginx systemd bench-deps run lint test check dist constraints bench bench-quick faults clean
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[node,test]'
+	$(BIN)/python -m pip install -q -c $(CONSTRAINTS) -e '.[node,test]'
 	touch $(STAMP)
 
 sdk-venv: $(SDK_STAMP)
@@ -55,6 +59,10 @@ chromium:
 nginx:
 	@test -x /usr/sbin/nginx || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx; }
 
+# tests/test_systemd.py checks deploy/systemd/ with `systemd-analyze verify` (no running systemd needed)
+systemd:
+	@command -v systemd-analyze >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd; }
+
 run: venv js
 	$(BIN)/broker run
 
@@ -64,12 +72,29 @@ lint: venv
 	$(BIN)/mypy broker
 
 # tests/sdk asserts crossbar is absent, so it runs in .venv-sdk (against nodes from .venv)
-test: venv sdk-venv js chromium nginx lint
+test: venv sdk-venv js chromium nginx systemd lint
 	$(BIN)/python -m pytest --ignore=tests/sdk
 	BROKER_NODE_BIN=$(CURDIR)/$(BIN)/broker $(SDK_BIN)/python -m pytest tests/sdk
 
 check: venv
 	$(BIN)/broker check
+
+# what a deployment installs (docs/operators.md, "Running in production"); tests/test_packaging*.py
+# build and install the same into fresh environments
+dist: venv js
+	rm -rf dist
+	$(BIN)/python -m build --no-isolation --outdir dist .
+	cd $(JS) && npm pack --pack-destination $(CURDIR)/dist
+
+# after changing the node extra's pins in pyproject.toml: a fresh venv, nothing constrained, frozen
+# (pip and broker itself left out); then `make test`
+constraints:
+	rm -rf .venv-constraints
+	$(PYTHON) -m venv .venv-constraints
+	.venv-constraints/bin/python -m pip install -q '.[node]'
+	{ sed -n '/^#/p' $(CONSTRAINTS); .venv-constraints/bin/python -m pip freeze --all --exclude pip --exclude broker; } > $(CONSTRAINTS).new
+	mv $(CONSTRAINTS).new $(CONSTRAINTS)
+	rm -rf .venv-constraints
 
 # `make bench` only: the alternatives it measures (python-socketio, Django Channels + Redis), plots, py-spy
 BENCH_STAMP := $(VENV)/.bench-installed
@@ -94,5 +119,5 @@ faults: venv js
 	$(BIN)/python -m tests.faults.run
 
 clean:
-	rm -rf $(VENV) $(SDK_VENV) .pytest_cache .mypy_cache .ruff_cache broker.egg-info .crossbar/run
+	rm -rf $(VENV) $(SDK_VENV) dist build .pytest_cache .mypy_cache .ruff_cache broker.egg-info .crossbar/run
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
