@@ -70,6 +70,17 @@ def body_of(topic: str, size: int) -> bytes:
     return json.dumps({"topic": topic, "data": "x" * (size - len(empty))}).encode()
 
 
+def batch_of(topic: str, size: int, events: int = 32) -> bytes:
+    """A valid batch body of exactly ``size`` bytes: ``events`` events, each small enough to be
+    deliverable (a single event of ``size`` bytes is not, once its position is added)."""
+    empty = json.dumps({"events": [{"topic": topic, "data": ""} for _ in range(events)]}).encode()
+    spare = size - len(empty)
+    sizes = [spare // events + (1 if n < spare % events else 0) for n in range(events)]
+    body = json.dumps({"events": [{"topic": topic, "data": "x" * n} for n in sizes]}).encode()
+    assert len(body) == size
+    return body
+
+
 @pytest.mark.parametrize("expect", [False, True])
 def test_a_declared_256_mib_body_is_refused_before_it_is_sent(node: Node, expect: bool) -> None:
     """The headers alone get the 413 (never ``100 Continue``), and the connection ends."""
@@ -112,14 +123,14 @@ def test_a_chunked_stream_is_cut_at_the_limit(node: Node) -> None:
 
 
 def test_a_body_exactly_at_the_limit_is_published(node: Node) -> None:
-    """With a declared length and chunked: both are published (positions 1 and 2 of a new topic)."""
+    """A batch of exactly the limit, with a declared length and chunked: both are published
+    (seq 1-32 and 33-64 of a new topic)."""
     topic = f"public.limit.{uuid.uuid4().hex[:8]}"
-    declared = body_of(topic, LIMIT)
-    assert len(declared) == LIMIT
+    declared = batch_of(topic, LIMIT)
     status, answer, _ = request(node, declared)
     assert status == 200, answer
     assert answer["published"][0]["position"]["seq"] == 1
-    streamed = body_of(topic, LIMIT)
+    streamed = batch_of(topic, LIMIT)
     with connect(node) as sock:
         signed = signing.sign_headers("dev", PUBLISHER_SECRET, "POST", "/api/publish", streamed)
         sock.sendall(
@@ -127,7 +138,7 @@ def test_a_body_exactly_at_the_limit_is_published(node: Node) -> None:
         )
         status, _, answer = read_answer(sock)
     assert status == 200, answer
-    assert answer["published"][0]["position"]["seq"] == 2
+    assert answer["published"][0]["position"]["seq"] == 33
 
 
 def test_one_chunked_byte_over_the_limit_is_refused(node: Node) -> None:
