@@ -257,6 +257,7 @@ def test_page_opened_later_shows_recent_history(
     assert len(cursors) == 30
 
     page = dashboards(f"{node.url}/")
+    assert page.ready["history"] == "loaded"
     shown = page.ask(history=30, prefix=prefix)
     rows = shown["rows"]
     assert [r["cursor"] for r in rows] == cursors[::-1]
@@ -289,7 +290,38 @@ def test_recent_history_is_capped_at_the_list_size(node: Node, dashboards: Calla
     assert len(watched) == cap + 40
 
     page = dashboards(f"{node.url}/")
+    assert page.ready["history"] == "loaded"
     shown = page.ask(history=cap, prefix=prefix)
     assert shown["total"] == cap
     assert [r["cursor"] for r in shown["rows"]] == watched[::-1][:cap]
+    assert page.ask(inspect=True)["errors"] == []
+
+
+def small_history(config: dict[str, Any]) -> None:
+    """Keep only 10 events of each ``public.small.`` topic (the default keeps 1000)."""
+    extra = config["workers"][0]["components"][0]["extra"]
+    small = {"uri": "public.small.", "match": "prefix", "max_events": 10, "max_age": 3600}
+    extra["history"]["policies"] = [small, *extra["history"].get("policies", [])]
+
+
+def test_recent_history_stops_where_a_topic_was_trimmed(
+    make_node: Callable[..., Node], dashboards: Callable[..., Dashboard]
+) -> None:
+    """A watched topic trimmed its history: every event after the trim is listed, none before, no gap."""
+    node = make_node(small_history)
+    publisher = Publisher(node.url, "dev", PUBLISHER_SECRET)
+    plan = [(f"public.{kind}.t", {"n": n, "kind": kind}) for n in range(200) for kind in ("small", "wide")]
+    sent = [p for at in range(0, len(plan), 100) for p in publisher.publish_many(plan[at : at + 100])]
+    cursors = [p.position["cursor"] for p in sent if p.position]
+    assert len(cursors) == len(plan)
+    # public.small.t keeps its newest 10: recovery can answer only after its last trimmed event
+    small = [c for c, (topic, _) in zip(cursors, plan, strict=True) if topic == "public.small.t"]
+    trimmed = small[-11]
+    expected = [c for c in cursors if c > trimmed]
+
+    page = dashboards(f"{node.url}/")
+    assert page.ready["history"] == "partial"  # fewer than 500: the older ones were trimmed
+    shown = page.ask(history=len(expected), prefix="public.")
+    assert [r["cursor"] for r in shown["rows"]] == expected[::-1]
+    assert shown["total"] == len(expected)
     assert page.ask(inspect=True)["errors"] == []

@@ -2,7 +2,8 @@
 //
 // Env: PAGE_URL (the page to open), WIDTH/HEIGHT (viewport, default 1440x1000).
 // Protocol on stdin/stdout, one JSON object per line (like watch.mjs):
-//   -> {"ready": true, "state": "..."}                   once #state shows "connected" and the history is loaded
+//   -> {"ready": true, "state": "...", "history": "loaded" | "partial" | "unavailable"}
+//                                                       once #state shows "connected" and the history load is done
 //   <- {"chart": true, "points": K}                     once the chart has K complete seconds: its data and its time labels' boxes
 //   -> {"xs", "ys", "range", "liveSince", "now", "arrivals": [ms...], "labels": [{"text", "left", "right", "top", "bottom"}...], "box": {"left", "right"}}
 //   <- {"rate": true}                                   the events/s shown, as the page computed it
@@ -53,11 +54,11 @@ const text = (sel) => page.locator(sel).innerText();
 try {
   await page.goto(process.env.PAGE_URL);
   await page.waitForFunction(
-    () => document.querySelector("#state")?.textContent?.trim() === "connected" && document.body.dataset.history === "loaded",
+    () => document.querySelector("#state")?.textContent?.trim() === "connected" && !!document.body.dataset.history,
     null,
     { timeout: TIMEOUT },
   );
-  out({ ready: true, state: await text("#state") });
+  out({ ready: true, state: await text("#state"), history: await page.evaluate(() => document.body.dataset.history) });
   for await (const line of createInterface({ input: process.stdin })) {
     const cmd = JSON.parse(line);
     if (cmd.quit) break;

@@ -156,8 +156,10 @@ const HISTORY_TIMEOUT_MS = 10000;
  * client makes), subscribes from exactly there (`from`: the client recovers
  * everything after it, then goes live), and fills the list below with the
  * newest `historyLimit` events published before (class `history`,
- * `data-at` empty; `body[data-history=loaded]` once done): see
- * dashboard-history.js. Live counting (rates, chart,
+ * `data-at` empty): see dashboard-history.js. Once that is done
+ * `body[data-history]` says how it went: `loaded` (every event up to
+ * `historyLimit`), `partial` (fewer: older ones trimmed or out of reach) or
+ * `unavailable` (the node refused or failed; live events still show). Live counting (rates, chart,
  * "events received") begins at that moment, `liveSince`; history events show
  * in the stream and the topic rows but are not counted as received now.
  *
@@ -377,6 +379,9 @@ export function startDashboard({ connect, url, realm = "app", prefix = "public."
     });
   }
 
+  const why = (err) => err?.message || err?.error || String(err);
+
+  /** Go live from where the stream is, then list the history before it; "loaded" | "partial" | "unavailable". */
   async function loadHistory() {
     const session = client.session;
     const call = (epoch, after) =>
@@ -384,28 +389,30 @@ export function startDashboard({ connect, url, realm = "app", prefix = "public."
     let here;
     try {
       here = await call(PROBE_EPOCH, 0); // answers the current epoch and cursor
+      if (typeof here.epoch !== "string" || !Number.isInteger(here.cursor)) throw new TypeError("broker.recover gave no position");
     } catch (err) {
-      notice(`recent history unavailable (${err.message || err.error || err}); showing live events`);
+      notice(`recent history unavailable (${why(err)}); showing live events`);
       goLive(null);
-      return;
+      return "unavailable";
     }
     const from = { epoch: here.epoch, cursor: here.cursor };
     goLive(from); // everything after `from` comes through the subscription, gaplessly
-    if (historyLimit <= 0 || !(from.cursor > 0)) return;
+    if (historyLimit <= 0 || from.cursor === 0) return "loaded";
     try {
       const { events: found, complete } = await recentHistory(call, { ...from, limit: historyLimit });
       showHistory(found);
-      if (!complete) eventsNote.dataset.history = "partial";
+      return complete ? "loaded" : "partial";
     } catch (err) {
-      notice(`recent history unavailable (${err.message || err.error || err})`);
+      notice(`recent history unavailable (${why(err)})`);
+      return "unavailable";
     }
   }
 
   const offState = client.on("state", (state) => {
     if (state !== "connected") return;
     offState();
-    loadHistory().finally(() => {
-      document.body.dataset.history = "loaded"; // whether or not any was found (tests wait for it)
+    loadHistory().then((outcome) => {
+      document.body.dataset.history = outcome;
     });
   });
 
