@@ -203,7 +203,7 @@ def test_chart_time_labels_do_not_overlap(
 
 
 def test_chart_draws_complete_seconds_since_the_page_counted(
-    node: Node, dashboards: Callable[..., Dashboard]
+    node: Node, dashboards: Callable[..., Dashboard], tmp_path: Path
 ) -> None:
     """Each drawn second is whole and counted exactly; none before the page counted, nor the current one."""
     page = dashboards(f"{node.url}/")
@@ -222,10 +222,13 @@ def test_chart_draws_complete_seconds_since_the_page_counted(
     arrivals = [math.floor(at / 1000) for at in chart["arrivals"]]
     assert sum(ys) > 0
     assert ys == [arrivals.count(x) for x in xs]
+    shot = shots(tmp_path) / "chart-seconds.png"
+    page.ask(screenshot=str(shot), colorScheme="light")
+    assert page.ask(inspect=True)["errors"] == []
 
 
 def test_rate_over_the_elapsed_time_in_the_first_seconds(
-    node: Node, dashboards: Callable[..., Dashboard]
+    node: Node, dashboards: Callable[..., Dashboard], tmp_path: Path
 ) -> None:
     """20 events in the first 2 s read as 20 / elapsed, not 20 / 10 s, by the page's own clock."""
     page = dashboards(f"{node.url}/")
@@ -244,6 +247,9 @@ def test_rate_over_the_elapsed_time_in_the_first_seconds(
     [row] = [r for r in shown["topics"] if r["topic"] == topic]
     assert row["rate"] == pytest.approx(20 / rate_span(shown["topicsAt"], shown["liveSince"]), rel=1e-9)
     assert row["rate"] > 20 / WINDOW * 1.5  # what the old 10 s divisor showed, well below
+    shot = shots(tmp_path) / "rate.png"
+    page.ask(screenshot=str(shot), colorScheme="dark")
+    assert page.ask(inspect=True)["errors"] == []
 
 
 def test_page_opened_later_shows_recent_history(

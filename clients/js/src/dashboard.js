@@ -274,7 +274,7 @@ export function startDashboard({ connect, url, realm = "app", prefix = "public."
       li.title = "from history: published before this page opened";
     } else if (meta.recovered) {
       li.classList.add("recovered");
-      li.title = "recovered after a reconnect";
+      li.title = "recovered: missed while (re)connecting";
     }
     li.hidden = !matchesFilter(meta.topic, filter);
     const t = topicRow(meta.topic);
