@@ -67,9 +67,10 @@ function makeChart(container, current) {
     for (const x of splits) {
       const center = over.left - box.left + u.valToPos(x, "x");
       if (center - labelWidth / 2 < 0 || center + labelWidth / 2 > box.width) continue; // would be cut off
-      kept.push(el("span", { className: "x-label", textContent: clock(x, step) }));
-      kept[kept.length - 1].style.cssText = `left:${center}px;top:${top}px`;
-      kept[kept.length - 1].dataset.x = String(x);
+      const label = el("span", { className: "x-label", textContent: clock(x, step) });
+      label.style.cssText = `left:${center}px;top:${top}px`;
+      label.dataset.x = String(x);
+      kept.push(label);
     }
     labels.replaceChildren(...kept);
   }
@@ -155,13 +156,14 @@ const HISTORY_TIMEOUT_MS = 10000;
  * Once connected it asks the node where the stream is (the same probe the
  * client makes), subscribes from exactly there (`from`: the client recovers
  * everything after it, then goes live), and fills the list below with the
- * newest `historyLimit` events published before (class `history`,
- * `data-at` empty): see dashboard-history.js. Once that is done
- * `body[data-history]` says how it went: `loaded` (every event up to
- * `historyLimit`), `partial` (fewer: older ones trimmed or out of reach) or
- * `unavailable` (the node refused or failed; live events still show). Live counting (rates, chart,
- * "events received") begins at that moment, `liveSince`; history events show
- * in the stream and the topic rows but are not counted as received now.
+ * newest `historyLimit` events published before (class `history`, `data-at`
+ * empty): see dashboard-history.js. Live counting (rates, chart, "events
+ * received") begins when it subscribes, `liveSince`; history events show in
+ * the stream and the topic rows but are not counted as received now. Once the
+ * history is listed `body[data-history]` says how it went: `loaded` (every
+ * event up to `historyLimit`), `partial` (fewer: older ones trimmed or out of
+ * reach) or `unavailable` (the node refused or failed; live events still
+ * show).
  *
  * Returns `{client, liveSince, chart(), refreshMs, staleMs}` (index.html puts
  * it on `window.brokerDashboard`; the tests read it).
@@ -369,7 +371,6 @@ export function startDashboard({ connect, url, realm = "app", prefix = "public."
     liveSince = Date.now();
     buckets = new Buckets(liveSince);
     chart.update();
-    document.body.dataset.live = "true";
     client.subscribe(prefix, onEvent, {
       match: "prefix",
       recover: true,
