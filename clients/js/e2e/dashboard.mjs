@@ -2,7 +2,14 @@
 //
 // Env: PAGE_URL (the page to open), WIDTH/HEIGHT (viewport, default 1440x1000).
 // Protocol on stdin/stdout, one JSON object per line (like watch.mjs):
-//   -> {"ready": true, "state": "..."}                   once #state shows "connected"
+//   -> {"ready": true, "state": "...", "history": "loaded" | "partial" | "unavailable"}
+//                                                       once #state shows "connected" and the history load is done
+//   <- {"chart": true, "points": K}                     once the chart has K complete seconds: its data and its time labels' boxes
+//   -> {"xs", "ys", "range", "liveSince", "now", "arrivals": [ms...], "labels": [{"text", "left", "right", "top", "bottom"}...], "box": {"left", "right"}}
+//   <- {"rate": true}                                   the events/s shown, as the page computed it
+//   -> {"text", "rate", "at", "now", "liveSince", "staleMs", "topics": [{"topic", "rate", "text"}...], "topicsAt"}
+//   <- {"history": N, "prefix": "public.x."}            wait for N rows from history under prefix
+//   -> {"rows": [{"topic", "seq", "cursor", "data", "history", "time", "at"}...] (page order, all under prefix), "total": N}
 //   <- {"expect": N, "prefix": "public.x.", "topics": K} wait for N events and K topic rows under prefix
 //   -> {"topics": [{"topic", "rate", "count"}...], "events": N}
 //   <- {"stream": true, "prefix": "public.x.", "last": C} wait until the event at cursor C is listed in #events
@@ -10,7 +17,7 @@
 //   <- {"filter": "text"}                               type into the topic filter
 //   -> {"filter": "text"}
 //   <- {"inspect": true}
-//   -> {"state", "transport", "canvas": {"width", "height"} | null, "errors": [...], "stats": {...}}
+//   -> {"state", "transport", "canvas": {"width", "height"} | null, "errors": [...], "stats": {...}, "rows": N (in #events)}
 //   <- {"operator": "secret"}                           sign in on the operator panel (page opened with ?operator)
 //   -> {"sessions": "3", "subscriptions": "2", "status": "..."}
 //   <- {"screenshot": "path.png", "colorScheme": "dark" | "light", "fullPage": false}
@@ -46,8 +53,12 @@ const text = (sel) => page.locator(sel).innerText();
 
 try {
   await page.goto(process.env.PAGE_URL);
-  await page.waitForFunction(() => document.querySelector("#state")?.textContent?.trim() === "connected", null, { timeout: TIMEOUT });
-  out({ ready: true, state: await text("#state") });
+  await page.waitForFunction(
+    () => document.querySelector("#state")?.textContent?.trim() === "connected" && !!document.body.dataset.history,
+    null,
+    { timeout: TIMEOUT },
+  );
+  out({ ready: true, state: await text("#state"), history: await page.evaluate(() => document.body.dataset.history) });
   for await (const line of createInterface({ input: process.stdin })) {
     const cmd = JSON.parse(line);
     if (cmd.quit) break;
@@ -82,6 +93,61 @@ try {
       );
       const note = await page.$eval("#events-note", (p) => (p.hidden ? null : p.textContent));
       out({ rows: rows.filter((r) => r.topic.startsWith(cmd.prefix)), total: rows.length, note });
+    } else if (cmd.chart) {
+      await page.waitForFunction((k) => window.brokerDashboard.chart().xs.length >= k, cmd.points ?? 0, { timeout: TIMEOUT });
+      out(
+        await page.evaluate(() => {
+          const dash = window.brokerDashboard;
+          const box = document.getElementById("chart").getBoundingClientRect();
+          const labels = [...document.querySelectorAll("#chart .x-label")].map((l) => {
+            const r = l.getBoundingClientRect();
+            return { text: l.textContent, left: r.left, right: r.right, top: r.top, bottom: r.bottom };
+          });
+          const arrivals = [...document.querySelectorAll("#events li")].map((li) => li.dataset.at).filter(Boolean).map(Number);
+          return { ...dash.chart(), liveSince: dash.liveSince, now: Date.now(), arrivals, labels, box: { left: box.left, right: box.right } };
+        }),
+      );
+    } else if (cmd.rate) {
+      await page.waitForTimeout(50);
+      out(
+        await page.evaluate(() => {
+          const dash = window.brokerDashboard;
+          const stat = document.getElementById("stat-rate");
+          const topics = [...document.querySelectorAll("#topics tr")].map((tr) => ({
+            topic: tr.dataset.topic,
+            rate: Number(tr.dataset.rate),
+            text: tr.querySelector(".rate").textContent,
+          }));
+          return {
+            text: stat.textContent,
+            rate: Number(stat.dataset.rate),
+            at: Number(stat.dataset.at),
+            topicsAt: Number(document.getElementById("topics").dataset.at),
+            now: Date.now(),
+            liveSince: dash.liveSince,
+            staleMs: dash.staleMs,
+            topics,
+          };
+        }),
+      );
+    } else if (cmd.history !== undefined) {
+      await page.waitForFunction(
+        ({ prefix, n }) => document.querySelectorAll(`#events li.history[data-topic^="${prefix}"]`).length >= n,
+        { prefix: cmd.prefix, n: cmd.history },
+        { timeout: TIMEOUT },
+      );
+      const rows = await page.$$eval("#events li", (items) =>
+        items.map((li) => ({
+          topic: li.dataset.topic,
+          seq: li.dataset.seq === "" ? null : Number(li.dataset.seq),
+          cursor: li.dataset.cursor === "" ? null : Number(li.dataset.cursor),
+          data: JSON.parse(li.dataset.data),
+          history: li.classList.contains("history"),
+          time: li.querySelector(".time").textContent,
+          at: li.dataset.at === "" ? null : Number(li.dataset.at),
+        })),
+      );
+      out({ rows: rows.filter((r) => r.topic.startsWith(cmd.prefix)), total: rows.length });
     } else if (cmd.filter !== undefined) {
       await page.fill("#filter", cmd.filter);
       out({ filter: await page.inputValue("#filter") });
@@ -89,7 +155,8 @@ try {
       const canvas = await page.$eval("#chart canvas", (c) => ({ width: c.width, height: c.height })).catch(() => null);
       const stats = {};
       for (const id of ["stat-rate", "stat-total", "stat-topics", "stat-last"]) stats[id] = await text(`#${id}`);
-      out({ state: await text("#state"), transport: await text("#transport"), canvas, errors, stats });
+      const rows = await page.locator("#events li").count();
+      out({ state: await text("#state"), transport: await text("#transport"), canvas, errors, stats, rows });
     } else if (cmd.operator !== undefined) {
       await page.waitForSelector("#operator:not([hidden]) form", { timeout: TIMEOUT });
       await page.fill("#operator input[name=secret]", cmd.operator);
