@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import re
+import socket
 import sys
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
@@ -159,6 +160,35 @@ def _export_secrets(config: Mapping[str, Any], config_dir: Path) -> None:
         raise errors[0]
 
 
+def _check_listen(config: Mapping[str, Any]) -> str | None:
+    """Why the node could not listen on its web transport's port, or None if it can.
+
+    Binds and closes the address as Twisted will (``SO_REUSEADDR``), so a port
+    in use is one clear line before crossbar starts, not its tracebacks after a
+    worker has started. The message keeps the OS's words ("Address already in
+    use"), and names the way out.
+    """
+    _, transport = nodeconfig.web_transport(config)
+    endpoint = transport.get("endpoint") or {}
+    port = endpoint.get("port")
+    interface = endpoint.get("interface", "")
+    if isinstance(port, bool) or not isinstance(port, int) or not isinstance(interface, str):
+        return None  # the config check reports it
+    try:
+        found = socket.getaddrinfo(interface or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family = found[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((interface, port))
+    except OSError as exc:
+        where = f"[{interface}]:{port}" if ":" in interface else f"{interface or '*'}:{port}"
+        return (
+            f"cannot listen on {where}: [Errno {exc.errno}] {exc.strerror}: "
+            "choose another port with --port N or BROKER_PORT=N"
+        )
+    return None
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     config_path: Path = args.config.absolute()
     config_dir = config_path.parent
@@ -181,6 +211,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     pid = _running_node(cbdir)
     if pid is not None:
         return _fail(f"a node is already running from {cbdir} (PID {pid})")
+    problem = _check_listen(rendered)
+    if problem is not None:
+        return _fail(problem)
     nodeconfig.write(cbdir, rendered)
     # what a live reload compares the edited file with (broker.router.reloader)
     snapshot = configfile.format_config(nodeconfig.render(config, config_dir))

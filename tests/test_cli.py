@@ -251,6 +251,26 @@ def test_run_refuses_a_second_node_on_the_same_cbdir(
         cli.main(args)
 
 
+@pytest.mark.usefixtures("secrets_env")
+def test_run_refuses_a_port_in_use_in_one_line(
+    capsys: pytest.CaptureFixture[str],
+    config_copy: Callable[..., Path],
+    fake_execv: list[list[str]],
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert cli.main(["run", "--config", str(config_copy(unchanged)), "--port", str(port)]) == 1
+    out, err = capsys.readouterr()
+    assert err == (
+        f"broker: cannot listen on 127.0.0.1:{port}: [Errno 98] Address already in use: "
+        "choose another port with --port N or BROKER_PORT=N\n"
+    )
+    assert out == ""  # not even "starting"
+    assert fake_execv == []
+
+
 # -- publish / tail -------------------------------------------------------------------
 
 

@@ -234,11 +234,14 @@ class BrokerComponent(ApplicationSession):
         reload.handle_sighup(reactor)
         STATE.session = self
         # crossbar runs at log level "warn" by default (its "info" is unreadable),
-        # and operators need to see when the node is ready
-        self.log.warn(
-            "Broker ready: realm {realm}, grants for roles {roles}",
-            realm=details.realm,
-            roles=", ".join(sorted(grants.role_names())),
+        # and operators need to see when the node is ready: once its port listens
+        # (crossbar starts this component first; a port in use must not read "ready")
+        readiness.when_ready(
+            lambda: self.log.warn(
+                "Broker ready: realm {realm}, grants for roles {roles}",
+                realm=details.realm,
+                roles=", ".join(sorted(grants.role_names())),
+            )
         )
 
     def _message_limit(self) -> int | None:
