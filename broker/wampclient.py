@@ -235,9 +235,12 @@ async def tail(
     if resume_from is not None:
         buffer = ResumeBuffer(resume_from[1])
     seen = 0
+    leaving = False
 
     def on_lost(_: object) -> None:
-        if not done.called:
+        # only while the tail runs: after it ended (a failed recovery), the close is its own
+        # leave, and an errback nobody awaits would print "Unhandled error in Deferred"
+        if not done.called and not leaving:
             done.errback(ConnectionFailed(f"{target.url}: the router closed the connection"))
 
     def deliver(events: list[tuple[str, list[Any], dict[str, Any]]]) -> None:
@@ -274,6 +277,7 @@ async def tail(
     except ApplicationError as exc:
         raise _wamp_error(exc) from None
     finally:
+        leaving = True
         await _leave(session)
 
 
@@ -312,9 +316,11 @@ async def _recover_into(
                 f"(events after {epoch}:{buffer.last} were not printed)"
             )
         if answer["unrecoverable"]:
+            now = f"{answer['epoch']}:{answer['cursor']}"
             raise BrokerError(
-                f"cannot resume from {epoch}:{cursor}: {answer['reason']} "
-                f"(the current position is {answer['epoch']}:{answer['cursor']})"
+                f"cannot resume from {epoch}:{cursor}: {answer['reason']}; nothing after "
+                f"{epoch}:{buffer.last} was printed: run again with --from {now} to go on "
+                "from the current position, or without --from"
             )
         deliver(
             buffer.recovered(
