@@ -35,7 +35,7 @@ from broker.errors import BrokerError, ConfigError, InvalidToken, NotAuthorized
 from broker.grants import ACTIONS, Grants
 from broker.history import HistoryStore, create_store
 from broker.history.publish_memory import open_publish_memory
-from broker.history.recovery import recover
+from broker.history.recovery import recover, recovery_outcome
 from broker.publishing import PublishGate
 from broker.reload import RELOAD_PROCEDURE
 from broker.router import expiry, hardening, logstyle, metrics, positions, readiness, reloader
@@ -212,7 +212,7 @@ class BrokerComponent(ApplicationSession):
             except ApplicationError:
                 metrics.count_recovery("refused")
                 raise
-            metrics.count_recovery("unrecoverable" if answer.get("unrecoverable") else "recovered")
+            metrics.count_recovery(recovery_outcome(epoch, answer))
             return answer
 
         await self.register(
