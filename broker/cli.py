@@ -21,7 +21,7 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from broker import configcheck, configcmd, configfile, devsecrets, nodeconfig
+from broker import __version__, configcheck, configcmd, configfile, devsecrets, nodeconfig
 from broker.configcheck import report
 from broker.configcheck.crossbar import crossbar_check
 from broker.errors import BrokerError, ConfigError, InvalidUri, WampError
@@ -310,15 +310,15 @@ def _cmd_publish(args: argparse.Namespace) -> int:
         payload = json.loads(args.json)
     except json.JSONDecodeError as exc:
         return _fail(f"invalid JSON payload: {exc}", status=2)
-    status, publication_id = _client(
+    status, published = _client(
         args,
         "publish",
         "exact",
         False,
         lambda client, target: client.publish(target, args.topic, payload),
     )
-    if publication_id is not None:
-        print(publication_id)
+    if published is not None:
+        print(json.dumps(published), flush=True)
     return status
 
 
@@ -514,10 +514,31 @@ def _cmd_check(args: argparse.Namespace) -> int:
 # -- the parser -------------------------------------------------------------------
 
 
+#: ``broker --help``'s examples: the README's first steps, runnable as they stand.
+EXAMPLES: Final = """\
+examples:
+  broker run                                          start the node on 127.0.0.1:8080
+  broker run --port 8081                              ... on another port (or BROKER_PORT=8081)
+  broker tail 'public.' --match prefix                print every event under public. as JSON lines
+  broker tail 'orders..created' --match wildcard      WAMP wildcards are empty components
+  broker tail public.demo --from 6f1c0e2ab4d39e87:42  first what was missed after a printed position
+  broker publish public.demo '{"n": 1}'               prints {"topic": ..., "id": ..., "position": ...}
+  broker token 42 --subscribe user.42.:prefix --ttl 3600
+  broker config grant anonymous news. --match prefix --allow subscribe && broker reload
+  broker check                                        validate .crossbar/config.json
+
+'broker COMMAND --help' describes each command.
+"""
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="broker", description="Broker: a publish/subscribe message broker on Crossbar.io."
+        prog="broker",
+        description="Broker: a publish/subscribe message broker on Crossbar.io.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, func: Callable[[argparse.Namespace], int], summary: str) -> Any:

@@ -200,12 +200,45 @@ async def _joined(target: Target) -> AsyncIterator[Any]:
         await _leave(session)
 
 
-async def publish(target: Target, topic: str, payload: Any) -> int:
-    """Publish ``payload`` as the only positional argument; returns the publication id."""
+async def publish(target: Target, topic: str, payload: Any) -> dict[str, Any]:
+    """Publish ``payload`` as the only positional argument: ``{"topic", "id", "position"}``.
+
+    The acknowledgement carries only the publication id, so the session first
+    subscribes to ``topic`` and publishes with ``exclude_me=False``: its own
+    event, found by that id, brings the position the node gave it (None for a
+    topic without history, or when the session may not subscribe to it, or
+    when the event does not arrive within :data:`TIMEOUT`).
+    """
     async with _joined(target) as session:
-        publication = await session.publish(topic, payload, options=PublishOptions(acknowledge=True))
-    publication_id: int = publication.id
-    return publication_id
+        own: dict[int, defer.Deferred[Any]] = {}
+        early: dict[int, Any] = {}
+
+        def on_event(*args: Any, **kwargs: Any) -> None:
+            details: EventDetails = kwargs.pop(_DETAILS_KWARG)
+            position = kwargs.get(POSITION_KEY)
+            if details.publication in own and not own[details.publication].called:
+                own[details.publication].callback(position)
+            else:
+                early[details.publication] = position  # before the acknowledgement arrived
+
+        try:
+            await session.subscribe(on_event, topic, options=SubscribeOptions(details_arg=_DETAILS_KWARG))
+            subscribed = True
+        except ApplicationError:
+            subscribed = False  # a role that may publish here but not subscribe: no position
+        options = PublishOptions(acknowledge=True, exclude_me=False)
+        publication = await session.publish(topic, payload, options=options)
+        publication_id: int = publication.id
+        position = None
+        if publication_id in early:
+            position = early[publication_id]
+        elif subscribed:
+            arrival: defer.Deferred[Any] = defer.Deferred()
+            own[publication_id] = arrival
+            arrival.addTimeout(TIMEOUT, reactor)
+            with contextlib.suppress(defer.TimeoutError):
+                position = await arrival
+    return {"topic": topic, "id": publication_id, "position": position}
 
 
 async def call(target: Target, procedure: str, *args: Any) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from typing import Any
 
 import pytest
 
+import broker
 from broker import cli, devsecrets
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -448,3 +450,27 @@ def test_a_token_without_grants_is_minted_with_a_warning(
         "broker: warning: this token grants no subscription (add --subscribe PATTERN[:MATCH]): "
         "it may subscribe only to what the node grants role 'user'\n"
     )
+
+
+# -- --version, --help ----------------------------------------------------------------------
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out == f"broker {broker.__version__}\n"
+
+
+def test_help_shows_examples_that_parse(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    out = capsys.readouterr().out
+    assert out.endswith(cli.EXAMPLES)
+    commands = [line.strip() for line in cli.EXAMPLES.splitlines() if line.startswith("  broker ")]
+    assert len(commands) == 9
+    for command in commands:
+        for part in command.split(" && "):
+            words = shlex.split(part.split("  ")[0])  # the text after two spaces describes it
+            assert words[0] == "broker"
+            cli._parser().parse_args(words[1:])  # exits 2 on a usage error

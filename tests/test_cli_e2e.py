@@ -91,6 +91,23 @@ def test_publish_reaches_tail(node: Node, tails: list[Tail], args: list[str], to
     assert tail.proc.returncode == 0
 
 
+def test_publish_prints_a_json_line_with_topic_id_and_position(node: Node, tails: list[Tail]) -> None:
+    topic = f"public.ids.{uuid.uuid4().hex[:8]}"
+    tail = Tail(node, topic, "--anonymous", "--count", "2")
+    tails.append(tail)
+    printed = []
+    for n in (1, 2):
+        result = publish(node, topic, json.dumps({"n": n}))
+        assert result.returncode == 0, result.stderr
+        assert result.stderr == ""
+        [line] = result.stdout.splitlines()
+        printed.append(json.loads(line))
+    assert [(p["topic"], p["position"]["seq"]) for p in printed] == [(topic, 1), (topic, 2)]
+    assert all(isinstance(p["id"], int) and set(p) == {"topic", "id", "position"} for p in printed)
+    # the very positions a subscriber got with the events
+    assert [line["position"] for line in tail.lines()] == [p["position"] for p in printed]
+
+
 def test_publish_to_forbidden_topic_fails_loudly(node: Node) -> None:
     result = publish(node, "broker.internal", '{"n": 1}')
     assert result.returncode == 1
