@@ -182,11 +182,7 @@ def _check_listen(config: Mapping[str, Any]) -> str | None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((interface, port))
     except OSError as exc:
-        where = f"[{interface}]:{port}" if ":" in interface else f"{interface or '*'}:{port}"
-        return (
-            f"cannot listen on {where}: [Errno {exc.errno}] {exc.strerror}: "
-            "choose another port with --port N or BROKER_PORT=N"
-        )
+        return nodeconfig.listen_problem(interface, port, exc)
     return None
 
 
