@@ -43,6 +43,7 @@ from broker.client.wamp import page_problem
 from broker.errors import BrokerError, ConnectionFailed, WampError
 from broker.history import POSITION_KEY
 from broker.history.resume import ResumeBuffer
+from broker.uris import is_reserved
 
 #: The global reactor; its interfaces are zope ones, which mypy cannot follow.
 reactor: Any = _reactor
@@ -221,11 +222,11 @@ async def publish(target: Target, topic: str, payload: Any) -> dict[str, Any]:
             else:
                 early[details.publication] = position  # before the acknowledgement arrived
 
-        try:
-            await session.subscribe(on_event, topic, options=SubscribeOptions(details_arg=_DETAILS_KWARG))
-            subscribed = True
-        except ApplicationError:
-            subscribed = False  # a role that may publish here but not subscribe: no position
+        subscribed = False  # a role that may publish here but not subscribe: no position
+        if not is_reserved(topic):  # refused to clients: one refusal (the publish's), not two
+            with contextlib.suppress(ApplicationError):
+                await session.subscribe(on_event, topic, options=SubscribeOptions(details_arg=_DETAILS_KWARG))
+                subscribed = True
         options = PublishOptions(acknowledge=True, exclude_me=False)
         publication = await session.publish(topic, payload, options=options)
         publication_id: int = publication.id
