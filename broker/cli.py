@@ -11,21 +11,23 @@ Autobahn load only inside the client commands (:mod:`broker.wampclient`).
 from __future__ import annotations
 
 import argparse
+import hmac
 import json
 import os
 import re
+import socket
 import sys
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from broker import configcheck, configcmd, configfile, devsecrets, nodeconfig
+from broker import __version__, configcheck, configcmd, configfile, devsecrets, nodeconfig
 from broker.configcheck import report
 from broker.configcheck.crossbar import crossbar_check
 from broker.errors import BrokerError, ConfigError, InvalidUri, WampError
 from broker.history import POSITION_KEY
 from broker.reload import ENV_CONFIG, ENV_FILE_SECRETS, SNAPSHOT_FILENAME
-from broker.settings import find_component, parse_settings
+from broker.settings import TokenSettings, find_component, parse_settings
 from broker.uris import MATCH_POLICIES, check_uri
 
 if TYPE_CHECKING:
@@ -159,6 +161,31 @@ def _export_secrets(config: Mapping[str, Any], config_dir: Path) -> None:
         raise errors[0]
 
 
+def _check_listen(config: Mapping[str, Any]) -> str | None:
+    """Why the node could not listen on its web transport's port, or None if it can.
+
+    Binds and closes the address as Twisted will (``SO_REUSEADDR``), so a port
+    in use is one clear line before crossbar starts, not its tracebacks after a
+    worker has started. The message keeps the OS's words ("Address already in
+    use"), and names the way out.
+    """
+    _, transport = nodeconfig.web_transport(config)
+    endpoint = transport.get("endpoint") or {}
+    port = endpoint.get("port")
+    interface = endpoint.get("interface", "")
+    if isinstance(port, bool) or not isinstance(port, int) or not isinstance(interface, str):
+        return None  # the config check reports it
+    try:
+        found = socket.getaddrinfo(interface or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family = found[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((interface, port))
+    except OSError as exc:
+        return nodeconfig.listen_problem(interface, port, exc)
+    return None
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     config_path: Path = args.config.absolute()
     config_dir = config_path.parent
@@ -181,6 +208,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     pid = _running_node(cbdir)
     if pid is not None:
         return _fail(f"a node is already running from {cbdir} (PID {pid})")
+    problem = _check_listen(rendered)
+    if problem is not None:
+        return _fail(problem)
     nodeconfig.write(cbdir, rendered)
     # what a live reload compares the edited file with (broker.router.reloader)
     snapshot = configfile.format_config(nodeconfig.render(config, config_dir))
@@ -276,15 +306,15 @@ def _cmd_publish(args: argparse.Namespace) -> int:
         payload = json.loads(args.json)
     except json.JSONDecodeError as exc:
         return _fail(f"invalid JSON payload: {exc}", status=2)
-    status, publication_id = _client(
+    status, published = _client(
         args,
         "publish",
         "exact",
         False,
         lambda client, target: client.publish(target, args.topic, payload),
     )
-    if publication_id is not None:
-        print(publication_id)
+    if published is not None:
+        print(json.dumps(published), flush=True)
     return status
 
 
@@ -328,10 +358,21 @@ TOKEN_SECRET: Final = "BROKER_TOKEN_SECRET"  # noqa: S105 - a variable name
 
 
 def _grant_pattern(text: str) -> dict[str, str]:
-    """An argparse type: ``PATTERN[:MATCH]`` (``user.42.:prefix``); exact without a suffix."""
+    """An argparse type: ``PATTERN[:MATCH]`` (``user.42.:prefix``); exact without a suffix.
+
+    A suffix after the last ``:`` must be a match policy, so a typo
+    (``:regex``, ``:prefx``) is refused rather than minted as part of an exact
+    URI; a topic with a ``:`` of its own is written with its match
+    (``a:b:exact``).
+    """
     uri, sep, match = text.rpartition(":")
-    if not sep or match not in MATCH_POLICIES:
+    if not sep:
         uri, match = text, "exact"
+    elif match not in MATCH_POLICIES:
+        raise argparse.ArgumentTypeError(
+            f"unknown match {match!r} in {text!r}: write PATTERN[:MATCH] with MATCH one of "
+            f"{', '.join(MATCH_POLICIES)} (an exact topic with a ':' of its own is written TOPIC:exact)"
+        )
     try:
         check_uri(uri, match, what="pattern")
     except InvalidUri as exc:
@@ -339,9 +380,50 @@ def _grant_pattern(text: str) -> dict[str, str]:
     return {"uri": uri, "match": match}
 
 
+def _node_tokens(config_path: Path) -> TokenSettings | None:
+    """How the node at ``config_path`` verifies tokens (``extra.tokens``); None if it takes none.
+
+    Its ``${VAR}`` secrets resolve as ``broker run`` resolves them: the
+    environment, else the dev secrets file; others count as set.
+    """
+    config = nodeconfig.load(config_path)
+    path, component = find_component(config)
+    env = {var: "set" for _, var in nodeconfig.env_references(config)}
+    env.update(devsecrets.load(devsecrets.path_for(config_path.parent)))
+    env.update(os.environ)
+    extra = {k: v for k, v in (component.get("extra") or {}).items() if k != "cbdir"}
+    return parse_settings(extra, f"{path}.extra", env=env).tokens
+
+
+def _token_problem(args: argparse.Namespace, secret: str, tokens: TokenSettings | None) -> str | None:
+    """Why the node would refuse the token ``args`` asks for, signed with ``secret``; or None."""
+    where = f"the node ({args.config})"
+    if tokens is None:
+        return f"{where} accepts no tokens: its Broker component has no extra.tokens"
+    if not any(key.alg == "HS256" and hmac.compare_digest(key.key, secret) for key in tokens.keys):
+        return (
+            f"{where} would refuse its signature: {TOKEN_SECRET} is none of the HS256 keys "
+            "in extra.tokens.keys"
+        )
+    if args.ttl > tokens.max_ttl:
+        return (
+            f"--ttl {args.ttl} exceeds the tokens.max_ttl of {where}, {tokens.max_ttl} s: "
+            "the node would refuse it (and a browser would reconnect with it forever)"
+        )
+    if args.audience is not None and args.audience != tokens.audience:
+        return f"--audience {args.audience!r} is not the tokens.audience of {where}, {tokens.audience!r}"
+    return None
+
+
 def _cmd_token(args: argparse.Namespace) -> int:
-    """Print a user token signed with the node's HS256 secret (for development and scripts)."""
-    from broker.tokens import mint
+    """Print a user token signed with the node's HS256 secret (for development and scripts).
+
+    With the node's config at hand (``--config``), the token is checked
+    against it first — key, ``max_ttl``, audience — so it is never one the
+    node would refuse. A token without ``--subscribe`` is minted with a
+    warning: it may subscribe only to what the config grants role ``user``.
+    """
+    from broker.tokens import DEFAULT_AUDIENCE, mint
 
     secret = devsecrets.secret(TOKEN_SECRET, args.config.parent)
     if not secret:
@@ -349,8 +431,26 @@ def _cmd_token(args: argparse.Namespace) -> int:
             f"no token secret: set {TOKEN_SECRET}, or start the node once "
             f"with 'broker run' to create {devsecrets.path_for(args.config.parent)}"
         )
+    audience = args.audience
+    if args.config.exists():
+        try:
+            tokens = _node_tokens(args.config)
+        except ConfigError as exc:
+            return _fail(f"config error: {exc}")
+        problem = _token_problem(args, secret, tokens)
+        if problem is not None:
+            return _fail(f"token not minted: {problem}")
+        audience = audience or (tokens.audience if tokens else None)
+    if not args.subscribe:
+        print(
+            "broker: warning: this token grants no subscription (add --subscribe PATTERN[:MATCH]): "
+            "it may subscribe only to what the node grants role 'user'",
+            file=sys.stderr,
+        )
     try:
-        token = mint(secret, args.sub, args.subscribe or [], ttl=args.ttl, audience=args.audience)
+        token = mint(
+            secret, args.sub, args.subscribe or [], ttl=args.ttl, audience=audience or DEFAULT_AUDIENCE
+        )
     except (BrokerError, ValueError) as exc:
         return _fail(f"token not minted: {exc}")
     print(token)
@@ -410,10 +510,31 @@ def _cmd_check(args: argparse.Namespace) -> int:
 # -- the parser -------------------------------------------------------------------
 
 
+#: ``broker --help``'s examples: the README's first steps, runnable as they stand.
+EXAMPLES: Final = """\
+examples:
+  broker run                                          start the node on 127.0.0.1:8080
+  broker run --port 8081                              ... on another port (or BROKER_PORT=8081)
+  broker tail 'public.' --match prefix                print every event under public. as JSON lines
+  broker tail 'orders..created' --match wildcard      WAMP wildcards are empty components
+  broker tail public.demo --from 6f1c0e2ab4d39e87:42  first what was missed after a printed position
+  broker publish public.demo '{"n": 1}'               prints {"topic": ..., "id": ..., "position": ...}
+  broker token 42 --subscribe user.42.:prefix --ttl 3600
+  broker config grant anonymous news. --match prefix --allow subscribe && broker reload
+  broker check                                        validate .crossbar/config.json
+
+'broker COMMAND --help' describes each command.
+"""
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="broker", description="Broker: a publish/subscribe message broker on Crossbar.io."
+        prog="broker",
+        description="Broker: a publish/subscribe message broker on Crossbar.io.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, func: Callable[[argparse.Namespace], int], summary: str) -> Any:
@@ -485,10 +606,13 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         type=_grant_pattern,
         metavar="PATTERN[:MATCH]",
-        help="a topic pattern the user may subscribe to, e.g. user.42.:prefix (repeatable)",
+        help="a topic pattern the user may subscribe to, MATCH one of exact (the default), prefix, "
+        "wildcard: e.g. user.42.:prefix (repeatable)",
     )
     token.add_argument("--ttl", type=_positive, default=300, help="seconds (default: %(default)s)")
-    token.add_argument("--audience", default="broker", help="the 'aud' claim (default: %(default)s)")
+    token.add_argument(
+        "--audience", help="the 'aud' claim (default: the node's tokens.audience, else broker)"
+    )
 
     configcmd.add_commands(command, client)  # broker config ..., broker reload
 

@@ -258,3 +258,16 @@ def env_references(config: Mapping[str, Any]) -> list[tuple[str, str]]:
 
     walk(config, "$")
     return found
+
+
+def listen_problem(interface: str, port: int, error: OSError) -> str:
+    """The one line that says the node cannot listen on ``interface:port``, and the way out.
+
+    It keeps the OS's words ("Address already in use"): the test harness and
+    supervisors' scripts look for them.
+    """
+    where = f"[{interface}]:{port}" if ":" in interface else f"{interface or '*'}:{port}"
+    return (
+        f"cannot listen on {where}: [Errno {error.errno}] {error.strerror}: "
+        "choose another port with --port N or BROKER_PORT=N"
+    )

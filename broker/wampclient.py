@@ -43,6 +43,7 @@ from broker.client.wamp import page_problem
 from broker.errors import BrokerError, ConnectionFailed, WampError
 from broker.history import POSITION_KEY
 from broker.history.resume import ResumeBuffer
+from broker.uris import is_reserved
 
 #: The global reactor; its interfaces are zope ones, which mypy cannot follow.
 reactor: Any = _reactor
@@ -200,12 +201,45 @@ async def _joined(target: Target) -> AsyncIterator[Any]:
         await _leave(session)
 
 
-async def publish(target: Target, topic: str, payload: Any) -> int:
-    """Publish ``payload`` as the only positional argument; returns the publication id."""
+async def publish(target: Target, topic: str, payload: Any) -> dict[str, Any]:
+    """Publish ``payload`` as the only positional argument: ``{"topic", "id", "position"}``.
+
+    The acknowledgement carries only the publication id, so the session first
+    subscribes to ``topic`` and publishes with ``exclude_me=False``: its own
+    event, found by that id, brings the position the node gave it (None for a
+    topic without history, or when the session may not subscribe to it, or
+    when the event does not arrive within :data:`TIMEOUT`).
+    """
     async with _joined(target) as session:
-        publication = await session.publish(topic, payload, options=PublishOptions(acknowledge=True))
-    publication_id: int = publication.id
-    return publication_id
+        own: dict[int, defer.Deferred[Any]] = {}
+        early: dict[int, Any] = {}
+
+        def on_event(*args: Any, **kwargs: Any) -> None:
+            details: EventDetails = kwargs.pop(_DETAILS_KWARG)
+            position = kwargs.get(POSITION_KEY)
+            if details.publication in own and not own[details.publication].called:
+                own[details.publication].callback(position)
+            else:
+                early[details.publication] = position  # before the acknowledgement arrived
+
+        subscribed = False  # a role that may publish here but not subscribe: no position
+        if not is_reserved(topic):  # refused to clients: one refusal (the publish's), not two
+            with contextlib.suppress(ApplicationError):
+                await session.subscribe(on_event, topic, options=SubscribeOptions(details_arg=_DETAILS_KWARG))
+                subscribed = True
+        options = PublishOptions(acknowledge=True, exclude_me=False)
+        publication = await session.publish(topic, payload, options=options)
+        publication_id: int = publication.id
+        position = None
+        if publication_id in early:
+            position = early[publication_id]
+        elif subscribed:
+            arrival: defer.Deferred[Any] = defer.Deferred()
+            own[publication_id] = arrival
+            arrival.addTimeout(TIMEOUT, reactor)
+            with contextlib.suppress(defer.TimeoutError):
+                position = await arrival
+    return {"topic": topic, "id": publication_id, "position": position}
 
 
 async def call(target: Target, procedure: str, *args: Any) -> Any:
@@ -235,9 +269,12 @@ async def tail(
     if resume_from is not None:
         buffer = ResumeBuffer(resume_from[1])
     seen = 0
+    leaving = False
 
     def on_lost(_: object) -> None:
-        if not done.called:
+        # only while the tail runs: after it ended (a failed recovery), the close is its own
+        # leave, and an errback nobody awaits would print "Unhandled error in Deferred"
+        if not done.called and not leaving:
             done.errback(ConnectionFailed(f"{target.url}: the router closed the connection"))
 
     def deliver(events: list[tuple[str, list[Any], dict[str, Any]]]) -> None:
@@ -274,6 +311,7 @@ async def tail(
     except ApplicationError as exc:
         raise _wamp_error(exc) from None
     finally:
+        leaving = True
         await _leave(session)
 
 
@@ -312,9 +350,11 @@ async def _recover_into(
                 f"(events after {epoch}:{buffer.last} were not printed)"
             )
         if answer["unrecoverable"]:
+            now = f"{answer['epoch']}:{answer['cursor']}"
             raise BrokerError(
-                f"cannot resume from {epoch}:{cursor}: {answer['reason']} "
-                f"(the current position is {answer['epoch']}:{answer['cursor']})"
+                f"cannot resume from {epoch}:{cursor}: {answer['reason']}; nothing after "
+                f"{epoch}:{buffer.last} was printed: run again with --from {now} to go on "
+                "from the current position, or without --from"
             )
         deliver(
             buffer.recovered(

@@ -291,3 +291,23 @@ def test_page_recovers_when_the_node_ends_its_session_at_token_expiry(
         assert node.log().count("broker.error.token_expired: token expired at") == 1
     finally:
         tokens.close()
+
+
+def test_a_fresh_page_load_counts_no_unrecoverable_recovery(
+    make_node: Callable[..., Node], pages: Callable[..., Page]
+) -> None:
+    """The dashboard's first "where is the stream now" call is a position request, so an alert
+    on broker_recoveries_total{outcome="unrecoverable"} does not fire on ordinary page loads."""
+    from tests.test_metrics import scrape, series
+
+    node = make_node()
+    prefix = f"public.first.{uuid.uuid4().hex[:8]}."
+    publisher(node).publish(f"{prefix}before", 0)  # history exists before the page opens
+    page = pages(f"{node.url}/")
+    publisher(node).publish(f"{prefix}a", 1)
+    # shown only once the page's first recovery call was answered (live events wait for it)
+    assert [e["data"] for e in page.events(prefix + "a", 1)] == [1]
+    _, samples = scrape(node)
+    outcomes = series(samples, "broker_recoveries_total", "outcome")
+    assert outcomes.get("position", 0) >= 1
+    assert outcomes.get("unrecoverable", 0) == 0

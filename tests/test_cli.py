@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from typing import Any
 
 import pytest
 
+import broker
 from broker import cli, devsecrets
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -251,6 +253,26 @@ def test_run_refuses_a_second_node_on_the_same_cbdir(
         cli.main(args)
 
 
+@pytest.mark.usefixtures("secrets_env")
+def test_run_refuses_a_port_in_use_in_one_line(
+    capsys: pytest.CaptureFixture[str],
+    config_copy: Callable[..., Path],
+    fake_execv: list[list[str]],
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert cli.main(["run", "--config", str(config_copy(unchanged)), "--port", str(port)]) == 1
+    out, err = capsys.readouterr()
+    assert err == (
+        f"broker: cannot listen on 127.0.0.1:{port}: [Errno 98] Address already in use: "
+        "choose another port with --port N or BROKER_PORT=N\n"
+    )
+    assert out == ""  # not even "starting"
+    assert fake_execv == []
+
+
 # -- publish / tail -------------------------------------------------------------------
 
 
@@ -313,3 +335,142 @@ def test_importing_the_cli_loads_no_twisted() -> None:
     code += "('twisted', 'autobahn', 'crossbar')))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout == "[]\n"
+
+
+# -- token ------------------------------------------------------------------------------
+
+
+def tokens_of(config: dict[str, Any]) -> dict[str, Any]:
+    value: dict[str, Any] = config["workers"][0]["components"][0]["extra"]["tokens"]
+    return value
+
+
+def mint_cli(config: Path, *args: str) -> int:
+    return cli.main(["token", "42", "--config", str(config), *args])
+
+
+@pytest.mark.usefixtures("secrets_env")
+def test_token_refuses_an_unknown_match(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["token", "42", "--subscribe", "user.42.:regex"])
+    assert exit_.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.endswith(
+        "broker token: error: argument --subscribe: unknown match 'regex' in 'user.42.:regex': write "
+        "PATTERN[:MATCH] with MATCH one of exact, prefix, wildcard (an exact topic with a ':' of its "
+        "own is written TOPIC:exact)\n"
+    )
+
+
+@pytest.mark.usefixtures("secrets_env")
+def test_token_with_a_colon_in_an_exact_topic_names_its_match(
+    capsys: pytest.CaptureFixture[str], config_copy: Callable[..., Path]
+) -> None:
+    import jwt
+
+    assert mint_cli(config_copy(unchanged), "--subscribe", "user.42:inbox:exact") == 0
+    token = capsys.readouterr().out.strip()
+    claims = jwt.decode(token, "test-broker_token_secret", algorithms=["HS256"], audience="broker")
+    assert claims["subscribe"] == [{"uri": "user.42:inbox", "match": "exact"}]
+
+
+@pytest.mark.usefixtures("secrets_env")
+@pytest.mark.parametrize(
+    ("mutate", "args", "problem"),
+    [
+        (
+            unchanged,
+            ["--ttl", "999999999"],
+            "--ttl 999999999 exceeds the tokens.max_ttl of the node ({config}), 3600 s: the node would "
+            "refuse it (and a browser would reconnect with it forever)",
+        ),
+        (
+            unchanged,
+            ["--audience", "other"],
+            "--audience 'other' is not the tokens.audience of the node ({config}), 'broker'",
+        ),
+        (
+            lambda c: tokens_of(c)["keys"][0].update(secret="${BROKER_OTHER_TOKEN_SECRET}"),
+            [],
+            "the node ({config}) would refuse its signature: BROKER_TOKEN_SECRET is none of the HS256 "
+            "keys in extra.tokens.keys",
+        ),
+        (
+            lambda c: c["workers"][0]["components"][0]["extra"].pop("tokens"),
+            [],
+            "the node ({config}) accepts no tokens: its Broker component has no extra.tokens",
+        ),
+    ],
+    ids=["ttl", "audience", "key", "no-tokens"],
+)
+def test_token_refuses_what_the_node_would_refuse(
+    capsys: pytest.CaptureFixture[str],
+    config_copy: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+    mutate: Callable[[dict[str, Any]], None],
+    args: list[str],
+    problem: str,
+) -> None:
+    monkeypatch.setenv("BROKER_OTHER_TOKEN_SECRET", "not-the-cli-secret")
+    config = config_copy(mutate)
+    assert mint_cli(config, "--subscribe", "user.42.:prefix", *args) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == f"broker: token not minted: {problem.format(config=config)}\n"
+
+
+@pytest.mark.usefixtures("secrets_env")
+def test_token_takes_the_node_audience_and_max_ttl(
+    capsys: pytest.CaptureFixture[str], config_copy: Callable[..., Path]
+) -> None:
+    import jwt
+
+    def mutate(config: dict[str, Any]) -> None:
+        tokens_of(config).update(audience="shop", max_ttl=600)
+
+    config = config_copy(mutate)
+    assert mint_cli(config, "--subscribe", "user.42.:prefix", "--ttl", "600") == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    claims = jwt.decode(out.strip(), "test-broker_token_secret", algorithms=["HS256"], audience="shop")
+    assert claims["exp"] - claims["iat"] == 600
+    assert mint_cli(config, "--subscribe", "user.42.:prefix", "--ttl", "601") == 1
+    assert "exceeds the tokens.max_ttl" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("secrets_env")
+def test_a_token_without_grants_is_minted_with_a_warning(
+    capsys: pytest.CaptureFixture[str], config_copy: Callable[..., Path]
+) -> None:
+    assert mint_cli(config_copy(unchanged)) == 0
+    out, err = capsys.readouterr()
+    assert out.count(".") == 2  # the token, a JWT
+    assert err == (
+        "broker: warning: this token grants no subscription (add --subscribe PATTERN[:MATCH]): "
+        "it may subscribe only to what the node grants role 'user'\n"
+    )
+
+
+# -- --version, --help ----------------------------------------------------------------------
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out == f"broker {broker.__version__}\n"
+
+
+def test_help_shows_examples_that_parse(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    out = capsys.readouterr().out
+    assert out.endswith(cli.EXAMPLES)
+    commands = [line.strip() for line in cli.EXAMPLES.splitlines() if line.startswith("  broker ")]
+    assert len(commands) == 9
+    for command in commands:
+        for part in command.split(" && "):
+            words = shlex.split(part.split("  ")[0])  # the text after two spaces describes it
+            assert words[0] == "broker"
+            cli._parser().parse_args(words[1:])  # exits 2 on a usage error

@@ -7,6 +7,7 @@ import os
 import subprocess
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -88,6 +89,23 @@ def test_publish_reaches_tail(node: Node, tails: list[Tail], args: list[str], to
     assert positions[0]["epoch"] == positions[1]["epoch"]
     assert positions[0]["cursor"] < positions[1]["cursor"]
     assert tail.proc.returncode == 0
+
+
+def test_publish_prints_a_json_line_with_topic_id_and_position(node: Node, tails: list[Tail]) -> None:
+    topic = f"public.ids.{uuid.uuid4().hex[:8]}"
+    tail = Tail(node, topic, "--anonymous", "--count", "2")
+    tails.append(tail)
+    printed = []
+    for n in (1, 2):
+        result = publish(node, topic, json.dumps({"n": n}))
+        assert result.returncode == 0, result.stderr
+        assert result.stderr == ""
+        [line] = result.stdout.splitlines()
+        printed.append(json.loads(line))
+    assert [(p["topic"], p["position"]["seq"]) for p in printed] == [(topic, 1), (topic, 2)]
+    assert all(isinstance(p["id"], int) and set(p) == {"topic", "id", "position"} for p in printed)
+    # the very positions a subscriber got with the events
+    assert [line["position"] for line in tail.lines()] == [p["position"] for p in printed]
 
 
 def test_publish_to_forbidden_topic_fails_loudly(node: Node) -> None:
@@ -176,3 +194,47 @@ def test_tail_from_prints_missed_events_beyond_one_message(node: Node, tails: li
     lines = resumed.lines()
     assert resumed.proc.returncode == 0
     assert [line["args"][0]["n"] for line in lines] == list(range(620))  # type: ignore[index]
+
+
+def test_tail_from_a_position_before_a_restart_says_the_history_was_reset(
+    tmp_path: Path, tails: list[Tail]
+) -> None:
+    """The memory store's usual case: the node restarted, its history began a new epoch.
+    One clear line with the way on, exit 1, no "Unhandled error in Deferred"; the way on works."""
+    first_node = Node(tmp_path).start()
+    topic = f"public.restart.{uuid.uuid4().hex[:8]}"
+    try:
+        first = Tail(first_node, topic, "--anonymous", "--count", "1")
+        tails.append(first)
+        assert publish(first_node, topic, '"before"').returncode == 0
+        old = first.lines()[0]["position"]
+    finally:
+        first_node.stop()
+    node = Node(tmp_path, port=first_node.port).start()
+    try:
+        result = broker(
+            "tail", topic, "--anonymous", "--from", f"{old['epoch']}:{old['cursor']}", "--url", node.ws_url
+        )
+        assert result.returncode == 1
+        assert result.stdout == ""
+        lines = result.stderr.splitlines()
+        assert lines[0] == f"broker: subscribed to {topic} (exact)"
+        [message] = lines[1:]
+        prefix = (
+            f"broker: cannot resume from {old['epoch']}:{old['cursor']}: epoch changed: the history was "
+            f"reset; nothing after {old['epoch']}:{old['cursor']} was printed: run again with --from "
+        )
+        assert message.startswith(prefix) and message.endswith(
+            " to go on from the current position, or without --from"
+        )
+        now = message[len(prefix) :].split(" ")[0]
+        assert not now.startswith(f"{old['epoch']}:")
+        # the way on it names: the position of the new history, from which events print again
+        resumed = Tail(node, topic, "--anonymous", "--count", "1", "--from", now)
+        tails.append(resumed)
+        assert "subscribed" in resumed.ready_line
+        assert publish(node, topic, '"after"').returncode == 0
+        [line] = resumed.lines()
+        assert line["args"] == ["after"] and resumed.proc.returncode == 0
+    finally:
+        node.stop()

@@ -107,3 +107,14 @@ def test_other_methods_are_405(logged_in: Client) -> None:
 
 def test_never_for_anonymous_even_without_settings() -> None:
     assert Client().get("/broker/token").status_code == 401
+
+
+def test_a_glob_in_the_grants_setting_is_refused_with_the_hint(logged_in: Client) -> None:
+    """``user.{user_id}.*`` would mint a token whose subscription receives nothing."""
+    from broker.errors import InvalidToken
+
+    with (
+        override_settings(BROKER_TOKEN_SECRET=TOKEN_SECRET, BROKER_TOKEN_GRANTS=["user.{user_id}.*"]),
+        pytest.raises(InvalidToken, match=r"'\*' matches only itself; WAMP wildcards are empty components"),
+    ):
+        logged_in.get("/broker/token")

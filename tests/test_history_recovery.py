@@ -11,7 +11,7 @@ import pytest
 from broker.errors import ClientError, InvalidUri
 from broker.history import HistoryStore, Retention
 from broker.history.memory import MemoryStore
-from broker.history.recovery import MAX_EVENTS, recover
+from broker.history.recovery import MAX_EVENTS, NO_POSITION, recover, recovery_outcome
 from broker.history.sqlite import SQLiteStore
 
 KEEP: Retention = Retention(max_events=100, max_age=3600.0)
@@ -124,6 +124,17 @@ def test_different_epoch_is_unrecoverable(store: HistoryStore) -> None:
         "epoch": store.epoch,
         "cursor": 2,
     }
+
+
+def test_no_position_yet_answers_the_current_position_with_nothing_missed(store: HistoryStore) -> None:
+    """A subscriber that saw no event yet (epoch "") missed nothing: not an unrecoverable gap."""
+    publish(store, "a", "a")
+    answer = recover(store, "a", "exact", NO_POSITION, 0)
+    assert answer == {"unrecoverable": False, "events": [], "more": False, "epoch": store.epoch, "cursor": 2}
+    assert recovery_outcome(NO_POSITION, answer) == "position"
+    lost = recover(store, "a", "exact", "an-older-history", 0)
+    assert recovery_outcome("an-older-history", lost) == "unrecoverable"
+    assert recovery_outcome(store.epoch, recover(store, "a", "exact", store.epoch, 0)) == "recovered"
 
 
 def test_epoch_of_another_store_is_unrecoverable(store: HistoryStore) -> None:

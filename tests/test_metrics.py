@@ -110,6 +110,32 @@ def test_metrics_count_a_known_workload(make_node: Callable[..., Node]) -> None:
     assert samples[("broker_history_cursor", ())] == 5  # 3 over HTTP, then 2 over WAMP
 
 
+@pytest.mark.node
+def test_a_first_load_asking_for_the_position_is_not_counted_unrecoverable(
+    make_node: Callable[..., Node],
+) -> None:
+    """What a fresh page's subscription asks first (epoch "": no position yet) is a
+    position request; a real gap beside it still counts as unrecoverable."""
+    node = make_node()
+    publisher = Publisher(node.url, "dev", PUBLISHER_SECRET)
+    publisher.publish("public.first.load", {"n": 1})
+    page = RawWamp(node.ws_url, origin=node.origin)
+    try:
+        assert page.hello()[0] == 2  # anonymous, as a dashboard
+        assert page.subscribe("public.", match="prefix")[0] == SUBSCRIBED
+        first = page.call("broker.recover", ["public."], {"match": "prefix", "epoch": "", "after": 0})
+        assert first[0] == RESULT
+        answer = first[3][0]
+        nothing_missed = {"unrecoverable": False, "events": [], "more": False, "cursor": 1}
+        assert answer == {**nothing_missed, "epoch": answer["epoch"]}
+        gone = page.call("broker.recover", ["public."], {"match": "prefix", "epoch": "gone", "after": 0})
+        assert gone[0] == RESULT and gone[3][0]["unrecoverable"]
+        _, samples = scrape(node)
+    finally:
+        page.close()
+    assert series(samples, "broker_recoveries_total", "outcome") == {"position": 1, "unrecoverable": 1}
+
+
 def chunked(size: int) -> Callable[[dict[str, Any]], None]:
     """A config change: crossbar dispatches to at most ``size`` receivers per reactor turn."""
 

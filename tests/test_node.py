@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
+import subprocess
 import time
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
-from tests.node import Node, alive, children
+from tests.node import BROKER, Node, alive, children, free_port
 
 pytestmark = pytest.mark.node
 
@@ -59,3 +62,56 @@ def test_a_crashed_worker_stops_the_node_with_a_failure(make_node: Callable[...,
     os.kill(worker, signal.SIGKILL)
     assert running.proc.wait(timeout=20) == 1  # type: ignore[union-attr]
     assert "process ended by signal 9" in running.log()
+
+
+def _run_on(port: int, workdir: Path) -> subprocess.Popen[str]:
+    node = Node(workdir)
+    argv = ["run", "--config", str(node.config_path()), "--port", str(port)]
+    return subprocess.Popen(
+        [str(BROKER), *argv, "--cbdir", str(workdir / "run")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=node.env(),
+        cwd=workdir,
+        start_new_session=True,
+    )
+
+
+def test_a_port_in_use_is_one_line_and_a_failure(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = _run_on(port, tmp_path)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert out == (
+        f"broker: cannot listen on 127.0.0.1:{port}: [Errno 98] Address already in use: "
+        "choose another port with --port N or BROKER_PORT=N\n"
+    )
+
+
+def test_a_port_taken_after_the_check_is_a_failure_and_never_ready(tmp_path: Path) -> None:
+    """The race: the port is free when ``broker run`` checks it, taken before crossbar listens."""
+    port = free_port()
+    proc = _run_on(port, tmp_path)
+    assert proc.stdout is not None
+    first = proc.stdout.readline()  # printed after the check, seconds before crossbar listens
+    assert first.startswith(f"Broker node starting: http://127.0.0.1:{port}/")
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        rest, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert "Address already in use" in rest  # what tests/node.py retries on
+    assert "Broker ready" not in rest
+    # broker run's own line, once crossbar's failure has been stripped of its frames
+    assert (
+        f"Cannot listen on transport endpoint: [Failure instance: Traceback (failure with no frames): "
+        f"<class 'broker.router.listen.PortUnavailable'>: cannot listen on 127.0.0.1:{port}: [Errno 98] "
+        "Address already in use: choose another port with --port N or BROKER_PORT=N"
+    ) in rest
+    assert 'File "' not in rest  # no stack frames: crossbar logged about 50 lines of them
+    assert "Could not start node: a transport could not listen (the line above names the port)" in rest

@@ -30,6 +30,10 @@ from broker.history import POSITION_KEY, HistoryStore, StoredEvent
 from broker.history.wiresize import wire_size
 from broker.uris import check_uri, topic_matches
 
+#: The epoch of a subscriber that has seen no event yet ("where is the stream now?"): its
+#: answer is the current position with nothing missed, never ``unrecoverable``.
+NO_POSITION: Final = ""
+
 #: Most events one recovery answer returns, however small; ``more`` says when to ask again.
 MAX_EVENTS: Final = 1000
 
@@ -159,8 +163,11 @@ def recover(
     ``epoch`` and ``after`` are what the subscriber last saw. A different
     epoch, a cursor ahead of the store, or events already trimmed make the
     answer ``{"unrecoverable": true, ...}`` with the current epoch and cursor,
-    so the client reloads its state and resumes from there. ``max_bytes`` is
-    the caller's message limit: the answer fits it (see :func:`page`).
+    so the client reloads its state and resumes from there. ``epoch``
+    :data:`NO_POSITION` (``""``) asks only for the current position: the
+    answer holds no event and is not unrecoverable (a subscriber that saw
+    nothing has missed nothing). ``max_bytes`` is the caller's message limit:
+    the answer fits it (see :func:`page`).
     """
     check_uri(topic, match)
     if isinstance(after, bool) or not isinstance(after, int) or after < 0:
@@ -169,6 +176,8 @@ def recover(
         raise ClientError(f"epoch must be the string from an event's position, not {epoch!r}")
     cursor = store.cursor()
     current = {"epoch": store.epoch, "cursor": cursor}
+    if epoch == NO_POSITION:
+        return {"unrecoverable": False, "events": [], "more": False, **current}
     if epoch != store.epoch:
         return {"unrecoverable": True, "reason": "epoch changed: the history was reset", **current}
     if after > cursor:
@@ -178,3 +187,11 @@ def recover(
         return {"unrecoverable": True, "reason": "some missed events are no longer in history", **current}
     taken, more = page(events, store.epoch, cursor, limit, max_bytes)
     return {"unrecoverable": False, "events": taken, "more": more, **current}
+
+
+def recovery_outcome(epoch: object, answer: Mapping[str, Any]) -> str:
+    """How ``broker_recoveries_total`` counts an answer: ``position`` for a subscriber
+    that had no position yet (:data:`NO_POSITION`), else ``unrecoverable`` or ``recovered``."""
+    if epoch == NO_POSITION:
+        return "position"
+    return "unrecoverable" if answer.get("unrecoverable") else "recovered"

@@ -35,7 +35,7 @@ from broker.errors import BrokerError, ConfigError, InvalidToken, NotAuthorized
 from broker.grants import ACTIONS, Grants
 from broker.history import HistoryStore, create_store
 from broker.history.publish_memory import open_publish_memory
-from broker.history.recovery import recover
+from broker.history.recovery import recover, recovery_outcome
 from broker.publishing import PublishGate
 from broker.reload import RELOAD_PROCEDURE
 from broker.router import expiry, hardening, logstyle, metrics, positions, readiness, reloader
@@ -212,7 +212,7 @@ class BrokerComponent(ApplicationSession):
             except ApplicationError:
                 metrics.count_recovery("refused")
                 raise
-            metrics.count_recovery("unrecoverable" if answer.get("unrecoverable") else "recovered")
+            metrics.count_recovery(recovery_outcome(epoch, answer))
             return answer
 
         await self.register(
@@ -234,11 +234,14 @@ class BrokerComponent(ApplicationSession):
         reload.handle_sighup(reactor)
         STATE.session = self
         # crossbar runs at log level "warn" by default (its "info" is unreadable),
-        # and operators need to see when the node is ready
-        self.log.warn(
-            "Broker ready: realm {realm}, grants for roles {roles}",
-            realm=details.realm,
-            roles=", ".join(sorted(grants.role_names())),
+        # and operators need to see when the node is ready: once its port listens
+        # (crossbar starts this component first; a port in use must not read "ready")
+        readiness.when_ready(
+            lambda: self.log.warn(
+                "Broker ready: realm {realm}, grants for roles {roles}",
+                realm=details.realm,
+                roles=", ".join(sorted(grants.role_names())),
+            )
         )
 
     def _message_limit(self) -> int | None:

@@ -119,6 +119,13 @@ tests under ``tests/test_hardening.py`` (``tests/test_slow_subscriber.py`` for
     the connection cap a new connection takes the place of the one that has
     waited longest for its request (or, as a WebSocket, for its WAMP session)
     instead of being refused (:mod:`broker.router.connections`).
+15. **A port taken after ``broker run`` checked it is about 50 lines of
+    tracebacks** (the router worker's and the controller's). The transport's
+    failure loses its frames and carries ``broker run``'s one line (the port,
+    "Address already in use", ``--port``/``BROKER_PORT``), and the
+    controller's "Could not start node" is one line
+    (:mod:`broker.router.listen`; the launcher installs the controller side;
+    tested in ``tests/test_node.py``).
 """
 
 from __future__ import annotations
@@ -143,7 +150,7 @@ from twisted.web import http
 from broker.backpressure import slow_subscriber
 from broker.errors import ClientError, HelloTimeout, InvalidUri, ProtocolViolation
 from broker.protocol import MAX_JSON_NESTING, check_allowed, check_request_uri, json_nesting_exceeds, name
-from broker.router import connections, reserved
+from broker.router import connections, listen, reserved
 from broker.router.state import STATE
 
 #: The interpreter's own default, which py_ecc raises to 100000 at import.
@@ -591,3 +598,4 @@ def install(hello_timeout: float, max_buffer_bytes: int, reactor: Clock | None =
     lp_service.create = _make_longpoll_create(lp_service.create)  # type: ignore[method-assign]
     reserved.install()  # 11
     connections.install(reactor)  # 13 and 14
+    listen.install()  # 15

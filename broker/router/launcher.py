@@ -89,6 +89,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from twisted.internet.base import ReactorBase
 
     ReactorBase.sigTerm = stop_as_for_sigint  # type: ignore[method-assign,assignment]
+    from broker.router import listen
+
+    listen.install_controller()  # a port taken after broker run's check: one line, no traceback
     from crossbar import run
 
     sys.argv = ["crossbar", *(sys.argv[1:] if argv is None else argv)]

@@ -76,7 +76,7 @@ REJECTIONS = Counter(
 )
 RECOVERIES = Counter(
     "broker_recoveries",
-    "broker.recover calls, by outcome: recovered, unrecoverable or refused.",
+    "broker.recover calls, by outcome: recovered, unrecoverable, refused, or position (no position yet).",
     ["outcome"],
     registry=REGISTRY,
 )
@@ -129,7 +129,7 @@ def count_rejection(reason: str) -> None:
 
 
 def count_recovery(outcome: str) -> None:
-    """Count one ``broker.recover`` answer: ``recovered``, ``unrecoverable`` or ``refused``."""
+    """Count one ``broker.recover`` answer: ``recovered``, ``unrecoverable``, ``refused`` or ``position``."""
     RECOVERIES.labels(outcome).inc()
 
 

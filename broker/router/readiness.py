@@ -9,15 +9,23 @@ reach ``/ws`` while crossbar still answered it with 404. :func:`install` wraps
 the root web service's ``__setitem__`` (how crossbar attaches a path) so
 :func:`pending_paths` knows, per web transport, which configured paths are not
 attached yet; ``/health`` says ready only when none are.
+
+The same moment is when the node may say "ready" in its log
+(:func:`when_ready`): crossbar starts Broker's component before its
+transports listen, so a component that announced itself on joining said
+"ready" before a port that was taken failed to listen.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 #: transport id -> configured paths not attached yet (recorded as paths are attached)
 _pending: dict[str, frozenset[str]] = {}
 _installed: dict[str, bool] = {}
+#: what :func:`when_ready` holds until every configured path is attached
+_waiting: list[Callable[[], None]] = []
 
 
 def _configured_paths(transport_config: dict[str, Any]) -> frozenset[str]:
@@ -31,6 +39,19 @@ def pending_paths() -> list[str]:
     return sorted(f"{tid}:{path}" for tid, paths in _pending.items() for path in paths)
 
 
+def listening() -> bool:
+    """Whether a web transport listens and has every configured path attached."""
+    return bool(_pending) and not pending_paths()
+
+
+def when_ready(callback: Callable[[], None]) -> None:
+    """Call ``callback`` once the web transports listen with every path attached (now, if they do)."""
+    if listening():
+        callback()
+    else:
+        _waiting.append(callback)
+
+
 def _make_setitem(original: Any) -> Any:
     def setitem(self: Any, path: str, webservice: Any) -> None:
         original(self, path, webservice)
@@ -38,6 +59,11 @@ def _make_setitem(original: Any) -> Any:
         if self._path == "/" and getattr(transport, "root", None) is self:
             configured = _configured_paths(getattr(transport, "_config", {}))
             _pending[str(transport.id)] = configured - attached
+            if listening():
+                waiting = list(_waiting)
+                _waiting.clear()
+                for callback in waiting:
+                    callback()
 
     return setitem
 

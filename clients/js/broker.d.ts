@@ -109,7 +109,11 @@ export interface BrokerClient {
   on(event: "state", listener: (state: State) => void): () => void;
   on(event: "error", listener: (error: BrokerError) => void): () => void;
   off(event: "state" | "error", listener: (...args: any[]) => void): void;
-  /** active across reconnects: resubscribed (and recovered) on every new session */
+  /**
+   * active across reconnects: resubscribed (and recovered) on every new session. Throws a
+   * TypeError for an unknown `match`, or a prefix/wildcard pattern with `*` or a lone `+`
+   * component (WAMP wildcards are empty components: `public..x`).
+   */
   subscribe<T = unknown>(topic: string, handler: EventHandler<T>, options?: SubscribeOptions): Subscription;
   /** leave the session and stop reconnecting; final */
   close(): void;

@@ -12,6 +12,7 @@
 import autobahn from "autobahn";
 import { backoffDelay } from "./backoff.js";
 import { expiresSoon, refreshDelay } from "./jwt.js";
+import { checkPattern } from "./patterns.js";
 import { ResumeTracker, normalizeAnswer, pageProblem, recoveredItem, withTimeout } from "./recovery.js";
 import { TransportPicker, afterClose, defaultLongPollUrl, nextState } from "./state.js";
 
@@ -130,6 +131,7 @@ export class BrokerClient {
   subscribe(topic, handler, options = {}) {
     if (typeof topic !== "string") throw new TypeError("subscribe(): topic must be a string");
     if (typeof handler !== "function") throw new TypeError("subscribe(): handler must be a function");
+    checkPattern(topic, options.match || "exact");
     const sub = new Subscription(this, topic, handler, options);
     this._subs.add(sub);
     if (this._session) sub._attach(this._session);

@@ -9,7 +9,10 @@
 //
 // Pure: no I/O, no autobahn. Mirrors broker/history/resume.py.
 
-/** The probe epoch: never a real one, so `broker.recover` answers with the current position. */
+/**
+ * The probe epoch: "no position yet". `broker.recover` answers it with the current position
+ * and no events, never `unrecoverable`, and counts it as outcome "position" in its metrics.
+ */
 export const PROBE_EPOCH = "";
 
 export class ResumeTracker {
@@ -38,8 +41,8 @@ export class ResumeTracker {
   /**
    * A (re)subscription starts. With `recover`, live events are held until
    * finish(). Returns the `broker.recover` keyword arguments to ask with
-   * (without `match`): the known position, or the probe (an epoch that never
-   * matches) that answers with the current position.
+   * (without `match`): the known position, or the probe (epoch "": no position
+   * yet) that answers with the current position.
    */
   begin(recover) {
     this._held = [];
