@@ -21,7 +21,7 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from broker import __version__, configcheck, configcmd, configfile, devsecrets, nodeconfig
+from broker import __version__, configcheck, configcmd, configfile, devsecrets, nodeconfig, versions
 from broker.configcheck import report
 from broker.configcheck.crossbar import crossbar_check
 from broker.errors import BrokerError, ConfigError, InvalidUri, WampError
@@ -203,6 +203,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         _crossbar()  # the node extra is installed
     except BrokerError as exc:
         return _fail(str(exc))
+    problem = versions.check_installed()  # ... and is the one the patches were written for
+    if problem is not None:
+        return _fail(problem)
     if (cbdir / nodeconfig.CONFIG_FILENAME).resolve() == config_path.resolve():
         return _fail(f"--cbdir {cbdir}: the rendered config would replace {config_path}")
     pid = _running_node(cbdir)

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 import broker
-from broker import cli, devsecrets
+from broker import cli, devsecrets, versions
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT_CONFIG = ROOT / ".crossbar" / "config.json"
@@ -271,6 +271,22 @@ def test_run_refuses_a_port_in_use_in_one_line(
     )
     assert out == ""  # not even "starting"
     assert fake_execv == []
+
+
+def test_broker_run_refuses_another_autobahn_in_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    config_copy: Callable[..., Path],
+    fake_execv: list[list[str]],
+) -> None:
+    real = versions._installed
+    monkeypatch.setattr(versions, "_installed", lambda name: "26.10.2" if name == "autobahn" else real(name))
+    assert cli.main(["run", "--config", str(config_copy(unchanged))]) == 1
+    out, err = capsys.readouterr()
+    assert err.startswith("broker: autobahn 26.10.2 is installed, but Broker's crossbar patches were written")
+    assert err.count("\n") == 1
+    assert out == ""  # not even "starting"
+    assert fake_execv == []  # crossbar never ran
 
 
 # -- publish / tail -------------------------------------------------------------------
