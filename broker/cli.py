@@ -27,7 +27,7 @@ from broker.configcheck.crossbar import crossbar_check
 from broker.errors import BrokerError, ConfigError, InvalidUri, WampError
 from broker.history import POSITION_KEY
 from broker.reload import ENV_CONFIG, ENV_FILE_SECRETS, SNAPSHOT_FILENAME
-from broker.settings import TokenSettings, find_component, parse_settings
+from broker.settings import TokenSettings, find_component, parse_settings, without_runtime
 from broker.uris import MATCH_POLICIES, check_uri
 
 if TYPE_CHECKING:
@@ -96,8 +96,7 @@ def _broker_component(config: Mapping[str, Any], env: Mapping[str, str] | None =
     path, component = find_component(config)
     if env is None:
         env = {var: "set" for _, var in nodeconfig.env_references(config)}
-    # crossbar adds the node directory as ``cbdir`` to every component's extra
-    extra = {k: v for k, v in (component.get("extra") or {}).items() if k != "cbdir"}
+    extra = without_runtime(component.get("extra") or {})
     parse_settings(extra, f"{path}.extra", env=env)
     return component
 
@@ -394,7 +393,7 @@ def _node_tokens(config_path: Path) -> TokenSettings | None:
     env = {var: "set" for _, var in nodeconfig.env_references(config)}
     env.update(devsecrets.load(devsecrets.path_for(config_path.parent)))
     env.update(os.environ)
-    extra = {k: v for k, v in (component.get("extra") or {}).items() if k != "cbdir"}
+    extra = without_runtime(component.get("extra") or {})
     return parse_settings(extra, f"{path}.extra", env=env).tokens
 
 

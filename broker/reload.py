@@ -21,7 +21,7 @@ from typing import Any, Final
 
 from broker.errors import ConfigError
 from broker.nodeconfig import child_path, env_references, web_transport
-from broker.settings import BrokerSettings, find_component, parse_settings
+from broker.settings import RUNTIME_EXTRA, BrokerSettings, find_component, parse_settings, without_runtime
 
 #: The source config's absolute path, set by ``broker run`` for the node's processes.
 ENV_CONFIG: Final = "BROKER_CONFIG"
@@ -43,7 +43,6 @@ LIVE_HISTORY: Final = frozenset({"policies"})
 #: WebSocket path options the running WebSocket factory takes over live.
 LIVE_WEBSOCKET_OPTIONS: Final = frozenset({"allowed_origins", "allow_null_origin"})
 #: What crossbar adds to every component's ``extra`` at start (not in the file).
-RUNTIME_EXTRA: Final = frozenset({"cbdir"})
 
 
 @dataclass(frozen=True)
@@ -183,7 +182,7 @@ def _is_live(path: str, extra_path: str, paths_path: str, websocket_keys: Collec
 
 def _extra(component: Mapping[str, Any]) -> dict[str, Any]:
     extra = component.get("extra") or {}
-    return {k: v for k, v in extra.items() if k not in RUNTIME_EXTRA} if isinstance(extra, Mapping) else extra
+    return without_runtime(extra) if isinstance(extra, Mapping) else extra
 
 
 def _secret_changes(current: BrokerSettings, new: BrokerSettings, extra_path: str) -> list[str]:

@@ -389,6 +389,15 @@ def parse_settings(raw: object, path: str = "$", env: Mapping[str, str] | None =
     )
 
 
+#: Keys crossbar adds to every component's ``extra`` at start (the node directory): not settings.
+RUNTIME_EXTRA: Final = frozenset({"cbdir"})
+
+
+def without_runtime(extra: Mapping[str, Any]) -> dict[str, Any]:
+    """A component's ``extra`` less what crossbar adds at start (:data:`RUNTIME_EXTRA`)."""
+    return {key: value for key, value in extra.items() if key not in RUNTIME_EXTRA}
+
+
 def find_component(config: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
     """Locate Broker's component in a node config: ``(json_path, component)``."""
     for w, worker in enumerate(config.get("workers", [])):

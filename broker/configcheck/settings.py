@@ -15,7 +15,7 @@ from typing import Any
 
 from broker import nodeconfig
 from broker.errors import ConfigError
-from broker.settings import find_component, parse_settings
+from broker.settings import find_component, parse_settings, without_runtime
 
 
 def settings_errors(config: Mapping[str, Any]) -> list[ConfigError]:
@@ -33,8 +33,7 @@ def settings_errors(config: Mapping[str, Any]) -> list[ConfigError]:
         return [exc]
     extra = component.get("extra") or {}
     if isinstance(extra, Mapping):
-        # crossbar adds the node directory as ``cbdir`` to every component's extra
-        extra = {key: value for key, value in extra.items() if key != "cbdir"}
+        extra = without_runtime(extra)
     env = {var: "set" for _, var in nodeconfig.env_references(config)}
     try:
         parse_settings(extra, f"{path}.extra", env=env)

@@ -42,7 +42,7 @@ from broker.router import expiry, hardening, logstyle, metrics, positions, readi
 from broker.router.body_limit import install as install_body_limit
 from broker.router.state import STATE
 from broker.sessions import UserSessions
-from broker.settings import BrokerSettings, TokenSettings, parse_settings
+from broker.settings import BrokerSettings, TokenSettings, parse_settings, without_runtime
 from broker.tokens import USER_ROLE, verify
 from broker.uris import MATCH_POLICIES, Match, check_uri, is_valid_uri
 
@@ -161,7 +161,7 @@ class BrokerComponent(ApplicationSession):
     def __init__(self, config: ComponentConfig) -> None:
         super().__init__(config)
         # crossbar adds the node directory as ``cbdir`` to every component's extra
-        extra = {k: v for k, v in (config.extra or {}).items() if k != "cbdir"}
+        extra = without_runtime(config.extra or {})
         self._cbdir: str = (config.extra or {}).get("cbdir") or "."
         self.settings: BrokerSettings = parse_settings(extra, "$.extra")
         logstyle.install()
