@@ -11,6 +11,7 @@ import pytest
 from broker.errors import ConfigError
 from broker.history import DEFAULT_MAX_TOPICS, HistoryStore, Retention, StoredEvent, create_store
 from broker.history.memory import MemoryStore
+from broker.history.policy import HistoryPolicy, retention_for
 from broker.history.recovery import recover
 from broker.history.sqlite import SQLiteStore
 from broker.settings import parse_settings
@@ -197,6 +198,48 @@ def test_trim_by_max_age(store: HistoryStore, clock: Clock) -> None:
     store.append("a", ["latest"], {}, ten_seconds)  # cursor 4
     assert store.after(only("a"), 2, 100) is None
     assert cursors(store.after(only("a"), 3, 100)) == [4]
+
+
+def test_trim_by_max_age_a_fraction_past_the_edge(store: HistoryStore, clock: Clock) -> None:
+    """Ages are compared in full precision: exactly ``max_age`` old stays, a millisecond more goes."""
+    ten_seconds = Retention(max_events=100, max_age=10.0)
+    clock.now = 1000.25
+    store.append("a", ["first"], {}, ten_seconds)  # cursor 1
+    clock.now = 1010.25  # horizon 1000.25: "first" is exactly max_age old
+    store.append("a", ["second"], {}, ten_seconds)  # cursor 2
+    assert cursors(store.after(only("a"), 0, 100)) == [1, 2]
+    clock.now = 1010.251  # horizon 1000.251: "first" is just past it
+    store.append("a", ["third"], {}, ten_seconds)  # cursor 3
+    assert store.after(only("a"), 0, 100) is None
+    assert cursors(store.after(only("a"), 1, 100)) == [2, 3]
+
+
+def test_each_topic_is_trimmed_at_its_own_policys_age(store: HistoryStore, clock: Clock) -> None:
+    policies = (
+        HistoryPolicy("ticker.", "prefix", Retention(max_events=50, max_age=60.0)),
+        HistoryPolicy("", "prefix", Retention(max_events=1000, max_age=3600.0)),
+    )
+    ticker, orders = retention_for(policies, "ticker.eur"), retention_for(policies, "orders.new")
+    assert ticker is not None and orders is not None
+    clock.now = 1000.0
+    store.append("ticker.eur", ["t1"], {}, ticker)  # cursor 1
+    store.append("orders.new", ["o1"], {}, orders)  # cursor 2
+    clock.now = 1060.0  # both exactly at or inside their age
+    store.append("ticker.eur", ["t2"], {}, ticker)  # cursor 3
+    assert cursors(store.after(only("ticker.eur"), 0, 100)) == [1, 3]
+    clock.now = 1060.5  # past the ticker's 60 s, far inside the orders' hour
+    store.append("ticker.eur", ["t3"], {}, ticker)  # cursor 4
+    store.append("orders.new", ["o2"], {}, orders)  # cursor 5
+    assert store.after(only("ticker.eur"), 0, 100) is None
+    assert cursors(store.after(only("ticker.eur"), 1, 100)) == [3, 4]
+    assert cursors(store.after(only("orders.new"), 0, 100)) == [2, 5]
+    clock.now = 4600.0  # "o1" is exactly an hour old: kept
+    store.append("orders.new", ["o3"], {}, orders)  # cursor 6
+    assert cursors(store.after(only("orders.new"), 0, 100)) == [2, 5, 6]
+    clock.now = 4600.5
+    store.append("orders.new", ["o4"], {}, orders)  # cursor 7
+    assert store.after(only("orders.new"), 0, 100) is None
+    assert cursors(store.after(only("orders.new"), 2, 100)) == [5, 6, 7]
 
 
 def test_after_is_none_only_when_a_matching_topic_lost_events(store: HistoryStore) -> None:
@@ -409,6 +452,31 @@ def test_sqlite_cursor_never_goes_back_when_everything_was_trimmed(tmp_path: Pat
         assert (event.seq, event.cursor) == (3, 5)
     finally:
         second.close()
+
+
+def test_sqlite_trims_by_age_on_the_reopened_clock(tmp_path: Path, clock: Clock) -> None:
+    """A reopened file measures age from each event's stored (fractional) publish time."""
+    path = str(tmp_path / "history.db")
+    ten_seconds = Retention(max_events=100, max_age=10.0)
+    clock.now = 1000.75
+    first = SQLiteStore(path, clock=clock)
+    first.append("a", ["before"], {}, ten_seconds)  # cursor 1
+    first.close()
+
+    clock.now = 1010.75  # exactly max_age later, in the next process
+    second = SQLiteStore(path, clock=clock)
+    second.append("a", ["after"], {}, ten_seconds)  # cursor 2
+    assert cursors(second.after(only("a"), 0, 100)) == [1, 2]
+    second.close()
+
+    clock.now = 1010.8
+    third = SQLiteStore(path, clock=clock)
+    try:
+        third.append("a", ["later"], {}, ten_seconds)  # cursor 3
+        assert third.after(only("a"), 0, 100) is None
+        assert cursors(third.after(only("a"), 1, 100)) == [2, 3]
+    finally:
+        third.close()
 
 
 def test_sqlite_separate_files_have_separate_epochs(tmp_path: Path) -> None:
