@@ -48,7 +48,12 @@ async function fetchToken(tokenUrl) {
 }
 
 export class BrokerClient {
-  constructor(options = {}) {
+  /**
+   * @param options see ConnectOptions in broker.d.ts
+   * @param [seams] not public API: `Connection` replaces autobahn.Connection
+   *   (test/client.test.mjs drives the client through a fake one)
+   */
+  constructor(options = {}, { Connection = autobahn.Connection } = {}) {
     if (!options.url || typeof options.url !== "string") throw new TypeError("connect(): options.url is required");
     this.url = options.url;
     this.realm = options.realm || "app";
@@ -57,6 +62,7 @@ export class BrokerClient {
     this._tokenUrl = options.tokenUrl || null;
     this._getToken = typeof options.getToken === "function" ? options.getToken : null;
     this._authid = options.authid;
+    this._Connection = Connection;
     this._backoff = { base: 1000, cap: 30000, ...(options.backoff || {}) };
     this._listeners = new Map();
     this._state = "connecting";
@@ -187,7 +193,7 @@ export class BrokerClient {
       if (type === "websocket") transports.push({ type, url: this.url });
       else if (this.lpUrl) transports.push({ type, url: this.lpUrl });
     }
-    const conn = new autobahn.Connection({
+    const conn = new this._Connection({
       realm: this.realm,
       transports,
       serializers: [new autobahn.serializer.JSONSerializer()],
