@@ -3,6 +3,7 @@
 // repeated across modules. The broker.error.* ones are the wamp_uri of the
 // Python node's broker/errors.py (test/errors.test.mjs checks they exist
 // there); the wamp.error.* ones are crossbar's authentication refusals.
+// `describe` turns what autobahn rejects with into an Error carrying its URI.
 
 /** Error URIs by name; frozen. */
 export const ERRORS = Object.freeze({
@@ -15,3 +16,21 @@ export const ERRORS = Object.freeze({
   /** GOODBYE: the node ended the session because its token expired (exp + leeway) */
   TOKEN_EXPIRED: "broker.error.token_expired",
 });
+
+/**
+ * An Error for anything a promise rejected with: an autobahn.Error
+ * ({error, args, kwargs}) becomes an Error whose `uri` names the WAMP error
+ * (BrokerError in broker.d.ts).
+ */
+export function describe(err) {
+  if (err instanceof Error) return err;
+  if (err && typeof err === "object" && typeof err.error === "string") {
+    // autobahn.Error: {error, args, kwargs}
+    const e = new Error(`${err.error}${err.args && err.args.length ? `: ${err.args[0]}` : ""}`);
+    e.uri = err.error;
+    e.args = err.args;
+    e.kwargs = err.kwargs;
+    return e;
+  }
+  return new Error(String(err));
+}
