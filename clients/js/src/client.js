@@ -7,33 +7,19 @@
 // after max_retries, stops for good after an ABORT (e.g. an expired ticket),
 // keeps the authentication options of the first attempt, uses a Gaussian
 // jitter and never resubscribes; a fresh Connection per attempt gets a fresh
-// token, a chosen transport and a clean session.
+// token, a chosen transport and a clean session. Each subscription's
+// subscribe-then-recover loop is in subscription.js.
 
 import autobahn from "autobahn";
 import { backoffDelay } from "./backoff.js";
+import { describe } from "./errors.js";
 import { expiresSoon, refreshDelay } from "./jwt.js";
 import { checkPattern } from "./patterns.js";
-import { ResumeTracker, normalizeAnswer, pageProblem, recoveredItem, withTimeout } from "./recovery.js";
 import { TransportPicker, afterClose, defaultLongPollUrl, nextState } from "./state.js";
+import { Subscription } from "./subscription.js";
 
-const RECOVER = "broker.recover";
-/** milliseconds one `broker.recover` call may take before the gap counts as unrecoverable */
-const RECOVER_TIMEOUT_MS = 10000;
 const REFRESH_MARGIN_MS = 30000;
 const MAX_TIMEOUT = 2 ** 31 - 1;
-
-function describe(err) {
-  if (err instanceof Error) return err;
-  if (err && typeof err === "object" && typeof err.error === "string") {
-    // autobahn.Error: {error, args, kwargs}
-    const e = new Error(`${err.error}${err.args && err.args.length ? `: ${err.args[0]}` : ""}`);
-    e.uri = err.error;
-    e.args = err.args;
-    e.kwargs = err.kwargs;
-    return e;
-  }
-  return new Error(String(err));
-}
 
 async function fetchToken(tokenUrl) {
   const response = await fetch(tokenUrl, {
@@ -48,7 +34,12 @@ async function fetchToken(tokenUrl) {
 }
 
 export class BrokerClient {
-  constructor(options = {}) {
+  /**
+   * @param options see ConnectOptions in broker.d.ts
+   * @param [seams] not public API: `Connection` replaces autobahn.Connection
+   *   (test/client.test.mjs drives the client through a fake one)
+   */
+  constructor(options = {}, { Connection = autobahn.Connection } = {}) {
     if (!options.url || typeof options.url !== "string") throw new TypeError("connect(): options.url is required");
     this.url = options.url;
     this.realm = options.realm || "app";
@@ -57,6 +48,7 @@ export class BrokerClient {
     this._tokenUrl = options.tokenUrl || null;
     this._getToken = typeof options.getToken === "function" ? options.getToken : null;
     this._authid = options.authid;
+    this._Connection = Connection;
     this._backoff = { base: 1000, cap: 30000, ...(options.backoff || {}) };
     this._listeners = new Map();
     this._state = "connecting";
@@ -187,7 +179,7 @@ export class BrokerClient {
       if (type === "websocket") transports.push({ type, url: this.url });
       else if (this.lpUrl) transports.push({ type, url: this.lpUrl });
     }
-    const conn = new autobahn.Connection({
+    const conn = new this._Connection({
       realm: this.realm,
       transports,
       serializers: [new autobahn.serializer.JSONSerializer()],
@@ -298,156 +290,6 @@ export class BrokerClient {
       conn.close("wamp.close.normal", "token refresh");
     } catch {
       this._planned = false;
-    }
-  }
-}
-
-export class Subscription {
-  constructor(client, topic, handler, options) {
-    this.client = client;
-    this.topic = topic;
-    this.match = options.match || "exact";
-    this.recover = Boolean(options.recover);
-    this._handler = handler;
-    this._onUnrecoverable = options.onUnrecoverable || null;
-    this._onError = options.onError || null;
-    this._recoverTimeout = Number.isFinite(options.recoverTimeout) && options.recoverTimeout > 0 ? options.recoverTimeout : RECOVER_TIMEOUT_MS;
-    this._tracker = new ResumeTracker(options.from || null);
-    this._gen = 0;
-    this._wamp = null;
-    this._active = true;
-  }
-
-  /** The last position delivered ({epoch, cursor}), or null: store it to resume later with `from`. */
-  get position() {
-    return this._tracker.position;
-  }
-
-  get active() {
-    return this._active;
-  }
-
-  unsubscribe() {
-    if (!this._active) return;
-    this._active = false;
-    this.client._subs.delete(this);
-    const wamp = this._wamp;
-    this._detach();
-    if (wamp && wamp.session && wamp.session.isOpen) {
-      wamp.unsubscribe().catch(() => {});
-    }
-  }
-
-  _error(err) {
-    const e = describe(err);
-    e.topic = this.topic;
-    if (this._onError) {
-      try {
-        this._onError(e);
-      } catch (inner) {
-        this.client._emit("error", inner);
-      }
-    } else {
-      this.client._emit("error", e);
-    }
-  }
-
-  _deliver(items) {
-    for (const { data, meta } of items) {
-      if (!this._active) return;
-      try {
-        this._handler(data, meta);
-      } catch (err) {
-        this.client._emit("error", err);
-      }
-    }
-  }
-
-  _detach() {
-    this._gen += 1;
-    this._wamp = null;
-    this._tracker.abort();
-  }
-
-  async _attach(session) {
-    const gen = ++this._gen;
-    const ask = this._tracker.begin(this.recover);
-    const onEvent = (args, kwargs, details) => {
-      if (gen !== this._gen) return;
-      const position = (kwargs && kwargs.broker_position) || null;
-      const item = { data: args && args.length ? args[0] : undefined, meta: { topic: (details && details.topic) || this.topic, position } };
-      this._deliver(this._tracker.live(position, item));
-    };
-    try {
-      const wamp = await session.subscribe(this.topic, onEvent, this.match === "exact" ? {} : { match: this.match });
-      if (gen !== this._gen) {
-        if (session.isOpen) wamp.unsubscribe().catch(() => {});
-        return;
-      }
-      this._wamp = wamp;
-    } catch (err) {
-      if (gen !== this._gen) return;
-      this._tracker.abort();
-      this._error(err);
-      return;
-    }
-    if (!this.recover) return;
-    try {
-      await this._recover(session, gen, ask);
-    } catch (err) {
-      if (gen !== this._gen) return; // the session went away: the next one recovers again
-      if (ask.probe) this._error(err); // nothing was missed yet, so there is no gap
-      else this._unrecoverable(`recovery failed: ${describe(err).message}`, null);
-    }
-    if (gen === this._gen) this._deliver(this._tracker.finish());
-  }
-
-  /**
-   * The gap cannot be filled (an unrecoverable answer, or a recovery that
-   * failed): continue from the node's position if it gave one, else from the
-   * last one delivered, release the held live events, and say so — to
-   * `onUnrecoverable`, or as an error — never skip the gap silently.
-   */
-  _unrecoverable(reason, answer) {
-    const epoch = answer && typeof answer.epoch === "string" ? answer.epoch : this._tracker.epoch;
-    const cursor = answer && Number.isInteger(answer.cursor) ? answer.cursor : this._tracker.cursor;
-    this._tracker.reset({ epoch, cursor });
-    const gap = { topic: this.topic, match: this.match, reason, epoch, cursor };
-    if (this._onUnrecoverable) {
-      try {
-        this._onUnrecoverable(gap);
-      } catch (err) {
-        this.client._emit("error", err);
-      }
-      return;
-    }
-    const err = new Error(`missed events on ${this.topic} cannot be recovered: ${reason}`);
-    err.unrecoverable = gap;
-    this._error(err);
-  }
-
-  async _recover(session, gen, ask) {
-    const call = (epoch, after) =>
-      withTimeout(session.call(RECOVER, [this.topic], { match: this.match, epoch, after }), this._recoverTimeout, RECOVER).then(normalizeAnswer);
-    if (ask.probe) {
-      // nothing seen yet: learn the current position, so a later reconnect recovers from it
-      const answer = await call(ask.epoch, 0);
-      if (gen === this._gen) this._tracker.reset(answer);
-      return;
-    }
-    let after = ask.after;
-    for (;;) {
-      const answer = await call(ask.epoch, after);
-      if (gen !== this._gen) return;
-      const problem = pageProblem(answer);
-      if (problem) throw new TypeError(problem);
-      if (answer.unrecoverable) {
-        this._unrecoverable(answer.reason, answer);
-        return;
-      }
-      this._deliver(this._tracker.recovered(answer.events.map(recoveredItem)));
-      if (!answer.more) return;
-      after = answer.events[answer.events.length - 1].position.cursor;
     }
   }
 }

@@ -8,6 +8,7 @@
 // secure contexts (https, or http on localhost/127.0.0.1). Salted secrets are
 // not supported (Broker's operator secret is unsalted). The secret is never stored.
 import autobahn from "autobahn";
+import { ERRORS } from "./errors.js";
 
 const enc = new TextEncoder();
 
@@ -175,7 +176,7 @@ export function mountOperator(root, { url, realm = "app", refreshMs = 5000 }) {
       if (connection === c) {
         stop();
         const why = details?.reason || reason;
-        say(why === "wamp.error.not_authorized" || why === "wamp.error.authentication_failed" ? "sign-in refused: wrong authid or secret" : `disconnected (${why})`, "bad");
+        say(why === ERRORS.NOT_AUTHORIZED || why === ERRORS.AUTHENTICATION_FAILED ? "sign-in refused: wrong authid or secret" : `disconnected (${why})`, "bad");
       }
       return true; // no autobahn retries
     };

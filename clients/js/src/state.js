@@ -1,5 +1,7 @@
 // The client's connection state machine and transport choice. Pure.
 
+import { ERRORS } from "./errors.js";
+
 /** @typedef {"connecting" | "connected" | "reconnecting" | "closed"} State */
 
 /**
@@ -25,9 +27,7 @@ export function nextState(state, event) {
 }
 
 /** ABORT reasons after which the token is fetched again before the next attempt. */
-export const AUTH_FAILURES = new Set(["wamp.error.not_authorized", "wamp.error.authentication_failed", "wamp.error.not_authenticated"]);
-/** The GOODBYE reason of a session the node ended because its token expired (exp + the node's leeway). */
-export const TOKEN_EXPIRED = "broker.error.token_expired";
+export const AUTH_FAILURES = new Set([ERRORS.NOT_AUTHORIZED, ERRORS.AUTHENTICATION_FAILED, ERRORS.NOT_AUTHENTICATED]);
 
 /**
  * What to do after a session (or an attempt) closed with the WAMP `reason` of
@@ -42,7 +42,7 @@ export const TOKEN_EXPIRED = "broker.error.token_expired";
  * client reconnects at once with a fresh one; with a fixed token it is an error.
  */
 export function afterClose(reason, { planned = false, canRefresh = false } = {}) {
-  if (reason === TOKEN_EXPIRED) return { staleToken: true, now: canRefresh, error: !canRefresh };
+  if (reason === ERRORS.TOKEN_EXPIRED) return { staleToken: true, now: canRefresh, error: !canRefresh };
   if (AUTH_FAILURES.has(reason)) return { staleToken: true, now: planned, error: true };
   return { staleToken: false, now: planned, error: false };
 }

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { TOKEN_EXPIRED, TransportPicker, afterClose, defaultLongPollUrl, nextState } from "../src/state.js";
+import { TransportPicker, afterClose, defaultLongPollUrl, nextState } from "../src/state.js";
 
 test("state machine", () => {
   assert.equal(nextState("connecting", "joined"), "connected");
@@ -50,9 +50,9 @@ test("no WebSocket in this browser: long-poll only; no long-poll URL: WebSocket 
 });
 
 test("after a close: a token-expired GOODBYE fetches a fresh token and reconnects at once", () => {
-  assert.deepEqual(afterClose(TOKEN_EXPIRED, { canRefresh: true }), { staleToken: true, now: true, error: false });
+  assert.deepEqual(afterClose("broker.error.token_expired", { canRefresh: true }), { staleToken: true, now: true, error: false });
   // a fixed token cannot be refreshed: report it, back off
-  assert.deepEqual(afterClose(TOKEN_EXPIRED, { canRefresh: false }), { staleToken: true, now: false, error: true });
+  assert.deepEqual(afterClose("broker.error.token_expired", { canRefresh: false }), { staleToken: true, now: false, error: true });
   assert.deepEqual(afterClose("wamp.error.not_authorized", { canRefresh: true }), { staleToken: true, now: false, error: true });
   assert.deepEqual(afterClose(null, { planned: true, canRefresh: true }), { staleToken: false, now: true, error: false });
   assert.deepEqual(afterClose(null), { staleToken: false, now: false, error: false });

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { Subscription } from "../src/client.js";
+import { Subscription } from "../src/subscription.js";
 import { pageProblem, withTimeout } from "../src/recovery.js";
 
 // A Subscription driven by a stand-in session: every broker.recover outcome is scripted, and a
