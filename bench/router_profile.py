@@ -21,7 +21,7 @@ runs the project config (positions, history in memory, token authz).
 deliveries are counted by the subscribers over the same window, so a
 bucket's samples / rate / deliveries is its cost in µs per delivered event.
 
-    .venv/bin/python bench/profile.py [--quick]
+    .venv/bin/python -m bench.router_profile [--quick]
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import argparse
 import re
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import threading
 import time
@@ -37,16 +38,14 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-# run as a script, Python puts bench/ first on sys.path, where this file would shadow the
-# standard library's profile module: resolve imports from the repository root instead
-sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench")]
-
-from bench.plainnode import PlainNode  # noqa: E402
-from bench.report import PLOTS, Progress, Section, progress  # noqa: E402
-from bench.wsload import Fleet  # noqa: E402
-from tests.node import BACKEND_SECRET, Node  # noqa: E402
-from tests.rawwamp import PUBLISH, PUBLISHED, RawWamp  # noqa: E402
+import broker
+from bench.plainnode import PlainNode
+from bench.report import PLOTS, ROOT, Progress, Section, progress
+from bench.wsload import Fleet
+from broker import backpressure, grants, history, metering, protocol, tokens, uris
+from broker.router import component, hardening, logstyle, metrics, positions
+from tests.node import BACKEND_SECRET, Node
+from tests.rawwamp import PUBLISH, PUBLISHED, RawWamp
 
 TOPIC = "public.profile"
 PAYLOAD = {"symbol": "ACME", "price": 123.45, "volume": 1000, "note": "x" * 40}
@@ -54,54 +53,88 @@ SUBSCRIBERS = 100
 RATE = 200  # py-spy samples per second
 PY_SPY = Path(sys.executable).with_name("py-spy")
 
+
+@dataclass(frozen=True)
+class Rule:
+    """Which frames go to one bucket: by the module of the frame's code, then its function.
+
+    A frame matches when its module is one of ``modules`` or inside one of
+    them (``autobahn`` holds ``autobahn.wamp.message``) and, if ``functions``
+    is given, its qualified name starts with one of them
+    (``_make_websocket_send`` holds ``_make_websocket_send.<locals>.send``).
+    """
+
+    bucket: str
+    modules: tuple[str, ...]
+    functions: tuple[str, ...] = ()
+
+    def holds(self, module: str, function: str) -> bool:
+        inside = any(module == m or module.startswith(f"{m}.") for m in self.modules)
+        return inside and (not self.functions or function.startswith(self.functions))
+
+
 LOG_ARGUMENTS = "log arguments of dropped debug lines (hl*, click)"
-#: (bucket, does a frame belong to it: (function, file) -> bool), first match wins.
-BUCKETS: list[tuple[str, re.Pattern[str]]] = [
-    ("Broker: position hook + history store", re.compile(r"(^|/)broker/(router/positions|history/)")),
-    (
-        "Broker: send hook (slow subscriber)",
-        re.compile(
-            r"(^|/)broker/(router/hardening\.py:(_make_websocket_send|_waiting|_let_go|_flush)|backpressure)"
-        ),
-    ),
-    ("Broker: inbound checks (hardening)", re.compile(r"(^|/)broker/(router/hardening|protocol)")),
-    ("Broker: authorizer", re.compile(r"(^|/)broker/(router/component|grants|uris|tokens)")),
-    ("Broker: metrics", re.compile(r"(^|/)broker/(router/metrics|metering)|(^|/)prometheus_client/")),
+SEND_HOOK = "Broker: send hook (slow subscriber)"
+#: Broker's own modules are named through their imports, so a module that moves breaks this
+#: import instead of silently landing in "Broker: other"; first match wins.
+RULES: list[Rule] = [
+    Rule("Broker: position hook + history store", (positions.__name__, history.__name__)),
+    Rule(SEND_HOOK, (hardening.__name__,), ("_make_websocket_send", "_waiting", "_let_go", "_flush")),
+    Rule(SEND_HOOK, (backpressure.__name__,)),
+    Rule("Broker: inbound checks (hardening)", (hardening.__name__, protocol.__name__)),
+    Rule("Broker: authorizer", (component.__name__, grants.__name__, uris.__name__, tokens.__name__)),
+    Rule("Broker: metrics", (metrics.__name__, metering.__name__, "prometheus_client")),
     # autobahn builds colored arguments for its trace/debug log lines on every send, even when
     # the line is then discarded (crossbar runs at "warn"): hl*() and click.style(); in Broker's
-    # router broker/router/logstyle.py stands in for them, so its cost is counted here too
-    (
-        LOG_ARGUMENTS,
-        re.compile(r"(autobahn/util|crossbar/_util)\.py:(hl|_qn)|(^|/)click/|(^|/)broker/router/logstyle"),
-    ),
-    ("Broker: other", re.compile(r"(^|/)broker/")),
-    ("crossbar broker dispatch / router", re.compile(r"(^|/)crossbar/")),
-    (
-        "autobahn WAMP messages + serialization",
-        re.compile(r"(^|/)autobahn/wamp/|(^|/)(ujson|msgpack|cbor2|cbor)/"),
-    ),
-    ("WebSocket framing (autobahn)", re.compile(r"(^|/)autobahn/")),
-    ("reactor waiting (epoll)", re.compile(r"epollreactor\.py:doPoll$")),
-    ("Twisted transport writes + reactor", re.compile(r"(^|/)(twisted|txaio|zope)/")),
+    # router broker.router.logstyle stands in for them, so its cost is counted here too
+    Rule(LOG_ARGUMENTS, ("autobahn.util", "crossbar._util"), ("hl", "_qn")),
+    Rule(LOG_ARGUMENTS, ("click", logstyle.__name__)),
+    Rule("Broker: other", (broker.__name__,)),
+    Rule("crossbar broker dispatch / router", ("crossbar",)),
+    Rule("autobahn WAMP messages + serialization", ("autobahn.wamp", "ujson", "msgpack", "cbor2", "cbor")),
+    Rule("WebSocket framing (autobahn)", ("autobahn",)),
+    Rule("reactor waiting (epoll)", ("twisted.internet.epollreactor",), ("EPollReactor.doPoll",)),
+    Rule("Twisted transport writes + reactor", ("twisted", "txaio", "zope")),
 ]
 OTHER = "other"
 FRAME = re.compile(r"^(?P<function>.*) \((?P<file>.*?):\d+\)$")
+#: Directories a full file name is cut below (the longest first): the repository and every
+#: import root of this interpreter. py-spy itself already shortens a file to its path below the
+#: nearest directory without ``__init__.py`` (``crossbar/router/broker.py``, ``threading.py``).
+IMPORT_ROOTS = sorted(
+    {str(ROOT), *sysconfig.get_paths().values(), *(p for p in sys.path if p)}, key=len, reverse=True
+)
+
+
+def module_of(file: str) -> str:
+    """The dotted module name of a sampled frame's file (``crossbar/router/broker.py`` ->
+    ``crossbar.router.broker``); ``""`` for code that has no file (``<frozen ...>``, ``<string>``).
+
+    A file under a ``site-packages`` or ``dist-packages`` directory (the router's interpreter
+    need not be this one) is named from there; another absolute file from the import root it is
+    under.
+    """
+    if file.startswith("<"):
+        return ""
+    path = re.split(r"/(?:site|dist)-packages/", file)[-1]
+    if path.startswith("/"):
+        root = next((r for r in IMPORT_ROOTS if path.startswith(f"{r}/")), "")
+        path = path[len(root) + 1 :] if root else path.lstrip("/")
+    return path.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
 
 
 def is_stdlib(file: str) -> bool:
     """Standard-library frames have no owner of their own: they count for their caller."""
     if file.startswith("<"):
         return True
-    top = file.split("/", 1)[0].removesuffix(".py")
-    return top in sys.stdlib_module_names and "site-packages" not in file
+    top = module_of(file).split(".", 1)[0]
+    return top in sys.stdlib_module_names and not re.search(r"/(?:site|dist)-packages/", file)
 
 
 def bucket_of(function: str, file: str) -> str:
-    key = f"{file}:{function}"
-    for name, pattern in BUCKETS:
-        if pattern.search(key):
-            return name
-    return OTHER
+    """The bucket of a frame: the first :data:`RULES` entry that holds its module and function."""
+    module = module_of(file)
+    return next((rule.bucket for rule in RULES if rule.holds(module, function)), OTHER)
 
 
 @dataclass
