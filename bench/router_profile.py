@@ -27,6 +27,7 @@ bucket's samples / rate / deliveries is its cost in µs per delivered event.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import re
 import subprocess
 import sys
@@ -38,12 +39,9 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-import broker
 from bench.plainnode import PlainNode
 from bench.report import PLOTS, ROOT, Progress, Section, progress
 from bench.wsload import Fleet
-from broker import backpressure, grants, history, metering, protocol, tokens, uris
-from broker.router import component, hardening, logstyle, metrics, positions
 from tests.node import BACKEND_SECRET, Node
 from tests.rawwamp import PUBLISH, PUBLISHED, RawWamp
 
@@ -75,21 +73,21 @@ class Rule:
 
 LOG_ARGUMENTS = "log arguments of dropped debug lines (hl*, click)"
 SEND_HOOK = "Broker: send hook (slow subscriber)"
-#: Broker's own modules are named through their imports, so a module that moves breaks this
-#: import instead of silently landing in "Broker: other"; first match wins.
+#: First match wins. Broker's own modules named here must exist (:func:`check_rules`, before
+#: profiling), so a module that moves fails the section instead of landing in "Broker: other".
 RULES: list[Rule] = [
-    Rule("Broker: position hook + history store", (positions.__name__, history.__name__)),
-    Rule(SEND_HOOK, (hardening.__name__,), ("_make_websocket_send", "_waiting", "_let_go", "_flush")),
-    Rule(SEND_HOOK, (backpressure.__name__,)),
-    Rule("Broker: inbound checks (hardening)", (hardening.__name__, protocol.__name__)),
-    Rule("Broker: authorizer", (component.__name__, grants.__name__, uris.__name__, tokens.__name__)),
-    Rule("Broker: metrics", (metrics.__name__, metering.__name__, "prometheus_client")),
+    Rule("Broker: position hook + history store", ("broker.router.positions", "broker.history")),
+    Rule(SEND_HOOK, ("broker.router.hardening",), ("_make_websocket_send", "_waiting", "_let_go", "_flush")),
+    Rule(SEND_HOOK, ("broker.backpressure",)),
+    Rule("Broker: inbound checks (hardening)", ("broker.router.hardening", "broker.protocol")),
+    Rule("Broker: authorizer", ("broker.router.component", "broker.grants", "broker.uris", "broker.tokens")),
+    Rule("Broker: metrics", ("broker.router.metrics", "broker.metering", "prometheus_client")),
     # autobahn builds colored arguments for its trace/debug log lines on every send, even when
     # the line is then discarded (crossbar runs at "warn"): hl*() and click.style(); in Broker's
     # router broker.router.logstyle stands in for them, so its cost is counted here too
     Rule(LOG_ARGUMENTS, ("autobahn.util", "crossbar._util"), ("hl", "_qn")),
-    Rule(LOG_ARGUMENTS, ("click", logstyle.__name__)),
-    Rule("Broker: other", (broker.__name__,)),
+    Rule(LOG_ARGUMENTS, ("click", "broker.router.logstyle")),
+    Rule("Broker: other", ("broker",)),
     Rule("crossbar broker dispatch / router", ("crossbar",)),
     Rule("autobahn WAMP messages + serialization", ("autobahn.wamp", "ujson", "msgpack", "cbor2", "cbor")),
     Rule("WebSocket framing (autobahn)", ("autobahn",)),
@@ -104,6 +102,18 @@ FRAME = re.compile(r"^(?P<function>.*) \((?P<file>.*?):\d+\)$")
 IMPORT_ROOTS = sorted(
     {str(ROOT), *sysconfig.get_paths().values(), *(p for p in sys.path if p)}, key=len, reverse=True
 )
+
+
+def check_rules() -> None:
+    """Refuse to profile with a rule naming a Broker module that does not exist (moved or renamed).
+
+    Found by :func:`importlib.util.find_spec`, which imports only the parent packages: the
+    router's modules (crossbar, Twisted) stay out of this process and the load processes it spawns.
+    """
+    modules = {m for rule in RULES for m in rule.modules if m.split(".", 1)[0] == "broker"}
+    missing = sorted(m for m in modules if importlib.util.find_spec(m) is None)
+    if missing:
+        raise RuntimeError(f"bench.router_profile RULES name modules that do not exist: {', '.join(missing)}")
 
 
 def module_of(file: str) -> str:
@@ -391,6 +401,7 @@ def markdown(broker: Run, plain: Run, seconds: int, elapsed: float) -> str:
 
 def run(quick: bool, progress: Progress = progress) -> Section:
     started = time.monotonic()
+    check_rules()
     seconds, warmup = (5, 2) if quick else (20, 3)
     work = Path(tempfile.mkdtemp(prefix="broker-profile-"))
     broker = profile_node(
