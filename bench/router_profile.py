@@ -7,7 +7,8 @@ the router worker (the one process a realm lives in) while it delivers as
 fast as it can answers that per delivered event: every sample is charged to
 the innermost frame whose code *owns* it (standard-library frames count for
 their caller, so ``json.dumps`` under autobahn's serializer is serialization,
-and under Broker's hook is Broker), and the owners are grouped into buckets:
+and under Broker's hook is Broker), and the owners are grouped into buckets
+by their module's dotted name and their function (:data:`RULES`):
 crossbar's broker dispatch, autobahn's WAMP serialization, WebSocket framing,
 Twisted's transport and reactor, the log arguments autobahn builds and then
 discards, and each of Broker's own hooks (position hook + history store, the
@@ -104,6 +105,13 @@ IMPORT_ROOTS = sorted(
 )
 
 
+def _exists(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a parent package is gone too
+        return False
+
+
 def check_rules() -> None:
     """Refuse to profile with a rule naming a Broker module that does not exist (moved or renamed).
 
@@ -111,7 +119,7 @@ def check_rules() -> None:
     router's modules (crossbar, Twisted) stay out of this process and the load processes it spawns.
     """
     modules = {m for rule in RULES for m in rule.modules if m.split(".", 1)[0] == "broker"}
-    missing = sorted(m for m in modules if importlib.util.find_spec(m) is None)
+    missing = sorted(m for m in modules if not _exists(m))
     if missing:
         raise RuntimeError(f"bench.router_profile RULES name modules that do not exist: {', '.join(missing)}")
 
