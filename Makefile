@@ -108,10 +108,10 @@ $(BENCH_STAMP): $(STAMP)
 
 # not part of `make test`: rewrites docs/benchmarks.md and its plots (about 20 min; bench-quick about 3)
 bench: bench-deps js
-	$(BIN)/python bench/run.py
+	$(BIN)/python -m bench.run
 
 bench-quick: bench-deps js
-	$(BIN)/python bench/run.py --quick
+	$(BIN)/python -m bench.run --quick
 
 # not part of `make test` (which runs the same scenarios at a bounded size): the fault suite's long
 # versions, written to docs/reliability.md

@@ -17,7 +17,7 @@ process, which no process here may raise). Memory per connection is the RSS
 growth of the router worker (and of the whole node: controller + router)
 divided by the connections added. Quick mode measures 1k only.
 
-    .venv/bin/python bench/capacity.py [--quick]
+    .venv/bin/python -m bench.capacity [--quick]
 """
 
 from __future__ import annotations
@@ -32,15 +32,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import psutil
 
-import psutil  # noqa: E402
-
-from bench.report import PLOTS, Progress, Section, progress  # noqa: E402
-from bench.wsload import Fleet, raise_nofile  # noqa: E402
-from tests.node import BACKEND_SECRET, Node  # noqa: E402
-from tests.rawwamp import PUBLISH, RawWamp  # noqa: E402
+from bench.report import PLOTS, Progress, Section, progress
+from bench.wsload import Fleet, raise_nofile
+from tests.node import BACKEND_SECRET, Node
+from tests.rawwamp import PUBLISH, RawWamp
 
 TOPIC = "public.capacity"
 PAYLOAD = {"symbol": "ACME", "price": 123.45, "volume": 1000, "note": "x" * 40}

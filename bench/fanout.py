@@ -22,7 +22,7 @@ generator (:mod:`bench.systems.loadgen`) spreads subscribers over several
 processes speaking each protocol over raw ``websockets``. Every wait is
 bounded; a system that does not start or loses events is a failed row.
 
-    .venv/bin/python bench/fanout.py [--quick]
+    .venv/bin/python -m bench.fanout [--quick]
 """
 
 from __future__ import annotations
@@ -35,9 +35,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-if __name__ == "__main__":  # run as a script: resolve ``bench.*`` from the repository root
-    sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 import psutil
 
@@ -508,7 +505,7 @@ def plot(cases: list[Case]) -> list[Path]:
 
 
 def run(quick: bool, progress: Progress = progress) -> Section:
-    """The section for ``bench/run.py``."""
+    """The section for :mod:`bench.run`."""
     return section(measure(quick, progress), quick)
 
 

@@ -15,7 +15,7 @@ really dispatched. Broker's node runs the project config (positions,
 history, metrics) with the dev key's rate limit removed; requests carry no
 idempotency key (crossbar has none to compare with).
 
-    .venv/bin/python bench/http_publish.py [--quick]
+    .venv/bin/python -m bench.http_publish [--quick]
 """
 
 from __future__ import annotations
@@ -38,14 +38,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench.plainnode import PlainNode  # noqa: E402
-from bench.report import Progress, Section, progress  # noqa: E402
-from bench.wsload import Fleet  # noqa: E402
-from broker import signing  # noqa: E402
-from tests.node import PUBLISHER_SECRET, Node  # noqa: E402
+from bench.plainnode import PlainNode
+from bench.report import Progress, Section, progress
+from bench.wsload import Fleet
+from broker import signing
+from tests.node import PUBLISHER_SECRET, Node
 
 TOPIC = "public.httpbench"
 PAYLOAD = {"symbol": "ACME", "price": 123.45, "volume": 1000, "note": "x" * 40}

@@ -1,9 +1,9 @@
-"""What each benchmark section hands to ``bench/run.py``: its Markdown and its plots.
+"""What each benchmark section hands to :mod:`bench.run`: its Markdown and its plots.
 
 Why a shared shape: ``make bench`` runs several independent measurements
 (fan-out side by side, capacity, HTTP publish, profile) in one process and
 writes them into one docs/benchmarks.md; each section module stays runnable
-on its own (``python bench/<name>.py [--quick]`` prints its Markdown).
+on its own (``python -m bench.<name> [--quick]`` from the repository root prints its Markdown).
 """
 
 from __future__ import annotations

@@ -5,11 +5,15 @@ same machine in the same run, and the doc must say which machine, which
 versions and which command produced them. The sections run one after
 another (each starts and stops its own servers, so they never share the
 cores): fan-out side by side (:mod:`bench.fanout`), capacity, HTTP publish,
-and the profile. A section that raises is reported as failed with the error
-instead of ending the run; the doc is written either way, and the exit code
-is 1 if any section fell short (lost events, a server that did not start).
+and the router profile (:mod:`bench.router_profile`). A section that raises
+is reported as failed with the error instead of ending the run; the doc is
+written either way, and the exit code is 1 if any section fell short (lost
+events, a server that did not start).
 
-    .venv/bin/python bench/run.py [--quick]
+Run from the repository root as a module (``bench`` and ``tests`` are
+packages there), never as a script:
+
+    .venv/bin/python -m bench.run [--quick]
 """
 
 from __future__ import annotations
@@ -23,21 +27,17 @@ from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 
-# run as a script, Python puts bench/ first on sys.path, where bench/profile.py would shadow the
-# standard library's profile module: resolve ``bench.*`` from the repository root instead
-sys.path[0] = str(Path(__file__).resolve().parent.parent)
+import psutil
 
-import psutil  # noqa: E402
-
-from bench import capacity, fanout, http_publish, profile  # noqa: E402
-from bench.report import ROOT, Progress, Section, SectionRunner  # noqa: E402
+from bench import capacity, fanout, http_publish, router_profile
+from bench.report import ROOT, Progress, Section, SectionRunner
 
 OUTPUT = ROOT / "docs" / "benchmarks.md"
 #: The sections after fan-out, in order (fan-out runs first: the summary is its ratios).
 SECTIONS: list[tuple[str, SectionRunner]] = [
     ("capacity", capacity.run),
     ("HTTP publish", http_publish.run),
-    ("profile", profile.run),
+    ("profile", router_profile.run),
 ]
 
 
@@ -101,7 +101,7 @@ def guarded(title: str, runner: SectionRunner, quick: bool, clock: Clock) -> Sec
 
 
 def document(quick: bool, summary: str, sections: list[Section], minutes: float) -> str:
-    command = ".venv/bin/python bench/run.py" + (" --quick" if quick else "")
+    command = ".venv/bin/python -m bench.run" + (" --quick" if quick else "")
     make = "make bench-quick" if quick else "make bench"
     status = [f"- {s.title}: {'ok' if s.ok else '**failed**'}" for s in sections]
     lines = [

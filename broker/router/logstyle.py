@@ -7,7 +7,7 @@ trace and debug log lines on every message, before the logger drops them at
 Broker's ``warn`` level: ``hl*`` colour each one with ``click.style``,
 ``hltype`` introspects the method it names, ``Router.authorize`` pretty-prints
 the (cached) authorization with ``pformat``. Under fan-out this was a third of
-the router's time per delivered event (``bench/profile.py``), more than all of
+the router's time per delivered event (``bench/router_profile.py``), more than all of
 Broker's own hooks together, and at one subscriber per topic the per-publish
 part dominated.
 

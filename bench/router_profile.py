@@ -7,7 +7,8 @@ the router worker (the one process a realm lives in) while it delivers as
 fast as it can answers that per delivered event: every sample is charged to
 the innermost frame whose code *owns* it (standard-library frames count for
 their caller, so ``json.dumps`` under autobahn's serializer is serialization,
-and under Broker's hook is Broker), and the owners are grouped into buckets:
+and under Broker's hook is Broker), and the owners are grouped into buckets
+by their module's dotted name and their function (:data:`RULES`):
 crossbar's broker dispatch, autobahn's WAMP serialization, WebSocket framing,
 Twisted's transport and reactor, the log arguments autobahn builds and then
 discards, and each of Broker's own hooks (position hook + history store, the
@@ -21,15 +22,17 @@ runs the project config (positions, history in memory, token authz).
 deliveries are counted by the subscribers over the same window, so a
 bucket's samples / rate / deliveries is its cost in µs per delivered event.
 
-    .venv/bin/python bench/profile.py [--quick]
+    .venv/bin/python -m bench.router_profile [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import re
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import threading
 import time
@@ -37,16 +40,11 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-# run as a script, Python puts bench/ first on sys.path, where this file would shadow the
-# standard library's profile module: resolve imports from the repository root instead
-sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench")]
-
-from bench.plainnode import PlainNode  # noqa: E402
-from bench.report import PLOTS, Progress, Section, progress  # noqa: E402
-from bench.wsload import Fleet  # noqa: E402
-from tests.node import BACKEND_SECRET, Node  # noqa: E402
-from tests.rawwamp import PUBLISH, PUBLISHED, RawWamp  # noqa: E402
+from bench.plainnode import PlainNode
+from bench.report import PLOTS, ROOT, Progress, Section, progress
+from bench.wsload import Fleet
+from tests.node import BACKEND_SECRET, Node
+from tests.rawwamp import PUBLISH, PUBLISHED, RawWamp
 
 TOPIC = "public.profile"
 PAYLOAD = {"symbol": "ACME", "price": 123.45, "volume": 1000, "note": "x" * 40}
@@ -54,54 +52,107 @@ SUBSCRIBERS = 100
 RATE = 200  # py-spy samples per second
 PY_SPY = Path(sys.executable).with_name("py-spy")
 
+
+@dataclass(frozen=True)
+class Rule:
+    """Which frames go to one bucket: by the module of the frame's code, then its function.
+
+    A frame matches when its module is one of ``modules`` or inside one of
+    them (``autobahn`` holds ``autobahn.wamp.message``) and, if ``functions``
+    is given, its qualified name starts with one of them
+    (``_make_websocket_send`` holds ``_make_websocket_send.<locals>.send``).
+    """
+
+    bucket: str
+    modules: tuple[str, ...]
+    functions: tuple[str, ...] = ()
+
+    def holds(self, module: str, function: str) -> bool:
+        inside = any(module == m or module.startswith(f"{m}.") for m in self.modules)
+        return inside and (not self.functions or function.startswith(self.functions))
+
+
 LOG_ARGUMENTS = "log arguments of dropped debug lines (hl*, click)"
-#: (bucket, does a frame belong to it: (function, file) -> bool), first match wins.
-BUCKETS: list[tuple[str, re.Pattern[str]]] = [
-    ("Broker: position hook + history store", re.compile(r"(^|/)broker/(router/positions|history/)")),
-    (
-        "Broker: send hook (slow subscriber)",
-        re.compile(
-            r"(^|/)broker/(router/hardening\.py:(_make_websocket_send|_waiting|_let_go|_flush)|backpressure)"
-        ),
-    ),
-    ("Broker: inbound checks (hardening)", re.compile(r"(^|/)broker/(router/hardening|protocol)")),
-    ("Broker: authorizer", re.compile(r"(^|/)broker/(router/component|grants|uris|tokens)")),
-    ("Broker: metrics", re.compile(r"(^|/)broker/(router/metrics|metering)|(^|/)prometheus_client/")),
+SEND_HOOK = "Broker: send hook (slow subscriber)"
+#: First match wins. Broker's own modules named here must exist (:func:`check_rules`, before
+#: profiling), so a module that moves fails the section instead of landing in "Broker: other".
+RULES: list[Rule] = [
+    Rule("Broker: position hook + history store", ("broker.router.positions", "broker.history")),
+    Rule(SEND_HOOK, ("broker.router.hardening",), ("_make_websocket_send", "_waiting", "_let_go", "_flush")),
+    Rule(SEND_HOOK, ("broker.backpressure",)),
+    Rule("Broker: inbound checks (hardening)", ("broker.router.hardening", "broker.protocol")),
+    Rule("Broker: authorizer", ("broker.router.component", "broker.grants", "broker.uris", "broker.tokens")),
+    Rule("Broker: metrics", ("broker.router.metrics", "broker.metering", "prometheus_client")),
     # autobahn builds colored arguments for its trace/debug log lines on every send, even when
     # the line is then discarded (crossbar runs at "warn"): hl*() and click.style(); in Broker's
-    # router broker/router/logstyle.py stands in for them, so its cost is counted here too
-    (
-        LOG_ARGUMENTS,
-        re.compile(r"(autobahn/util|crossbar/_util)\.py:(hl|_qn)|(^|/)click/|(^|/)broker/router/logstyle"),
-    ),
-    ("Broker: other", re.compile(r"(^|/)broker/")),
-    ("crossbar broker dispatch / router", re.compile(r"(^|/)crossbar/")),
-    (
-        "autobahn WAMP messages + serialization",
-        re.compile(r"(^|/)autobahn/wamp/|(^|/)(ujson|msgpack|cbor2|cbor)/"),
-    ),
-    ("WebSocket framing (autobahn)", re.compile(r"(^|/)autobahn/")),
-    ("reactor waiting (epoll)", re.compile(r"epollreactor\.py:doPoll$")),
-    ("Twisted transport writes + reactor", re.compile(r"(^|/)(twisted|txaio|zope)/")),
+    # router broker.router.logstyle stands in for them, so its cost is counted here too
+    Rule(LOG_ARGUMENTS, ("autobahn.util", "crossbar._util"), ("hl", "_qn")),
+    Rule(LOG_ARGUMENTS, ("click", "broker.router.logstyle")),
+    Rule("Broker: other", ("broker",)),
+    Rule("crossbar broker dispatch / router", ("crossbar",)),
+    Rule("autobahn WAMP messages + serialization", ("autobahn.wamp", "ujson", "msgpack", "cbor2", "cbor")),
+    Rule("WebSocket framing (autobahn)", ("autobahn",)),
+    Rule("reactor waiting (epoll)", ("twisted.internet.epollreactor",), ("EPollReactor.doPoll",)),
+    Rule("Twisted transport writes + reactor", ("twisted", "txaio", "zope")),
 ]
 OTHER = "other"
 FRAME = re.compile(r"^(?P<function>.*) \((?P<file>.*?):\d+\)$")
+#: Directories a full file name is cut below (the longest first): the repository and every
+#: import root of this interpreter. py-spy itself already shortens a file to its path below the
+#: nearest directory without ``__init__.py`` (``crossbar/router/broker.py``, ``threading.py``).
+IMPORT_ROOTS = sorted(
+    {str(ROOT), *sysconfig.get_paths().values(), *(p for p in sys.path if p)}, key=len, reverse=True
+)
+
+
+def _exists(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a parent package is gone too
+        return False
+
+
+def check_rules() -> None:
+    """Refuse to profile with a rule naming a Broker module that does not exist (moved or renamed).
+
+    Found by :func:`importlib.util.find_spec`, which imports only the parent packages: the
+    router's modules (crossbar, Twisted) stay out of this process and the load processes it spawns.
+    """
+    modules = {m for rule in RULES for m in rule.modules if m.split(".", 1)[0] == "broker"}
+    missing = sorted(m for m in modules if not _exists(m))
+    if missing:
+        raise RuntimeError(f"bench.router_profile RULES name modules that do not exist: {', '.join(missing)}")
+
+
+def module_of(file: str) -> str:
+    """The dotted module name of a sampled frame's file (``crossbar/router/broker.py`` ->
+    ``crossbar.router.broker``); ``""`` for code that has no file (``<frozen ...>``, ``<string>``).
+
+    A file under a ``site-packages`` or ``dist-packages`` directory (the router's interpreter
+    need not be this one) is named from there; another absolute file from the import root it is
+    under.
+    """
+    if file.startswith("<"):
+        return ""
+    path = re.split(r"/(?:site|dist)-packages/", file)[-1]
+    if path.startswith("/"):
+        root = next((r for r in IMPORT_ROOTS if path.startswith(f"{r}/")), "")
+        path = path[len(root) + 1 :] if root else path.lstrip("/")
+    return path.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
 
 
 def is_stdlib(file: str) -> bool:
     """Standard-library frames have no owner of their own: they count for their caller."""
     if file.startswith("<"):
         return True
-    top = file.split("/", 1)[0].removesuffix(".py")
-    return top in sys.stdlib_module_names and "site-packages" not in file
+    top = module_of(file).split(".", 1)[0]
+    return top in sys.stdlib_module_names and not re.search(r"/(?:site|dist)-packages/", file)
 
 
 def bucket_of(function: str, file: str) -> str:
-    key = f"{file}:{function}"
-    for name, pattern in BUCKETS:
-        if pattern.search(key):
-            return name
-    return OTHER
+    """The bucket of a frame: the first :data:`RULES` entry that holds its module and function."""
+    module = module_of(file)
+    return next((rule.bucket for rule in RULES if rule.holds(module, function)), OTHER)
 
 
 @dataclass
@@ -358,6 +409,7 @@ def markdown(broker: Run, plain: Run, seconds: int, elapsed: float) -> str:
 
 def run(quick: bool, progress: Progress = progress) -> Section:
     started = time.monotonic()
+    check_rules()
     seconds, warmup = (5, 2) if quick else (20, 3)
     work = Path(tempfile.mkdtemp(prefix="broker-profile-"))
     broker = profile_node(
