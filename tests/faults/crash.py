@@ -66,7 +66,11 @@ def run(workdir: Any, scale: Scale) -> list[Finding]:
     """Each way of stopping, once, on a fresh node; one finding for delivery, one for the status."""
     findings = []
     for n, how in enumerate(STOPS):
-        findings += _one(Node(workdir / f"crash{n}", mutate=sqlite_store), how, scale)
+        node = Node(workdir / f"crash{n}", mutate=sqlite_store)
+        try:
+            findings += _one(node, how, scale)
+        finally:
+            node.stop()  # whatever happened: a scenario never leaves its node running
     return findings
 
 

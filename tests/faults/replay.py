@@ -58,17 +58,19 @@ def _events(node: Node, topic: str) -> int:
 
 def _one(workdir: Path, durable: bool) -> list[Finding]:
     node = Node(workdir, mutate=sqlite_store if durable else None).start()
-    topic = f"public.replay.{uuid.uuid4().hex[:8]}"
-    captured = _signed({"topic": topic, "data": "captured"})
-    key = uuid.uuid4().hex
-    first_status, first = _post(node, *_signed({"topic": topic, "data": "keyed", "idempotency_key": key}))
-    assert _post(node, *captured)[0] == 200
-    node.stop(signal.SIGKILL)
-    node.start()
-    replay_status, replay = _post(node, *captured)
-    retry_status, retry = _post(node, *_signed({"topic": topic, "data": "keyed", "idempotency_key": key}))
-    count = _events(node, topic)
-    node.stop()
+    try:
+        topic = f"public.replay.{uuid.uuid4().hex[:8]}"
+        captured = _signed({"topic": topic, "data": "captured"})
+        key = uuid.uuid4().hex
+        first_status, first = _post(node, *_signed({"topic": topic, "data": "keyed", "idempotency_key": key}))
+        assert _post(node, *captured)[0] == 200
+        node.stop(signal.SIGKILL)
+        node.start()
+        replay_status, replay = _post(node, *captured)
+        retry_status, retry = _post(node, *_signed({"topic": topic, "data": "keyed", "idempotency_key": key}))
+        count = _events(node, topic)
+    finally:
+        node.stop()  # whatever happened above: a scenario never leaves its node running
     store = "SQLite" if durable else "memory"
     expected = 2 if durable else 0  # a memory node starts a new, empty history
     return [
