@@ -41,7 +41,7 @@ from typing import Any
 from bench.plainnode import PlainNode
 from bench.report import Progress, Section, progress
 from bench.wsload import Fleet
-from broker import signing
+from broker.core import signing
 from tests.node import PUBLISHER_SECRET, Node
 
 TOPIC = "public.httpbench"

@@ -79,10 +79,13 @@ SEND_HOOK = "Broker: send hook (slow subscriber)"
 RULES: list[Rule] = [
     Rule("Broker: position hook + history store", ("broker.router.positions", "broker.history")),
     Rule(SEND_HOOK, ("broker.router.hardening",), ("_make_websocket_send", "_waiting", "_let_go", "_flush")),
-    Rule(SEND_HOOK, ("broker.backpressure",)),
-    Rule("Broker: inbound checks (hardening)", ("broker.router.hardening", "broker.protocol")),
-    Rule("Broker: authorizer", ("broker.router.component", "broker.grants", "broker.uris", "broker.tokens")),
-    Rule("Broker: metrics", ("broker.router.metrics", "broker.metering", "prometheus_client")),
+    Rule(SEND_HOOK, ("broker.core.backpressure",)),
+    Rule("Broker: inbound checks (hardening)", ("broker.router.hardening", "broker.core.protocol")),
+    Rule(
+        "Broker: authorizer",
+        ("broker.router.component", "broker.core.grants", "broker.core.uris", "broker.core.tokens"),
+    ),
+    Rule("Broker: metrics", ("broker.router.metrics", "broker.core.metering", "prometheus_client")),
     # autobahn builds colored arguments for its trace/debug log lines on every send, even when
     # the line is then discarded (crossbar runs at "warn"): hl*() and click.style(); in Broker's
     # router broker.router.logstyle stands in for them, so its cost is counted here too

@@ -1,4 +1,4 @@
-"""``broker.atomicfile``: the old text or the new, the right mode, no temporary file left behind."""
+"""``broker.config.atomicfile``: the old text or the new, the right mode, no temporary file left behind."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from broker import atomicfile
+from broker.config import atomicfile
 
 
 def mode(path: Path) -> int:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from broker import signing
+from broker.core import signing
 from tests.node import PUBLISHER_SECRET, Node
 from tests.test_publish_api import request
 

@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlencode, urlparse
 import pytest
 
 from broker.client import Publisher
-from broker.tokens import mint
+from broker.core.tokens import mint
 from tests.chromium import E2E, PageDriver, opener
 from tests.node import BACKEND_SECRET, BROKER, PUBLISHER_SECRET, TOKEN_SECRET, Node
 

@@ -21,7 +21,9 @@ from typing import Any
 import pytest
 
 import broker
-from broker import cli, devsecrets, versions
+from broker.cli import main as cli
+from broker.config import devsecrets
+from broker.router.crossbar import versions
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT_CONFIG = ROOT / ".crossbar" / "config.json"
@@ -347,7 +349,7 @@ def test_publish_to_a_closed_port_fails_in_one_line() -> None:
 
 
 def test_importing_the_cli_loads_no_twisted() -> None:
-    code = "import sys, broker.cli; print(sorted(m for m in sys.modules if m.split('.')[0] in "
+    code = "import sys, broker.cli.main; print(sorted(m for m in sys.modules if m.split('.')[0] in "
     code += "('twisted', 'autobahn', 'crossbar')))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout == "[]\n"

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from broker import atomicfile, configedit, configfile, devsecrets
+from broker.config import atomicfile, configedit, configfile, devsecrets
 from broker.errors import ConfigError
 from tests.node import BROKER, PROJECT_CONFIG
 
@@ -248,7 +248,7 @@ def test_a_new_history_policy_goes_before_the_one_that_would_shadow_it() -> None
     assert error.value.path == f"{EXTRA}.history.policies"
 
 
-# -- the command (validated with broker.cli.check_config, which runs crossbar check) ---------
+# -- the command (validated with broker.cli.main.check_config, which runs crossbar check) ---------
 
 
 @pytest.fixture

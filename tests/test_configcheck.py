@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from broker import configcheck
-from broker.configcheck import report
+from broker.config import check as configcheck
+from broker.config.check import report
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "tests" / "configs"

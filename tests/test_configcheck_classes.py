@@ -1,4 +1,4 @@
-"""Finding a config's classes without running their modules (broker.configcheck.classes)."""
+"""Finding a config's classes without running their modules (broker.config.check.classes)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from broker.configcheck.classes import find_class
+from broker.config.check.classes import find_class
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from broker import cli
+from broker.cli import check
+from broker.cli import main as cli
 from broker.errors import ConfigError
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
@@ -25,7 +26,7 @@ def no_crossbar_check(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     def record(*args: Any) -> None:
         runs.append(args)
 
-    monkeypatch.setattr(cli, "crossbar_check", record)
+    monkeypatch.setattr(check, "crossbar_check", record)
     return runs
 
 
@@ -73,7 +74,7 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path)
 
 
 def test_check_config_returns_config_errors_for_other_commands(no_crossbar_check: list[Any]) -> None:
-    errors = cli.check_config(BROKEN / "principal-missing-role.json")
+    errors = check.check_config(BROKEN / "principal-missing-role.json")
     assert all(isinstance(e, ConfigError) for e in errors)
     assert [e.path for e in errors] == ["$.workers[0].transports[0].paths.ws.auth.wampcra.users.backend.role"]
 

@@ -1,4 +1,4 @@
-"""The hardened-defaults lint (broker.configcheck.lint); the corpus has one case per rule."""
+"""The hardened-defaults lint (broker.config.check.lint); the corpus has one case per rule."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from broker.configcheck.lint import MAX_SIZE, lint_errors
+from broker.config.check.lint import MAX_SIZE, lint_errors
 
 MINIMAL = Path(__file__).resolve().parent / "configs" / "valid" / "minimal.json"
 OPTIONS = "$.workers[0].transports[0].paths.ws.options"

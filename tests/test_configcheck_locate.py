@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from broker.configcheck.locate import parent_path, scan
-from broker.nodeconfig import child_path
+from broker.config.check.locate import parent_path, scan
+from broker.config.nodeconfig import child_path
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,4 +1,4 @@
-"""Dangling references in a node config (broker.configcheck.references)."""
+"""Dangling references in a node config (broker.config.check.references)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from broker.configcheck import references
-from broker.configcheck.references import reference_errors
+from broker.config.check import references
+from broker.config.check.references import reference_errors
 
 MINIMAL = Path(__file__).resolve().parent / "configs" / "valid" / "minimal.json"
 WS = "$.workers[0].transports[0].paths.ws"

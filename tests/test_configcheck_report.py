@@ -1,9 +1,9 @@
-"""Lines, columns and the two output forms (broker.configcheck.report)."""
+"""Lines, columns and the two output forms (broker.config.check.report)."""
 
 from __future__ import annotations
 
-from broker.configcheck.locate import scan
-from broker.configcheck.report import ConfigWarning, Finding, JsonSyntaxError, as_json, locate, text
+from broker.config.check.locate import scan
+from broker.config.check.report import ConfigWarning, Finding, JsonSyntaxError, as_json, locate, text
 from broker.errors import ConfigError
 
 DOC = '{\n  "a": {\n    "b": 1\n  },\n  "c": []\n}\n'

@@ -1,4 +1,4 @@
-"""The known-keys tables and their near-miss suggestions (broker.configcheck.schema)."""
+"""The known-keys tables and their near-miss suggestions (broker.config.check.schema)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from broker.configcheck import schema
+from broker.config.check import schema
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Broker's settings and the secrets, as broker check sees them (broker.configcheck.settings)."""
+"""Broker's settings and the secrets, as broker check sees them (broker.config.check.settings)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from broker.configcheck.settings import secret_errors, settings_errors
+from broker.config.check.settings import secret_errors, settings_errors
 
 MINIMAL = Path(__file__).resolve().parent / "configs" / "valid" / "minimal.json"
 EXTRA = "$.workers[0].components[0].extra"

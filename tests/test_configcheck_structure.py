@@ -1,4 +1,4 @@
-"""Unknown keys and types in the crossbar parts of a node config (broker.configcheck.structure)."""
+"""Unknown keys and types in the crossbar parts of a node config (broker.config.check.structure)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from broker.configcheck.structure import structure_errors
+from broker.config.check.structure import structure_errors
 
 MINIMAL = Path(__file__).resolve().parent / "configs" / "valid" / "minimal.json"
 WS = "$.workers[0].transports[0].paths.ws"

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from broker.connlimits import (
+from broker.core.connlimits import (
     CONTROL_FRAME_BURST,
     MAX_FRAGMENTS,
     MAX_FRAMES_AFTER_CLOSE,

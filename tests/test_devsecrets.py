@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from broker import devsecrets
+from broker.config import devsecrets
 from broker.errors import ConfigError
 
 

@@ -10,9 +10,11 @@ from typing import Any
 
 import pytest
 
-from broker import cli, configedit, tokens
+from broker.cli.main import main as cli
+from broker.config import configedit
+from broker.core import tokens
+from broker.core.uris import check_uri, is_valid_uri
 from broker.errors import ConfigError, InvalidToken, InvalidUri
-from broker.uris import check_uri, is_valid_uri
 from tests.rawwamp import ERROR, SUBSCRIBED, RawWamp
 from tests.test_config_edit import EXTRA, project
 from tests.test_hardening import Bystander, bystander  # noqa: F401 - the fixture

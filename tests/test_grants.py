@@ -2,7 +2,7 @@
 
 import pytest
 
-from broker.grants import Grant, Grants, may_touch_reserved, reserved_grant, reserved_registration
+from broker.core.grants import Grant, Grants, may_touch_reserved, reserved_grant, reserved_registration
 
 GRANTS = Grants(
     {

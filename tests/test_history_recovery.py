@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
+from broker.engines.memory import MemoryStore
+from broker.engines.sqlite import SQLiteStore
 from broker.errors import ClientError, InvalidUri
 from broker.history import HistoryStore, Retention
-from broker.history.memory import MemoryStore
 from broker.history.recovery import MAX_EVENTS, NO_POSITION, recover, recovery_outcome
-from broker.history.sqlite import SQLiteStore
 
 KEEP: Retention = Retention(max_events=100, max_age=3600.0)
 

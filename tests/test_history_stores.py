@@ -8,13 +8,14 @@ from typing import Any
 
 import pytest
 
+from broker.config.settings import parse_settings
+from broker.engines import ENGINES, create_store
+from broker.engines.memory import MemoryStore
+from broker.engines.sqlite import SQLiteStore
 from broker.errors import ConfigError
-from broker.history import DEFAULT_MAX_TOPICS, HistoryStore, Retention, StoredEvent, create_store
-from broker.history.memory import MemoryStore
+from broker.history import DEFAULT_MAX_TOPICS, STORE_OPTIONS, HistoryStore, Retention, StoredEvent
 from broker.history.policy import HistoryPolicy, retention_for
 from broker.history.recovery import recover
-from broker.history.sqlite import SQLiteStore
-from broker.settings import parse_settings
 
 KEEP: Retention = Retention(max_events=100, max_age=3600.0)
 
@@ -631,3 +632,7 @@ def test_create_store_errors_use_the_given_path() -> None:
     with pytest.raises(ConfigError) as caught:
         create_store({"type": "nope"}, "$.extra.history.store")
     assert caught.value.path == "$.extra.history.store.type"
+
+
+def test_every_store_type_the_checker_accepts_has_an_engine() -> None:
+    assert set(ENGINES) == set(STORE_OPTIONS)

@@ -2,8 +2,8 @@
 
 import pytest
 
+from broker.core.idempotency import IdempotencyCache
 from broker.errors import IdempotencyMismatch
-from broker.idempotency import IdempotencyCache
 from tests.test_replay import Clock
 
 

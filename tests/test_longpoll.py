@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from broker.tokens import mint
+from broker.core.tokens import mint
 from tests.node import BACKEND_SECRET, TOKEN_SECRET, Node
 from tests.rawwamp import (
     ABORT,

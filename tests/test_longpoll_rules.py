@@ -1,11 +1,11 @@
-"""The long-poll request rules as plain functions (:mod:`broker.longpoll`): no node needed."""
+"""The long-poll request rules as plain functions (:mod:`broker.core.longpoll`): no node needed."""
 
 from __future__ import annotations
 
 import pytest
 
+from broker.core.longpoll import DEFAULT_MAX_MESSAGE_SIZE, body_too_large, max_message_size, open_protocol
 from broker.errors import ClientError
-from broker.longpoll import DEFAULT_MAX_MESSAGE_SIZE, body_too_large, max_message_size, open_protocol
 
 SUPPORTED = ["json", "json.batched", "msgpack"]
 

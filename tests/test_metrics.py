@@ -13,11 +13,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.exceptions import InvalidStatus
 
-from broker import signing
 from broker.client import Publisher, Unauthenticated
+from broker.config.settings import parse_settings
+from broker.core import signing
+from broker.core.metering import OTHER, LatencyHistogram, NamespaceLabels
 from broker.errors import ConfigError
-from broker.metering import OTHER, LatencyHistogram, NamespaceLabels
-from broker.settings import parse_settings
 from tests.node import BACKEND_SECRET, PUBLISHER_SECRET, Node
 from tests.rawwamp import ABORT, ERROR, PUBLISHED, RESULT, SUBSCRIBED, Closed, RawWamp
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from broker import nodeconfig
+from broker.config import nodeconfig
 from broker.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -145,7 +145,7 @@ def test_wheel_metadata_names_the_license_and_the_pinned_node(build: tuple[Path,
     assert [r for r in requires if "extra ==" not in r] == []
     node = {r.split(";")[0].strip() for r in requires if r.endswith('extra == "node"')}
     assert {"crossbar==26.10.1", "autobahn[twisted]==26.11.1", "twisted==26.10.0", "txaio==26.6.1"} <= node
-    assert "broker = broker.cli:main" in entry_points
+    assert "broker = broker.cli.main:main" in entry_points
 
 
 def test_sdist_carries_the_deployment_files(build: tuple[Path, Path, str]) -> None:

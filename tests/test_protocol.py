@@ -2,8 +2,7 @@
 
 import pytest
 
-from broker.errors import ProtocolViolation
-from broker.protocol import (
+from broker.core.protocol import (
     ABORT,
     AUTHENTICATE,
     CALL,
@@ -15,6 +14,7 @@ from broker.protocol import (
     check_request_uri,
     json_nesting_exceeds,
 )
+from broker.errors import ProtocolViolation
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from broker import signing
+from broker.core import signing
 from tests.node import PUBLISHER_SECRET, Node
 from tests.rawwamp import SUBSCRIBED, RawWamp
 

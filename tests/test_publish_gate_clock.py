@@ -1,7 +1,7 @@
 """The publish gate's time-dependent checks on a fake clock, in the order ``admit`` applies them.
 
-The unit tests of :mod:`broker.replay`, :mod:`broker.ratelimit` and
-:mod:`broker.idempotency` test each piece alone; these drive the whole gate
+The unit tests of :mod:`broker.core.replay`, :mod:`broker.core.ratelimit` and
+:mod:`broker.core.idempotency` test each piece alone; these drive the whole gate
 (signed requests, one injected clock) at the exact edges: the timestamp window
 against a fractional clock, a refused request burning neither its nonce nor a
 rate-limit token, replays inside the window and after it, a bucket refilled
@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from broker import signing
+from broker.config.settings import parse_settings
+from broker.core import signing
+from broker.core.idempotency import IdempotencyCache
+from broker.core.publishing import PUBLISH_PATH, PublishGate
 from broker.errors import NotAuthorized, RateLimited, Replayed, Unauthenticated
-from broker.idempotency import IdempotencyCache
-from broker.publishing import PUBLISH_PATH, PublishGate
-from broker.settings import parse_settings
 from tests.test_replay import Clock
 
 SECRET = "s" * 32

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from broker.core.idempotency import IdempotencyCache
+from broker.core.replay import NonceCache
+from broker.engines.publish_memory import MEMORY_STORE_FILE, SQLitePublishMemory, open_publish_memory
+from broker.engines.sqlite import SQLiteStore
 from broker.errors import IdempotencyMismatch, IdempotencyUnknown, Replayed, Unauthenticated
-from broker.history.publish_memory import MEMORY_STORE_FILE, SQLitePublishMemory, open_publish_memory
-from broker.history.sqlite import SQLiteStore
-from broker.idempotency import IdempotencyCache
-from broker.replay import NonceCache
 from tests.test_replay import Clock
 
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from broker import signing
-from broker.history.publish_memory import MEMORY_STORE_FILE
+from broker.core import signing
+from broker.engines.publish_memory import MEMORY_STORE_FILE
 from tests.node import PUBLISHER_SECRET, Node
 from tests.rawwamp import SUBSCRIBED
 from tests.test_publish_api import request

@@ -1,11 +1,11 @@
-"""The publish API's pure rules (:mod:`broker.publishing`), without a node."""
+"""The publish API's pure rules (:mod:`broker.core.publishing`), without a node."""
 
 from __future__ import annotations
 
 import pytest
 
+from broker.core.publishing import parse_body
 from broker.errors import ClientError
-from broker.publishing import parse_body
 
 
 def test_body_nesting_follows_the_websocket_limit() -> None:

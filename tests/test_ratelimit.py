@@ -1,6 +1,6 @@
 """Token buckets with an injected clock."""
 
-from broker.ratelimit import TokenBucket
+from broker.core.ratelimit import TokenBucket
 from tests.test_replay import Clock
 
 

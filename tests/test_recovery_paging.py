@@ -17,10 +17,10 @@ txaio.use_twisted()  # autobahn's serializers keep statistics with txaio's clock
 from autobahn.wamp import message  # noqa: E402
 from autobahn.wamp.serializer import CBORSerializer, JsonSerializer, MsgPackSerializer  # noqa: E402
 
-from broker import nodeconfig  # noqa: E402
+from broker.config import nodeconfig  # noqa: E402
+from broker.engines.memory import MemoryStore  # noqa: E402
 from broker.errors import PayloadTooLarge  # noqa: E402
 from broker.history import POSITION_KEY, Retention  # noqa: E402
-from broker.history.memory import MemoryStore  # noqa: E402
 from broker.history.recovery import ENVELOPE_RESERVE, MAX_EVENTS, check_deliverable, recover  # noqa: E402
 from broker.history.wiresize import wire_size  # noqa: E402
 

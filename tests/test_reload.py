@@ -10,12 +10,13 @@ from typing import Any
 
 import pytest
 
-from broker import configedit, nodeconfig, signing
+from broker.config import configedit, nodeconfig
+from broker.config.reload import diff, plan_reload, reload_env
+from broker.config.settings import parse_settings
+from broker.core import signing
+from broker.core.publishing import PublishGate
 from broker.errors import ConfigError, Replayed
-from broker.publishing import PublishGate
-from broker.reload import diff, plan_reload, reload_env
 from broker.router.launcher import _catches
-from broker.settings import parse_settings
 from tests.node import PROJECT_CONFIG
 
 EXTRA = "$.workers[0].components[0].extra"

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from broker import configfile
+from broker.config import configfile
 from tests.node import BACKEND_SECRET, Node, children
 from tests.rawwamp import ABORT, EVENT, PUBLISHED, SUBSCRIBED, WELCOME, RawWamp
 from tests.test_longpoll import LongPoll, post

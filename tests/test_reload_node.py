@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 from websockets.exceptions import InvalidStatus
 
-from broker import devsecrets, signing
+from broker.config import devsecrets
+from broker.core import signing
 from tests.node import BACKEND_SECRET, BROKER, OPERATOR_SECRET, Node, children
 from tests.rawwamp import ERROR, EVENT, PUBLISHED, RESULT, SUBSCRIBED, RawWamp
 

@@ -2,8 +2,8 @@
 
 import pytest
 
+from broker.core.replay import NonceCache
 from broker.errors import Replayed, Unauthenticated
-from broker.replay import NonceCache
 
 
 class Clock:

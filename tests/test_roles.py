@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
-from broker.tokens import mint
+from broker.core.tokens import mint
 from tests.node import TOKEN_SECRET
 from tests.rawwamp import CALL, ERROR, PUBLISHED, RESULT, SUBSCRIBED, WELCOME, RawWamp
 

@@ -1,4 +1,4 @@
-"""Token sessions without a node: the session map (:mod:`broker.sessions`) and the expiry
+"""Token sessions without a node: the session map (:mod:`broker.core.sessions`) and the expiry
 timers (:mod:`broker.router.expiry`) on ``twisted.internet.task.Clock``."""
 
 from __future__ import annotations
@@ -7,10 +7,10 @@ from collections.abc import Callable
 
 from twisted.internet.task import Clock
 
+from broker.core.grants import Grants
+from broker.core.sessions import PENDING_TIMEOUT, UserSessions
 from broker.errors import TokenExpired
-from broker.grants import Grants
 from broker.router.expiry import TokenExpiry
-from broker.sessions import PENDING_TIMEOUT, UserSessions
 
 GRANTS = Grants({"user": ()})
 EXP = 1_800_000_000.0  # 2027-01-15T08:00:00Z

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from broker.config.settings import find_component, parse_settings
 from broker.errors import ConfigError
-from broker.settings import find_component, parse_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -4,7 +4,7 @@ import hashlib
 
 import pytest
 
-from broker import signing
+from broker.core import signing
 
 ARGS = ("dev", "POST", "/api/publish", "1700000000", "0123456789abcdef0123456789abcdef", b'{"topic":"a"}')
 

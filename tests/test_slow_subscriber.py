@@ -24,7 +24,7 @@ from autobahn.websocket.protocol import WebSocketProtocol
 from twisted.internet.abstract import FileDescriptor
 from twisted.internet.testing import MemoryReactor
 
-from broker.backpressure import format_size, slow_subscriber
+from broker.core.backpressure import format_size, slow_subscriber
 from broker.router.state import STATE
 from tests.node import BACKEND_SECRET, Node
 from tests.rawwamp import PUBLISHED, SUBSCRIBED, WELCOME, RawWamp

@@ -10,7 +10,7 @@ import pytest
 from autobahn.wamp.exception import ApplicationError
 from twisted.internet import defer, task
 
-from broker import wampclient
+from broker.cli import wamp as wampclient
 from broker.errors import BrokerError
 from broker.history.resume import ResumeBuffer
 

@@ -17,7 +17,7 @@ from typing import Any
 import jwt
 import pytest
 
-from broker.tokens import mint
+from broker.core.tokens import mint
 from tests.node import BACKEND_SECRET, BROKER, PROJECT_CONFIG, TOKEN_SECRET, Node
 from tests.rawwamp import (
     ABORT,

@@ -9,9 +9,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
+from broker.config.settings import parse_settings
+from broker.core.tokens import TokenKey, check_claims, mint, verify
 from broker.errors import ConfigError, InvalidToken, NotAuthorized
-from broker.settings import parse_settings
-from broker.tokens import TokenKey, check_claims, mint, verify
 
 #: The test secret is short on purpose (as in tests/node.py); pyjwt warns about it when encoding
 pytestmark = pytest.mark.filterwarnings("ignore:The HMAC key is:UserWarning")

@@ -2,8 +2,8 @@
 
 import pytest
 
+from broker.core.uris import check_uri, is_reserved, is_valid_uri, topic_matches
 from broker.errors import InvalidUri
-from broker.uris import check_uri, is_reserved, is_valid_uri, topic_matches
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from importlib import metadata
 
-from broker import versions
+from broker.router.crossbar import versions
 
 REQUIRES = [
     'crossbar==26.10.1; extra == "node"',

@@ -19,7 +19,7 @@ from typing import Any
 
 from bench.systems import TOPIC, Client, Server, StartError, tree
 from bench.systems.wamp import WampClient
-from broker.tokens import mint
+from broker.core.tokens import mint
 from tests.node import BACKEND_SECRET, TOKEN_SECRET, Node
 
 #: Seconds a subscriber's token stays valid: longer than any run.

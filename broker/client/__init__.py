@@ -15,7 +15,7 @@ it. crossbar pins ``idna==2.5`` and pulls in web3 and NumPy, and even httpx
     published.id  # the router's publication id
 
 :func:`mint_token` signs a short-lived per-user token (HS256, stdlib) that a
-browser presents to the node as its WAMP ticket; see :mod:`broker.tokens`.
+browser presents to the node as its WAMP ticket; see :mod:`broker.core.tokens`.
 
 Each call is retried on connection failures and 503 with the same idempotency
 key, so it publishes at most once; every failure is one
@@ -37,7 +37,7 @@ from broker.client.errors import (
 )
 from broker.client.http import Publisher
 from broker.client.wire import Published
-from broker.tokens import mint as mint_token
+from broker.core.tokens import mint as mint_token
 
 __all__ = [
     "AsyncPublisher",

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import broker
-from broker import signing
 from broker.client import wire
 from broker.client.errors import Unavailable, error_from_response
 from broker.client.retry import Backoff
+from broker.core import signing
 
 #: What a failed attempt to exchange a request and a response raises: refused,
 #: reset, timed out, TLS failure, or a response cut short or malformed. Retried.

@@ -5,14 +5,14 @@ from the router: a stream ``epoch`` (new whenever the store's history starts
 afresh), a ``seq`` per topic (1, 2, 3, ... without gaps) and a store-wide
 ``cursor`` (increasing across all topics), which lets a wildcard or prefix
 subscriber ask "everything after cursor N" in one call. Stores sit behind
-:class:`HistoryStore` and are chosen by a ``type`` string in
-:func:`create_store` (``memory``, ``sqlite``; Milestone 2 adds ``redis``).
-No Twisted, no Autobahn.
+:class:`HistoryStore`; :mod:`broker.engines` builds one from a ``type``
+string (``memory``, ``sqlite``; Milestone 2 adds ``redis``). This package is
+the pure side (positions, retention policy, recovery, resume): no Twisted, no
+Autobahn, no files.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
@@ -110,15 +110,3 @@ def check_store_spec(spec: object, path: str = "$.history.store") -> Mapping[str
             f"{path}.max_topics", f"must be an integer from {low} to {high}, not {max_topics!r}"
         )
     return spec
-
-
-def create_store(spec: Mapping[str, Any], path: str = "$.history.store", base_dir: str = ".") -> HistoryStore:
-    """Build the store ``spec["type"]`` names; relative file paths are taken from ``base_dir``."""
-    from broker.history.memory import MemoryStore
-    from broker.history.sqlite import SQLiteStore
-
-    check_store_spec(spec, path)
-    max_topics = spec.get("max_topics", DEFAULT_MAX_TOPICS)
-    if spec.get("type", "memory") == "sqlite":
-        return SQLiteStore(os.path.join(base_dir, spec["path"]), max_topics=max_topics)
-    return MemoryStore(max_topics=max_topics)

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+from broker.core.uris import Match, is_reserved, topic_matches
 from broker.history import Retention
-from broker.uris import Match, is_reserved, topic_matches
 
 
 @dataclass(frozen=True)

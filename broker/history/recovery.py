@@ -25,10 +25,10 @@ import functools
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
+from broker.core.uris import check_uri, topic_matches
 from broker.errors import ClientError, PayloadTooLarge
 from broker.history import POSITION_KEY, HistoryStore, StoredEvent
 from broker.history.wiresize import wire_size
-from broker.uris import check_uri, topic_matches
 
 #: The epoch of a subscriber that has seen no event yet ("where is the stream now?"): its
 #: answer is the current position with nothing missed, never ``unrecoverable``.

@@ -27,11 +27,11 @@ from urllib.parse import unquote_to_bytes, urlsplit
 
 from twisted.web import http
 
+from broker.core.publishers import HttpPublishSettings
+from broker.core.publishing import PUBLISH_PATH
 from broker.errors import PayloadTooLarge
-from broker.publishing import PUBLISH_PATH
 from broker.router import metrics
 from broker.router.state import STATE
-from broker.settings import HttpPublishSettings
 
 #: Seconds a refused connection stays half-open for the client to read the answer.
 LINGER_SECONDS: Final = 2.0

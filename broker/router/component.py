@@ -1,12 +1,12 @@
 """Broker's router-embedded component: authentication, authorization, history, recovery.
 
 It registers ``broker.authorize`` (the dynamic authorizer over
-:mod:`broker.grants`), ``broker.authenticate`` (the dynamic WAMP-ticket
-authenticator for per-user tokens, :mod:`broker.tokens`) and
+:mod:`broker.core.grants`), ``broker.authenticate`` (the dynamic WAMP-ticket
+authenticator for per-user tokens, :mod:`broker.core.tokens`) and
 ``broker.recover`` (missed events, see :mod:`broker.history.recovery`), opens
 the history store and installs the position hook (:mod:`broker.router.positions`).
 
-Token sessions (role ``user``) carry their own grants: :class:`~broker.sessions.UserSessions`
+Token sessions (role ``user``) carry their own grants: :class:`~broker.core.sessions.UserSessions`
 maps each session id to its token's grants, from authentication until the
 session leaves (the meta events ``wamp.session.on_join``/``on_leave``), and
 :mod:`broker.router.expiry` ends each one when its token expires.
@@ -30,21 +30,22 @@ from autobahn.twisted.wamp import ApplicationSession
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import ComponentConfig, RegisterOptions
 
-from broker import nodeconfig
+from broker.config import nodeconfig
+from broker.config.reload import RELOAD_PROCEDURE
+from broker.config.settings import BrokerSettings, TokenSettings, parse_settings, without_runtime
+from broker.core.grants import ACTIONS, Grants
+from broker.core.publishing import PublishGate
+from broker.core.sessions import UserSessions
+from broker.core.tokens import USER_ROLE, verify
+from broker.core.uris import MATCH_POLICIES, Match, check_uri, is_valid_uri
+from broker.engines import create_store
+from broker.engines.publish_memory import open_publish_memory
 from broker.errors import BrokerError, ConfigError, InvalidToken, NotAuthorized
-from broker.grants import ACTIONS, Grants
-from broker.history import HistoryStore, create_store
-from broker.history.publish_memory import open_publish_memory
+from broker.history import HistoryStore
 from broker.history.recovery import recover, recovery_outcome
-from broker.publishing import PublishGate
-from broker.reload import RELOAD_PROCEDURE
 from broker.router import expiry, hardening, logstyle, metrics, positions, readiness, reloader
 from broker.router.body_limit import install as install_body_limit
 from broker.router.state import STATE
-from broker.sessions import UserSessions
-from broker.settings import BrokerSettings, TokenSettings, parse_settings, without_runtime
-from broker.tokens import USER_ROLE, verify
-from broker.uris import MATCH_POLICIES, Match, check_uri, is_valid_uri
 
 AUTHORIZE_PROCEDURE = "broker.authorize"
 AUTHENTICATE_PROCEDURE = "broker.authenticate"

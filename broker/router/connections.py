@@ -1,4 +1,4 @@
-"""Connection-level limits on crossbar's web transport (:mod:`broker.connlimits` has the rules and why).
+"""Connection-level limits on crossbar's web transport (:mod:`broker.core.connlimits` has the rules and why).
 
 Autobahn and Twisted do the work a peer asks for, byte by byte: every
 WebSocket frame is parsed and handed on whatever it carries, and every byte of
@@ -41,7 +41,7 @@ from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.web.http import HTTPChannel
 
-from broker.connlimits import (
+from broker.core.connlimits import (
     CONTROL_FRAME_BURST,
     CONTROL_FRAMES_PER_SECOND,
     MAX_FRAGMENTS,
@@ -51,7 +51,7 @@ from broker.connlimits import (
     too_many_control_frames,
     too_many_fragments,
 )
-from broker.ratelimit import TokenBucket
+from broker.core.ratelimit import TokenBucket
 from broker.router.state import STATE
 
 #: Seconds between two log lines about evicted connections (as crossbar logs refusals).

@@ -4,7 +4,7 @@ Why: crossbar checks a ticket once, at sign-in; a session whose token expired
 an hour ago stays open and keeps receiving. :class:`TokenExpiry` sets one
 timer per joined token session (Twisted's ``callLater``, the reactor
 injected: ``task.Clock`` in tests), for the moment
-:class:`broker.sessions.UserSessions` says the token ends it (``exp`` plus
+:class:`broker.core.sessions.UserSessions` says the token ends it (``exp`` plus
 ``tokens.leeway``), and cancels it when the session leaves first. When it
 fires, :func:`end_session` sends ``GOODBYE broker.error.token_expired`` with
 the reason and closes the transport after it, so nothing more is routed to
@@ -22,10 +22,10 @@ from typing import Any, cast
 from crossbar.router.longpoll import WampLongPollResourceSession
 from twisted.logger import Logger
 
+from broker.core.sessions import UserSessions
 from broker.errors import TokenExpired
 from broker.router import hardening
 from broker.router.state import STATE
-from broker.sessions import UserSessions
 
 _log = Logger(namespace="broker.expiry")
 

@@ -8,19 +8,19 @@ tests under ``tests/test_hardening.py`` (``tests/test_slow_subscriber.py`` for
 1. **Invalid URIs close the connection** (1011 "WAMP Internal Error" plus a
    traceback): autobahn's message parser raises ``InvalidUriError``, which is
    not a ``ProtocolError``. Broker answers ``ERROR wamp.error.invalid_uri`` for
-   the one request and keeps the session (:func:`broker.protocol.check_request_uri`).
+   the one request and keeps the session (:func:`broker.core.protocol.check_request_uri`).
 2. **Protocol violations are ignored or closed without ABORT**: a second HELLO
    after WELCOME is logged and ignored, a PUBLISH before HELLO is silently
    dropped, an unknown message type closes with 1002 and no ABORT. Broker
    sends ``ABORT wamp.error.protocol_violation`` and closes with 1002
-   (:func:`broker.protocol.check_allowed`), logging one line, not a traceback.
+   (:func:`broker.core.protocol.check_allowed`), logging one line, not a traceback.
 3. **No deadline for HELLO**: a WebSocket that never sends HELLO stays open
    forever. Broker aborts it with ``broker.error.hello_timeout`` (close 1008)
    after ``hello_timeout`` seconds.
 4. **One deeply nested message stalls the router**: py_ecc (imported by
    crossbar) raises Python's recursion limit to 100000, so a JSON array nested
    60,000 deep is parsed, then walked and logged for 23 s. Broker refuses JSON
-   nested deeper than :data:`broker.protocol.MAX_JSON_NESTING` before decoding
+   nested deeper than :data:`broker.core.protocol.MAX_JSON_NESTING` before decoding
    it, and restores the interpreter's default recursion limit so the binary
    decoders (msgpack, cbor) fail fast too; either refusal is a protocol
    violation with one log line.
@@ -33,7 +33,7 @@ tests under ``tests/test_hardening.py`` (``tests/test_slow_subscriber.py`` for
    the router from 139 MB to 347 MB in 2.5 s. After each message sent on a
    WebSocket, Broker reads how many bytes wait for that peer's socket (O(1),
    it is on the path of every event) and, beyond ``max_buffer_bytes``
-   (:func:`broker.backpressure.slow_subscriber`), lets the peer go: it counts
+   (:func:`broker.core.backpressure.slow_subscriber`), lets the peer go: it counts
    ``SlowSubscriber``, logs one line (autobahn adds one when it drops the
    connection) and discards every later message for that peer. If the kernel
    takes the backlog at once, a close frame (1008 and the reason) follows it
@@ -111,7 +111,7 @@ tests under ``tests/test_hardening.py`` (``tests/test_slow_subscriber.py`` for
     fragments per message, 10 control frames per second (after a burst of 50),
     and 64 frames after its own close frame; an offender gets close 1008 with
     the reason and nothing more it sends is parsed
-    (:mod:`broker.router.connections`, rules in :mod:`broker.connlimits`).
+    (:mod:`broker.router.connections`, rules in :mod:`broker.core.connlimits`).
 14. **A trickled HTTP request (slowloris) is never closed, and enough of them fill
     ``max_connections``**: ``client_timeout`` is an idle timeout that every byte
     restarts. Broker gives each request ``client_timeout`` seconds in all, from
@@ -147,9 +147,15 @@ from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper
 from twisted.web import http
 
-from broker.backpressure import slow_subscriber
+from broker.core.backpressure import slow_subscriber
+from broker.core.protocol import (
+    MAX_JSON_NESTING,
+    check_allowed,
+    check_request_uri,
+    json_nesting_exceeds,
+    name,
+)
 from broker.errors import ClientError, HelloTimeout, InvalidUri, ProtocolViolation
-from broker.protocol import MAX_JSON_NESTING, check_allowed, check_request_uri, json_nesting_exceeds, name
 from broker.router import connections, listen, reserved
 from broker.router.state import STATE
 

@@ -1,7 +1,7 @@
 """A port taken after ``broker run`` checked it: one line in the log, not crossbar's tracebacks.
 
 Why: ``broker run`` binds the web transport's port before it starts crossbar
-and refuses a port in use in one line (:func:`broker.cli._check_listen`). The
+and refuses a port in use in one line (:func:`broker.cli.main._check_listen`). The
 port can still be taken between that check and crossbar's listen, seconds
 later (another process, a second ``broker run`` from another directory).
 Crossbar 26.10 then logs the ``CannotListenError`` with its traceback in the
@@ -10,7 +10,7 @@ traceback ("Could not start node: ..."): about 50 lines for one fact.
 
 :func:`install` (in the router worker, before the transports start) turns
 that failure into one without frames whose message is the line ``broker
-run`` prints (:func:`broker.nodeconfig.listen_problem`: the port, the OS's
+run`` prints (:func:`broker.config.nodeconfig.listen_problem`: the port, the OS's
 "Address already in use", ``--port``/``BROKER_PORT``);
 :func:`install_controller` (in the launcher) logs the controller's verdict
 on it in one line. The node still exits 1, and never says "Broker ready"
@@ -24,7 +24,7 @@ from typing import Any, Final
 from twisted.internet.error import CannotListenError
 from twisted.python.failure import Failure
 
-from broker.nodeconfig import listen_problem
+from broker.config.nodeconfig import listen_problem
 
 #: The error crossbar's router worker answers the controller with when a transport cannot listen.
 CANNOT_LISTEN: Final = "crossbar.error.cannot_listen"

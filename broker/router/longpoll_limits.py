@@ -8,7 +8,7 @@ path refuses any message over its ``max_message_size`` (close 1009). WebSocket
 has no URI length limit of its own either: a URI is bounded by the message
 that carries it. So long-poll gets the same bound: no request body under a
 long-poll path may exceed the smallest ``max_message_size`` of the web
-transport's WebSocket paths (:func:`broker.longpoll.max_message_size`); a send
+transport's WebSocket paths (:func:`broker.core.longpoll.max_message_size`); a send
 holding a batch of messages counts as one body. JSON nesting is checked per
 message as on WebSocket (:func:`broker.router.hardening.dispatch`).
 
@@ -43,8 +43,8 @@ from crossbar.webservice import longpoll as webservice_longpoll
 from twisted.logger import Logger
 from twisted.web import http
 
+from broker.core.longpoll import body_too_large, max_message_size
 from broker.errors import PayloadTooLarge
-from broker.longpoll import body_too_large, max_message_size
 from broker.router import hardening
 from broker.router.metrics import MESSAGE_TOO_LARGE
 from broker.router.state import STATE

@@ -4,7 +4,7 @@ Why: crossbar 26.10 parses the open request without checking it. Invalid
 UTF-8, ``{"protocols": 5}`` or an unknown protocol raise inside
 ``render_POST`` (500 "Processing Failed"); ``{}`` makes it return a ``str``,
 which Twisted answers with a 500 page showing the request's and the
-resource's reprs. Broker checks the body first (:func:`broker.longpoll.open_protocol`)
+resource's reprs. Broker checks the body first (:func:`broker.core.longpoll.open_protocol`)
 and answers ``400 {"error": "broker.error.bad_request", "message": ...}``
 naming the problem; a valid body goes on to crossbar, which opens the session.
 Installed by :func:`broker.router.hardening.install` (item 9 there).
@@ -18,8 +18,8 @@ from typing import Any
 from crossbar.router import longpoll
 from twisted.logger import Logger
 
+from broker.core.longpoll import open_protocol
 from broker.errors import ClientError
-from broker.longpoll import open_protocol
 
 _log = Logger(namespace="broker.hardening")
 

@@ -12,7 +12,7 @@ increment does the job, while a client ``Counter`` takes a lock and looks its
 labels up per increment; those series are plain numbers here, read at scrape
 time by :class:`NodeCollector` (the rare events, HTTP answers, rejections and
 recoveries, keep the client's counters). Namespaces are capped
-(:class:`broker.metering.NamespaceLabels`), so a publisher cannot create series
+(:class:`broker.core.metering.NamespaceLabels`), so a publisher cannot create series
 without bound.
 
 Deliveries are counted per publication, not per EVENT: crossbar already counts
@@ -50,7 +50,7 @@ from prometheus_client.registry import Collector
 from twisted.internet.defer import Deferred
 from twisted.web.resource import Resource
 
-from broker.metering import DEFAULT_MAX_NAMESPACES, META_NAMESPACE, LatencyHistogram, NamespaceLabels
+from broker.core.metering import DEFAULT_MAX_NAMESPACES, META_NAMESPACE, LatencyHistogram, NamespaceLabels
 
 REGISTRY = CollectorRegistry()
 

@@ -1,4 +1,4 @@
-"""``POST /api/publish``: a Twisted web resource over :class:`broker.publishing.PublishGate`.
+"""``POST /api/publish``: a Twisted web resource over :class:`broker.core.publishing.PublishGate`.
 
 Publishes what the gate admits through Broker's own router session, in order
 and with acknowledgement, so 200 means the router accepted every event. Every
@@ -21,12 +21,12 @@ from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
+from broker.core.idempotency import Answer
+from broker.core.publishing import PUBLISH_PATH, Admitted, Event
 from broker.errors import BrokerError, NotReady, PayloadTooLarge, RateLimited, ServerError
 from broker.history import POSITION_KEY
 from broker.history.policy import retention_for
 from broker.history.recovery import check_deliverable
-from broker.idempotency import Answer
-from broker.publishing import PUBLISH_PATH, Admitted, Event
 from broker.router import metrics
 from broker.router.state import STATE
 

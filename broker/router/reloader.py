@@ -1,11 +1,11 @@
-"""Live reload inside the router worker: the thin adapter between :mod:`broker.reload` and crossbar.
+"""Live reload inside the router worker: the thin adapter between :mod:`broker.config.reload` and crossbar.
 
 Why: crossbar reads its config once, so without this every edit means a
 restart that drops every connection. ``broker reload`` calls
 ``broker.reload`` (operator only) and ``SIGHUP`` reaches this worker (the
 controller forwards it, :mod:`broker.router.launcher`); both re-read the
 source config ``broker run`` started from (``$BROKER_CONFIG``), let
-:func:`broker.reload.plan_reload` validate all of it, and apply a valid plan
+:func:`broker.config.reload.plan_reload` validate all of it, and apply a valid plan
 at once, on the reactor thread, between two messages:
 
 * role grants and token keys: the component's settings, which its authorizer
@@ -26,7 +26,7 @@ at once, on the reactor thread, between two messages:
 Secrets: ``broker run`` copies the dev secrets file's values into crossbar's
 environment at start and names them in ``$BROKER_FILE_SECRETS``; on reload
 those names take the file's current value (a rotated key), while names the
-operator set in the real environment keep winning (:func:`broker.reload.reload_env`).
+operator set in the real environment keep winning (:func:`broker.config.reload.reload_env`).
 """
 
 from __future__ import annotations
@@ -42,9 +42,8 @@ from crossbar.webservice import longpoll as webservice_longpoll
 from crossbar.webservice import websocket as webservice_websocket
 from twisted.logger import Logger
 
-from broker import devsecrets, nodeconfig
-from broker.errors import ConfigError
-from broker.reload import (
+from broker.config import devsecrets, nodeconfig
+from broker.config.reload import (
     ENV_CONFIG,
     ENV_FILE_SECRETS,
     SNAPSHOT_FILENAME,
@@ -52,6 +51,7 @@ from broker.reload import (
     plan_reload,
     reload_env,
 )
+from broker.errors import ConfigError
 from broker.router import cors, hardening, metrics
 from broker.router.state import STATE
 

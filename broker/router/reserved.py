@@ -8,7 +8,7 @@ is answered ``wamp.error.procedure_already_exists``, one of
 reserved procedures exist. (``wamp.*`` is refused with ``invalid_uri`` before
 authorization, another answer again.) Broker refuses every registration that
 could take a name under ``wamp.`` or ``broker.`` from any role but the node's
-own (:func:`broker.grants.reserved_registration`) first, with one
+own (:func:`broker.core.grants.reserved_registration`) first, with one
 ``wamp.error.not_authorized`` whose message depends only on the request, and
 counts it as ``NotAuthorized``. A CALL needs no such rule: crossbar authorizes
 it before the lookup, so a role without a grant gets the same
@@ -22,10 +22,10 @@ from typing import Any, cast
 from autobahn.wamp import message
 from crossbar.router.dealer import Dealer
 
-from broker.grants import reserved_registration
+from broker.core.grants import reserved_registration
+from broker.core.uris import Match
 from broker.router import metrics
 from broker.router.state import STATE
-from broker.uris import Match
 
 _installed: dict[str, Any] = {}
 

@@ -21,12 +21,12 @@ class NodeState:
     #: The history store (a :class:`broker.history.HistoryStore`) and its policies, once configured.
     history: Any = None
     history_policies: tuple[Any, ...] = ()
-    #: The node's message limit in bytes (:func:`broker.nodeconfig.message_limit`; None: none):
+    #: The node's message limit in bytes (:func:`broker.config.nodeconfig.message_limit`; None: none):
     #: every event must be deliverable, and every recovery answer fit, within it.
     message_limit: int | None = None
     #: Positions issued for the HTTP API's publishes, by the token it passed; popped on ack.
     issued_positions: dict[str, Any] = field(default_factory=dict)
-    #: The HTTP publish API's gate (a :class:`broker.publishing.PublishGate`), once configured.
+    #: The HTTP publish API's gate (a :class:`broker.core.publishing.PublishGate`), once configured.
     publish_gate: Any = None
     #: Set when Broker's component leaves (the node is stopping): publishes are refused from then
     #: on, as they could no longer be stored.

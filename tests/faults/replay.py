@@ -20,7 +20,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from broker import signing
+from broker.core import signing
 from tests.faults import Finding, Scale
 from tests.faults.crash import sqlite_store
 from tests.faults.gapless import GaplessSubscriber

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 
-from broker import signing
+from broker.core import signing
 
 KEY_ID = "dev"
 SECRET = "fake-node-secret"

@@ -23,7 +23,7 @@ from django.core.signals import setting_changed
 from django.db import transaction
 
 from broker.client import Publisher, PublishError
-from broker.uris import check_uri
+from broker.core.uris import check_uri
 
 if TYPE_CHECKING:
     from broker.client import Published

@@ -2,7 +2,7 @@
 
 Why: the browser connects to the node directly (WAMP over WebSocket), but
 only the Django backend knows who is logged in and which topics are theirs.
-``token_view`` mints a short-lived HS256 token (:func:`broker.tokens.mint`,
+``token_view`` mints a short-lived HS256 token (:func:`broker.core.tokens.mint`,
 stdlib only) naming ``request.user`` and their topic patterns; the browser
 fetches it from its own origin with its session cookie and presents it to the
 node as its WAMP ticket. Anonymous requests get 401, never a token.
@@ -36,7 +36,7 @@ from django.http import HttpRequest, HttpResponseNotAllowed, JsonResponse
 from django.utils.cache import add_never_cache_headers
 from django.utils.module_loading import import_string
 
-from broker.tokens import DEFAULT_TTL, mint
+from broker.core.tokens import DEFAULT_TTL, mint
 
 
 def _setting(name: str) -> Any:

@@ -1,4 +1,4 @@
-// Subscription patterns as the node checks them (broker/uris.py): refused here, before any
+// Subscription patterns as the node checks them (broker/core/uris.py): refused here, before any
 // subscription is made, so a pattern that could only receive nothing fails at the call.
 
 export const MATCH_POLICIES = ["exact", "prefix", "wildcard"];

@@ -10,7 +10,7 @@ then from that file. ``BROKER_SECRET`` overrides both.
 import os
 from pathlib import Path
 
-from broker import devsecrets
+from broker.config import devsecrets
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 REPO_ROOT = BASE_DIR.parent.parent

@@ -1,0 +1,148 @@
+"""WAMP session rules crossbar does not enforce, as tables (no I/O, no Twisted).
+
+Crossbar 26.10 ignores a second HELLO after WELCOME and any request sent before
+HELLO (the spec requires ABORT ``wamp.error.protocol_violation``), and it
+closes the whole connection with 1011 when a request names an invalid URI
+(the spec wants ``ERROR wamp.error.invalid_uri`` and the session kept).
+:mod:`broker.router.hardening` applies these rules to every incoming message.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from broker.core.uris import check_uri
+from broker.errors import InvalidUri, ProtocolViolation
+
+HELLO, WELCOME, ABORT, CHALLENGE, AUTHENTICATE, GOODBYE, ERROR = 1, 2, 3, 4, 5, 6, 8
+PUBLISH, SUBSCRIBE, UNSUBSCRIBE = 16, 32, 34
+CALL, CANCEL, REGISTER, UNREGISTER, YIELD = 48, 49, 64, 66, 70
+
+MESSAGE_NAMES: Final[Mapping[int, str]] = {
+    HELLO: "HELLO",
+    WELCOME: "WELCOME",
+    ABORT: "ABORT",
+    CHALLENGE: "CHALLENGE",
+    AUTHENTICATE: "AUTHENTICATE",
+    GOODBYE: "GOODBYE",
+    ERROR: "ERROR",
+    PUBLISH: "PUBLISH",
+    17: "PUBLISHED",
+    SUBSCRIBE: "SUBSCRIBE",
+    33: "SUBSCRIBED",
+    UNSUBSCRIBE: "UNSUBSCRIBE",
+    35: "UNSUBSCRIBED",
+    36: "EVENT",
+    CALL: "CALL",
+    CANCEL: "CANCEL",
+    50: "RESULT",
+    REGISTER: "REGISTER",
+    65: "REGISTERED",
+    UNREGISTER: "UNREGISTER",
+    67: "UNREGISTERED",
+    68: "INVOCATION",
+    69: "INTERRUPT",
+    YIELD: "YIELD",
+}
+
+#: What a client may send, by session state.
+CLIENT_MAY_SEND: Final[Mapping[str, frozenset[int]]] = {
+    "opening": frozenset({HELLO, ABORT}),
+    "authenticating": frozenset({AUTHENTICATE, ABORT}),
+    "joined": frozenset(
+        {GOODBYE, ABORT, ERROR, PUBLISH, SUBSCRIBE, UNSUBSCRIBE, CALL, CANCEL, REGISTER, UNREGISTER, YIELD}
+    ),
+}
+
+#: Requests that carry a URI: message type -> (position of the URI, what it names).
+URI_FIELDS: Final[Mapping[int, tuple[int, str]]] = {
+    PUBLISH: (3, "topic"),
+    SUBSCRIBE: (3, "topic"),
+    CALL: (3, "procedure"),
+    REGISTER: (3, "procedure"),
+}
+
+
+#: Deepest nesting of arrays and objects a JSON message may have (the WAMP
+#: envelope itself uses two levels). Far beyond real payloads, far below
+#: what could stall the decoder or the logger.
+MAX_JSON_NESTING: Final = 100
+
+_JSON_TOKENS: Final = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def json_nesting_exceeds(payload: bytes, limit: int = MAX_JSON_NESTING) -> bool:
+    """Whether JSON text nests arrays/objects deeper than ``limit``.
+
+    Counting brackets is enough to clear almost every message at C speed; only
+    messages with more brackets than ``limit`` are scanned (strings skipped).
+    """
+    if payload.count(b"[") + payload.count(b"{") <= limit:
+        return False
+    depth = 0
+    for token in _JSON_TOKENS.finditer(payload):
+        first = token.group()[0]
+        if first in b"[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif first in b"]}":
+            depth -= 1
+    return False
+
+
+def name(message_type: object) -> str:
+    """The WAMP name of a message type, for error messages."""
+    return (
+        MESSAGE_NAMES.get(message_type, repr(message_type))
+        if isinstance(message_type, int)
+        else repr(message_type)
+    )
+
+
+def check_allowed(message_type: object, state: str) -> None:
+    """Raise :class:`ProtocolViolation` unless a client in ``state`` may send ``message_type``."""
+    if not isinstance(message_type, int) or message_type not in MESSAGE_NAMES:
+        raise ProtocolViolation(f"unknown WAMP message type {message_type!r}")
+    if message_type not in CLIENT_MAY_SEND[state]:
+        when = {
+            "opening": "before HELLO",
+            "authenticating": "during authentication",
+            "joined": "after WELCOME",
+        }[state]
+        raise ProtocolViolation(f"{name(message_type)} is not allowed {when}")
+
+
+@dataclass(frozen=True)
+class UriRejection:
+    """An invalid URI in a request: answer with ERROR, keep the session."""
+
+    request_type: int
+    request_id: int
+    error: InvalidUri
+    #: False for a PUBLISH without acknowledge: the spec sends no ERROR then.
+    reply: bool
+
+
+def check_request_uri(raw: list[Any]) -> UriRejection | None:
+    """Check the URI of a raw request message; None when valid or not a URI request.
+
+    Only well-formed requests (an integer request id, an options dict) are
+    judged here; anything else is left to the message parser, which rejects it
+    as a protocol violation.
+    """
+    field = URI_FIELDS.get(raw[0])
+    if field is None or len(raw) <= field[0] or not isinstance(raw[1], int) or not isinstance(raw[2], dict):
+        return None
+    position, what = field
+    options: dict[str, Any] = raw[2]
+    match = options.get("match", "exact") if raw[0] in (SUBSCRIBE, REGISTER) else "exact"
+    try:
+        check_uri(raw[position], match if isinstance(match, str) else "?", what=what)
+    except InvalidUri as exc:
+        reply = raw[0] != PUBLISH or bool(options.get("acknowledge", False))
+        return UriRejection(request_type=raw[0], request_id=raw[1], error=exc, reply=reply)
+    return None
