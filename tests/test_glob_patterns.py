@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from broker.cli.main import main as cli
+from broker.cli import main as cli
 from broker.config import configedit
 from broker.core import tokens
 from broker.core.uris import check_uri, is_valid_uri
