@@ -6,7 +6,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,8 @@ def broker_component(config: Mapping[str, Any], env: Mapping[str, str] | None = 
     """Broker's router component in ``config``, once its settings are known valid.
 
     ``env`` resolves the settings' ``${VAR}`` secrets; by default every
-    referenced variable counts as set, because :func:`unset_variables` reports
+    referenced variable counts as set, because
+    :func:`broker.config.check.settings.secret_errors` reports
     the missing ones for the whole config, each once.
     """
     path, component = find_component(config)
@@ -40,15 +41,6 @@ def broker_component(config: Mapping[str, Any], env: Mapping[str, str] | None = 
     extra = without_runtime(component.get("extra") or {})
     parse_settings(extra, f"{path}.extra", env=env)
     return component
-
-
-def unset_variables(config: Mapping[str, Any], defined: Callable[[str], bool]) -> list[ConfigError]:
-    """An error for each ``${VAR}`` in ``config`` that ``defined`` says has no value."""
-    return [
-        ConfigError(path, f"environment variable {var} is not set")
-        for path, var in nodeconfig.env_references(config)
-        if not defined(var)
-    ]
 
 
 def _check(config_path: Path) -> configcheck.Result:
