@@ -15,7 +15,7 @@ from broker.config import check as configcheck
 from broker.config import devsecrets, nodeconfig
 from broker.config.check import report
 from broker.config.check.crossbar import crossbar_check
-from broker.config.settings import find_component, parse_settings, without_runtime
+from broker.config.settings import component_settings
 from broker.errors import BrokerError, ConfigError
 
 
@@ -35,11 +35,7 @@ def broker_component(config: Mapping[str, Any], env: Mapping[str, str] | None = 
     :func:`broker.config.check.settings.secret_errors` reports
     the missing ones for the whole config, each once.
     """
-    path, component = find_component(config)
-    if env is None:
-        env = {var: "set" for _, var in nodeconfig.env_references(config)}
-    extra = without_runtime(component.get("extra") or {})
-    parse_settings(extra, f"{path}.extra", env=env)
+    component, _ = component_settings(config, nodeconfig.assume_set(config) if env is None else env)
     return component
 
 

@@ -259,6 +259,15 @@ def env_references(config: Mapping[str, Any]) -> list[tuple[str, str]]:
     return found
 
 
+def assume_set(config: Mapping[str, Any]) -> dict[str, str]:
+    """Every variable ``config`` references, with a placeholder value.
+
+    Settings parsed under it fail only for what is wrong in the file, whatever
+    the secrets hold; an unset variable is reported elsewhere, once, at its path.
+    """
+    return {var: "set" for _, var in env_references(config)}
+
+
 def listen_problem(interface: str, port: int, error: OSError) -> str:
     """The one line that says the node cannot listen on ``interface:port``, and the way out.
 

@@ -366,6 +366,21 @@ def without_runtime(extra: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in extra.items() if key not in RUNTIME_EXTRA}
 
 
+def component_settings(
+    config: Mapping[str, Any], env: Mapping[str, str] | None = None
+) -> tuple[Mapping[str, Any], BrokerSettings]:
+    """Broker's component in a node config, and its settings parsed as the node parses them.
+
+    The component's ``extra`` less :data:`RUNTIME_EXTRA`; ``env`` resolves the
+    ``${NAME}`` secrets (:func:`parse_settings`).
+    """
+    path, component = find_component(config)
+    extra = component.get("extra") or {}
+    if isinstance(extra, Mapping):
+        extra = without_runtime(extra)
+    return component, parse_settings(extra, f"{path}.extra", env=env)
+
+
 def find_component(config: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
     """Locate Broker's component in a node config: ``(json_path, component)``."""
     for w, worker in enumerate(config.get("workers", [])):
