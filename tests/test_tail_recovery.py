@@ -13,7 +13,7 @@ from autobahn.wamp.exception import ApplicationError
 from twisted.internet import defer, task
 
 from broker.cli import wamp as wampclient
-from broker.client.wamp import DETAILS_KWARG, Gapless
+from broker.client.wamp import DETAILS_KWARG, RECOVER_TIMEOUT, Gapless
 from broker.errors import BrokerError
 from broker.history import POSITION_KEY
 
@@ -120,7 +120,7 @@ def test_no_answer_in_time_ends_the_tail() -> None:
     clock = task.Clock()
     printed, d = run(Session(page(11, more=True), None), clock)
     assert not d.called
-    clock.advance(wampclient.RECOVER_TIMEOUT)
+    clock.advance(RECOVER_TIMEOUT)
     error = failure_of(d)
     assert str(error) == (
         "cannot resume from E:10: recovery failed: no answer within 10 s (events after E:11 were not printed)"
