@@ -24,7 +24,7 @@ SDK_STAMP := $(SDK_VENV)/.installed
 JS := clients/js
 JS_STAMP := $(JS)/dist/.built
 JS_SOURCES := $(JS)/package.json $(JS)/package-lock.json $(JS)/build.mjs \
-	$(wildcard $(JS)/src/*.js $(JS)/src/shims/*.cjs $(JS)/test/*.test.mjs)
+	$(wildcard $(JS)/src/*.js $(JS)/src/dashboard/*.js $(JS)/src/shims/*.cjs $(JS)/test/*.test.mjs)
 
 .PHONY: venv sdk-venv js chromium nginx systemd bench-deps run lint test check dist constraints bench bench-quick faults clean
 

@@ -31,7 +31,7 @@ from tests.node import OPERATOR_SECRET, PUBLISHER_SECRET, Node
 pytestmark = pytest.mark.node
 
 DRIVER = E2E / "dashboard.mjs"
-WINDOW = 10  # seconds behind a rate: WINDOW in clients/js/src/dashboard-rates.js
+WINDOW = 10  # seconds behind a rate: WINDOW in clients/js/src/dashboard/rates.js
 MIN_SPAN_S = 1  # MIN_SPAN_S there
 
 
@@ -43,7 +43,7 @@ class Dashboard(PageDriver):
 
 
 def rate_span(now_ms: float, since_ms: float) -> float:
-    """Seconds a rate shown at ``now_ms`` divides by (rateSpan in dashboard-rates.js)."""
+    """Seconds a rate shown at ``now_ms`` divides by (rateSpan in src/dashboard/rates.js)."""
     start = max(since_ms, (math.floor(now_ms / 1000) - WINDOW + 1) * 1000)
     return max(MIN_SPAN_S, (now_ms - start) / 1000)
 
@@ -127,7 +127,7 @@ def test_operator_panel_refuses_a_wrong_secret(node: Node, dashboards: Callable[
 
 def test_stream_keeps_the_newest_rows_only(node: Node, dashboards: Callable[[str], Dashboard]) -> None:
     """A page left open for days: #events stays at EVENTS_CAP rows, newest first, filter still works."""
-    cap = 500  # EVENTS_CAP in clients/js/src/dashboard-events.js
+    cap = 500  # EVENTS_CAP in clients/js/src/dashboard/events.js
     extra = 23
     prefix = f"public.cap.{uuid.uuid4().hex[:6]}."
     page = dashboards(f"{node.url}/")
@@ -286,7 +286,7 @@ def test_page_opened_later_shows_recent_history(
 
 def test_recent_history_is_capped_at_the_list_size(node: Node, dashboards: Callable[..., Dashboard]) -> None:
     """History larger than the list, spread among other topics' events: the newest 500, in order, no gap."""
-    cap = 500  # EVENTS_CAP in clients/js/src/dashboard-events.js
+    cap = 500  # EVENTS_CAP in clients/js/src/dashboard/events.js
     prefix = f"public.big.{uuid.uuid4().hex[:6]}."
     publisher = Publisher(node.url, "dev", PUBLISHER_SECRET)
     # two events the page does not watch for each one it does: the newest 500 cursors hold ~167 of them

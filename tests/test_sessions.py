@@ -117,3 +117,21 @@ def test_a_session_joined_past_its_deadline_is_ended_at_once() -> None:
     t.timers.joined(7)
     t.reactor.advance(0)
     assert [sid for sid, _ in t.ended] == [7]
+
+
+def test_a_reconnect_with_a_fresh_token_gets_the_fresh_tokens_deadline() -> None:
+    """The JS client's answer to ``token_expired``: a new session, a new ``exp``, its own timer."""
+    t = Expiry()
+    t.users.add(7, "42", GRANTS, EXP, 5)
+    t.timers.joined(7)
+    t.reactor.advance(65)  # exp + leeway: the first session is ended
+    assert [sid for sid, _ in t.ended] == [7]
+    t.timers.left(7)  # the router's on_leave for the ended session
+    t.users.add(8, "42", GRANTS, EXP + 300, 5)  # the same user, signed in again with a fresh token
+    assert t.users.grants_for(8, "42") is GRANTS and t.users.grants_for(7, "42") is None
+    t.timers.joined(8)
+    t.reactor.advance(299.9)  # the fresh token's exp + leeway is 300 s away
+    assert [sid for sid, _ in t.ended] == [7]
+    t.reactor.advance(0.1)
+    assert [sid for sid, _ in t.ended] == [7, 8]
+    assert len(t.timers) == 0

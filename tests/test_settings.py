@@ -5,10 +5,38 @@ from pathlib import Path
 
 import pytest
 
-from broker.config.settings import find_component, parse_settings
+from broker.cli.check import broker_component
+from broker.config import nodeconfig
+from broker.config.settings import component_settings, find_component, parse_settings
 from broker.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_component_settings_leave_out_what_crossbar_adds_and_assume_referenced_secrets_set() -> None:
+    config = json.loads((ROOT / ".crossbar" / "config.json").read_text())
+    config["workers"][0]["components"][0]["extra"]["cbdir"] = "/node"  # crossbar's, not a setting
+    component, settings = component_settings(config, nodeconfig.assume_set(config))
+    assert component["classname"] == "broker.router.component.BrokerComponent"
+    assert settings.publishers["dev"].secret == "set"
+    assert nodeconfig.assume_set(config) == {
+        "BROKER_BACKEND_SECRET": "set",
+        "BROKER_OPERATOR_SECRET": "set",
+        "BROKER_PUBLISHER_SECRET": "set",
+        "BROKER_TOKEN_SECRET": "set",
+    }
+
+
+def test_an_extra_that_is_no_object_is_a_config_error_for_every_reader() -> None:
+    """``broker run``/``token``/``check`` used to fail with an AttributeError here."""
+    config = json.loads((ROOT / ".crossbar" / "config.json").read_text())
+    config["workers"][0]["components"][0]["extra"] = ["grants"]
+    with pytest.raises(ConfigError) as error:
+        broker_component(config)
+    assert (error.value.path, error.value.message) == (
+        "$.workers[0].components[0].extra",
+        "Broker settings must be an object, not list",
+    )
 
 
 def test_project_config_parses() -> None:

@@ -1,9 +1,11 @@
-"""``broker tail --from``'s recovery loop: pages until ``more`` is false, and every failure
-(an ERROR, no answer in time, an answer of the wrong shape) ends the tail with a message
-naming the position, never a tail that carries on past the gap."""
+"""``broker tail --from``'s recovery (the shared :class:`~broker.client.wamp.Gapless` loop):
+pages until ``more`` is false, and every failure (an ERROR, no answer in time, an answer of
+the wrong shape) ends the tail with a message naming the position, never a tail that carries
+on past the gap."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -11,8 +13,9 @@ from autobahn.wamp.exception import ApplicationError
 from twisted.internet import defer, task
 
 from broker.cli import wamp as wampclient
+from broker.client.wamp import DETAILS_KWARG, RECOVER_TIMEOUT, Gapless
 from broker.errors import BrokerError
-from broker.history.resume import ResumeBuffer
+from broker.history import POSITION_KEY
 
 
 def page(*cursors: int, more: bool = False) -> dict[str, Any]:
@@ -45,18 +48,30 @@ class Session:
         return defer.succeed(outcome)
 
 
+@dataclass
+class EventDetails:
+    topic: str | None = None
+
+
 def run(session: Session, clock: task.Clock | None = None) -> tuple[list[Any], defer.Deferred[None]]:
     printed: list[Any] = []
-    buffer: ResumeBuffer[tuple[str, list[Any], dict[str, Any]]] = ResumeBuffer(10)
-    buffer.live(50, ("public.t", ["live"], {}))  # arrived during the recovery: held, then printed
 
-    def deliver(events: list[tuple[str, list[Any], dict[str, Any]]]) -> None:
+    def deliver(events: list[wampclient.TailEvent]) -> None:
         printed.extend(args[0] for _, args, _ in events)
 
-    coro = wampclient._recover_into(
-        session, buffer, deliver, "public.t", "exact", ("E", 10), defer.Deferred(), clock or task.Clock()
+    gapless = Gapless(
+        session,
+        "public.t",
+        "exact",
+        deliver,
+        wampclient._tail_event,
+        ("E", 10),
+        clock=clock or task.Clock(),
+        describe=wampclient._recovery_problem,
     )
-    return printed, defer.ensureDeferred(coro)
+    # arrived during the recovery: held, then printed
+    gapless.on_event("live", **{DETAILS_KWARG: EventDetails("public.t"), POSITION_KEY: {"cursor": 50}})
+    return printed, defer.ensureDeferred(wampclient.resume(gapless, lambda: False))
 
 
 def failure_of(d: defer.Deferred[None]) -> BaseException:
@@ -105,7 +120,7 @@ def test_no_answer_in_time_ends_the_tail() -> None:
     clock = task.Clock()
     printed, d = run(Session(page(11, more=True), None), clock)
     assert not d.called
-    clock.advance(wampclient.RECOVER_TIMEOUT)
+    clock.advance(RECOVER_TIMEOUT)
     error = failure_of(d)
     assert str(error) == (
         "cannot resume from E:10: recovery failed: no answer within 10 s (events after E:11 were not printed)"

@@ -6,7 +6,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ from broker.config import check as configcheck
 from broker.config import devsecrets, nodeconfig
 from broker.config.check import report
 from broker.config.check.crossbar import crossbar_check
-from broker.config.settings import find_component, parse_settings, without_runtime
+from broker.config.settings import component_settings
 from broker.errors import BrokerError, ConfigError
 
 
@@ -31,24 +31,12 @@ def broker_component(config: Mapping[str, Any], env: Mapping[str, str] | None = 
     """Broker's router component in ``config``, once its settings are known valid.
 
     ``env`` resolves the settings' ``${VAR}`` secrets; by default every
-    referenced variable counts as set, because :func:`unset_variables` reports
+    referenced variable counts as set, because
+    :func:`broker.config.check.settings.secret_errors` reports
     the missing ones for the whole config, each once.
     """
-    path, component = find_component(config)
-    if env is None:
-        env = {var: "set" for _, var in nodeconfig.env_references(config)}
-    extra = without_runtime(component.get("extra") or {})
-    parse_settings(extra, f"{path}.extra", env=env)
+    component, _ = component_settings(config, nodeconfig.assume_set(config) if env is None else env)
     return component
-
-
-def unset_variables(config: Mapping[str, Any], defined: Callable[[str], bool]) -> list[ConfigError]:
-    """An error for each ``${VAR}`` in ``config`` that ``defined`` says has no value."""
-    return [
-        ConfigError(path, f"environment variable {var} is not set")
-        for path, var in nodeconfig.env_references(config)
-        if not defined(var)
-    ]
 
 
 def _check(config_path: Path) -> configcheck.Result:

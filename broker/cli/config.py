@@ -118,7 +118,7 @@ def validate(path: Path, text: str, pending: Mapping[str, str]) -> list[ConfigEr
             try:
                 config = nodeconfig.load(candidate)
                 # unset secrets are check_config's to report, once each: here they count as set
-                env = {var: "set" for _, var in nodeconfig.env_references(config)}
+                env = nodeconfig.assume_set(config)
                 env.update(devsecrets.load(devsecrets.path_for(path.parent)))
                 check.broker_component(config, {**env, **os.environ})
             except ConfigError as error:

@@ -14,9 +14,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from broker.cli.check import broker_component, crossbar_executable, unset_variables
+from broker.cli.check import broker_component, crossbar_executable
 from broker.cli.common import RUN_DIRNAME, fail, running_node
 from broker.config import configfile, devsecrets, nodeconfig
+from broker.config.check.settings import secret_errors
 from broker.config.reload import ENV_CONFIG, ENV_FILE_SECRETS, SNAPSHOT_FILENAME
 from broker.errors import BrokerError, ConfigError
 from broker.router.crossbar import versions
@@ -34,7 +35,7 @@ def export_secrets(config: Mapping[str, Any], config_dir: Path) -> None:
     os.environ[ENV_FILE_SECRETS] = ",".join(sorted(from_file))
     references = nodeconfig.env_references(config)
     errors = devsecrets.empty_errors(references, from_file, devsecrets.path_for(config_dir))
-    errors += unset_variables(config, os.environ.__contains__)
+    errors += secret_errors(config, os.environ.__contains__)
     if errors:
         raise errors[0]
 

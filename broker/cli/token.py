@@ -11,7 +11,7 @@ from typing import Final
 
 from broker.cli.common import fail
 from broker.config import devsecrets, nodeconfig
-from broker.config.settings import TokenSettings, find_component, parse_settings, without_runtime
+from broker.config.settings import TokenSettings, component_settings
 from broker.core.uris import MATCH_POLICIES, check_uri
 from broker.errors import BrokerError, ConfigError, InvalidUri
 
@@ -49,12 +49,10 @@ def _node_tokens(config_path: Path) -> TokenSettings | None:
     environment, else the dev secrets file; others count as set.
     """
     config = nodeconfig.load(config_path)
-    path, component = find_component(config)
-    env = {var: "set" for _, var in nodeconfig.env_references(config)}
+    env = nodeconfig.assume_set(config)
     env.update(devsecrets.load(devsecrets.path_for(config_path.parent)))
     env.update(os.environ)
-    extra = without_runtime(component.get("extra") or {})
-    return parse_settings(extra, f"{path}.extra", env=env).tokens
+    return component_settings(config, env)[1].tokens
 
 
 def _token_problem(args: argparse.Namespace, secret: str, tokens: TokenSettings | None) -> str | None:

@@ -39,19 +39,16 @@ from twisted.internet.error import ConnectError, ConnectionRefusedError, DNSLook
 from twisted.internet.ssl import optionsForClientTLS
 from twisted.python.failure import Failure
 
-from broker.client.wamp import page_problem
+from broker.client.wamp import DETAILS_KWARG, RECOVER_TIMEOUT, Gapless, describe_failure
 from broker.core.uris import is_reserved
 from broker.errors import BrokerError, ConnectionFailed, WampError
 from broker.history import POSITION_KEY
-from broker.history.resume import ResumeBuffer
 
 #: The global reactor; its interfaces are zope ones, which mypy cannot follow.
 reactor: Any = _reactor
 
 #: Seconds allowed to connect and join, and again to leave.
 TIMEOUT = 10.0
-#: Seconds one ``broker.recover`` call may take before ``tail --from`` gives up.
-RECOVER_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -75,10 +72,6 @@ class Target:
 
 #: What ``tail`` hands each event to: ``(topic, args, kwargs)``.
 EventSink = Callable[[str, list[Any], dict[str, Any]], None]
-
-#: The keyword Autobahn passes event details as: one no publisher's kwargs will use.
-_DETAILS_KWARG = "_broker_event_details"
-
 
 #: The ABORT reasons of a refused authentication.
 _AUTH_REFUSED: Final = frozenset({"wamp.error.not_authorized", "wamp.error.authentication_failed"})
@@ -215,7 +208,7 @@ async def publish(target: Target, topic: str, payload: Any) -> dict[str, Any]:
         early: dict[int, Any] = {}
 
         def on_event(*args: Any, **kwargs: Any) -> None:
-            details: EventDetails = kwargs.pop(_DETAILS_KWARG)
+            details: EventDetails = kwargs.pop(DETAILS_KWARG)
             position = kwargs.get(POSITION_KEY)
             if details.publication in own and not own[details.publication].called:
                 own[details.publication].callback(position)
@@ -225,7 +218,7 @@ async def publish(target: Target, topic: str, payload: Any) -> dict[str, Any]:
         subscribed = False  # a role that may publish here but not subscribe: no position
         if not is_reserved(topic):  # refused to clients: one refusal (the publish's), not two
             with contextlib.suppress(ApplicationError):
-                await session.subscribe(on_event, topic, options=SubscribeOptions(details_arg=_DETAILS_KWARG))
+                await session.subscribe(on_event, topic, options=SubscribeOptions(details_arg=DETAILS_KWARG))
                 subscribed = True
         options = PublishOptions(acknowledge=True, exclude_me=False)
         publication = await session.publish(topic, payload, options=options)
@@ -248,6 +241,23 @@ async def call(target: Target, procedure: str, *args: Any) -> Any:
         return await session.call(procedure, *args)
 
 
+#: What ``tail`` delivers: ``(topic, args, kwargs)``, the position in ``kwargs[POSITION_KEY]``.
+TailEvent = tuple[str, list[Any], dict[str, Any]]
+
+
+def _tail_event(topic: str, args: list[Any], kwargs: dict[str, Any]) -> TailEvent:
+    return topic, args, kwargs
+
+
+def _recovery_problem(exc: Exception) -> str:
+    """A failed ``broker.recover`` call in the words of the command line."""
+    if isinstance(exc, ApplicationError):
+        return str(_wamp_error(exc))
+    if isinstance(exc, defer.TimeoutError):
+        return f"no answer within {RECOVER_TIMEOUT:g} s"
+    return describe_failure(exc)
+
+
 async def tail(
     target: Target,
     topic: str,
@@ -265,9 +275,6 @@ async def tail(
     """
     session = await _join(target)
     done: defer.Deferred[None] = defer.Deferred()
-    buffer: ResumeBuffer[tuple[str, list[Any], dict[str, Any]]] | None = None
-    if resume_from is not None:
-        buffer = ResumeBuffer(resume_from[1])
     seen = 0
     leaving = False
 
@@ -277,7 +284,7 @@ async def tail(
         if not done.called and not leaving:
             done.errback(ConnectionFailed(f"{target.url}: the router closed the connection"))
 
-    def deliver(events: list[tuple[str, list[Any], dict[str, Any]]]) -> None:
+    def deliver(events: list[TailEvent]) -> None:
         nonlocal seen
         for event_topic, args, kwargs in events:
             if done.called:
@@ -291,22 +298,12 @@ async def tail(
             if count is not None and seen >= count:
                 done.callback(None)
 
-    def handler(*args: Any, **kwargs: Any) -> None:
-        details: EventDetails = kwargs.pop(_DETAILS_KWARG)
-        event = (details.topic or topic, list(args), kwargs)
-        if buffer is None:
-            deliver([event])
-        else:
-            deliver(buffer.live((kwargs.get(POSITION_KEY) or {}).get("cursor"), event))
-
+    gapless = Gapless(session, topic, match, deliver, _tail_event, resume_from, describe=_recovery_problem)
     try:
-        await session.subscribe(
-            handler, topic, options=SubscribeOptions(match=match, details_arg=_DETAILS_KWARG)
-        )
+        await gapless.subscribe()
         on_subscribed()
         session.disconnected.addCallback(on_lost)
-        if buffer is not None and resume_from is not None:
-            await _recover_into(session, buffer, deliver, topic, match, resume_from, done)
+        await resume(gapless, lambda: done.called)
         await done
     except ApplicationError as exc:
         raise _wamp_error(exc) from None
@@ -315,59 +312,28 @@ async def tail(
         await _leave(session)
 
 
-async def _recover_into(
-    session: _Session,
-    buffer: ResumeBuffer[tuple[str, list[Any], dict[str, Any]]],
-    deliver: Callable[[list[tuple[str, list[Any], dict[str, Any]]]], None],
-    topic: str,
-    match: str,
-    resume_from: tuple[str, int],
-    done: defer.Deferred[None],
-    clock: Any = None,
-) -> None:
-    """Deliver the recovered pages until the node says no ``more``, then the held live events.
+async def resume(gapless: Gapless[TailEvent], stopped: Callable[[], bool]) -> None:
+    """Fill the gap since ``gapless.resume_from`` (until ``stopped()``), or raise a :class:`BrokerError`.
 
     A recovery that fails for any reason — an ``unrecoverable`` answer, an
     ERROR, no answer within :data:`RECOVER_TIMEOUT`, an answer of the wrong
-    shape — is a :class:`BrokerError` naming the position, never a tail that
-    carries on past the gap.
+    shape — names the position, never a tail that carries on past the gap.
     """
-    epoch, cursor = resume_from
-    while not done.called:
-        pending = session.call("broker.recover", topic, match=match, epoch=epoch, after=buffer.last)
-        pending.addTimeout(RECOVER_TIMEOUT, clock or reactor)
-        try:
-            answer = await pending
-        except ApplicationError as exc:
-            problem: str | None = str(_wamp_error(exc))
-        except defer.TimeoutError:
-            problem = f"no answer within {RECOVER_TIMEOUT:g} s"
-        else:
-            problem = page_problem(answer)
-        if problem is not None:
-            raise BrokerError(
-                f"cannot resume from {epoch}:{cursor}: recovery failed: {problem} "
-                f"(events after {epoch}:{buffer.last} were not printed)"
-            )
-        if answer["unrecoverable"]:
-            now = f"{answer['epoch']}:{answer['cursor']}"
-            raise BrokerError(
-                f"cannot resume from {epoch}:{cursor}: {answer['reason']}; nothing after "
-                f"{epoch}:{buffer.last} was printed: run again with --from {now} to go on "
-                "from the current position, or without --from"
-            )
-        deliver(
-            buffer.recovered(
-                (
-                    e["position"]["cursor"],
-                    (e["topic"], e["args"], {**e["kwargs"], POSITION_KEY: e["position"]}),
-                )
-                for e in answer["events"]
-            )
+    gap = await gapless.recover(stopped)
+    if gap is None or gapless.resume_from is None:
+        return
+    epoch, cursor = gapless.resume_from
+    if gap.failure is not None:
+        raise BrokerError(
+            f"cannot resume from {epoch}:{cursor}: recovery failed: {gap.failure} "
+            f"(events after {epoch}:{gap.last} were not printed)"
         )
-        if not answer["more"]:
-            break
-    deliver(buffer.finish())
+    now = f"{gap.answer['epoch']}:{gap.answer['cursor']}"
+    raise BrokerError(
+        f"cannot resume from {epoch}:{cursor}: {gap.answer['reason']}; nothing after "
+        f"{epoch}:{gap.last} was printed: run again with --from {now} to go on "
+        "from the current position, or without --from"
+    )
 
 
 def run(command: Callable[[], Coroutine[Any, Any, Any]], interrupted: int) -> tuple[int, Any]:

@@ -3,7 +3,9 @@
 Why here: such a service needs no HTTP round trip, but it must publish with
 acknowledgement, or a refused publish (``wamp.error.not_authorized``,
 ``wamp.error.invalid_uri``) is silently dropped by the router; and it must
-recover what it missed without ever skipping a gap silently. autobahn (and
+recover what it missed without ever skipping a gap silently. That
+subscribe-then-recover loop (:class:`Gapless`) exists only here; ``broker tail
+--from`` uses it too, with its own wording of failures. autobahn (and
 Twisted, for a Twisted session) is imported inside the functions, so
 ``import broker.client`` never imports it.
 """
@@ -13,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 
 async def publish_acknowledged(session: Any, topic: str, data: Any) -> int:
@@ -74,15 +77,152 @@ def page_problem(answer: object) -> str | None:
     return None
 
 
-async def _within(pending: Any, seconds: float) -> Any:
-    """Await ``pending`` (a Twisted Deferred or an asyncio awaitable) for at most ``seconds``."""
+#: The keyword autobahn passes event details as: one no publisher's kwargs will use.
+DETAILS_KWARG = "_broker_event_details"
+
+#: What a caller's ``make_event`` makes of ``(topic, args, kwargs)`` (the position in
+#: ``kwargs[POSITION_KEY]``): the form its handler takes.
+E = TypeVar("E")
+
+
+def describe_failure(exc: Exception) -> str:
+    """How a failed ``broker.recover`` call reads in ``reason``: the exception's type and text."""
+    return f"{type(exc).__name__}: {exc}"
+
+
+async def _within(pending: Any, seconds: float, clock: Any = None) -> Any:
+    """Await ``pending`` (a Twisted Deferred or an asyncio awaitable) for at most ``seconds``.
+
+    ``clock`` (a Twisted ``IReactorTime``, the reactor when None) times a Deferred.
+    """
     twisted = sys.modules.get("twisted.internet.defer")  # a Twisted session has imported it
     if twisted is not None and isinstance(pending, twisted.Deferred):
-        from twisted.internet import reactor
-
-        pending.addTimeout(seconds, reactor)
+        if clock is None:
+            from twisted.internet import reactor as clock
+        pending.addTimeout(seconds, clock)
         return await pending
     return await asyncio.wait_for(pending, seconds)
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Why a resumed subscription could not fill its gap.
+
+    ``answer`` is what ``on_unrecoverable`` gets: the node's ``unrecoverable``
+    answer, or for a failed recovery one made with ``reason`` "recovery failed:
+    ..." and the last position handled; ``failure`` says what failed (None when
+    the node answered ``unrecoverable``); ``last`` is the last cursor delivered.
+    """
+
+    answer: dict[str, Any]
+    failure: str | None
+    last: int
+
+
+class Gapless(Generic[E]):
+    """Subscribe, then recover what was missed page by page, holding and deduping live events.
+
+    The one subscribe-then-recover loop, shared by :func:`subscribe_gapless`
+    and ``broker tail --from``. ``deliver`` gets lists of events in order,
+    each made by ``make_event(topic, args, kwargs)``; without ``resume_from``
+    live events pass straight through. A recovery call that fails in any way
+    (an ERROR, no answer within ``timeout`` seconds on ``clock``, an answer of
+    the wrong shape) is a :class:`Gap`, its ``failure`` worded by
+    ``describe(exc)`` for an exception.
+    """
+
+    def __init__(
+        self,
+        session: Any,
+        topic: str,
+        match: str,
+        deliver: Callable[[list[E]], object],
+        make_event: Callable[[str, list[Any], dict[str, Any]], E],
+        resume_from: tuple[str, int] | None = None,
+        *,
+        timeout: float = RECOVER_TIMEOUT,
+        clock: Any = None,
+        describe: Callable[[Exception], str] = describe_failure,
+    ) -> None:
+        from broker.history.resume import ResumeBuffer
+
+        self.session, self.topic, self.match = session, topic, match
+        self.deliver, self.make_event = deliver, make_event
+        self.resume_from = resume_from
+        self.timeout, self.clock, self.describe = timeout, clock, describe
+        self.buffer: ResumeBuffer[E] | None = ResumeBuffer(resume_from[1]) if resume_from else None
+
+    def on_event(self, *args: Any, **kwargs: Any) -> None:
+        """The subscription's handler: deliver a live event now, or hold it while recovering."""
+        from broker.history import POSITION_KEY
+
+        details = kwargs.pop(DETAILS_KWARG)
+        event = self.make_event(details.topic or self.topic, list(args), kwargs)
+        if self.buffer is None:
+            self.deliver([event])
+        else:
+            self.deliver(self.buffer.live((kwargs.get(POSITION_KEY) or {}).get("cursor"), event))
+
+    async def subscribe(self) -> Any:
+        """Subscribe ``on_event``; returns autobahn's subscription (its errors propagate)."""
+        from autobahn.wamp.types import SubscribeOptions
+
+        options = SubscribeOptions(match=self.match, details_arg=DETAILS_KWARG)
+        return await self.session.subscribe(self.on_event, self.topic, options=options)
+
+    async def recover(self, stopped: Callable[[], bool] = lambda: False) -> Gap | None:
+        """Deliver the recovered pages until the node says no ``more``, then the held live events.
+
+        Returns the :class:`Gap` instead if the recovery fails or the node
+        answers ``unrecoverable``; the live events stay held (:meth:`release`
+        them to go on). ``stopped()`` true ends the paging early (the caller
+        has all it wants). Nothing to do without ``resume_from``.
+        """
+        if self.buffer is None or self.resume_from is None:
+            return None
+        from broker.history import POSITION_KEY
+
+        buffer, epoch = self.buffer, self.resume_from[0]
+        while not stopped():
+            try:
+                call = self.session.call(
+                    "broker.recover", self.topic, match=self.match, epoch=epoch, after=buffer.last
+                )
+                answer = await _within(call, self.timeout, self.clock)
+                problem = page_problem(answer)
+            except Exception as exc:  # an ERROR answer, a timeout, a lost session: the gap stays open
+                problem = self.describe(exc)
+            if problem is not None:
+                made = {"unrecoverable": True, "reason": f"recovery failed: {problem}", "epoch": epoch}
+                return Gap({**made, "cursor": buffer.last}, problem, buffer.last)
+            if answer["unrecoverable"]:
+                return Gap(answer, None, buffer.last)
+            self.deliver(
+                buffer.recovered(
+                    (
+                        e["position"]["cursor"],
+                        self.make_event(e["topic"], e["args"], {**e["kwargs"], POSITION_KEY: e["position"]}),
+                    )
+                    for e in answer["events"]
+                )
+            )
+            if not answer["more"]:
+                break
+        self.deliver(buffer.finish())
+        return None
+
+    def release(self) -> None:
+        """After a gap: deliver the held live events; from here on live events pass through."""
+        if self.buffer is not None:
+            self.buffer.last = 0  # nothing to dedupe against
+            self.deliver(self.buffer.finish())
+
+
+def _sdk_event(topic: str, args: list[Any], kwargs: dict[str, Any]) -> tuple[str, Any, dict[str, Any]]:
+    """``(topic, data, position)`` for a :func:`subscribe_gapless` handler."""
+    from broker.history import POSITION_KEY
+
+    return topic, args[0] if args else None, kwargs.get(POSITION_KEY) or {}
 
 
 async def subscribe_gapless(
@@ -113,61 +253,18 @@ async def subscribe_gapless(
     :class:`Unrecoverable` is raised: the gap is never skipped silently.
     Returns autobahn's subscription.
     """
-    from autobahn.wamp.types import SubscribeOptions
-
-    from broker.history import POSITION_KEY
-    from broker.history.resume import ResumeBuffer
-
-    buffer: ResumeBuffer[tuple[str, Any, dict[str, Any]]] = ResumeBuffer(resume_from[1] if resume_from else 0)
 
     def deliver(events: list[tuple[str, Any, dict[str, Any]]]) -> None:
         for event in events:
             handler(*event)
 
-    def on_event(*args: Any, **kwargs: Any) -> None:
-        details = kwargs.pop("details")
-        position = kwargs.pop(POSITION_KEY, None) or {}
-        event = (details.topic or topic, args[0] if args else None, position)
-        deliver(buffer.live(position.get("cursor"), event))
-
-    subscription = await session.subscribe(
-        on_event, topic, options=SubscribeOptions(match=match, details_arg="details")
-    )
-    if resume_from is not None:
-        epoch = resume_from[0]
-        while True:
-            try:
-                answer = await _within(
-                    session.call("broker.recover", topic, match=match, epoch=epoch, after=buffer.last),
-                    recover_timeout,
-                )
-                problem = page_problem(answer)
-            except Exception as exc:  # an ERROR answer, a timeout, a lost session: the gap stays open
-                problem = f"{type(exc).__name__}: {exc}"
-            if problem is not None:
-                answer = {
-                    "unrecoverable": True,
-                    "reason": f"recovery failed: {problem}",
-                    "epoch": epoch,
-                    "cursor": buffer.last,
-                }
-            if answer["unrecoverable"]:
-                buffer.last = 0  # nothing to dedupe against: release every live event
-                if on_unrecoverable is None:
-                    await subscription.unsubscribe()
-                    raise Unrecoverable(answer)
-                on_unrecoverable(answer)
-                break
-            deliver(
-                buffer.recovered(
-                    (
-                        e["position"]["cursor"],
-                        (e["topic"], e["args"][0] if e["args"] else None, e["position"]),
-                    )
-                    for e in answer["events"]
-                )
-            )
-            if not answer["more"]:
-                break
-    deliver(buffer.finish())
+    gapless = Gapless(session, topic, match, deliver, _sdk_event, resume_from, timeout=recover_timeout)
+    subscription = await gapless.subscribe()
+    gap = await gapless.recover()
+    if gap is not None:
+        if on_unrecoverable is None:
+            await subscription.unsubscribe()
+            raise Unrecoverable(gap.answer)
+        on_unrecoverable(gap.answer)
+        gapless.release()
     return subscription

@@ -14,16 +14,14 @@ import copy
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, cast
+from typing import Any, cast
 
+from broker.config.envref import env_reference
 from broker.config.nodeconfig import child_path
 from broker.config.settings import find_component
 from broker.core.grants import ACTIONS, reserved_grant
 from broker.core.uris import MATCH_POLICIES, Match, check_uri, is_valid_uri
 from broker.errors import ConfigError, InvalidUri
-
-#: A publisher key's secret variable: ``BROKER_PUBLISHER_<KEY>_SECRET``.
-_SECRET_REFERENCE: Final = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 
 
 @dataclass(frozen=True)
@@ -145,10 +143,10 @@ def _publisher(config: dict[str, Any], key_id: str) -> tuple[str, dict[str, Any]
         raise ConfigError(where, f"no publisher key {key_id!r}")
     entry = publishers[key_id]
     secret = entry.get("secret") if isinstance(entry, Mapping) else None
-    found = _SECRET_REFERENCE.match(secret) if isinstance(secret, str) else None
-    if found is None:
+    var = env_reference(secret)
+    if var is None:
         raise ConfigError(f"{where}.secret", "must reference an environment variable, written as ${NAME}")
-    return where, publishers, found.group(1)
+    return where, publishers, var
 
 
 def remove_publisher(config: Mapping[str, Any], key_id: str) -> Edited:

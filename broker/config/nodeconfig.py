@@ -21,13 +21,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
+from broker.config.envref import env_reference
 from broker.errors import ConfigError
 
 #: The name crossbar looks for in its node directory.
 CONFIG_FILENAME: Final = "config.json"
 
-#: A value crossbar reads from the environment: the whole string is ``${VAR}``.
-_ENV_REFERENCE: Final = re.compile(r"^\$\{(.+)\}$")
 _IDENTIFIER: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 #: Listening on every interface; clients connect to the loopback address instead.
 _ANY_INTERFACE: Final = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}  # noqa: S104
@@ -246,9 +245,9 @@ def env_references(config: Mapping[str, Any]) -> list[tuple[str, str]]:
 
     def walk(value: object, path: str) -> None:
         if isinstance(value, str):
-            match = _ENV_REFERENCE.match(value)
-            if match:
-                found.append((path, match.group(1)))
+            var = env_reference(value)
+            if var is not None:
+                found.append((path, var))
         elif isinstance(value, Mapping):
             for key, item in value.items():
                 walk(item, child_path(path, str(key)))
@@ -258,6 +257,15 @@ def env_references(config: Mapping[str, Any]) -> list[tuple[str, str]]:
 
     walk(config, "$")
     return found
+
+
+def assume_set(config: Mapping[str, Any]) -> dict[str, str]:
+    """Every variable ``config`` references, with a placeholder value.
+
+    Settings parsed under it fail only for what is wrong in the file, whatever
+    the secrets hold; an unset variable is reported elsewhere, once, at its path.
+    """
+    return {var: "set" for _, var in env_references(config)}
 
 
 def listen_problem(interface: str, port: int, error: OSError) -> str:

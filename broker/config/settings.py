@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar, cast
 
+from broker.config.envref import env_reference
 from broker.core.grants import ACTIONS, Action, Grant, Grants, reserved_grant
 from broker.core.publishers import HttpPublishSettings, PublisherKey, RateLimit
 from broker.core.tokens import ALGORITHMS, DEFAULT_AUDIENCE, DEFAULT_LEEWAY, Algorithm, TokenKey
@@ -44,7 +45,6 @@ _POLICY_KEYS: Final = frozenset({"uri", "match", "max_events", "max_age"})
 _PUBLISHER_KEYS: Final = frozenset({"secret", "topics", "rate_limit"})
 _TOPIC_KEYS: Final = frozenset({"uri", "match"})
 _RATE_KEYS: Final = frozenset({"per_second", "burst"})
-_ENV_REFERENCE: Final = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 _KEY_ID: Final = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
@@ -170,14 +170,14 @@ def _int(raw: object, path: str, low: int, high: int) -> int:
 
 def resolve_secret(raw: object, path: str, env: Mapping[str, str]) -> str:
     """A secret written as ``${NAME}``, read from ``env`` (secrets never live in the file)."""
-    found = _ENV_REFERENCE.match(raw) if isinstance(raw, str) else None
-    if found is None:
+    name = env_reference(raw)
+    if name is None:
         raise ConfigError(path, "must reference an environment variable, written as ${NAME}")
-    value = env.get(found.group(1))
+    value = env.get(name)
     if value is None:
-        raise ConfigError(path, f"environment variable {found.group(1)} is not set")
+        raise ConfigError(path, f"environment variable {name} is not set")
     if not value:
-        raise ConfigError(path, f"environment variable {found.group(1)} is empty: an empty secret is refused")
+        raise ConfigError(path, f"environment variable {name} is empty: an empty secret is refused")
     return value
 
 
@@ -364,6 +364,21 @@ RUNTIME_EXTRA: Final = frozenset({"cbdir"})
 def without_runtime(extra: Mapping[str, Any]) -> dict[str, Any]:
     """A component's ``extra`` less what crossbar adds at start (:data:`RUNTIME_EXTRA`)."""
     return {key: value for key, value in extra.items() if key not in RUNTIME_EXTRA}
+
+
+def component_settings(
+    config: Mapping[str, Any], env: Mapping[str, str] | None = None
+) -> tuple[Mapping[str, Any], BrokerSettings]:
+    """Broker's component in a node config, and its settings parsed as the node parses them.
+
+    The component's ``extra`` less :data:`RUNTIME_EXTRA`; ``env`` resolves the
+    ``${NAME}`` secrets (:func:`parse_settings`).
+    """
+    path, component = find_component(config)
+    extra = component.get("extra") or {}
+    if isinstance(extra, Mapping):
+        extra = without_runtime(extra)
+    return component, parse_settings(extra, f"{path}.extra", env=env)
 
 
 def find_component(config: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:

@@ -3,7 +3,8 @@
 Live events that arrive while the recovery call is under way are held back,
 then released after the recovered ones, skipping every cursor already
 delivered; from then on live events pass straight through (duplicates still
-dropped). Used by ``broker tail --from`` and the SDK's WAMP subscriber helper.
+dropped). The bookkeeping of :class:`broker.client.wamp.Gapless`, the one
+subscribe-then-recover loop (``broker tail --from`` and the SDK's WAMP helper).
 No I/O.
 """
 

@@ -39,7 +39,8 @@ console.log(`dist/broker.js: ${(out.bytes / 1024).toFixed(1)} KiB`);
 // WebCrypto) is loaded only for `?operator`.
 const dashboard = await build({
   ...common,
-  entryPoints: ["src/dashboard.js", "src/dashboard-operator.js"],
+  // the app lives in src/dashboard/; the bundles keep the names index.html loads
+  entryPoints: { dashboard: "src/dashboard/app.js", "dashboard-operator": "src/dashboard/operator.js" },
   outdir: "dist",
 });
 for (const [file, { bytes }] of Object.entries(dashboard.metafile.outputs)) {

@@ -109,10 +109,12 @@ class RecoveringSession:
         self.outcomes = list(outcomes)
         self.asked: list[dict[str, Any]] = []
         self.handler: Any = None
+        self.details_arg = ""
         self.subscription = Subscription()
 
     async def subscribe(self, handler: Any, topic: str, options: SubscribeOptions) -> Subscription:
         self.handler = handler
+        self.details_arg = options.kwargs["details_arg"]
         return self.subscription
 
     async def call(self, procedure: str, topic: str, **kwargs: Any) -> Any:
@@ -120,7 +122,7 @@ class RecoveringSession:
         self.asked.append(kwargs)
         if len(self.asked) == 1:
             live = {"epoch": "E", "seq": 50, "cursor": 50}
-            self.handler("e50", details=EventDetails("public.t"), broker_position=live)
+            self.handler("e50", **{self.details_arg: EventDetails("public.t")}, broker_position=live)
         outcome = self.outcomes.pop(0)
         if outcome == "hang":
             await asyncio.sleep(3600)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from broker.config import nodeconfig
-from broker.config.settings import find_component, parse_settings, without_runtime
+from broker.config.settings import component_settings
 from broker.errors import ConfigError
 
 
@@ -28,15 +28,7 @@ def settings_errors(config: Mapping[str, Any]) -> list[ConfigError]:
     ):
         return []  # the structure check reports it; Broker's component cannot be found
     try:
-        path, component = find_component(config)
-    except ConfigError as exc:
-        return [exc]
-    extra = component.get("extra") or {}
-    if isinstance(extra, Mapping):
-        extra = without_runtime(extra)
-    env = {var: "set" for _, var in nodeconfig.env_references(config)}
-    try:
-        parse_settings(extra, f"{path}.extra", env=env)
+        component_settings(config, nodeconfig.assume_set(config))
     except ConfigError as exc:
         return [exc]
     return []

@@ -18,6 +18,8 @@ import { checkPattern } from "./patterns.js";
 import { TransportPicker, afterClose, defaultLongPollUrl, nextState } from "./state.js";
 import { Subscription } from "./subscription.js";
 
+/** the GOODBYE reason of a close the client asks for (a close reason, not an error: see errors.js) */
+const CLOSE_NORMAL = "wamp.close.normal";
 const REFRESH_MARGIN_MS = 30000;
 const MAX_TIMEOUT = 2 ** 31 - 1;
 
@@ -141,7 +143,7 @@ export class BrokerClient {
     this._to("close");
     if (conn) {
       try {
-        conn.close("wamp.close.normal");
+        conn.close(CLOSE_NORMAL);
       } catch {
         // already closing, or a long-poll transport that has not opened yet
       }
@@ -200,7 +202,7 @@ export class BrokerClient {
       if (conn !== this._conn) {
         // closed while a long-poll transport was still opening
         try {
-          conn.close("wamp.close.normal");
+          conn.close(CLOSE_NORMAL);
         } catch {
           // already closing
         }
@@ -287,7 +289,7 @@ export class BrokerClient {
     this._planned = true;
     this._to("refresh");
     try {
-      conn.close("wamp.close.normal", "token refresh");
+      conn.close(CLOSE_NORMAL, "token refresh");
     } catch {
       this._planned = false;
     }

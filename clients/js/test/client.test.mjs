@@ -16,8 +16,9 @@ const page = (cursors, { cursor = 99, more = false } = {}) => ({
 });
 
 class FakeSession {
-  constructor(answers = []) {
+  constructor(answers = [], { refuse = new Set() } = {}) {
     this.isOpen = true;
+    this.refuse = refuse; // topics whose SUBSCRIBE the router refuses (wamp.error.not_authorized)
     this.answers = answers; // one per broker.recover call: an answer, or an autobahn.Error-like {error, args}
     this.calls = [];
     this.subscribed = [];
@@ -26,6 +27,7 @@ class FakeSession {
 
   async subscribe(topic, handler, options) {
     this.subscribed.push([topic, options]);
+    if (this.refuse.has(topic)) throw { error: "wamp.error.not_authorized", args: [`no grant for ${topic}`], kwargs: {} };
     this.handlers.set(topic, handler);
     return { session: this, unsubscribe: async () => {} };
   }
@@ -82,6 +84,9 @@ function harness(options = {}) {
 
 /** Let the client's awaited subscribe/recover promises settle. */
 const settle = () => new Promise((resolve) => setImmediate(resolve));
+
+/** An unsigned JWT that expires at `expSeconds` (the client only reads `exp`; the router verifies). */
+const jwt = (expSeconds) => `e30.${Buffer.from(JSON.stringify({ exp: expSeconds })).toString("base64url")}.sig`;
 
 test("subscribe before the session joins; events are delivered with their positions", async (t) => {
   const { client, states, errors, next } = harness();
@@ -199,4 +204,121 @@ test("with a fixed token, a token-expired GOODBYE is reported as an error", asyn
   assert.equal(errors.length, 1);
   assert.equal(errors[0].uri, "broker.error.token_expired");
   assert.equal(errors[0].message, "broker.error.token_expired: token expired");
+});
+
+test("an unrecoverable answer goes to onUnrecoverable with the node's position; live continues from it", async (t) => {
+  const { client, errors, next } = harness();
+  t.after(() => client.close());
+  const seen = [];
+  const gaps = [];
+  const sub = client.subscribe("public.t", (data) => seen.push(data), { recover: true, from: { epoch: "old", cursor: 40 }, onUnrecoverable: (gap) => gaps.push(gap) });
+  const conn = await next();
+  const reset = { unrecoverable: true, reason: "epoch changed: the history was reset", epoch: E, cursor: 3 };
+  const session = new FakeSession([reset]);
+  session.onCall = () => session.publish("public.t", "c2", pos(2)); // live during the call: released, not deduped against 40
+  conn.join(session);
+  await settle();
+  assert.deepEqual(session.calls[0][2], { match: "exact", epoch: "old", after: 40 });
+  assert.deepEqual(gaps, [{ topic: "public.t", match: "exact", reason: "epoch changed: the history was reset", epoch: E, cursor: 3 }]);
+  session.publish("public.t", "c4", pos(4));
+  assert.deepEqual(seen, ["c2", "c4"]);
+  assert.deepEqual(sub.position, { epoch: E, cursor: 4 });
+  assert.deepEqual(errors, []);
+});
+
+test("without onUnrecoverable, an unrecoverable gap is an error event naming it, never silence", async (t) => {
+  const { client, errors, next } = harness();
+  t.after(() => client.close());
+  client.subscribe("public.t", () => {}, { recover: true, from: { epoch: "old", cursor: 40 } });
+  const conn = await next();
+  conn.join(new FakeSession([{ unrecoverable: true, reason: "epoch changed: the history was reset", epoch: E, cursor: 3 }]));
+  await settle();
+  assert.equal(errors.length, 1);
+  assert.equal(errors[0].message, "missed events on public.t cannot be recovered: epoch changed: the history was reset");
+  assert.equal(errors[0].topic, "public.t");
+  assert.deepEqual(errors[0].unrecoverable, { topic: "public.t", match: "exact", reason: "epoch changed: the history was reset", epoch: E, cursor: 3 });
+});
+
+test("a refused subscribe is an error carrying its URI and topic; the subscription beside it receives", async (t) => {
+  const { client, errors, next } = harness();
+  t.after(() => client.close());
+  const seen = [];
+  client.subscribe("public.secret", () => seen.push("secret"));
+  client.subscribe("public.t", (data) => seen.push(data)); // the bystander
+  const conn = await next();
+  const session = conn.join(new FakeSession([], { refuse: new Set(["public.secret"]) }));
+  await settle();
+  assert.equal(errors.length, 1);
+  assert.equal(errors[0].uri, "wamp.error.not_authorized");
+  assert.equal(errors[0].topic, "public.secret");
+  assert.equal(errors[0].message, "wamp.error.not_authorized: no grant for public.secret");
+  session.publish("public.t", "c1", pos(1));
+  assert.deepEqual(seen, ["c1"]);
+  assert.equal(client.state, "connected");
+});
+
+test("a refused sign-in is an error naming its URI; the retry asks getToken for a fresh token", async (t) => {
+  const tokens = ["t1", "t2"];
+  const { client, states, errors, next } = harness({ getToken: async () => tokens.shift() });
+  t.after(() => client.close());
+  const first = await next();
+  assert.equal(first.config.onchallenge(null, "ticket"), "t1");
+  first.onclose("closed", { reason: "wamp.error.authentication_failed", message: "token signature does not verify" }); // ABORT, never joined
+  assert.equal(errors.length, 1);
+  assert.equal(errors[0].uri, "wamp.error.authentication_failed");
+  assert.equal(errors[0].message, "wamp.error.authentication_failed: token signature does not verify");
+  assert.equal(client.state, "reconnecting");
+  const second = await next(); // after the backoff delay (1 ms here)
+  assert.equal(second.config.onchallenge(null, "ticket"), "t2");
+  assert.throws(() => second.config.onchallenge(null, "wampcra"), /cannot answer a wampcra challenge/);
+  second.join(new FakeSession());
+  assert.deepEqual(states, ["reconnecting", "connected"]);
+  assert.equal(errors.length, 1);
+});
+
+test("a getToken that fails is an error event, and the next attempt asks again", async (t) => {
+  let calls = 0;
+  const { client, errors, next } = harness({
+    getToken: async () => {
+      calls += 1;
+      if (calls === 1) throw new Error("token request failed: HTTP 503");
+      return "t2";
+    },
+  });
+  t.after(() => client.close());
+  const conn = await next();
+  assert.equal(calls, 2);
+  assert.deepEqual(
+    errors.map((e) => e.message),
+    ["token request failed: HTTP 503"],
+  );
+  assert.equal(conn.config.onchallenge(null, "ticket"), "t2");
+  conn.join(new FakeSession());
+  assert.equal(client.state, "connected");
+});
+
+test("a token about to expire is refreshed while connected: a planned close, then a session with the fresh token", { timeout: 5000 }, async (t) => {
+  const soon = jwt(Math.floor(Date.now() / 1000) + 1); // refreshed at half its remaining life, within 0.5 s
+  const fresh = jwt(Math.floor(Date.now() / 1000) + 3600);
+  const tokens = [soon, fresh];
+  const { client, states, errors, next } = harness({ getToken: async () => tokens.shift(), backoff: { base: 600000, cap: 600000 } });
+  t.after(() => client.close());
+  const seen = [];
+  client.subscribe("public.t", (data, meta) => seen.push([data, Boolean(meta.recovered)]), { recover: true, from: { epoch: E, cursor: 7 } });
+  const first = await next();
+  assert.equal(first.config.onchallenge(null, "ticket"), soon);
+  first.join(new FakeSession([page([])]));
+  await settle();
+  while (first.closed.length === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.deepEqual(first.closed, [["wamp.close.normal", "token refresh"]]);
+  assert.equal(client.state, "reconnecting");
+  first.onclose("closed", { reason: "wamp.close.normal" }); // autobahn reports the close the client asked for
+  const second = await next(); // at once: a 10-minute backoff would time the test out
+  assert.equal(second.config.onchallenge(null, "ticket"), fresh);
+  const s2 = second.join(new FakeSession([page([8])]));
+  await settle();
+  assert.deepEqual(s2.calls[0][2], { match: "exact", epoch: E, after: 7 }); // the new session recovers the gap
+  assert.deepEqual(seen, [["c8", true]]);
+  assert.deepEqual(states, ["connected", "reconnecting", "connected"]);
+  assert.deepEqual(errors, []);
 });

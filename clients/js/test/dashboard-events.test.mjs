@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { EVENTS_CAP, capNote, matchesFilter, trimOldest } from "../src/dashboard-events.js";
+import { EVENTS_CAP, capNote, matchesFilter, trimOldest } from "../src/dashboard/events.js";
 
 /** A stand-in for <ol id="events">: `prepend` puts the newest first, like the page. */
 class FakeList {

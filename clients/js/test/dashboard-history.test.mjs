@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { recentHistory } from "../src/dashboard-history.js";
+import { recentHistory } from "../src/dashboard/history.js";
 
 /**
  * A stand-in for broker.recover over one pattern: `events` are the cursors on

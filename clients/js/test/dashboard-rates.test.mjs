@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { Buckets, HISTORY, INITIAL, MIN_SPAN_S, RateWindow, WINDOW, rateSpan } from "../src/dashboard-rates.js";
+import { Buckets, HISTORY, INITIAL, MIN_SPAN_S, RateWindow, WINDOW, rateSpan } from "../src/dashboard/rates.js";
 
 const T0 = 1_796_000_000_000; // a whole second, in ms
 

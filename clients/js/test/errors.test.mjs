@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { readFileSync, readdirSync } from "node:fs";
 import { test } from "node:test";
 import { ERRORS, describe } from "../src/errors.js";
 
@@ -30,4 +30,15 @@ test("describe: an autobahn.Error becomes an Error naming its URI; an Error stay
   const own = new TypeError("bad");
   assert.equal(describe(own), own);
   assert.equal(describe("gone").message, "gone");
+});
+
+test("no module in src/ spells an error URI itself: each comes from the table", () => {
+  const src = new URL("../src/", import.meta.url);
+  const files = readdirSync(src, { recursive: true }).filter((f) => f.endsWith(".js") && f !== "errors.js");
+  assert.ok(files.includes("client.js") && files.some((f) => f.startsWith("dashboard")), files.join(", "));
+  for (const file of files) {
+    const text = readFileSync(new URL(file, src), "utf8");
+    const spelled = [...text.matchAll(/["'`]((?:wamp|broker)\.error\.[a-z_.]+)/g)].map((m) => m[1]);
+    assert.deepEqual(spelled, [], `${file} spells ${spelled.join(", ")}: add it to ERRORS in src/errors.js`);
+  }
 });

@@ -4,10 +4,10 @@
 // It takes the client from dist/broker.js, so autobahn is not bundled twice.
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
-import { EVENTS_CAP, capNote, matchesFilter, trimOldest } from "./dashboard-events.js";
-import { recentHistory } from "./dashboard-history.js";
-import { Buckets, RateWindow } from "./dashboard-rates.js";
-import { PROBE_EPOCH, normalizeAnswer, recoveredItem, withTimeout } from "./recovery.js";
+import { EVENTS_CAP, capNote, matchesFilter, trimOldest } from "./events.js";
+import { recentHistory } from "./history.js";
+import { Buckets, RateWindow } from "./rates.js";
+import { PROBE_EPOCH, normalizeAnswer, recoveredItem, withTimeout } from "../recovery.js";
 
 const el = (tag, props = {}, ...children) => {
   const node = Object.assign(document.createElement(tag), props);
@@ -157,7 +157,7 @@ const HISTORY_TIMEOUT_MS = 10000;
  * client makes), subscribes from exactly there (`from`: the client recovers
  * everything after it, then goes live), and fills the list below with the
  * newest `historyLimit` events published before (class `history`, `data-at`
- * empty): see dashboard-history.js. Live counting (rates, chart, "events
+ * empty): see history.js. Live counting (rates, chart, "events
  * received") begins when it subscribes, `liveSince`; history events show in
  * the stream and the topic rows but are not counted as received now. Once the
  * history is listed `body[data-history]` says how it went: `loaded` (every

@@ -17,7 +17,7 @@
 //
 // Pure apart from `call`, which the dashboard binds to its session: node
 // --test covers it (test/dashboard-history.test.mjs).
-import { pageProblem } from "./recovery.js";
+import { pageProblem } from "../recovery.js";
 
 /** Most `broker.recover` calls one history load makes. */
 export const MAX_CALLS = 24;

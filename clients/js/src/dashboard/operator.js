@@ -8,7 +8,7 @@
 // secure contexts (https, or http on localhost/127.0.0.1). Salted secrets are
 // not supported (Broker's operator secret is unsalted). The secret is never stored.
 import autobahn from "autobahn";
-import { ERRORS } from "./errors.js";
+import { ERRORS } from "../errors.js";
 
 const enc = new TextEncoder();
 

@@ -1,6 +1,6 @@
 // The dashboard's stream list (#events) stays bounded: a page left open for days
 // keeps only the newest EVENTS_CAP rows. No DOM globals here, so node --test
-// covers it (test/dashboard-events.test.mjs); dashboard.js applies it to the page.
+// covers it (test/dashboard-events.test.mjs); app.js applies it to the page.
 
 /** Rows the stream keeps; older ones are removed from the DOM. */
 export const EVENTS_CAP = 500;
