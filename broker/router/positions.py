@@ -11,8 +11,8 @@ then crossbar dispatches with that same authorization
 (:func:`broker.router.crossbar.publish.dispatch`). It covers every WAMP
 publisher alike: backends, the CLI, in-router components. The HTTP API
 appends and delivers its batches itself (:mod:`broker.router.publish_api`,
-:mod:`broker.router.delivery`), with the same checks. A position a client put in its own kwargs is
-dropped, never forwarded. If the store fails the publish is refused with
+:mod:`broker.router.delivery`), with the same checks. A position a client
+put in its own kwargs is dropped, never forwarded. If the store fails the publish is refused with
 ``broker.error.history_unavailable`` rather than delivered without a position,
 and once Broker's component has left (the node is stopping: SIGTERM, Ctrl-C)
 every publish to a topic with history is refused with ``broker.error.not_ready``:
