@@ -147,3 +147,22 @@ def test_a_fed_event_reaches_subscribers_as_a_local_one(probed: Node, joined: Ca
     # the bystander's first event is the sentinel on its own topic: nothing fed reached it
     assert backend.publish(other, ["sentinel"]) is not None
     assert bystander.event()[4] == ["sentinel"]
+
+
+def test_an_authorization_crossbar_did_not_take_answers_no_other_publish(
+    probed: Node, joined: Callable[..., RawWamp]
+) -> None:
+    """Crossbar skips authorizing an unacknowledged publish nobody listens to, so the backend's
+    "allowed" handed in for it is never taken: it must not answer the next publish, an anonymous
+    client's, which its own grants refuse."""
+    topic = f"public.after.{uuid.uuid4().hex[:8]}"
+    listener = joined()
+    assert listener.subscribe(topic)[0] == SUBSCRIBED
+    backend, anonymous = joined("backend"), joined()
+    backend.publish(f"public.nobody.{uuid.uuid4().hex[:8]}", ["unheard"], acknowledge=False)
+    answer = anonymous.publish(topic, ["sneaked"])
+    assert answer is not None
+    assert (answer[0], answer[4]) == (ERROR, "wamp.error.not_authorized")
+    assert backend.publish(topic, ["sentinel"]) is not None
+    assert listener.event()[4] == ["sentinel"]  # nothing came before it
+    assert authorizations(probed, topic) == {"publish": 2, "subscribe": 1}

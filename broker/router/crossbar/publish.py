@@ -91,9 +91,8 @@ def dispatch(
     try:
         _original["processPublish"](broker, session, publish)
     finally:
-        router.__dict__.pop(
-            "authorize", None
-        )  # crossbar returned before authorizing (bad URI, no one to tell)
+        # crossbar may return without authorizing (a bad URI; nobody to tell and no answer due)
+        router.__dict__.pop("authorize", None)
 
 
 class _Acknowledgements:
