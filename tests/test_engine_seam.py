@@ -24,6 +24,8 @@ from tests.test_publish_api import request
 
 pytestmark = pytest.mark.node
 
+UNSUBSCRIBE = 34
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -160,6 +162,8 @@ def test_an_authorization_crossbar_did_not_take_answers_no_other_publish(
     assert listener.subscribe(topic)[0] == SUBSCRIBED
     backend, anonymous = joined("backend"), joined()
     backend.publish(f"public.nobody.{uuid.uuid4().hex[:8]}", ["unheard"], acknowledge=False)
+    backend.send([UNSUBSCRIBE, backend.next_id(), 1])  # a round trip that authorizes nothing:
+    assert backend.recv()[0] == ERROR  # the router has handled the publish before it
     answer = anonymous.publish(topic, ["sneaked"])
     assert answer is not None
     assert (answer[0], answer[4]) == (ERROR, "wamp.error.not_authorized")
