@@ -81,8 +81,10 @@ def dispatch(
     """
     router = broker._router
 
-    def answer(_session: Any, _uri: str, _action: str, options: Any = None) -> Any:
+    def answer(who: Any, uri: str, action: str, options: Any = None) -> Any:
         del router.authorize  # one-shot: the next publish asks the authorizer again
+        if who is not session or uri != publish.topic or action != "publish":
+            return router.authorize(who, uri, action, options)  # not this publish's: ask as usual
         if isinstance(authorization, Failure):
             return defer.fail(authorization)
         return defer.succeed(authorization)
