@@ -6,9 +6,11 @@ afresh), a ``seq`` per topic (1, 2, 3, ... without gaps) and a store-wide
 ``cursor`` (increasing across all topics), which lets a wildcard or prefix
 subscriber ask "everything after cursor N" in one call. Stores sit behind
 :class:`HistoryStore`; :mod:`broker.engines` builds one from a ``type``
-string (``memory``, ``sqlite``; Milestone 2 adds ``redis``). This package is
-the pure side (positions, retention policy, recovery, resume): no Twisted, no
-Autobahn, no files.
+string (``memory``, ``sqlite``; Milestone 2 adds ``redis``). The interface is
+asynchronous and batch-shaped (see :class:`HistoryStore`), so an engine that
+does I/O, shared by several nodes, plugs in without changing the router. This
+package is the pure side (positions, retention policy, recovery, resume): no
+Twisted, no Autobahn, no files.
 """
 
 from __future__ import annotations
@@ -97,8 +99,9 @@ class HistoryStore(Protocol):
     append completes, and its events are dispatched, before the router
     handles the next message, as before the seam existed.
 
-    What every engine must guarantee (the contract suite,
-    tests/test_history_stores.py, checks each one in :data:`broker.engines.ENGINES`):
+    What every engine must guarantee (the contract suites,
+    tests/test_history_stores.py and tests/test_engine_contract.py, run each
+    one in :data:`broker.engines.ENGINES`):
 
     - ``seq`` gapless per topic (1, 2, 3, ...), ``cursor`` increasing across
       the whole store, both never reused within one ``epoch``; a batch's
