@@ -77,7 +77,16 @@ SEND_HOOK = "Broker: send hook (slow subscriber)"
 #: First match wins. Broker's own modules named here must exist (:func:`check_rules`, before
 #: profiling), so a module that moves fails the section instead of landing in "Broker: other".
 RULES: list[Rule] = [
-    Rule("Broker: position hook + history store", ("broker.router.positions", "broker.history")),
+    Rule(
+        "Broker: position hook + history store",
+        (
+            "broker.router.positions",
+            "broker.router.crossbar.publish",
+            "broker.router.delivery",
+            "broker.history",
+            "broker.engines",
+        ),
+    ),
     Rule(SEND_HOOK, ("broker.router.hardening",), ("_make_websocket_send", "_waiting", "_let_go", "_flush")),
     Rule(SEND_HOOK, ("broker.core.backpressure",)),
     Rule("Broker: inbound checks (hardening)", ("broker.router.hardening", "broker.core.protocol")),

@@ -12,7 +12,8 @@ from broker.engines.memory import MemoryStore
 from broker.engines.sqlite import SQLiteStore
 from broker.errors import ClientError, InvalidUri
 from broker.history import HistoryStore, Retention
-from broker.history.recovery import MAX_EVENTS, NO_POSITION, recover, recovery_outcome
+from broker.history.recovery import MAX_EVENTS, NO_POSITION, recovery_outcome
+from tests.engines import append, recover
 
 KEEP: Retention = Retention(max_events=100, max_age=3600.0)
 
@@ -31,7 +32,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HistorySto
 def publish(store: HistoryStore, *topics: str, retention: Retention = KEEP) -> None:
     """Publish one event per topic, in order; args carry the topic and its cursor."""
     for topic in topics:
-        store.append(topic, [topic, store.cursor() + 1], {"k": {"v": [store.cursor() + 1]}}, retention)
+        append(store, topic, [topic, store.cursor() + 1], {"k": {"v": [store.cursor() + 1]}}, retention)
 
 
 def event(store: HistoryStore, topic: str, seq: int, cursor: int) -> dict[str, Any]:
@@ -205,7 +206,7 @@ def test_default_limit_is_max_events() -> None:
     store = MemoryStore(clock=lambda: 1000.0)
     retention = Retention(max_events=MAX_EVENTS + 10, max_age=3600.0)
     for _ in range(MAX_EVENTS + 1):
-        store.append("a", [], {}, retention)
+        append(store, "a", [], {}, retention)
     answer = recover(store, "a", "exact", store.epoch, 0)
     assert MAX_EVENTS == 1000
     assert len(answer["events"]) == MAX_EVENTS

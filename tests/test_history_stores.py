@@ -15,7 +15,7 @@ from broker.engines.sqlite import SQLiteStore
 from broker.errors import ConfigError
 from broker.history import DEFAULT_MAX_TOPICS, STORE_OPTIONS, HistoryStore, Retention, StoredEvent
 from broker.history.policy import HistoryPolicy, retention_for
-from broker.history.recovery import recover
+from tests.engines import MAKERS, after, append, make, recover
 
 KEEP: Retention = Retention(max_events=100, max_age=3600.0)
 
@@ -44,7 +44,7 @@ def cursors(events: Sequence[StoredEvent] | None) -> list[int]:
 
 
 def publish(store: HistoryStore, topic: str, retention: Retention = KEEP, n: int = 1) -> list[StoredEvent]:
-    return [store.append(topic, [i], {}, retention) for i in range(n)]
+    return [append(store, topic, [i], {}, retention) for i in range(n)]
 
 
 @pytest.fixture
@@ -52,13 +52,9 @@ def clock() -> Clock:
     return Clock()
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=sorted(ENGINES))
 def store(request: pytest.FixtureRequest, tmp_path: Path, clock: Clock) -> Iterator[HistoryStore]:
-    made: HistoryStore
-    if request.param == "memory":
-        made = MemoryStore(clock=clock)
-    else:
-        made = SQLiteStore(str(tmp_path / "history.db"), clock=clock)
+    made = make(request.param, tmp_path, clock)
     yield made
     made.close()
 
@@ -66,17 +62,13 @@ def store(request: pytest.FixtureRequest, tmp_path: Path, clock: Clock) -> Itera
 @pytest.fixture
 def bounded(request: pytest.FixtureRequest, tmp_path: Path, clock: Clock) -> Iterator[HistoryStore]:
     """A store of the fixture's kind that keeps at most 3 topics."""
-    made: HistoryStore
-    if request.param == "memory":
-        made = MemoryStore(clock=clock, max_topics=3)
-    else:
-        made = SQLiteStore(str(tmp_path / "history.db"), clock=clock, max_topics=3)
+    made = make(request.param, tmp_path, clock, max_topics=3)
     yield made
     made.close()
 
 
 def both(fixture: str) -> pytest.MarkDecorator:
-    return pytest.mark.parametrize(fixture, ["memory", "sqlite"], indirect=True)
+    return pytest.mark.parametrize(fixture, sorted(ENGINES), indirect=True)
 
 
 def kept_topics(store: HistoryStore) -> set[str]:
@@ -92,12 +84,12 @@ def kept_topics(store: HistoryStore) -> set[str]:
 
 def test_empty_store(store: HistoryStore) -> None:
     assert store.cursor() == 0
-    assert store.after(everything, 0, 10) == []
+    assert after(store, everything, 0, 10) == []
 
 
 def test_append_returns_the_event_with_its_position(store: HistoryStore, clock: Clock) -> None:
     clock.now = 1234.5
-    event = store.append("chat.lobby", ["hi"], {"from": "ann"}, KEEP)
+    event = append(store, "chat.lobby", ["hi"], {"from": "ann"}, KEEP)
     assert event == StoredEvent("chat.lobby", 1, 1, 1234.5, ["hi"], {"from": "ann"})
     assert event.position(store.epoch) == {"epoch": store.epoch, "seq": 1, "cursor": 1}
     assert store.cursor() == 1
@@ -105,7 +97,7 @@ def test_append_returns_the_event_with_its_position(store: HistoryStore, clock: 
 
 def test_seq_is_gapless_per_topic_and_cursor_increases_across_topics(store: HistoryStore) -> None:
     order = ["a", "a", "b", "a", "c", "b", "a"]
-    events = [store.append(topic, [], {}, KEEP) for topic in order]
+    events = [append(store, topic, [], {}, KEEP) for topic in order]
     assert [(e.topic, e.seq, e.cursor) for e in events] == [
         ("a", 1, 1),
         ("a", 2, 2),
@@ -120,8 +112,8 @@ def test_seq_is_gapless_per_topic_and_cursor_increases_across_topics(store: Hist
 
 def test_after_returns_matching_events_in_cursor_order(store: HistoryStore) -> None:
     for topic in ["a", "b", "c", "a", "c", "b", "a"]:
-        store.append(topic, [topic], {}, KEEP)
-    found = store.after(only("a", "c"), 0, 100)
+        append(store, topic, [topic], {}, KEEP)
+    found = after(store, only("a", "c"), 0, 100)
     assert found is not None
     assert [(e.topic, e.seq, e.cursor, e.args) for e in found] == [
         ("a", 1, 1, ["a"]),
@@ -130,20 +122,20 @@ def test_after_returns_matching_events_in_cursor_order(store: HistoryStore) -> N
         ("c", 2, 5, ["c"]),
         ("a", 3, 7, ["a"]),
     ]
-    assert cursors(store.after(only("a", "c"), 3, 100)) == [4, 5, 7]
-    assert cursors(store.after(only("b"), 0, 100)) == [2, 6]
-    assert cursors(store.after(everything, 7, 100)) == []
-    assert cursors(store.after(only("nothing"), 0, 100)) == []
+    assert cursors(after(store, only("a", "c"), 3, 100)) == [4, 5, 7]
+    assert cursors(after(store, only("b"), 0, 100)) == [2, 6]
+    assert cursors(after(store, everything, 7, 100)) == []
+    assert cursors(after(store, only("nothing"), 0, 100)) == []
 
 
 def test_after_respects_limit(store: HistoryStore) -> None:
     for topic in ["a", "b", "a", "b", "a", "b"]:
-        store.append(topic, [], {}, KEEP)
-    assert cursors(store.after(everything, 0, 3)) == [1, 2, 3]
-    assert cursors(store.after(everything, 3, 2)) == [4, 5]
-    assert cursors(store.after(only("b"), 0, 2)) == [2, 4]
-    assert cursors(store.after(only("a"), 1, 1)) == [3]
-    assert cursors(store.after(everything, 0, 0)) == []
+        append(store, topic, [], {}, KEEP)
+    assert cursors(after(store, everything, 0, 3)) == [1, 2, 3]
+    assert cursors(after(store, everything, 3, 2)) == [4, 5]
+    assert cursors(after(store, only("b"), 0, 2)) == [2, 4]
+    assert cursors(after(store, only("a"), 1, 1)) == [3]
+    assert cursors(after(store, everything, 0, 0)) == []
 
 
 def test_payload_round_trips(store: HistoryStore) -> None:
@@ -153,15 +145,15 @@ def test_payload_round_trips(store: HistoryStore) -> None:
         "unicode": "héllo ✓ 日本",
         "big": 2**53,
     }
-    store.append("data.x", args, kwargs, KEEP)
-    store.append("data.y", [], {}, KEEP)
-    found = store.after(only("data.x"), 0, 10)
+    append(store, "data.x", args, kwargs, KEEP)
+    append(store, "data.y", [], {}, KEEP)
+    found = after(store, only("data.x"), 0, 10)
     assert found is not None
     assert len(found) == 1
     assert found[0].args == args
     assert found[0].kwargs == kwargs
     assert found[0].args == [1, "two", 3.5, None, True, False, [1, [2, {"x": []}]], {"k": {"n": [1, 2]}}, -7]
-    empty = store.after(only("data.y"), 0, 10)
+    empty = after(store, only("data.y"), 0, 10)
     assert empty is not None
     assert (empty[0].args, empty[0].kwargs) == ([], {})
 
@@ -169,50 +161,50 @@ def test_payload_round_trips(store: HistoryStore) -> None:
 def test_trim_by_max_events(store: HistoryStore) -> None:
     three = Retention(max_events=3, max_age=3600.0)
     # a1=1 b1=2 a2=3 a3=4 a4=5 a5=6: a keeps a3..a5, so a1 (1) and a2 (3) are gone
-    store.append("a", ["a1"], {}, three)
-    store.append("b", ["b1"], {}, three)
+    append(store, "a", ["a1"], {}, three)
+    append(store, "b", ["b1"], {}, three)
     for n in range(2, 6):
-        store.append("a", [f"a{n}"], {}, three)
-    kept = store.after(only("a"), 3, 100)
+        append(store, "a", [f"a{n}"], {}, three)
+    kept = after(store, only("a"), 3, 100)
     assert kept is not None
     assert [(e.seq, e.cursor, e.args) for e in kept] == [(3, 4, ["a3"]), (4, 5, ["a4"]), (5, 6, ["a5"])]
     assert store.cursor() == 6
     # the next append continues the topic's seq despite the trimming
-    assert store.append("a", [], {}, three).seq == 6
-    assert cursors(store.after(only("a"), 4, 100)) == [5, 6, 7]
+    assert append(store, "a", [], {}, three).seq == 6
+    assert cursors(after(store, only("a"), 4, 100)) == [5, 6, 7]
 
 
 def test_trim_by_max_age(store: HistoryStore, clock: Clock) -> None:
     ten_seconds = Retention(max_events=100, max_age=10.0)
     clock.now = 1000.0
-    store.append("a", ["old"], {}, ten_seconds)  # cursor 1
+    append(store, "a", ["old"], {}, ten_seconds)  # cursor 1
     clock.now = 1005.0
-    store.append("a", ["edge"], {}, ten_seconds)  # cursor 2
-    assert cursors(store.after(only("a"), 0, 100)) == [1, 2]
+    append(store, "a", ["edge"], {}, ten_seconds)  # cursor 2
+    assert cursors(after(store, only("a"), 0, 100)) == [1, 2]
     clock.now = 1015.0  # horizon 1005: "old" is out, "edge" is exactly max_age old and stays
-    store.append("a", ["new"], {}, ten_seconds)  # cursor 3
-    assert store.after(only("a"), 0, 100) is None
-    kept = store.after(only("a"), 1, 100)
+    append(store, "a", ["new"], {}, ten_seconds)  # cursor 3
+    assert after(store, only("a"), 0, 100) is None
+    kept = after(store, only("a"), 1, 100)
     assert kept is not None
     assert [(e.args, e.published_at) for e in kept] == [(["edge"], 1005.0), (["new"], 1015.0)]
     clock.now = 1100.0  # every earlier event of "a" is now out
-    store.append("a", ["latest"], {}, ten_seconds)  # cursor 4
-    assert store.after(only("a"), 2, 100) is None
-    assert cursors(store.after(only("a"), 3, 100)) == [4]
+    append(store, "a", ["latest"], {}, ten_seconds)  # cursor 4
+    assert after(store, only("a"), 2, 100) is None
+    assert cursors(after(store, only("a"), 3, 100)) == [4]
 
 
 def test_trim_by_max_age_a_fraction_past_the_edge(store: HistoryStore, clock: Clock) -> None:
     """Ages are compared in full precision: exactly ``max_age`` old stays, a millisecond more goes."""
     ten_seconds = Retention(max_events=100, max_age=10.0)
     clock.now = 1000.25
-    store.append("a", ["first"], {}, ten_seconds)  # cursor 1
+    append(store, "a", ["first"], {}, ten_seconds)  # cursor 1
     clock.now = 1010.25  # horizon 1000.25: "first" is exactly max_age old
-    store.append("a", ["second"], {}, ten_seconds)  # cursor 2
-    assert cursors(store.after(only("a"), 0, 100)) == [1, 2]
+    append(store, "a", ["second"], {}, ten_seconds)  # cursor 2
+    assert cursors(after(store, only("a"), 0, 100)) == [1, 2]
     clock.now = 1010.251  # horizon 1000.251: "first" is just past it
-    store.append("a", ["third"], {}, ten_seconds)  # cursor 3
-    assert store.after(only("a"), 0, 100) is None
-    assert cursors(store.after(only("a"), 1, 100)) == [2, 3]
+    append(store, "a", ["third"], {}, ten_seconds)  # cursor 3
+    assert after(store, only("a"), 0, 100) is None
+    assert cursors(after(store, only("a"), 1, 100)) == [2, 3]
 
 
 def test_each_topic_is_trimmed_at_its_own_policys_age(store: HistoryStore, clock: Clock) -> None:
@@ -223,49 +215,49 @@ def test_each_topic_is_trimmed_at_its_own_policys_age(store: HistoryStore, clock
     ticker, orders = retention_for(policies, "ticker.eur"), retention_for(policies, "orders.new")
     assert ticker is not None and orders is not None
     clock.now = 1000.0
-    store.append("ticker.eur", ["t1"], {}, ticker)  # cursor 1
-    store.append("orders.new", ["o1"], {}, orders)  # cursor 2
+    append(store, "ticker.eur", ["t1"], {}, ticker)  # cursor 1
+    append(store, "orders.new", ["o1"], {}, orders)  # cursor 2
     clock.now = 1060.0  # both exactly at or inside their age
-    store.append("ticker.eur", ["t2"], {}, ticker)  # cursor 3
-    assert cursors(store.after(only("ticker.eur"), 0, 100)) == [1, 3]
+    append(store, "ticker.eur", ["t2"], {}, ticker)  # cursor 3
+    assert cursors(after(store, only("ticker.eur"), 0, 100)) == [1, 3]
     clock.now = 1060.5  # past the ticker's 60 s, far inside the orders' hour
-    store.append("ticker.eur", ["t3"], {}, ticker)  # cursor 4
-    store.append("orders.new", ["o2"], {}, orders)  # cursor 5
-    assert store.after(only("ticker.eur"), 0, 100) is None
-    assert cursors(store.after(only("ticker.eur"), 1, 100)) == [3, 4]
-    assert cursors(store.after(only("orders.new"), 0, 100)) == [2, 5]
+    append(store, "ticker.eur", ["t3"], {}, ticker)  # cursor 4
+    append(store, "orders.new", ["o2"], {}, orders)  # cursor 5
+    assert after(store, only("ticker.eur"), 0, 100) is None
+    assert cursors(after(store, only("ticker.eur"), 1, 100)) == [3, 4]
+    assert cursors(after(store, only("orders.new"), 0, 100)) == [2, 5]
     clock.now = 4600.0  # "o1" is exactly an hour old: kept
-    store.append("orders.new", ["o3"], {}, orders)  # cursor 6
-    assert cursors(store.after(only("orders.new"), 0, 100)) == [2, 5, 6]
+    append(store, "orders.new", ["o3"], {}, orders)  # cursor 6
+    assert cursors(after(store, only("orders.new"), 0, 100)) == [2, 5, 6]
     clock.now = 4600.5
-    store.append("orders.new", ["o4"], {}, orders)  # cursor 7
-    assert store.after(only("orders.new"), 0, 100) is None
-    assert cursors(store.after(only("orders.new"), 2, 100)) == [5, 6, 7]
+    append(store, "orders.new", ["o4"], {}, orders)  # cursor 7
+    assert after(store, only("orders.new"), 0, 100) is None
+    assert cursors(after(store, only("orders.new"), 2, 100)) == [5, 6, 7]
 
 
 def test_after_is_none_only_when_a_matching_topic_lost_events(store: HistoryStore) -> None:
     one = Retention(max_events=1, max_age=3600.0)
-    store.append("old.x", [], {}, one)  # 1, trimmed by the next
-    store.append("new.y", [], {}, KEEP)  # 2
-    store.append("old.x", [], {}, one)  # 3
-    store.append("new.y", [], {}, KEEP)  # 4
+    append(store, "old.x", [], {}, one)  # 1, trimmed by the next
+    append(store, "new.y", [], {}, KEEP)  # 2
+    append(store, "old.x", [], {}, one)  # 3
+    append(store, "new.y", [], {}, KEEP)  # 4
     # only a non-matching topic was trimmed: recoverable from the start
-    assert cursors(store.after(lambda t: t.startswith("new."), 0, 100)) == [2, 4]
+    assert cursors(after(store, lambda t: t.startswith("new."), 0, 100)) == [2, 4]
     # a matching topic lost an event above the cursor
-    assert store.after(lambda t: t.startswith("old."), 0, 100) is None
-    assert store.after(everything, 0, 100) is None
+    assert after(store, lambda t: t.startswith("old."), 0, 100) is None
+    assert after(store, everything, 0, 100) is None
     # ... but not above this one
-    assert cursors(store.after(everything, 1, 100)) == [2, 3, 4]
-    assert cursors(store.after(lambda t: t.startswith("old."), 1, 100)) == [3]
+    assert cursors(after(store, everything, 1, 100)) == [2, 3, 4]
+    assert cursors(after(store, lambda t: t.startswith("old."), 1, 100)) == [3]
 
 
 def test_after_is_none_even_with_a_small_limit(store: HistoryStore) -> None:
     one = Retention(max_events=1, max_age=3600.0)
-    store.append("a", [], {}, KEEP)  # 1
-    store.append("b", [], {}, one)  # 2, trimmed by the next
-    store.append("b", [], {}, one)  # 3
+    append(store, "a", [], {}, KEEP)  # 1
+    append(store, "b", [], {}, one)  # 2, trimmed by the next
+    append(store, "b", [], {}, one)  # 3
     # the first event after 0 is still there, but b's lost event makes the answer gappy
-    assert store.after(everything, 0, 1) is None
+    assert after(store, everything, 0, 1) is None
 
 
 # -- at most max_topics topics: the least recently published one is evicted ----
@@ -274,34 +266,34 @@ def test_after_is_none_even_with_a_small_limit(store: HistoryStore) -> None:
 @both("bounded")
 def test_a_new_topic_beyond_max_topics_evicts_the_least_recently_published(bounded: HistoryStore) -> None:
     store = bounded
-    store.append("a", ["a1"], {}, KEEP)  # 1
-    store.append("b", ["b1"], {}, KEEP)  # 2
-    store.append("c", ["c1"], {}, KEEP)  # 3
-    store.append("a", ["a2"], {}, KEEP)  # 4: a is now the most recent, b the least
+    append(store, "a", ["a1"], {}, KEEP)  # 1
+    append(store, "b", ["b1"], {}, KEEP)  # 2
+    append(store, "c", ["c1"], {}, KEEP)  # 3
+    append(store, "a", ["a2"], {}, KEEP)  # 4: a is now the most recent, b the least
     assert kept_topics(store) == {"a", "b", "c"}
-    store.append("d", ["d1"], {}, KEEP)  # 5: evicts b (last published at 2)
+    append(store, "d", ["d1"], {}, KEEP)  # 5: evicts b (last published at 2)
     assert kept_topics(store) == {"a", "c", "d"}
     assert store.cursor() == 5
     # from b's last cursor on, nothing evicted was missed: every kept topic answers
-    assert cursors(store.after(everything, 2, 100)) == [3, 4, 5]
-    assert cursors(store.after(only("b"), 2, 100)) == []
-    assert cursors(store.after(only("a"), 2, 100)) == [4]
+    assert cursors(after(store, everything, 2, 100)) == [3, 4, 5]
+    assert cursors(after(store, only("b"), 2, 100)) == []
+    assert cursors(after(store, only("a"), 2, 100)) == [4]
     # below it, b's events would be missing: unrecoverable, for any topic (b's name is forgotten)
-    assert store.after(only("b"), 1, 100) is None
-    assert store.after(only("b"), 0, 100) is None
-    assert store.after(only("a"), 0, 100) is None
-    assert store.after(everything, 1, 100) is None
-    store.append("e", [], {}, KEEP)  # 6: evicts c (3)
+    assert after(store, only("b"), 1, 100) is None
+    assert after(store, only("b"), 0, 100) is None
+    assert after(store, only("a"), 0, 100) is None
+    assert after(store, everything, 1, 100) is None
+    append(store, "e", [], {}, KEEP)  # 6: evicts c (3)
     assert kept_topics(store) == {"a", "d", "e"}
-    assert store.after(only("a", "d", "e"), 2, 100) is None
-    assert cursors(store.after(everything, 3, 100)) == [4, 5, 6]
+    assert after(store, only("a", "d", "e"), 2, 100) is None
+    assert cursors(after(store, everything, 3, 100)) == [4, 5, 6]
 
 
 @both("bounded")
 def test_publishing_keeps_a_topic_from_eviction(bounded: HistoryStore) -> None:
     store = bounded
     for topic in ["hot", "x1", "hot", "x2", "hot", "x3", "hot", "x4", "hot", "x5"]:
-        store.append(topic, [topic], {}, KEEP)
+        append(store, topic, [topic], {}, KEEP)
     assert kept_topics(store) == {"hot", "x4", "x5"}
     assert [(e.seq, e.args) for e in publish(store, "hot")] == [(6, [0])]  # seq continues
 
@@ -313,17 +305,17 @@ def test_an_evicted_topic_starts_again_and_its_old_positions_are_unrecoverable(b
     publish(store, "b")  # 3
     publish(store, "c")  # 4
     publish(store, "d")  # 5: evicts a (2)
-    event = store.append("a", ["again"], {}, KEEP)  # 6: evicts b (3)
+    event = append(store, "a", ["again"], {}, KEEP)  # 6: evicts b (3)
     assert (event.seq, event.cursor) == (1, 6)  # a new topic to the store: seq restarts
     # a subscriber that saw a's cursor 1 missed a2 (evicted): never an empty "nothing missed"
-    assert store.after(only("a"), 1, 100) is None
-    assert cursors(store.after(only("a"), 3, 100)) == [6]
+    assert after(store, only("a"), 1, 100) is None
+    assert cursors(after(store, only("a"), 3, 100)) == [6]
 
 
 @both("bounded")
 def test_recovery_from_an_evicted_topic_is_unrecoverable(bounded: HistoryStore) -> None:
     store = bounded
-    first = store.append("user.1.x", [], {}, KEEP)  # 1
+    first = append(store, "user.1.x", [], {}, KEEP)  # 1
     publish(store, "user.1.x")  # 2
     for n in range(2, 6):  # user.2.x .. user.5.x: 3..6; user.4.x evicts user.1.x, user.5.x user.2.x
         publish(store, f"user.{n}.x")
@@ -343,11 +335,11 @@ def test_recovery_from_an_evicted_topic_is_unrecoverable(bounded: HistoryStore) 
 def test_spraying_unique_topics_keeps_max_topics(bounded: HistoryStore) -> None:
     store = bounded
     for n in range(200):
-        store.append(f"user.{n}.x", [n], {}, KEEP)
+        append(store, f"user.{n}.x", [n], {}, KEEP)
     assert kept_topics(store) == {"user.197.x", "user.198.x", "user.199.x"}
     assert store.cursor() == 200
-    assert cursors(store.after(everything, 197, 100)) == [198, 199, 200]
-    assert store.after(everything, 196, 100) is None
+    assert cursors(after(store, everything, 197, 100)) == [198, 199, 200]
+    assert after(store, everything, 196, 100) is None
 
 
 def test_default_max_topics() -> None:
@@ -391,7 +383,7 @@ def test_create_store_builds_a_working_store(kind: str, tmp_path: Path) -> None:
         assert type(store) is {"memory": MemoryStore, "sqlite": SQLiteStore}[kind]
         assert (tmp_path / "sub.db").exists() is (kind == "sqlite")
         assert [(e.seq, e.cursor) for e in publish(store, "t", n=3)] == [(1, 1), (2, 2), (3, 3)]
-        assert cursors(store.after(only("t"), 1, 10)) == [2, 3]
+        assert cursors(after(store, only("t"), 1, 10)) == [2, 3]
     finally:
         store.close()
 
@@ -408,27 +400,27 @@ def test_create_store_defaults_to_memory() -> None:
 def test_sqlite_reopen_keeps_epoch_cursor_seq_and_events(tmp_path: Path, clock: Clock) -> None:
     path = str(tmp_path / "history.db")
     first = SQLiteStore(path, clock=clock)
-    first.append("a", ["a1"], {"n": {"deep": [1]}}, KEEP)
+    append(first, "a", ["a1"], {"n": {"deep": [1]}}, KEEP)
     clock.now = 1001.0
-    first.append("b", ["b1"], {}, KEEP)
-    first.append("a", ["a2"], {}, KEEP)
+    append(first, "b", ["b1"], {}, KEEP)
+    append(first, "a", ["a2"], {}, KEEP)
     epoch = first.epoch
-    before = first.after(everything, 0, 100)
+    before = after(first, everything, 0, 100)
     first.close()
 
     second = SQLiteStore(path, clock=clock)
     try:
         assert second.epoch == epoch
         assert second.cursor() == 3
-        assert second.after(everything, 0, 100) == before
+        assert after(second, everything, 0, 100) == before
         assert before == [
             StoredEvent("a", 1, 1, 1000.0, ["a1"], {"n": {"deep": [1]}}),
             StoredEvent("b", 1, 2, 1001.0, ["b1"], {}),
             StoredEvent("a", 2, 3, 1001.0, ["a2"], {}),
         ]
-        event = second.append("a", ["a3"], {}, KEEP)
+        event = append(second, "a", ["a3"], {}, KEEP)
         assert (event.seq, event.cursor) == (3, 4)
-        assert (second.append("c", [], {}, KEEP).seq, second.cursor()) == (1, 5)
+        assert (append(second, "c", [], {}, KEEP).seq, second.cursor()) == (1, 5)
     finally:
         second.close()
 
@@ -437,19 +429,19 @@ def test_sqlite_cursor_never_goes_back_when_everything_was_trimmed(tmp_path: Pat
     path = str(tmp_path / "history.db")
     nothing = Retention(max_events=0, max_age=3600.0)
     first = SQLiteStore(path, clock=clock)
-    first.append("a", [], {}, KEEP)  # 1
-    first.append("b", [], {}, KEEP)  # 2
-    first.append("a", [], {}, nothing)  # 3: drops a entirely
-    first.append("b", [], {}, nothing)  # 4: drops b entirely
-    assert first.after(only("a", "b"), 4, 100) == []
+    append(first, "a", [], {}, KEEP)  # 1
+    append(first, "b", [], {}, KEEP)  # 2
+    append(first, "a", [], {}, nothing)  # 3: drops a entirely
+    append(first, "b", [], {}, nothing)  # 4: drops b entirely
+    assert after(first, only("a", "b"), 4, 100) == []
     first.close()
 
     second = SQLiteStore(path, clock=clock)
     try:
         assert second.cursor() == 4
-        assert second.after(only("a"), 0, 100) is None  # the trimming is remembered
-        assert second.after(only("a"), 3, 100) == []
-        event = second.append("a", [], {}, KEEP)
+        assert after(second, only("a"), 0, 100) is None  # the trimming is remembered
+        assert after(second, only("a"), 3, 100) == []
+        event = append(second, "a", [], {}, KEEP)
         assert (event.seq, event.cursor) == (3, 5)
     finally:
         second.close()
@@ -461,21 +453,21 @@ def test_sqlite_trims_by_age_on_the_reopened_clock(tmp_path: Path, clock: Clock)
     ten_seconds = Retention(max_events=100, max_age=10.0)
     clock.now = 1000.75
     first = SQLiteStore(path, clock=clock)
-    first.append("a", ["before"], {}, ten_seconds)  # cursor 1
+    append(first, "a", ["before"], {}, ten_seconds)  # cursor 1
     first.close()
 
     clock.now = 1010.75  # exactly max_age later, in the next process
     second = SQLiteStore(path, clock=clock)
-    second.append("a", ["after"], {}, ten_seconds)  # cursor 2
-    assert cursors(second.after(only("a"), 0, 100)) == [1, 2]
+    append(second, "a", ["after"], {}, ten_seconds)  # cursor 2
+    assert cursors(after(second, only("a"), 0, 100)) == [1, 2]
     second.close()
 
     clock.now = 1010.8
     third = SQLiteStore(path, clock=clock)
     try:
-        third.append("a", ["later"], {}, ten_seconds)  # cursor 3
-        assert third.after(only("a"), 0, 100) is None
-        assert cursors(third.after(only("a"), 1, 100)) == [2, 3]
+        append(third, "a", ["later"], {}, ten_seconds)  # cursor 3
+        assert after(third, only("a"), 0, 100) is None
+        assert cursors(after(third, only("a"), 1, 100)) == [2, 3]
     finally:
         third.close()
 
@@ -490,11 +482,11 @@ def test_sqlite_separate_files_have_separate_epochs(tmp_path: Path) -> None:
 def test_sqlite_failed_append_issues_no_position(tmp_path: Path, clock: Clock) -> None:
     store = SQLiteStore(str(tmp_path / "history.db"), clock=clock)
     try:
-        store.append("a", [], {}, KEEP)
+        append(store, "a", [], {}, KEEP)
         with pytest.raises(TypeError):
-            store.append("a", [object()], {}, KEEP)  # not JSON: rolled back
+            append(store, "a", [object()], {}, KEEP)  # not JSON: rolled back
         assert store.cursor() == 1
-        event = store.append("a", [], {}, KEEP)
+        event = append(store, "a", [], {}, KEEP)
         assert (event.seq, event.cursor) == (2, 2)
     finally:
         store.close()
@@ -510,8 +502,8 @@ def test_sqlite_eviction_is_remembered_across_reopen(tmp_path: Path, clock: Cloc
 
     second = SQLiteStore(path, clock=clock, max_topics=2)
     try:
-        assert second.after(only("a"), 0, 100) is None
-        assert cursors(second.after(everything, 1, 100)) == [2, 3]
+        assert after(second, only("a"), 0, 100) is None
+        assert cursors(after(second, everything, 1, 100)) == [2, 3]
         publish(second, "d")  # 4: evicts b, counting the topics already in the file
         assert kept_topics(second) == {"c", "d"}
         assert second._db.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 2
@@ -530,8 +522,8 @@ def test_sqlite_reopened_with_a_smaller_max_topics_evicts_down_to_it(tmp_path: P
         assert kept_topics(second) == set("abcde")  # nothing changes until a new topic comes
         publish(second, "f")  # 6: a..d go
         assert kept_topics(second) == {"e", "f"}
-        assert second.after(everything, 3, 100) is None
-        assert cursors(second.after(everything, 4, 100)) == [5, 6]
+        assert after(second, everything, 3, 100) is None
+        assert cursors(after(second, everything, 4, 100)) == [5, 6]
     finally:
         second.close()
 
@@ -542,9 +534,9 @@ def test_sqlite_failed_append_evicts_nothing(tmp_path: Path, clock: Clock) -> No
         publish(store, "a")
         publish(store, "b")
         with pytest.raises(TypeError):
-            store.append("c", [object()], {}, KEEP)  # not JSON: rolled back, a stays
+            append(store, "c", [object()], {}, KEEP)  # not JSON: rolled back, a stays
         assert kept_topics(store) == {"a", "b"}
-        assert cursors(store.after(everything, 0, 100)) == [1, 2]
+        assert cursors(after(store, everything, 0, 100)) == [1, 2]
         publish(store, "c")  # 3: evicts a now
         assert kept_topics(store) == {"b", "c"}
     finally:
@@ -576,7 +568,7 @@ def test_sqlite_opens_a_file_written_before_max_topics(tmp_path: Path, clock: Cl
         assert (store.epoch, store.cursor()) == ("e0", 4)
         publish(store, "c")  # 5: evicts b (last cursor 2), not "gone" (3) nor a (4)
         assert kept_topics(store) == {"a", "gone", "c"}
-        assert cursors(store.after(only("a", "c"), 2, 100)) == [4, 5]
+        assert cursors(after(store, only("a", "c"), 2, 100)) == [4, 5]
     finally:
         store.close()
 
@@ -636,3 +628,7 @@ def test_create_store_errors_use_the_given_path() -> None:
 
 def test_every_store_type_the_checker_accepts_has_an_engine() -> None:
     assert set(ENGINES) == set(STORE_OPTIONS)
+
+
+def test_every_engine_runs_the_contract() -> None:
+    assert set(MAKERS) == set(ENGINES)

@@ -21,8 +21,9 @@ from broker.config import nodeconfig  # noqa: E402
 from broker.engines.memory import MemoryStore  # noqa: E402
 from broker.errors import PayloadTooLarge  # noqa: E402
 from broker.history import POSITION_KEY, Retention  # noqa: E402
-from broker.history.recovery import ENVELOPE_RESERVE, MAX_EVENTS, check_deliverable, recover  # noqa: E402
+from broker.history.recovery import ENVELOPE_RESERVE, MAX_EVENTS, check_deliverable  # noqa: E402
 from broker.history.wiresize import wire_size  # noqa: E402
+from tests.engines import append, recover  # noqa: E402
 
 LIMIT = 65536
 KEEP = Retention(max_events=100000, max_age=3600.0)
@@ -126,7 +127,7 @@ def test_wire_size_walks_deep_nesting_without_recursion() -> None:
 def test_many_small_events_page_under_the_limit_each_once_in_order() -> None:
     store = MemoryStore()
     for n in range(600):
-        store.append("public.small", [{"n": n, "pad": "p" * 80}], {}, KEEP)
+        append(store, "public.small", [{"n": n, "pad": "p" * 80}], {}, KEEP)
     first = recover(store, "public.small", "exact", store.epoch, 0, max_bytes=LIMIT)
     assert first["more"] is True and len(first["events"]) < 600  # 600 of ~170 bytes: over 64 KiB
     sizes = result_sizes(first)
@@ -139,7 +140,7 @@ def test_many_small_events_page_under_the_limit_each_once_in_order() -> None:
 def test_large_events_page_a_few_at_a_time() -> None:
     store = MemoryStore()
     for n in range(20):
-        store.append(f"public.big.{n % 3}", [{"n": n, "blob": "b" * 10000}], {"k": n}, KEEP)
+        append(store, f"public.big.{n % 3}", [{"n": n, "blob": "b" * 10000}], {"k": n}, KEEP)
     events = recover_all(store, "public.big.", "prefix", LIMIT)
     assert [e["args"][0]["n"] for e in events] == list(range(20))
     assert [e["kwargs"] for e in events] == [{"k": n} for n in range(20)]
@@ -148,7 +149,7 @@ def test_large_events_page_a_few_at_a_time() -> None:
 def test_float_heavy_events_are_paged_by_their_msgpack_size() -> None:
     store = MemoryStore()
     for _ in range(20):
-        store.append("public.floats", [[1.0] * 2000], {}, KEEP)  # 8 KB of JSON, 18 KB of msgpack
+        append(store, "public.floats", [[1.0] * 2000], {}, KEEP)  # 8 KB of JSON, 18 KB of msgpack
     events = recover_all(store, "public.floats", "exact", LIMIT)
     assert len(events) == 20
 
@@ -156,9 +157,9 @@ def test_float_heavy_events_are_paged_by_their_msgpack_size() -> None:
 def test_one_event_larger_than_a_page_still_comes_alone() -> None:
     """An event stored before the limit was lowered: the page holds it, and `more` the rest."""
     store = MemoryStore()
-    store.append("public.t", ["small"], {}, KEEP)
-    store.append("public.t", ["x" * 100000], {}, KEEP)
-    store.append("public.t", ["small"], {}, KEEP)
+    append(store, "public.t", ["small"], {}, KEEP)
+    append(store, "public.t", ["x" * 100000], {}, KEEP)
+    append(store, "public.t", ["small"], {}, KEEP)
     first = recover(store, "public.t", "exact", store.epoch, 0, max_bytes=LIMIT)
     assert [e["args"][0] for e in first["events"]] == ["small"] and first["more"] is True
     second = recover(store, "public.t", "exact", store.epoch, 1, max_bytes=LIMIT)
@@ -170,7 +171,7 @@ def test_one_event_larger_than_a_page_still_comes_alone() -> None:
 def test_without_a_size_limit_pages_by_count() -> None:
     store = MemoryStore()
     for _ in range(MAX_EVENTS + 5):
-        store.append("public.t", ["x" * 100], {}, KEEP)
+        append(store, "public.t", ["x" * 100], {}, KEEP)
     answer = recover(store, "public.t", "exact", store.epoch, 0)
     assert len(answer["events"]) == MAX_EVENTS and answer["more"] is True
 
@@ -178,8 +179,8 @@ def test_without_a_size_limit_pages_by_count() -> None:
 def test_page_boundary_is_exact() -> None:
     """The second event joins the page when it fits to the byte, and not one byte later."""
     store = MemoryStore()
-    store.append("public.t", ["a" * 1000], {}, KEEP)
-    store.append("public.t", ["b" * 1000], {}, KEEP)
+    append(store, "public.t", ["a" * 1000], {}, KEEP)
+    append(store, "public.t", ["b" * 1000], {}, KEEP)
     both = next(
         limit
         for limit in range(1000, 8000)
@@ -222,7 +223,7 @@ def test_an_event_at_the_limit_is_deliverable_and_recoverable_and_one_byte_more_
         check_deliverable(topic, [filler(n + (4 if name == "floats" else 1))], {}, store.epoch, LIMIT)
     # accepted: stored with a real (largest possible) position, it fits live and recovered
     for _ in range(3):
-        store.append(topic, [filler(n)], {}, KEEP)
+        append(store, topic, [filler(n)], {}, KEEP)
     position = {"epoch": store.epoch, "seq": 2**63 - 1, "cursor": 2**63 - 1}
     assert max(event_sizes(topic, [filler(n)], {}, position).values()) <= LIMIT - ENVELOPE_RESERVE
     events = recover_all(store, topic, "exact", LIMIT)

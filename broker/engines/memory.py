@@ -1,4 +1,8 @@
-"""The default store: history in the router's memory, lost (new epoch) on restart."""
+"""The default store: history in the router's memory, lost (new epoch) on restart.
+
+It implements :class:`broker.history.HistoryStore` synchronously underneath:
+its coroutines never suspend, so a batch is stored before the router goes on.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from broker.history import DEFAULT_MAX_TOPICS, Retention, StoredEvent
+from broker.history import DEFAULT_MAX_TOPICS, Appended, Feed, NewEvent, Retention, Snapshot, StoredEvent
 
 
 class _Topic:
@@ -42,7 +46,19 @@ class MemoryStore:
         #: highest cursor any evicted topic had issued (0: nothing evicted)
         self._evicted_cursor = 0
 
-    def append(
+    async def append(self, batch: Sequence[NewEvent]) -> Appended:
+        """Store ``batch`` in order (:meth:`broker.history.HistoryStore.append`)."""
+        stored = tuple(self._append(e.topic, e.args, e.kwargs, e.retention) for e in batch)
+        return Appended(self.epoch, stored)
+
+    async def read(self, topics: Callable[[str], bool], cursor: int, limit: int) -> Snapshot:
+        """One snapshot (:meth:`broker.history.HistoryStore.read`): nothing runs in between."""
+        return Snapshot(self.epoch, self._cursor, self._after(topics, cursor, limit))
+
+    def subscribe(self, feed: Feed) -> None:
+        """Nothing to feed: only this process appends to its memory."""
+
+    def _append(
         self, topic: str, args: list[Any], kwargs: dict[str, Any], retention: Retention
     ) -> StoredEvent:
         state = self._topics.get(topic)
@@ -66,7 +82,7 @@ class MemoryStore:
             state.trimmed_cursor = state.events.popleft().cursor
         return event
 
-    def after(self, topics: Callable[[str], bool], cursor: int, limit: int) -> Sequence[StoredEvent] | None:
+    def _after(self, topics: Callable[[str], bool], cursor: int, limit: int) -> Sequence[StoredEvent] | None:
         # Evicted topics are forgotten by name, so any of them may match: a cursor
         # below the last evicted event can no longer be answered gaplessly.
         if self._evicted_cursor > cursor:
@@ -82,7 +98,9 @@ class MemoryStore:
         return found[:limit]
 
     def cursor(self) -> int:
+        """The highest cursor issued (0: none yet)."""
         return self._cursor
 
     def close(self) -> None:
+        """Forget everything."""
         self._topics.clear()

@@ -1,7 +1,10 @@
 """A store in one SQLite file: history and epoch survive a node restart, even SIGKILL.
 
-Each append commits before the event is dispatched (WAL mode), so every event
-a publisher saw acknowledged is on disk when the process dies. Like the memory
+Each batch is appended in one transaction, committed before its events are
+dispatched (WAL mode), so every event a publisher saw acknowledged is on disk
+when the process dies; a batch is stored whole or not at all. The coroutines
+of :class:`broker.history.HistoryStore` never suspend here (SQLite is called
+synchronously underneath). Like the memory
 store it keeps at most ``max_topics`` topics: a new topic beyond that deletes
 the rows of the least recently published one (see docs/positions.md).
 """
@@ -15,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from broker.history import DEFAULT_MAX_TOPICS, Retention, StoredEvent
+from broker.history import DEFAULT_MAX_TOPICS, Appended, Feed, NewEvent, Retention, Snapshot, StoredEvent
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -76,44 +79,58 @@ class SQLiteStore:
         if stored is not None:  # events may all be trimmed: the cursor never goes back
             self._cursor = max(self._cursor, int(stored[0]))
 
-    def append(
-        self, topic: str, args: list[Any], kwargs: dict[str, Any], retention: Retention
-    ) -> StoredEvent:
+    async def append(self, batch: Sequence[NewEvent]) -> Appended:
+        """Store ``batch`` in one transaction (:meth:`broker.history.HistoryStore.append`)."""
         now = self.clock()
         db = self._db
         before = (self._cursor, self._topic_count, self._evicted_cursor)
         db.execute("BEGIN IMMEDIATE")
         try:
-            row = db.execute("SELECT last_seq FROM topics WHERE topic = ?", (topic,)).fetchone()
-            if row is None:
-                if self._topic_count >= self.max_topics:
-                    self._evict(self._topic_count - self.max_topics + 1)
-                self._topic_count += 1
-            seq = 1 if row is None else row[0] + 1
-            self._cursor += 1
-            db.execute(
-                "INSERT INTO topics (topic, last_seq, last_cursor) VALUES (?, ?, ?) "
-                "ON CONFLICT (topic) DO UPDATE SET last_seq = excluded.last_seq, "
-                "last_cursor = excluded.last_cursor",
-                (topic, seq, self._cursor),
-            )
-            db.execute(
-                "INSERT INTO events VALUES (?, ?, ?, ?, ?)",
-                (self._cursor, topic, seq, now, json.dumps([args, kwargs])),
-            )
+            stored = tuple(self._append(e.topic, e.args, e.kwargs, e.retention, now) for e in batch)
             db.execute("INSERT OR REPLACE INTO meta VALUES ('cursor', ?)", (str(self._cursor),))
-            trimmed = db.execute(
-                "SELECT MAX(cursor) FROM events WHERE topic = ? AND (seq <= ? OR published_at < ?)",
-                (topic, seq - retention.max_events, now - retention.max_age),
-            ).fetchone()[0]
-            if trimmed is not None:
-                db.execute("DELETE FROM events WHERE topic = ? AND cursor <= ?", (topic, trimmed))
-                db.execute("UPDATE topics SET trimmed_cursor = ? WHERE topic = ?", (trimmed, topic))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             self._cursor, self._topic_count, self._evicted_cursor = before
             raise
+        return Appended(self.epoch, stored)
+
+    async def read(self, topics: Callable[[str], bool], cursor: int, limit: int) -> Snapshot:
+        """One snapshot (:meth:`broker.history.HistoryStore.read`): nothing runs in between."""
+        return Snapshot(self.epoch, self._cursor, self._after(topics, cursor, limit))
+
+    def subscribe(self, feed: Feed) -> None:
+        """Nothing to feed: only this process appends to its file."""
+
+    def _append(
+        self, topic: str, args: list[Any], kwargs: dict[str, Any], retention: Retention, now: float
+    ) -> StoredEvent:
+        """Store one event inside the batch's transaction."""
+        db = self._db
+        row = db.execute("SELECT last_seq FROM topics WHERE topic = ?", (topic,)).fetchone()
+        if row is None:
+            if self._topic_count >= self.max_topics:
+                self._evict(self._topic_count - self.max_topics + 1)
+            self._topic_count += 1
+        seq = 1 if row is None else row[0] + 1
+        self._cursor += 1
+        db.execute(
+            "INSERT INTO topics (topic, last_seq, last_cursor) VALUES (?, ?, ?) "
+            "ON CONFLICT (topic) DO UPDATE SET last_seq = excluded.last_seq, "
+            "last_cursor = excluded.last_cursor",
+            (topic, seq, self._cursor),
+        )
+        db.execute(
+            "INSERT INTO events VALUES (?, ?, ?, ?, ?)",
+            (self._cursor, topic, seq, now, json.dumps([args, kwargs])),
+        )
+        trimmed = db.execute(
+            "SELECT MAX(cursor) FROM events WHERE topic = ? AND (seq <= ? OR published_at < ?)",
+            (topic, seq - retention.max_events, now - retention.max_age),
+        ).fetchone()[0]
+        if trimmed is not None:
+            db.execute("DELETE FROM events WHERE topic = ? AND cursor <= ?", (topic, trimmed))
+            db.execute("UPDATE topics SET trimmed_cursor = ? WHERE topic = ?", (trimmed, topic))
         return StoredEvent(topic, seq, self._cursor, now, args, kwargs)
 
     def _evict(self, count: int) -> None:
@@ -129,7 +146,7 @@ class SQLiteStore:
         self._evicted_cursor = max([self._evicted_cursor, *(last for _, last in victims)])
         db.execute("INSERT OR REPLACE INTO meta VALUES ('evicted_cursor', ?)", (str(self._evicted_cursor),))
 
-    def after(self, topics: Callable[[str], bool], cursor: int, limit: int) -> Sequence[StoredEvent] | None:
+    def _after(self, topics: Callable[[str], bool], cursor: int, limit: int) -> Sequence[StoredEvent] | None:
         # Evicted topics are forgotten by name, so any of them may match: a cursor
         # below the last evicted event can no longer be answered gaplessly.
         if self._evicted_cursor > cursor:
@@ -151,7 +168,9 @@ class SQLiteStore:
         return found[:limit]
 
     def cursor(self) -> int:
+        """The highest cursor issued (0: none yet); it never goes back."""
         return self._cursor
 
     def close(self) -> None:
+        """Close the file."""
         self._db.close()

@@ -6,9 +6,11 @@ afresh), a ``seq`` per topic (1, 2, 3, ... without gaps) and a store-wide
 ``cursor`` (increasing across all topics), which lets a wildcard or prefix
 subscriber ask "everything after cursor N" in one call. Stores sit behind
 :class:`HistoryStore`; :mod:`broker.engines` builds one from a ``type``
-string (``memory``, ``sqlite``; Milestone 2 adds ``redis``). This package is
-the pure side (positions, retention policy, recovery, resume): no Twisted, no
-Autobahn, no files.
+string (``memory``, ``sqlite``; Milestone 2 adds ``redis``). The interface is
+asynchronous and batch-shaped (see :class:`HistoryStore`), so an engine that
+does I/O, shared by several nodes, plugs in without changing the router. This
+package is the pure side (positions, retention policy, recovery, resume): no
+Twisted, no Autobahn, no files.
 """
 
 from __future__ import annotations
@@ -47,34 +49,119 @@ class Retention:
     max_age: float
 
 
-class HistoryStore(Protocol):
-    """Issues positions and keeps bounded history per topic.
+@dataclass(frozen=True)
+class NewEvent:
+    """One event to append: what a publisher sent, and how much of its topic to keep."""
 
-    Appends for one topic are serialized by the caller (the router is one
-    thread); implementations must make ``seq`` gapless per topic and
-    ``cursor`` increasing across the store.
+    topic: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    retention: Retention
+
+
+@dataclass(frozen=True)
+class Appended:
+    """Events as an engine stored them, positions set, in append order: one batch."""
+
+    epoch: str
+    events: tuple[StoredEvent, ...]
+
+    def positions(self) -> list[dict[str, Any]]:
+        """Each event's position, in order."""
+        return [event.position(self.epoch) for event in self.events]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One consistent read for recovery: epoch, cursor and events as of one moment.
+
+    ``events`` (in cursor order, none above ``cursor``) is None when some
+    matching events were already trimmed or evicted.
+    """
+
+    epoch: str
+    cursor: int
+    events: Sequence[StoredEvent] | None
+
+
+#: Where an engine hands events another process appended (positions set): the router's feed-in.
+Feed = Callable[[Appended], None]
+
+
+class HistoryStore(Protocol):
+    """A history engine: issues positions and keeps bounded history per topic.
+
+    The interface is asynchronous and batch-shaped so that an engine may do
+    I/O (Redis, next) without blocking the router, and pay one round trip per
+    batch, not per event; it stays free of Twisted (plain coroutines, which
+    the router drives with ``Deferred.fromCoroutine``). Memory and SQLite
+    work synchronously underneath: their coroutines never suspend, so an
+    append completes, and its events are dispatched, before the router
+    handles the next message, as before the seam existed.
+
+    What every engine must guarantee (the contract suites,
+    tests/test_history_stores.py and tests/test_engine_contract.py, run each
+    one in :data:`broker.engines.ENGINES`):
+
+    - ``seq`` gapless per topic (1, 2, 3, ...), ``cursor`` increasing across
+      the whole store, both never reused within one ``epoch``; a batch's
+      events get consecutive positions in batch order.
+    - **Ordering, for an engine whose coroutines suspend**: appends resolve in
+      the order they were called (at least per topic), because the router
+      dispatches each batch when its append resolves; per-topic delivery
+      order is append order. Batches handed to the feed (:meth:`subscribe`)
+      come in cursor order, each once, never interleaved with a local batch
+      out of order.
+    - :meth:`read` takes epoch, cursor and events from one snapshot: no event
+      appended while it runs may show in one and not the other.
+    - A failed append raises (any exception) and issues no position:
+      the router then refuses the publish (``broker.error.history_unavailable``).
+
+    What the Redis engine must implement (next issue): all of the above over
+    Redis shared by several nodes — :meth:`append` as one atomic script per
+    batch (cursor and seq assignment, per-topic stream append and trim,
+    hand-off to the other nodes) with a timeout; :meth:`read` as one atomic
+    read (a script or MULTI); ``epoch`` and :meth:`cursor` as last seen from
+    Redis, a new epoch when Redis lost its data; :meth:`subscribe` reading
+    every node's batches from the shared log and calling the feed for those
+    another node appended (or all of them, its own included, if it delivers
+    only what it reads back); :meth:`close` stopping its connections. A row
+    in :data:`broker.engines.ENGINES` and one in :data:`STORE_OPTIONS` make it
+    configurable.
     """
 
     #: Identifies this history: it changes when the history is lost (a new memory store).
+    #: An engine shared by several processes keeps the epoch it last saw here.
     epoch: str
 
-    def append(
-        self, topic: str, args: list[Any], kwargs: dict[str, Any], retention: Retention
-    ) -> StoredEvent:
-        """Store one event, trimming the topic to ``retention``; return it with its position."""
+    async def append(self, batch: Sequence[NewEvent]) -> Appended:
+        """Store ``batch`` in order, trimming each topic to its retention; return it with positions."""
+        ...
 
-    def after(self, topics: Callable[[str], bool], cursor: int, limit: int) -> Sequence[StoredEvent] | None:
-        """Events of matching topics with a cursor above ``cursor``, in cursor order.
+    async def read(self, topics: Callable[[str], bool], cursor: int, limit: int) -> Snapshot:
+        """The epoch, the highest cursor issued, and the events of matching topics with a cursor
+        above ``cursor`` (at most ``limit``, in cursor order), all from one snapshot.
 
-        None when some of them were already trimmed (the caller cannot recover
-        gaplessly); at most ``limit`` events otherwise.
+        ``events`` is None when some of them were already trimmed (the caller
+        cannot recover gaplessly).
         """
+        ...
 
     def cursor(self) -> int:
-        """The highest cursor issued so far (0 for an empty store)."""
+        """The highest cursor issued so far, as last seen (0 for an empty store): for metrics."""
+        ...
+
+    def subscribe(self, feed: Feed) -> None:
+        """Hand every batch another process appends to ``feed``, positions set, in cursor order.
+
+        Memory and SQLite belong to one router process: nothing else appends to
+        them, so they never call ``feed``.
+        """
+        ...
 
     def close(self) -> None:
         """Release resources (files, connections)."""
+        ...
 
 
 #: Store types and the option keys each takes besides ``type``.

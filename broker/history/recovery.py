@@ -27,7 +27,7 @@ from typing import Any, Final
 
 from broker.core.uris import check_uri, topic_matches
 from broker.errors import ClientError, PayloadTooLarge
-from broker.history import POSITION_KEY, HistoryStore, StoredEvent
+from broker.history import POSITION_KEY, HistoryStore, Snapshot, StoredEvent
 from broker.history.wiresize import wire_size
 
 #: The epoch of a subscriber that has seen no event yet ("where is the stream now?"): its
@@ -149,7 +149,7 @@ def page(
     return taken, len(events) > len(taken)
 
 
-def recover(
+async def recover(
     store: HistoryStore,
     topic: str,
     match: str,
@@ -167,25 +167,33 @@ def recover(
     :data:`NO_POSITION` (``""``) asks only for the current position: the
     answer holds no event and is not unrecoverable (a subscriber that saw
     nothing has missed nothing). ``max_bytes`` is the caller's message limit:
-    the answer fits it (see :func:`page`).
+    the answer fits it (see :func:`page`). Epoch, cursor and events come from
+    one :meth:`~broker.history.HistoryStore.read`, so they always agree.
     """
     check_uri(topic, match)
     if isinstance(after, bool) or not isinstance(after, int) or after < 0:
         raise ClientError(f"after must be a cursor (an integer >= 0), not {after!r}")
     if not isinstance(epoch, str):
         raise ClientError(f"epoch must be the string from an event's position, not {epoch!r}")
-    cursor = store.cursor()
-    current = {"epoch": store.epoch, "cursor": cursor}
+    wanted = 0 if epoch == NO_POSITION else limit + 1
+    snapshot = await store.read(lambda t: topic_matches(t, topic, match), after, wanted)
+    return answer(snapshot, epoch, after, limit, max_bytes)
+
+
+def answer(
+    snapshot: Snapshot, epoch: str, after: int, limit: int = MAX_EVENTS, max_bytes: int | None = None
+) -> dict[str, Any]:
+    """The recovery answer for a subscriber at ``(epoch, after)`` from one ``snapshot``."""
+    current = {"epoch": snapshot.epoch, "cursor": snapshot.cursor}
     if epoch == NO_POSITION:
         return {"unrecoverable": False, "events": [], "more": False, **current}
-    if epoch != store.epoch:
+    if epoch != snapshot.epoch:
         return {"unrecoverable": True, "reason": "epoch changed: the history was reset", **current}
-    if after > cursor:
+    if after > snapshot.cursor:
         return {"unrecoverable": True, "reason": "cursor is ahead of this history", **current}
-    events = store.after(lambda t: topic_matches(t, topic, match), after, limit + 1)
-    if events is None:
+    if snapshot.events is None:
         return {"unrecoverable": True, "reason": "some missed events are no longer in history", **current}
-    taken, more = page(events, store.epoch, cursor, limit, max_bytes)
+    taken, more = page(snapshot.events, snapshot.epoch, snapshot.cursor, limit, max_bytes)
     return {"unrecoverable": False, "events": taken, "more": more, **current}
 
 

@@ -4,7 +4,9 @@ It registers ``broker.authorize`` (the dynamic authorizer over
 :mod:`broker.core.grants`), ``broker.authenticate`` (the dynamic WAMP-ticket
 authenticator for per-user tokens, :mod:`broker.core.tokens`) and
 ``broker.recover`` (missed events, see :mod:`broker.history.recovery`), opens
-the history store and installs the position hook (:mod:`broker.router.positions`).
+the history store, installs the position hook (:mod:`broker.router.positions`)
+and owns the node's local delivery (:mod:`broker.router.delivery`), which the
+HTTP publish API and the history engine's feed hand stored events to.
 
 Token sessions (role ``user``) carry their own grants: :class:`~broker.core.sessions.UserSessions`
 maps each session id to its token's grants, from authentication until the
@@ -45,6 +47,7 @@ from broker.history import HistoryStore
 from broker.history.recovery import recover, recovery_outcome
 from broker.router import expiry, hardening, logstyle, metrics, positions, readiness, reloader
 from broker.router.body_limit import install as install_body_limit
+from broker.router.delivery import LocalDelivery
 from broker.router.state import STATE
 
 AUTHORIZE_PROCEDURE = "broker.authorize"
@@ -131,7 +134,7 @@ def authenticate(
     }
 
 
-def recover_for(
+async def recover_for(
     may_subscribe: Callable[[str, Match], bool],
     store: HistoryStore,
     who: str,
@@ -145,13 +148,14 @@ def recover_for(
 
     ``may_subscribe`` is the caller's own subscribe check (its role's grants,
     plus its token's for a ``user`` session); ``who`` names the caller in errors;
-    the answer fits ``max_bytes``, the node's message limit.
+    the answer fits ``max_bytes``, the node's message limit; it comes from one
+    snapshot read of the history engine.
     """
     try:
         check_uri(topic, match)  # also refuses an unknown match policy
         if not may_subscribe(topic, cast(Match, match)):
             raise NotAuthorized(f"{who} may not subscribe to {topic!r} ({match}), so not read its history")
-        return recover(store, topic, match, epoch, after, max_bytes=max_bytes)
+        return await recover(store, topic, match, epoch, after, max_bytes=max_bytes)
     except BrokerError as error:
         raise ApplicationError(error.wamp_uri, str(error)) from None
 
@@ -165,6 +169,8 @@ class BrokerComponent(ApplicationSession):
         extra = without_runtime(config.extra or {})
         self._cbdir: str = (config.extra or {}).get("cbdir") or "."
         self.settings: BrokerSettings = parse_settings(extra, "$.extra")
+        #: Where stored events reach this node's subscribers, once joined.
+        self.delivery: LocalDelivery | None = None
         logstyle.install()
         hardening.install(
             hello_timeout=self.settings.hello_timeout,
@@ -200,16 +206,18 @@ class BrokerComponent(ApplicationSession):
         store = create_store(history.store, "$.extra.history.store", base_dir=self._cbdir)
         STATE.history, STATE.history_policies = store, history.policies
         STATE.message_limit = self._message_limit()
+        self.delivery = LocalDelivery(self)
+        store.subscribe(self.delivery.feed)  # events other processes append (never, for memory/SQLite)
         positions.install()
 
-        def _recover(
+        async def _recover(
             topic: str, match: str = "exact", epoch: object = None, after: object = 0, details: Any = None
         ) -> dict[str, Any]:
             role = details.caller_authrole or ""
             may = _may_subscribe(self.settings.grants, users, role, details.caller, details.caller_authid)
             who = f"user {details.caller_authid!r}" if role == USER_ROLE else f"role {role!r}"
             try:
-                answer = recover_for(may, store, who, topic, match, epoch, after, STATE.message_limit)
+                answer = await recover_for(may, store, who, topic, match, epoch, after, STATE.message_limit)
             except ApplicationError:
                 metrics.count_recovery("refused")
                 raise
@@ -272,6 +280,7 @@ class BrokerComponent(ApplicationSession):
         STATE.stopping = True  # before the store closes: no publish is acknowledged unstored
         STATE.session = None
         STATE.publish_gate = None
+        self.delivery = None
         if STATE.history is not None:
             STATE.history.close()
             STATE.history = None

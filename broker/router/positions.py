@@ -2,14 +2,17 @@
 
 Crossbar dispatches a PUBLISH only when someone is subscribed (or it must be
 acknowledged), and its own event store is broken (see docs/positions.md).
-This module wraps ``crossbar.router.broker.Broker.processPublish``: once the
-publish is authorized, the history store appends it, which issues its
-position, and the position travels to every subscriber in the event's
-keyword arguments under :data:`POSITION_KEY` — then crossbar dispatches as
-usual (Broker's own HTTP API gets the position back through
-``STATE.issued_positions``). It covers every publisher alike: the HTTP API (Broker's own session),
-backends over WAMP, the CLI. A position a client put in its own kwargs is
-dropped, never forwarded. If the store fails the publish is refused with
+:func:`process_publish` runs in front of crossbar's
+``Broker.processPublish`` (installed by :mod:`broker.router.crossbar.publish`):
+it authorizes the publish, once, the history engine appends it (a batch of
+one), which issues its position, and the position travels to every
+subscriber in the event's keyword arguments under :data:`POSITION_KEY` —
+then crossbar dispatches with that same authorization
+(:func:`broker.router.crossbar.publish.dispatch`). It covers every WAMP
+publisher alike: backends, the CLI, in-router components. The HTTP API
+appends and delivers its batches itself (:mod:`broker.router.publish_api`,
+:mod:`broker.router.delivery`), with the same checks. A position a client
+put in its own kwargs is dropped, never forwarded. If the store fails the publish is refused with
 ``broker.error.history_unavailable`` rather than delivered without a position,
 and once Broker's component has left (the node is stopping: SIGTERM, Ctrl-C)
 every publish to a topic with history is refused with ``broker.error.not_ready``:
@@ -32,24 +35,28 @@ from time import perf_counter
 from typing import Any
 
 from autobahn.wamp import message
-from crossbar.router.broker import Broker
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from broker.errors import NotReady, PayloadTooLarge
-from broker.history import POSITION_KEY
+from broker.history import POSITION_KEY, Appended, NewEvent
 from broker.history.policy import retention_for
 from broker.history.recovery import check_deliverable
 from broker.router import metrics
+from broker.router.crossbar import publish as crossbar_publish
 from broker.router.state import STATE
-
-#: The role of Broker's own in-process session, whose position requests are honoured.
-BROKER_ROLE = "broker"
 
 #: The rejection reason of a publish refused for its size (``broker_rejections_total``).
 EVENT_TOO_LARGE = "EventTooLarge"
+#: The error of a publish whose event the history engine could not store.
+HISTORY_UNAVAILABLE = "broker.error.history_unavailable"
+#: Its message (the HTTP API answers it too).
+NOT_STORED = "the event could not be stored, so it was not published"
+#: The message of a publish refused because the node is stopping.
+STOPPING = "the node is stopping: publish again once it is back"
 
 _log = Logger(namespace="broker.positions")
-_original: dict[str, Any] = {}
 
 
 def _strip(publish: Any) -> dict[str, Any]:
@@ -81,12 +88,12 @@ def _deliverable(session: Any, publish: Any, kwargs: dict[str, Any], epoch: str 
     return True
 
 
-def _process_publish(self: Any, session: Any, publish: Any) -> None:
+def process_publish(self: Any, session: Any, publish: Any) -> None:
+    """Crossbar's ``Broker.processPublish``, with positions: authorize once, store, dispatch."""
     received = perf_counter()  # the start of broker_delivery_latency_seconds
-    original = _original["processPublish"]
     if STATE.stopping and retention_for(STATE.history_policies, publish.topic) is not None:
         # a topic with history (not crossbar's own meta events, which it publishes as it stops)
-        _refuse(session, publish, NotReady.wamp_uri, "the node is stopping: publish again once it is back")
+        _refuse(session, publish, NotReady.wamp_uri, STOPPING)
         return
     store = STATE.history
     retention = None
@@ -96,40 +103,35 @@ def _process_publish(self: Any, session: Any, publish: Any) -> None:
         if publish.kwargs and POSITION_KEY in publish.kwargs:
             publish.kwargs = _strip(publish)
 
-    # Broker's own session (the HTTP API) asks for the position back by passing a token
-    wanted = (publish.kwargs or {}).get(POSITION_KEY) if session._authrole == BROKER_ROLE else None
-
     def authorized(authorization: dict[str, Any]) -> None:
-        allowed = bool(authorization.get("allow"))
-        if not allowed:
+        if not authorization.get("allow"):
             STATE.count_rejection(metrics.NOT_AUTHORIZED)
-            original(self, session, publish)  # crossbar answers the refusal itself
+            crossbar_publish.dispatch(self, session, publish, authorization)  # crossbar answers the refusal
             return
         kwargs = _strip(publish) if retention is not None else dict(publish.kwargs or {})
         if not _deliverable(session, publish, kwargs, store.epoch if retention is not None else None):
             return
         # every authorized publish, with history or without
         publication = metrics.count_publish(publish.topic, received)
-        if retention is not None:
-            try:
-                event = store.append(publish.topic, list(publish.args or []), kwargs, retention)
-            except Exception:  # the store's own errors vary by engine; any of them means "not stored"
-                _log.failure("history store failed; refusing publish to {topic}", topic=publish.topic)
-                _refuse(
-                    session,
-                    publish,
-                    "broker.error.history_unavailable",
-                    "the event could not be stored, so it was not published",
-                )
-                return
-            position = event.position(store.epoch)
-            publish.kwargs = {**kwargs, POSITION_KEY: position}
-            if isinstance(wanted, str):
-                STATE.issued_positions[wanted] = position
-        metrics.dispatch(publication, original, self, session, publish)  # counts its deliveries
+        if retention is None:
+            metrics.dispatch(publication, crossbar_publish.dispatch, self, session, publish, authorization)
+            return
 
-    def failed(_failure: Any) -> None:
-        original(self, session, publish)  # crossbar answers the authorization failure itself
+        def stored(appended: Appended) -> None:
+            publish.kwargs = {**kwargs, POSITION_KEY: appended.positions()[0]}
+            metrics.dispatch(publication, crossbar_publish.dispatch, self, session, publish, authorization)
+
+        def not_stored(failure: Failure) -> None:
+            # the engine's own errors vary; any of them means "not stored"
+            _log.failure("history store failed; refusing publish to {topic}", failure, topic=publish.topic)
+            _refuse(session, publish, HISTORY_UNAVAILABLE, NOT_STORED)
+
+        batch = [NewEvent(publish.topic, list(publish.args or []), kwargs, retention)]
+        # memory and SQLite never suspend: stored() runs before this returns, as before the seam
+        Deferred.fromCoroutine(store.append(batch)).addCallbacks(stored, not_stored)
+
+    def failed(failure: Failure) -> None:
+        crossbar_publish.dispatch(self, session, publish, failure)  # crossbar answers the failure itself
 
     authorization = self._router.authorize(
         session, publish.topic, "publish", options=publish.marshal_options()
@@ -138,8 +140,10 @@ def _process_publish(self: Any, session: Any, publish: Any) -> None:
 
 
 def install() -> None:
-    """Put the hook in front of crossbar's PUBLISH handling, once per process."""
-    if "processPublish" in _original:
-        return
-    _original["processPublish"] = Broker.processPublish
-    Broker.processPublish = _process_publish  # type: ignore[method-assign]
+    """Send every PUBLISH through :func:`process_publish` (once the history engine is open).
+
+    Installs the reach-in too, in case the ordered install of
+    :mod:`broker.router.crossbar` has not (it does nothing a second time).
+    """
+    crossbar_publish.install()
+    crossbar_publish.route(process_publish)

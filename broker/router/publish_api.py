@@ -1,7 +1,11 @@
 """``POST /api/publish``: a Twisted web resource over :class:`broker.core.publishing.PublishGate`.
 
-Publishes what the gate admits through Broker's own router session, in order
-and with acknowledgement, so 200 means the router accepted every event. Every
+Publishes what the gate admits: the whole batch is appended to the history
+engine in one call, then delivered in order through
+:class:`broker.router.delivery.LocalDelivery` (crossbar's own dispatch, as a
+publish of Broker's own session, acknowledged), so 200 means every event was
+stored and dispatched; the positions come back as the append's return value.
+The gate's publisher key grants are the authorization. Every
 answer is JSON; errors are ``{"error": <uri>, "message": <text>}`` with the
 status of the :mod:`broker.errors` class. Crossbar's own HTTP ``publisher``
 bridge is not exposed (it answers 200 for refused events and accepts replays).
@@ -10,11 +14,10 @@ bridge is not exposed (it answers 200 for refused events and accepts replays).
 from __future__ import annotations
 
 import json
-import uuid
+from time import perf_counter
 from typing import Any
 
 from autobahn.wamp.exception import ApplicationError
-from autobahn.wamp.types import PublishOptions
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -24,10 +27,12 @@ from twisted.web.server import NOT_DONE_YET, Request
 from broker.core.idempotency import Answer
 from broker.core.publishing import PUBLISH_PATH, Admitted, Event
 from broker.errors import BrokerError, NotReady, PayloadTooLarge, RateLimited, ServerError
-from broker.history import POSITION_KEY
+from broker.history import POSITION_KEY, NewEvent
 from broker.history.policy import retention_for
 from broker.history.recovery import check_deliverable
 from broker.router import metrics
+from broker.router.delivery import LocalDelivery, Outgoing
+from broker.router.positions import HISTORY_UNAVAILABLE, NOT_STORED, STOPPING
 from broker.router.state import STATE
 
 _log = Logger(namespace="broker.publish_api")
@@ -38,33 +43,45 @@ def error_answer(error: BrokerError) -> Answer:
     return error.http_status, {"error": error.wamp_uri, "message": str(error)}
 
 
-async def publish_all(session: Any, events: tuple[Event, ...]) -> Answer:
-    """Publish ``events`` in order, each acknowledged; the 200 answer lists ids and positions.
+async def publish_all(delivery: LocalDelivery, events: tuple[Event, ...]) -> Answer:
+    """Store ``events`` in one append, deliver them in order; the 200 answer lists ids and positions.
 
-    Each publish carries a one-off token where the position goes, so the
-    position hook (:mod:`broker.router.positions`) hands back what it issued.
-    An event too large to deliver refuses the whole request before any is published.
+    Refused whole, before anything is stored: an event too large to deliver
+    (``PayloadTooLarge``), a node that is stopping or a history engine that
+    fails (``ApplicationError``, answered 502 with its URI).
     """
-    for event in events:
-        _check_deliverable(event)
-    published = []
-    for event in events:
-        token = uuid.uuid4().hex
+    store = STATE.history
+    retentions = [None if store is None else retention_for(STATE.history_policies, e.topic) for e in events]
+    for event, retention in zip(events, retentions, strict=True):
+        _check_deliverable(event, None if retention is None else store.epoch)
+    received = perf_counter()  # the start of broker_delivery_latency_seconds
+    batch = [
+        NewEvent(e.topic, [e.data], {}, r) for e, r in zip(events, retentions, strict=True) if r is not None
+    ]
+    positions: list[dict[str, Any]] = []
+    if batch:
+        if STATE.stopping:
+            raise ApplicationError(NotReady.wamp_uri, STOPPING)
         try:
-            publication = await session.publish(
-                event.topic, event.data, options=PublishOptions(acknowledge=True), **{POSITION_KEY: token}
-            )
-        finally:
-            position = STATE.issued_positions.pop(token, None)
-        published.append({"topic": event.topic, "id": publication.id, "position": position})
+            positions = (await store.append(batch)).positions()
+        except Exception:  # the engine's own errors vary; any of them means "not stored"
+            _log.failure("history store failed; refusing a batch of {count}", count=len(batch))
+            raise ApplicationError(HISTORY_UNAVAILABLE, NOT_STORED) from None
+    issued = iter(positions)
+    found = [next(issued) if r is not None else None for r in retentions]
+    out = [
+        Outgoing(e.topic, [e.data], {} if p is None else {POSITION_KEY: p})
+        for e, p in zip(events, found, strict=True)
+    ]
+    ids = delivery.deliver(out, received)
+    published = [
+        {"topic": e.topic, "id": i, "position": p} for e, i, p in zip(events, ids, found, strict=True)
+    ]
     return 200, {"published": published}
 
 
-def _check_deliverable(event: Event) -> None:
-    """The position hook's size rule, applied before publishing (raises ``PayloadTooLarge``)."""
-    store = STATE.history
-    keeps = store is not None and retention_for(STATE.history_policies, event.topic) is not None
-    epoch = store.epoch if keeps else None
+def _check_deliverable(event: Event, epoch: str | None) -> None:
+    """The position hook's size rule, applied before anything is stored (raises ``PayloadTooLarge``)."""
     check_deliverable(event.topic, [event.data], {}, epoch, STATE.message_limit)
 
 
@@ -81,7 +98,8 @@ class PublishResource(Resource):
         if path != PUBLISH_PATH:
             return self._send(request, (404, {"error": "broker.error.not_found", "message": f"no {path}"}))
         gate, session = STATE.publish_gate, STATE.session
-        if gate is None or session is None:
+        delivery = None if session is None else session.delivery
+        if gate is None or delivery is None:
             return self._send(request, error_answer(NotReady("the node is starting")), retry_after=1)
         headers = {
             k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.getAllHeaders().items()
@@ -109,7 +127,7 @@ class PublishResource(Resource):
                 return self._send(request, entry.answer, replayed=True)
             entry.waiters.append(lambda answer: self._send_later(request, answer, replayed=True))
             return NOT_DONE_YET
-        d = defer.ensureDeferred(publish_all(session, admitted.events))
+        d = defer.ensureDeferred(publish_all(delivery, admitted.events))
         d.addErrback(self._failed, admitted)
         d.addCallback(self._finish, request, admitted)
         return NOT_DONE_YET

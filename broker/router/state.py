@@ -24,8 +24,6 @@ class NodeState:
     #: The node's message limit in bytes (:func:`broker.config.nodeconfig.message_limit`; None: none):
     #: every event must be deliverable, and every recovery answer fit, within it.
     message_limit: int | None = None
-    #: Positions issued for the HTTP API's publishes, by the token it passed; popped on ack.
-    issued_positions: dict[str, Any] = field(default_factory=dict)
     #: The HTTP publish API's gate (a :class:`broker.core.publishing.PublishGate`), once configured.
     publish_gate: Any = None
     #: Set when Broker's component leaves (the node is stopping): publishes are refused from then

@@ -1,0 +1,149 @@
+"""Broker's hook in front of crossbar's PUBLISH handling, and crossbar's dispatch without its authorize.
+
+Upstream: ``crossbar/router/broker.py``, ``Broker.processPublish`` (crossbar
+26.10). Crossbar checks the topic URI, matches the subscriptions, authorizes
+the publish (``Router.authorize``, skipped when nobody listens and no
+acknowledgement is due), validates the payload, then dispatches: one EVENT
+per matching subscription, sent to its receivers after the
+``eligible``/``exclude`` filters and ``exclude_me``, at most
+``event_dispatching_chunk_size`` receivers per reactor turn
+(``txaio.call_later`` for the rest), acknowledging with PUBLISHED first.
+
+What Broker does instead: :func:`install` replaces ``Broker.processPublish``
+with a trampoline to the hook :func:`route` names
+(:func:`broker.router.positions.process_publish`, routed once the history
+engine is open), which authorizes every publish itself, once, stores it in
+the history engine and puts its position in the kwargs; then :func:`dispatch` runs crossbar's
+original ``processPublish`` with that authorization handed in, so crossbar
+does everything it did before (URI checks, matching, refusal answers,
+PUBLISHED, chunked EVENT dispatch, the slow-subscriber bound on the
+transports, metrics through :mod:`broker.router.metrics`) except asking
+the authorizer a second time. The handing-in is one-shot: crossbar's
+``processPublish`` calls ``self._router.authorize`` once, synchronously,
+before it sends anything, so an instance attribute on the realm's router
+answers exactly that call and is removed before any EVENT goes out (a
+publish made from an event handler inside the router authorizes normally).
+
+:class:`NodePublisher` is the publisher of events the node dispatches on
+its own behalf (the HTTP publish API, events another node appended): it
+stands for Broker's own session towards crossbar and collects the
+publication id crossbar acknowledges, which the HTTP answer reports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Final
+
+from autobahn.wamp import message
+from autobahn.wamp.exception import ApplicationError
+from crossbar.router.broker import Broker
+from twisted.internet import defer
+from twisted.python.failure import Failure
+
+_original: dict[str, Callable[..., Any]] = {}
+#: The hook every PUBLISH goes to once set (:func:`route`); crossbar's own handling until then.
+_route: dict[str, Callable[[Any, Any, Any], None]] = {}
+
+
+def install() -> None:
+    """Put :func:`route`'s hook in front of crossbar's PUBLISH handling, once per process.
+
+    Until a hook is routed to, PUBLISH goes to crossbar's own handling.
+    """
+    if "processPublish" in _original:
+        return
+    _original["processPublish"] = Broker.processPublish
+    Broker.processPublish = _process_publish  # type: ignore[method-assign]
+
+
+def route(hook: Callable[[Any, Any, Any], None]) -> None:
+    """Send every PUBLISH to ``hook(broker, session, publish)`` from now on (see :func:`dispatch`)."""
+    _route["hook"] = hook
+
+
+def _process_publish(self: Any, session: Any, publish: Any) -> None:
+    hook = _route.get("hook")
+    if hook is None:
+        _original["processPublish"](self, session, publish)
+    else:
+        hook(self, session, publish)
+
+
+def dispatch(
+    broker: Any, session: Any, publish: message.Publish, authorization: dict[str, Any] | Failure
+) -> None:
+    """Run crossbar's own ``processPublish`` with ``authorization`` instead of a second authorize.
+
+    ``authorization`` is what ``Router.authorize`` answered for this publish
+    (a dict) or how it failed (a Failure): crossbar answers a refusal or a
+    failure itself, exactly as if it had asked.
+    """
+    router = broker._router
+
+    def answer(who: Any, uri: str, action: str, options: Any = None) -> Any:
+        del router.authorize  # one-shot: the next publish asks the authorizer again
+        if who is not session or uri != publish.topic or action != "publish":
+            return router.authorize(who, uri, action, options)  # not this publish's: ask as usual
+        if isinstance(authorization, Failure):
+            return defer.fail(authorization)
+        return defer.succeed(authorization)
+
+    router.authorize = answer
+    try:
+        _original["processPublish"](broker, session, publish)
+    finally:
+        # crossbar may return without authorizing (a bad URI; nobody to tell and no answer due)
+        router.__dict__.pop("authorize", None)
+
+
+class _Acknowledgements:
+    """The transport of :class:`NodePublisher`: keeps crossbar's answers by request id."""
+
+    def __init__(self) -> None:
+        self.answers: dict[int, message.Published | message.Error] = {}
+
+    def send(self, msg: Any) -> None:
+        if isinstance(msg, (message.Published, message.Error)):
+            self.answers[msg.request] = msg
+
+
+class NodePublisher:
+    """The publisher crossbar sees for an event the node dispatches itself: Broker's own session.
+
+    It carries that session's identity (id, authid, role ``broker``, realm)
+    for crossbar's bookkeeping, and a transport of its own that only keeps
+    crossbar's answers (PUBLISHED or ERROR). Publishers stay undisclosed, as
+    for Broker's session before; no subscriber is this object, so every
+    subscriber receives the event.
+    """
+
+    #: What crossbar's static ``broker`` role answers for an application topic: allowed, undisclosed.
+    AUTHORIZATION: Final[dict[str, Any]] = {"allow": True, "disclose": False, "cache": True}
+
+    def __init__(self, session: Any) -> None:
+        self._session_id = session._session_id
+        self._authid = session._authid
+        self._authrole = session._authrole
+        self._realm = session._realm
+        self._transport = _Acknowledgements()
+        self._request = 0
+
+    def prepare(self, topic: str, args: list[Any], kwargs: dict[str, Any]) -> message.Publish:
+        """An acknowledged PUBLISH of one event, to hand to :func:`dispatch` with :attr:`AUTHORIZATION`."""
+        self._request = self._request % 2**53 + 1
+        return message.Publish(self._request, topic, args=args, kwargs=kwargs, acknowledge=True)
+
+    def publication(self, publish: message.Publish) -> int:
+        """The publication id crossbar acknowledged ``publish`` with, once dispatched.
+
+        Raises ``ApplicationError`` with crossbar's error if it refused it.
+        """
+        answer = self._transport.answers.pop(publish.request, None)
+        if isinstance(answer, message.Published):
+            return int(answer.publication)
+        if isinstance(answer, message.Error):
+            raise ApplicationError(answer.error, *(answer.args or []))
+        raise ApplicationError(
+            ApplicationError.INVALID_ARGUMENT, f"the router did not dispatch {publish.topic!r}"
+        )

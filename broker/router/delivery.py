@@ -1,0 +1,77 @@
+"""Local delivery: the one place where stored events, positions set, reach this node's subscribers.
+
+Why a place of its own: the next milestone shares history between nodes
+through an engine (Redis), and an event another node appended must reach the
+subscribers here exactly as a local one does. :meth:`LocalDelivery.deliver`
+is that point: it hands each event to crossbar's own dispatch (matching,
+``wamp.``-free topics only, chunked EVENTs, the slow-subscriber bound,
+delivery metrics) as a publish of Broker's own session, acknowledged so the
+HTTP API can report crossbar's publication id, and undisclosed.
+:meth:`LocalDelivery.feed` is what an engine's
+:meth:`~broker.history.HistoryStore.subscribe` calls with a batch another
+process appended; the HTTP publish API (:mod:`broker.router.publish_api`)
+delivers its whole batch through :meth:`LocalDelivery.deliver` after one
+append. A WAMP publish keeps its own publisher, options and acknowledgement,
+so the position hook (:mod:`broker.router.positions`) dispatches it through
+the same crossbar call (:func:`broker.router.crossbar.publish.dispatch`)
+with the original PUBLISH.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from time import perf_counter
+from typing import Any
+
+from broker.history import POSITION_KEY, Appended
+from broker.router import metrics
+from broker.router.crossbar.publish import NodePublisher, dispatch
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One event to deliver: ``kwargs`` carry its position under ``POSITION_KEY`` when it has one."""
+
+    topic: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+
+
+def outgoing(appended: Appended) -> list[Outgoing]:
+    """The events of a stored batch, each with its position in its kwargs."""
+    return [
+        Outgoing(event.topic, list(event.args), {**event.kwargs, POSITION_KEY: position})
+        for event, position in zip(appended.events, appended.positions(), strict=True)
+    ]
+
+
+class LocalDelivery:
+    """Dispatches events to the subscribers of this node, as Broker's own session (``session``)."""
+
+    def __init__(self, session: Any) -> None:
+        # an in-router component's transport is crossbar's RouterApplicationSession
+        self._broker = session._transport._router._broker
+        self._publisher = NodePublisher(session)
+
+    def deliver(self, events: Sequence[Outgoing], received: float) -> list[int]:
+        """Dispatch ``events`` in order; their publication ids.
+
+        Each is counted in ``broker_publishes_total`` and its deliveries and
+        latency (from ``received``, a ``perf_counter`` time) as any publish.
+        Raises ``ApplicationError`` if crossbar refused one (the ones before
+        it went out).
+        """
+        ids = []
+        for event in events:
+            publish = self._publisher.prepare(event.topic, event.args, event.kwargs)
+            publication = metrics.count_publish(event.topic, received)
+            metrics.dispatch(
+                publication, dispatch, self._broker, self._publisher, publish, NodePublisher.AUTHORIZATION
+            )
+            ids.append(self._publisher.publication(publish))
+        return ids
+
+    def feed(self, appended: Appended) -> None:
+        """Deliver a batch another process appended (the engine's feed, see ``HistoryStore.subscribe``)."""
+        self.deliver(outgoing(appended), perf_counter())

@@ -1,0 +1,72 @@
+"""Driving history engines from synchronous tests: their coroutines, settled.
+
+Why: :class:`broker.history.HistoryStore` is asynchronous (plain coroutines,
+no Twisted), but memory and SQLite never suspend, so a test can run one to
+its end with a single step and read the result. :func:`settle` refuses an
+engine that does suspend (say so plainly, rather than hang): such an engine
+(Redis, next) needs its tests driven by a reactor. :func:`append` and
+:func:`after` are the one-event forms the older tests were written with;
+:data:`MAKERS` builds every engine the contract suites run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+from broker.engines.memory import MemoryStore
+from broker.engines.sqlite import SQLiteStore
+from broker.history import DEFAULT_MAX_TOPICS, HistoryStore, NewEvent, Retention, StoredEvent, recovery
+
+#: ``(directory, clock, max_topics) -> a fresh store``, for every engine in
+#: :data:`broker.engines.ENGINES` (a test fails for an engine missing here): the
+#: contract suites run each of them.
+MAKERS: dict[str, Callable[[Path, Callable[[], float], int], HistoryStore]] = {
+    "memory": lambda _dir, clock, max_topics: MemoryStore(clock=clock, max_topics=max_topics),
+    "sqlite": lambda dir_, clock, max_topics: SQLiteStore(
+        str(dir_ / "history.db"), clock=clock, max_topics=max_topics
+    ),
+}
+
+
+def make(
+    kind: str, directory: Path, clock: Callable[[], float], max_topics: int = DEFAULT_MAX_TOPICS
+) -> HistoryStore:
+    """A fresh store of engine ``kind`` (see :data:`MAKERS`)."""
+    return MAKERS[kind](directory, clock, max_topics)
+
+
+T = TypeVar("T")
+
+
+def settle(awaitable: Awaitable[T]) -> T:
+    """The result of a coroutine that completes without suspending (its exception, raised)."""
+    coroutine = cast(Coroutine[Any, Any, T], awaitable)
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return cast(T, done.value)
+    coroutine.close()
+    raise AssertionError(f"{awaitable!r} suspended: drive this engine with a reactor, not settle()")
+
+
+def append(
+    store: HistoryStore, topic: str, args: list[Any], kwargs: dict[str, Any], retention: Retention
+) -> StoredEvent:
+    """Append one event (a batch of one) and return it with its position."""
+    appended = settle(store.append([NewEvent(topic, args, kwargs, retention)]))
+    assert len(appended.events) == 1
+    return appended.events[0]
+
+
+def after(
+    store: HistoryStore, topics: Callable[[str], bool], cursor: int, limit: int
+) -> Sequence[StoredEvent] | None:
+    """The events of one snapshot read (None: some were trimmed)."""
+    return settle(store.read(topics, cursor, limit)).events
+
+
+def recover(store: HistoryStore, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """:func:`broker.history.recovery.recover`, settled."""
+    return settle(recovery.recover(store, *args, **kwargs))

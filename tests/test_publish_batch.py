@@ -1,0 +1,131 @@
+"""The HTTP API's batch path without a node: one engine append per batch, positions as return values.
+
+``publish_all`` is driven with a counting engine and a recording delivery in
+place of the router: what reaches the engine, in how many calls, and what is
+handed to local delivery, in which order, with which kwargs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pytest
+from autobahn.wamp.exception import ApplicationError
+
+from broker.core.publishing import Event
+from broker.engines.memory import MemoryStore
+from broker.errors import PayloadTooLarge
+from broker.history import Appended, NewEvent, Retention
+from broker.history.policy import HistoryPolicy
+from broker.router.delivery import Outgoing
+from broker.router.publish_api import publish_all
+from broker.router.state import STATE
+from tests.engines import settle
+
+KEEP = Retention(max_events=100, max_age=3600.0)
+#: ``public.`` keeps history; ``live.`` does not (max_events 0).
+POLICIES = (
+    HistoryPolicy("live.", "prefix", Retention(max_events=0, max_age=0.0)),
+    HistoryPolicy("", "prefix", KEEP),
+)
+
+
+class CountingStore(MemoryStore):
+    """A memory store that records every append call (and can be made to fail)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[list[NewEvent]] = []
+        self.fail = False
+
+    async def append(self, batch: Sequence[NewEvent]) -> Appended:
+        self.calls.append(list(batch))
+        if self.fail:
+            raise OSError("disk full")
+        return await super().append(batch)
+
+
+class Recorder:
+    """Stands for :class:`broker.router.delivery.LocalDelivery`: records what it is handed."""
+
+    def __init__(self) -> None:
+        self.delivered: list[Outgoing] = []
+
+    def deliver(self, events: Sequence[Outgoing], received: float) -> list[int]:
+        first = len(self.delivered) + 100
+        self.delivered.extend(events)
+        return list(range(first, first + len(events)))
+
+
+@pytest.fixture
+def store() -> Iterator[CountingStore]:
+    saved = (STATE.history, STATE.history_policies, STATE.message_limit, STATE.stopping)
+    made = CountingStore()
+    STATE.history, STATE.history_policies, STATE.message_limit, STATE.stopping = made, POLICIES, 65536, False
+    yield made
+    STATE.history, STATE.history_policies, STATE.message_limit, STATE.stopping = saved
+
+
+def run(events: list[Event]) -> tuple[Any, Recorder]:
+    recorder = Recorder()
+    return settle(publish_all(recorder, tuple(events))), recorder  # type: ignore[arg-type]
+
+
+def test_a_batch_of_n_is_one_append_and_n_deliveries_in_order(store: CountingStore) -> None:
+    events = [Event(f"public.t.{n % 3}", {"n": n}) for n in range(50)]
+    (status, body), recorder = run(events)
+    assert status == 200
+    assert len(store.calls) == 1
+    assert [(e.topic, e.args, e.kwargs) for e in store.calls[0]] == [(e.topic, [e.data], {}) for e in events]
+    positions = [p["position"] for p in body["published"]]
+    assert [p["cursor"] for p in positions] == list(range(1, 51))  # in order, gapless
+    assert [p["seq"] for p in positions[:6]] == [1, 1, 1, 2, 2, 2]
+    assert {p["epoch"] for p in positions} == {store.epoch}
+    assert [p["id"] for p in body["published"]] == list(range(100, 150))
+    assert recorder.delivered == [
+        Outgoing(e.topic, [e.data], {"broker_position": p}) for e, p in zip(events, positions, strict=True)
+    ]
+
+
+def test_topics_without_history_are_delivered_in_place_without_a_position(store: CountingStore) -> None:
+    events = [Event("public.a", 1), Event("live.b", 2), Event("public.a", 3)]
+    (status, body), recorder = run(events)
+    assert status == 200
+    assert [[e.topic for e in call] for call in store.calls] == [["public.a", "public.a"]]
+    assert [p["position"] and p["position"]["seq"] for p in body["published"]] == [1, None, 2]
+    assert [(o.topic, o.kwargs.get("broker_position") is None) for o in recorder.delivered] == [
+        ("public.a", False),
+        ("live.b", True),
+        ("public.a", False),
+    ]
+
+
+def test_a_batch_without_history_appends_nothing(store: CountingStore) -> None:
+    (status, _), recorder = run([Event("live.x", 1)])
+    assert status == 200
+    assert store.calls == []
+    assert recorder.delivered == [Outgoing("live.x", [1], {})]
+
+
+def test_a_failing_engine_refuses_the_whole_batch_and_delivers_nothing(store: CountingStore) -> None:
+    store.fail = True
+    with pytest.raises(ApplicationError) as caught:
+        run([Event("public.a", 1), Event("public.b", 2)])
+    assert caught.value.error == "broker.error.history_unavailable"
+    assert caught.value.args[0] == "the event could not be stored, so it was not published"
+    assert len(store.calls) == 1
+
+
+def test_a_stopping_node_refuses_before_storing(store: CountingStore) -> None:
+    STATE.stopping = True
+    with pytest.raises(ApplicationError) as caught:
+        run([Event("public.a", 1)])
+    assert caught.value.error == "broker.error.not_ready"
+    assert store.calls == []
+
+
+def test_an_undeliverable_event_refuses_the_batch_before_storing(store: CountingStore) -> None:
+    with pytest.raises(PayloadTooLarge):
+        run([Event("public.a", 1), Event("public.b", "x" * 70000)])
+    assert store.calls == []
