@@ -1,10 +1,10 @@
-"""Which requests :mod:`broker.router.body_limit` holds to a body limit (no node needed)."""
+"""Which requests :mod:`broker.router.crossbar.body_limit` holds to a body limit (no node needed)."""
 
 from __future__ import annotations
 
 import pytest
 
-from broker.router.body_limit import limit_for
+from broker.router.crossbar.body_limit import limit_for
 from broker.router.state import STATE
 
 

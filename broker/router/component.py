@@ -4,7 +4,9 @@ It registers ``broker.authorize`` (the dynamic authorizer over
 :mod:`broker.core.grants`), ``broker.authenticate`` (the dynamic WAMP-ticket
 authenticator for per-user tokens, :mod:`broker.core.tokens`) and
 ``broker.recover`` (missed events, see :mod:`broker.history.recovery`), opens
-the history store and installs the position hook (:mod:`broker.router.positions`).
+the history store; the patches into crossbar, the position hook
+(:mod:`broker.router.positions`) among them, are installed by
+:func:`broker.router.crossbar.install` when the component is created.
 
 Token sessions (role ``user``) carry their own grants: :class:`~broker.core.sessions.UserSessions`
 maps each session id to its token's grants, from authentication until the
@@ -43,8 +45,7 @@ from broker.engines.publish_memory import open_publish_memory
 from broker.errors import BrokerError, ConfigError, InvalidToken, NotAuthorized
 from broker.history import HistoryStore
 from broker.history.recovery import recover, recovery_outcome
-from broker.router import expiry, hardening, logstyle, metrics, positions, readiness, reloader
-from broker.router.body_limit import install as install_body_limit
+from broker.router import crossbar, expiry, metrics, readiness, reloader
 from broker.router.state import STATE
 
 AUTHORIZE_PROCEDURE = "broker.authorize"
@@ -165,15 +166,13 @@ class BrokerComponent(ApplicationSession):
         extra = without_runtime(config.extra or {})
         self._cbdir: str = (config.extra or {}).get("cbdir") or "."
         self.settings: BrokerSettings = parse_settings(extra, "$.extra")
-        logstyle.install()
-        hardening.install(
+        # every patch, before crossbar starts the transports; refuses unpinned crossbar versions
+        crossbar.install(
+            STATE,
             hello_timeout=self.settings.hello_timeout,
             max_buffer_bytes=self.settings.slow_subscriber.max_buffer_bytes,
+            max_namespaces=self.settings.metrics.max_namespaces,
         )
-        metrics.install(max_namespaces=self.settings.metrics.max_namespaces)
-        install_body_limit()  # before the transports start: they use Twisted's HTTP channel
-        reloader.install()  # before crossbar starts the transports: it records their factories
-        readiness.install()  # likewise: /health waits for every path crossbar attaches after it
 
     async def onJoin(self, details: Any) -> None:
         grants = self.settings.grants
@@ -200,7 +199,6 @@ class BrokerComponent(ApplicationSession):
         store = create_store(history.store, "$.extra.history.store", base_dir=self._cbdir)
         STATE.history, STATE.history_policies = store, history.policies
         STATE.message_limit = self._message_limit()
-        positions.install()
 
         def _recover(
             topic: str, match: str = "exact", epoch: object = None, after: object = 0, details: Any = None

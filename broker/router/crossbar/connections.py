@@ -26,6 +26,14 @@ hooks that run once per frame (a counter) or once per request (a timer):
   WebSocket, for its WAMP session to join (``hello_timeout`` bounds that
   wait). Connections that are still handshaking can so never keep an
   established one, or a new one, out.
+
+Items 13 and 14 of the index in :mod:`broker.router.crossbar`. Wraps
+``autobahn/websocket/protocol.py: WebSocketProtocol.onFrameBegin``,
+``_dataReceived`` and ``onClose`` (on crossbar's ``WampWebSocketServerProtocol``),
+``crossbar/router/session.py: RouterSession.onJoin``, ``twisted/web/http.py:
+HTTPChannel.connectionMade``, ``allContentReceived``, ``requestDone`` and
+``connectionLost``, and ``crossbar/common/twisted/endpoint.py:
+MaxConnectionsFactory.buildProtocol``. Tests: ``tests/test_connection_floods.py``.
 """
 
 from __future__ import annotations

@@ -13,6 +13,9 @@ own (:func:`broker.core.grants.reserved_registration`) first, with one
 counts it as ``NotAuthorized``. A CALL needs no such rule: crossbar authorizes
 it before the lookup, so a role without a grant gets the same
 ``not_authorized`` whether the procedure exists or not.
+
+Item 11 of the index in :mod:`broker.router.crossbar`. Wraps
+``crossbar/router/dealer.py: Dealer.processRegister``. Tests: ``tests/test_roles.py``.
 """
 
 from __future__ import annotations

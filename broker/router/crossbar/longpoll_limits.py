@@ -10,7 +10,7 @@ that carries it. So long-poll gets the same bound: no request body under a
 long-poll path may exceed the smallest ``max_message_size`` of the web
 transport's WebSocket paths (:func:`broker.core.longpoll.max_message_size`); a send
 holding a batch of messages counts as one body. JSON nesting is checked per
-message as on WebSocket (:func:`broker.router.hardening.dispatch`).
+message as on WebSocket (:func:`broker.router.crossbar.protocol.dispatch`).
 
 Twisted buffers a request's whole body before any resource sees it, so the
 check cannot live in the long-poll resource: it hooks the request as the
@@ -27,8 +27,11 @@ all crossbar serves: its TLS endpoints negotiate no ALPN, so no HTTP/2.)
 A send over the limit ends its WAMP session, as the same message ends a
 WebSocket connection (1009): the next poll delivers
 ``ABORT broker.error.too_large`` with the reason, the one after finds the
-transport gone (404). Installed by :func:`broker.router.hardening.install`
-(item 8 there).
+transport gone (404). Item 8 of the index in :mod:`broker.router.crossbar`.
+
+Wraps ``twisted/web/http.py: Request.gotLength`` and ``handleContentChunk``
+and ``crossbar/webservice/longpoll.py: RouterWebServiceLongPoll.create``.
+Tests: ``tests/test_longpoll.py``.
 """
 
 from __future__ import annotations
@@ -45,7 +48,8 @@ from twisted.web import http
 
 from broker.core.longpoll import body_too_large, max_message_size
 from broker.errors import PayloadTooLarge
-from broker.router import hardening
+from broker.router.crossbar.longpoll import end_keeping_transport
+from broker.router.crossbar.longpoll_origins import origin_allowed
 from broker.router.metrics import MESSAGE_TOO_LARGE
 from broker.router.state import STATE
 
@@ -128,7 +132,7 @@ def _refuse(request: Any, reason: str) -> None:
     session = resource._transports.get(rest[0].decode("utf-8", "replace")) if rest else None
     if session is not None and session._session is not None:
         session.send(message.Abort(PayloadTooLarge.wamp_uri, message=reason))
-        hardening._longpoll_end(session)
+        end_keeping_transport(session)
     channel.transport.write(_answer(resource, request, PayloadTooLarge(reason)))
     resource.reactor.callLater(LINGER_SECONDS, _close, channel)
 
@@ -144,7 +148,7 @@ def _answer(resource: Any, request: Any, error: PayloadTooLarge) -> bytes:
         b"Connection: close",
     ]
     origin = request.requestHeaders.getRawHeaders(b"origin", [None])[0]
-    if origin is not None and hardening._origin_allowed(resource, origin):
+    if origin is not None and origin_allowed(resource, origin):
         headers += [
             b"Access-Control-Allow-Origin: " + origin,
             b"Access-Control-Allow-Credentials: true",

@@ -16,6 +16,11 @@ JSON), written straight to the socket; then the channel ignores the rest,
 stops reading from the socket, half-closes it (the client reads the answer
 and an end of stream) and aborts it after :data:`LINGER_SECONDS`, so a client
 still sending is reset instead of being read.
+
+Item 12 of the index in :mod:`broker.router.crossbar`. Wraps
+``twisted/web/http.py: HTTPChannel.allHeadersReceived`` and
+``Request.handleContentChunk``. Tests: ``tests/test_body_limit.py``,
+``tests/test_body_limit_paths.py``.
 """
 
 from __future__ import annotations

@@ -15,6 +15,10 @@ run`` prints (:func:`broker.config.nodeconfig.listen_problem`: the port, the OS'
 :func:`install_controller` (in the launcher) logs the controller's verdict
 on it in one line. The node still exits 1, and never says "Broker ready"
 (:mod:`broker.router.readiness`).
+
+Item 15 of the index in :mod:`broker.router.crossbar`. Wraps
+``crossbar/worker/transport.py: RouterTransport.start`` and replaces
+``crossbar/node/main.py: failure_format_traceback``. Tests: ``tests/test_node.py``.
 """
 
 from __future__ import annotations
