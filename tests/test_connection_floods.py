@@ -42,6 +42,7 @@ with warnings.catch_warnings():
     from twisted.internet.testing import StringTransport
 
     from broker.router.crossbar import connections
+    from broker.router.state import NodeState
 
 FRAGMENT_REASON = "WebSocket message in more than 64 fragments"
 CONTROL_REASON = "more than 50 WebSocket control frames at once or 10 per second"
@@ -289,7 +290,7 @@ class _Peer(WebSocketServerProtocol):
         WebSocketServerProtocol.onFrameBegin(self)
 
 
-_Peer.onFrameBegin = connections._make_frame_begin(_Peer.onFrameBegin, time.monotonic)  # type: ignore[method-assign]
+_Peer.onFrameBegin = connections._make_frame_begin(NodeState(), _Peer.onFrameBegin, time.monotonic)  # type: ignore[method-assign]
 _Peer._dataReceived = connections._make_data_received(_Peer._dataReceived)  # type: ignore[method-assign]
 _Peer._broker_fragments = _Peer._broker_after_close = 0  # type: ignore[attr-defined]
 _Peer._broker_control = None  # type: ignore[attr-defined]

@@ -168,6 +168,19 @@ def test_no_patch_outside_the_door() -> None:
     assert outside == NOT_YET_MOVED
 
 
+def test_the_patches_are_handed_the_state() -> None:
+    """The router component hands its state to :func:`crossbar.install`; no patch fetches the global."""
+    fetching = [
+        str(path.relative_to(PACKAGE.parent))
+        for path in sorted(DOOR.rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.ImportFrom)
+        and node.module == "broker.router.state"
+        and any(alias.name == "STATE" for alias in node.names)
+    ]
+    assert fetching == []
+
+
 def test_the_scan_sees_each_form_of_patch() -> None:
     source = """
 import importlib

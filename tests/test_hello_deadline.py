@@ -14,6 +14,7 @@ from autobahn.websocket.protocol import WebSocketProtocol
 from twisted.internet.task import Clock
 
 from broker.router.crossbar import hello, limits
+from broker.router.state import NodeState
 
 
 class FakeSession:
@@ -49,7 +50,7 @@ def opened(clock: Clock, hello_timeout: float) -> FakeWebSocket:
     """A fake WebSocket just opened through the patched ``onOpen``."""
     ws = FakeWebSocket()
     on_open = hello._make_websocket_on_open(
-        clock, hello_timeout, lambda self: self.original_calls.append("onOpen")
+        NodeState(), clock, hello_timeout, lambda self: self.original_calls.append("onOpen")
     )
     on_open(ws)
     assert ws.original_calls == ["onOpen"]

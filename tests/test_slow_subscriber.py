@@ -115,7 +115,7 @@ def _send_raw(peer: Peer, msg: bytes) -> None:
     peer._broker_socket.write(msg)
 
 
-SEND = backpressure._make_websocket_send(100, _send_raw)
+SEND = backpressure._make_websocket_send(STATE, 100, _send_raw)
 
 
 def test_send_to_a_closing_peer_is_discarded_not_raised() -> None:

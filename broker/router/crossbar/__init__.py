@@ -87,7 +87,7 @@ def install_order() -> tuple[Installer, ...]:
 
     def metering(door: Door) -> None:
         configure_metrics(door.max_namespaces)
-        counting.install()
+        counting.install(door.state)
 
     return (
         ("logstyle", lambda door: logstyle.install()),
@@ -96,15 +96,18 @@ def install_order() -> tuple[Installer, ...]:
         ("backpressure", backpressure.install),
         ("longpoll", longpoll.install),
         ("longpoll_cors", longpoll_origins.install_defaults),
-        ("longpoll_limits", lambda door: longpoll_limits.install()),
+        ("longpoll_limits", lambda door: longpoll_limits.install(door.state)),
         ("longpoll_open", lambda door: longpoll_open.install()),
         ("cors", lambda door: cors.install()),
         ("longpoll_origins", longpoll_origins.install),
-        ("reserved", lambda door: reserved.install()),
-        ("connections", lambda door: connections.install(door.reactor)),
+        ("reserved", lambda door: reserved.install(door.state)),
+        ("connections", lambda door: connections.install(door.state, door.reactor)),
         ("listen", lambda door: listen.install()),
         ("counting", metering),
-        ("body_limit", lambda door: body_limit.install()),  # before transports: Twisted's HTTP channel
+        (
+            "body_limit",
+            lambda door: body_limit.install(door.state),
+        ),  # before transports: Twisted's HTTP channel
         ("reload", lambda door: reload.install()),  # before transports: it records their factories
         ("readiness", lambda door: readiness.install()),  # /health waits for the paths attached after it
         ("positions", lambda door: positions.install()),

@@ -27,7 +27,7 @@ Wraps ``autobahn/wamp/websocket.py: WampWebSocketProtocol.send`` on
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autobahn.websocket.protocol import WebSocketProtocol
 from crossbar.router.protocol import WampWebSocketServerProtocol
@@ -38,7 +38,9 @@ from broker.core.backpressure import slow_subscriber
 from broker.router.crossbar import limits
 from broker.router.crossbar.context import Door
 from broker.router.crossbar.protocol import CLOSE_POLICY_VIOLATION, _log
-from broker.router.state import STATE
+
+if TYPE_CHECKING:
+    from broker.router.state import NodeState
 
 
 def _socket_of(transport: Any) -> FileDescriptor | None:
@@ -57,7 +59,7 @@ def _waiting(sock: FileDescriptor) -> int:
     return len(sock.dataBuffer) - sock.offset + sock._tempDataLen
 
 
-def _make_websocket_send(max_buffer_bytes: int, original: Any) -> Any:
+def _make_websocket_send(state: NodeState, max_buffer_bytes: int, original: Any) -> Any:
     def send(self: Any, msg: Any) -> None:
         if self._broker_slow:
             return  # let go: nothing more is buffered for this peer
@@ -72,12 +74,12 @@ def _make_websocket_send(max_buffer_bytes: int, original: Any) -> Any:
             waiting = len(sock.dataBuffer) - sock.offset + sock._tempDataLen  # as in _waiting()
             limit = limits._installed.get("max_buffer_bytes", max_buffer_bytes)
             if waiting > limit:
-                _let_go(self, sock, slow_subscriber(waiting, limit) or "")
+                _let_go(state, self, sock, slow_subscriber(waiting, limit) or "")
 
     return send
 
 
-def _let_go(self: Any, sock: FileDescriptor, reason: str) -> None:
+def _let_go(state: NodeState, self: Any, sock: FileDescriptor, reason: str) -> None:
     """Stop sending to a slow WebSocket: close 1008 if its backlog flushes now, else drop it.
 
     Either way nothing stays in the router's memory: a backlog the kernel takes
@@ -86,7 +88,7 @@ def _let_go(self: Any, sock: FileDescriptor, reason: str) -> None:
     refuses would hold the close frame back forever, so dropping frees it.
     """
     self._broker_slow = True
-    STATE.count_rejection("SlowSubscriber")
+    state.count_rejection("SlowSubscriber")
     _log.warn("closing {peer}: {reason}", peer=self.peer, reason=reason)
     if _flush(sock):
         self.sendCloseFrame(code=CLOSE_POLICY_VIOLATION, reasonUtf8=reason.encode("utf-8"), isReply=False)
@@ -106,7 +108,7 @@ def _flush(sock: FileDescriptor) -> bool:
 def install(door: Door) -> None:
     """Bound what waits for each WebSocket peer."""
     ws = WampWebSocketServerProtocol
-    ws.send = _make_websocket_send(door.max_buffer_bytes, ws.send)  # type: ignore[method-assign]
+    ws.send = _make_websocket_send(door.state, door.max_buffer_bytes, ws.send)  # type: ignore[method-assign]
     # per-connection state, as class defaults: set on a connection once it is opened or let go
     ws._broker_socket = None  # type: ignore[attr-defined]
     ws._broker_slow = False  # type: ignore[attr-defined]

@@ -28,7 +28,7 @@ Tests: ``tests/test_metrics.py``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import txaio
 from autobahn.wamp.types import Deny
@@ -45,14 +45,12 @@ from broker.router.metrics import (
     NOT_AUTHORIZED,
     TRACKER,
 )
-from broker.router.state import STATE
+
+if TYPE_CHECKING:
+    from broker.router.state import NodeState
 
 #: How autobahn words a WebSocket handshake refused for its Origin header (allowed_origins).
 _ORIGIN_DENIED: Final = "WebSocket connection denied: origin "
-
-
-def _reject(reason: str) -> None:
-    STATE.count_rejection(reason)
 
 
 class _Txaio:
@@ -67,63 +65,63 @@ class _Txaio:
         return value
 
 
-def _count_denied_login(result: Any) -> Any:
+def _count_denied_login(result: Any, state: NodeState) -> Any:
     if isinstance(result, Deny):
-        _reject(AUTHENTICATION_FAILED)
+        state.count_rejection(AUTHENTICATION_FAILED)
     return result
 
 
-def _counting_login(original: Callable[..., Any]) -> Callable[..., Any]:
+def _counting_login(state: NodeState, original: Callable[..., Any]) -> Callable[..., Any]:
     def login_step(self: Any, *args: Any) -> Any:
         result = original(self, *args)
         if isinstance(result, Deferred):
-            return result.addCallback(_count_denied_login)
-        return _count_denied_login(result)
+            return result.addCallback(_count_denied_login, state)
+        return _count_denied_login(result, state)
 
     return login_step
 
 
-def _count_denied_authorization(authorization: Any) -> Any:
+def _count_denied_authorization(authorization: Any, state: NodeState) -> Any:
     if isinstance(authorization, dict) and not authorization.get("allow"):
-        _reject(NOT_AUTHORIZED)
+        state.count_rejection(NOT_AUTHORIZED)
     return authorization
 
 
-def _counting_authorize(original: Callable[..., Any]) -> Callable[..., Any]:
+def _counting_authorize(state: NodeState, original: Callable[..., Any]) -> Callable[..., Any]:
     def authorize(self: Any, session: Any, uri: str, action: str, options: Any) -> Any:
         result = original(self, session, uri, action, options)
         if action != "publish":  # publishes: counted by the position hook, once
-            result.addCallback(_count_denied_authorization)
+            result.addCallback(_count_denied_authorization, state)
         return result
 
     return authorize
 
 
-def _counting_oversize(original: Callable[..., Any]) -> Callable[..., Any]:
+def _counting_oversize(state: NodeState, original: Callable[..., Any]) -> Callable[..., Any]:
     def exceeded(self: Any, *args: Any) -> Any:
-        _reject(MESSAGE_TOO_LARGE)
+        state.count_rejection(MESSAGE_TOO_LARGE)
         return original(self, *args)
 
     return exceeded
 
 
-def _counting_handshake_failure(original: Callable[..., Any]) -> Callable[..., Any]:
+def _counting_handshake_failure(state: NodeState, original: Callable[..., Any]) -> Callable[..., Any]:
     # a page whose origin is not in allowed_origins never gets a session: without this
     # count a wrong allowed_origins looks like a quiet node
     def fail(self: Any, reason: str, *args: Any, **kwargs: Any) -> Any:
         if isinstance(reason, str) and reason.startswith(_ORIGIN_DENIED):
-            _reject(FOREIGN_ORIGIN)
+            state.count_rejection(FOREIGN_ORIGIN)
         return original(self, reason, *args, **kwargs)
 
     return fail
 
 
-def install() -> None:
+def install(state: NodeState) -> None:
     """Hook delivery tracking and refusal counting into crossbar."""
     crossbar_broker.txaio = _Txaio()  # type: ignore[attr-defined,assignment]
-    RouterSession.onHello = _counting_login(RouterSession.onHello)  # type: ignore[method-assign]
-    RouterSession.onAuthenticate = _counting_login(RouterSession.onAuthenticate)  # type: ignore[method-assign]
-    Router.authorize = _counting_authorize(Router.authorize)  # type: ignore[method-assign]
+    RouterSession.onHello = _counting_login(state, RouterSession.onHello)  # type: ignore[method-assign]
+    RouterSession.onAuthenticate = _counting_login(state, RouterSession.onAuthenticate)  # type: ignore[method-assign]
+    Router.authorize = _counting_authorize(state, Router.authorize)  # type: ignore[method-assign]
     ws = WampWebSocketServerProtocol
-    ws._max_message_size_exceeded = _counting_oversize(ws._max_message_size_exceeded)  # type: ignore[method-assign]
-    ws.failHandshake = _counting_handshake_failure(ws.failHandshake)  # type: ignore[method-assign]
+    ws._max_message_size_exceeded = _counting_oversize(state, ws._max_message_size_exceeded)  # type: ignore[method-assign]
+    ws.failHandshake = _counting_handshake_failure(state, ws.failHandshake)  # type: ignore[method-assign]

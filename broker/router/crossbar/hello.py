@@ -16,7 +16,7 @@ WampWebSocketServerProtocol`` inherits them. Tests: ``tests/test_hello_deadline.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autobahn.websocket.protocol import WebSocketProtocol
 from crossbar.router.protocol import WampWebSocketServerProtocol
@@ -27,8 +27,11 @@ from broker.router.crossbar.backpressure import _socket_of
 from broker.router.crossbar.context import Clock, Door
 from broker.router.crossbar.protocol import CLOSE_POLICY_VIOLATION, _log, _refuse, _state, _truncate
 
+if TYPE_CHECKING:
+    from broker.router.state import NodeState
 
-def _make_websocket_on_open(reactor: Clock, hello_timeout: float, original: Any) -> Any:
+
+def _make_websocket_on_open(state: NodeState, reactor: Clock, hello_timeout: float, original: Any) -> Any:
     def on_open(self: Any) -> None:
         self._broker_socket = _socket_of(self.transport)
         if self._broker_socket is None:
@@ -39,15 +42,15 @@ def _make_websocket_on_open(reactor: Clock, hello_timeout: float, original: Any)
             )
         original(self)
         timeout = limits._installed.get("hello_timeout", hello_timeout)  # configure() changes it live
-        self._broker_hello_deadline = reactor.callLater(timeout, _hello_deadline, self, timeout)
+        self._broker_hello_deadline = reactor.callLater(timeout, _hello_deadline, state, self, timeout)
 
     return on_open
 
 
-def _hello_deadline(self: Any, hello_timeout: float) -> None:
+def _hello_deadline(state: NodeState, self: Any, hello_timeout: float) -> None:
     if self.state == WebSocketProtocol.STATE_OPEN and _state(self._session) != "joined":
         error = HelloTimeout(f"no WAMP session established within {hello_timeout:g} s of connecting")
-        _refuse(self, error)
+        _refuse(state, self, error)
         self._bailout(CLOSE_POLICY_VIOLATION, reason=_truncate(str(error)))
 
 
@@ -64,5 +67,5 @@ def _make_websocket_on_close(original: Any) -> Any:
 def install(door: Door) -> None:
     """Start the deadline on every WebSocket that opens, cancel it when it closes."""
     ws = WampWebSocketServerProtocol
-    ws.onOpen = _make_websocket_on_open(door.reactor, door.hello_timeout, ws.onOpen)  # type: ignore[method-assign]
+    ws.onOpen = _make_websocket_on_open(door.state, door.reactor, door.hello_timeout, ws.onOpen)  # type: ignore[method-assign]
     ws.onClose = _make_websocket_on_close(ws.onClose)  # type: ignore[method-assign]

@@ -39,7 +39,7 @@ Tests: ``tests/test_longpoll.py``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autobahn.wamp.types import TransportDetails
 from crossbar.router import longpoll
@@ -49,7 +49,9 @@ from twisted.web import http
 from broker.errors import ClientError
 from broker.router.crossbar.context import Clock, Door
 from broker.router.crossbar.protocol import _log, _refuse, dispatch
-from broker.router.state import STATE
+
+if TYPE_CHECKING:
+    from broker.router.state import NodeState
 
 
 def _longpoll_render_get(self: Any, request: Any) -> bytes:
@@ -105,14 +107,17 @@ def _longpoll_transport_details(self: Any) -> TransportDetails:
     return details
 
 
-def _longpoll_on_message(self: Any, payload: bytes, isBinary: bool | None) -> None:
-    if self._session is None:
-        return  # the router session ended (protocol violation); the transport waits to deliver ABORT
-    try:
-        dispatch(self, payload, None)
-    except ClientError as error:
-        _refuse(self, error)
-        end_keeping_transport(self)
+def _make_longpoll_on_message(state: NodeState) -> Any:
+    def on_message(self: Any, payload: bytes, isBinary: bool | None) -> None:
+        if self._session is None:
+            return  # the router session ended (protocol violation); the transport waits to deliver ABORT
+        try:
+            dispatch(state, self, payload, None)
+        except ClientError as error:
+            _refuse(state, self, error)
+            end_keeping_transport(self)
+
+    return on_message
 
 
 def end_keeping_transport(self: Any) -> None:
@@ -136,7 +141,7 @@ def _make_longpoll_trigger(original: Any) -> Any:
     return trigger
 
 
-def _make_longpoll_queue(reactor: Clock, original: Any) -> Any:
+def _make_longpoll_queue(state: NodeState, reactor: Clock, original: Any) -> Any:
     def queue(self: Any, data: bytes) -> None:
         parent = self._parent
         if parent._broker_slow:
@@ -150,7 +155,7 @@ def _make_longpoll_queue(reactor: Clock, original: Any) -> Any:
         if messages > limits._queueLimitMessages or size > limits._queueLimitBytes:
             parent._broker_slow = True
             self._queue.clear()
-            STATE.count_rejection("SlowSubscriber")
+            state.count_rejection("SlowSubscriber")
             reason = (
                 f"long-poll receive queue over its limit ({messages} messages, {size} bytes; "
                 f"limits {limits._queueLimitMessages} messages, {limits._queueLimitBytes} bytes)"
@@ -172,12 +177,12 @@ def _longpoll_abort(session: Any) -> None:
 def install(door: Door) -> None:
     """Long-poll sessions open, are checked like WebSocket ones, and have a bounded queue."""
     lp, lp_receive = longpoll.WampLongPollResourceSession, longpoll.WampLongPollResourceSessionReceive
-    lp.onMessage = _longpoll_on_message  # type: ignore[method-assign]
+    lp.onMessage = _make_longpoll_on_message(door.state)  # type: ignore[method-assign]
     longpoll.WampLongPollResource.render_GET = _longpoll_render_get  # type: ignore[method-assign]
     RouterSession.onOpen = _make_router_on_open(RouterSession.onOpen)  # type: ignore[method-assign]
     lp.peer = property(_longpoll_peer)  # type: ignore[attr-defined]
     lp.transport_details = property(_longpoll_transport_details)  # type: ignore[attr-defined]
     lp._broker_slow = False  # type: ignore[attr-defined]
     lp._broker_closing = False  # type: ignore[attr-defined]
-    lp_receive.queue = _make_longpoll_queue(door.reactor, lp_receive.queue)  # type: ignore[method-assign]
+    lp_receive.queue = _make_longpoll_queue(door.state, door.reactor, lp_receive.queue)  # type: ignore[method-assign]
     lp_receive._trigger = _make_longpoll_trigger(lp_receive._trigger)  # type: ignore[method-assign]

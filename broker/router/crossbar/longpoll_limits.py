@@ -37,7 +37,7 @@ Tests: ``tests/test_longpoll.py``.
 from __future__ import annotations
 
 import json
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import unquote_to_bytes
 
 from autobahn.wamp import message
@@ -51,7 +51,9 @@ from broker.errors import PayloadTooLarge
 from broker.router.crossbar.longpoll import end_keeping_transport
 from broker.router.crossbar.longpoll_origins import origin_allowed
 from broker.router.metrics import MESSAGE_TOO_LARGE
-from broker.router.state import STATE
+
+if TYPE_CHECKING:
+    from broker.router.state import NodeState
 
 #: How long a refused request's connection keeps reading (and discarding) what the client sends.
 LINGER_SECONDS: Final = 2.0
@@ -79,7 +81,7 @@ def target(channel: Any) -> tuple[Any, list[bytes]] | None:
     return (resource, []) if isinstance(resource, longpoll.WampLongPollResource) else None
 
 
-def _make_got_length(original: Any) -> Any:
+def _make_got_length(state: NodeState, original: Any) -> Any:
     def got_length(self: Any, length: int | None) -> None:
         found = target(self.channel) if self.channel is not None else None
         if found is not None:
@@ -87,14 +89,14 @@ def _make_got_length(original: Any) -> Any:
             reason = None if length is None else body_too_large(length, found[0]._broker_limit, declared=True)
             if reason is not None:
                 original(self, 0)  # an empty body: nothing of it is kept
-                _refuse(self, reason)
+                _refuse(state, self, reason)
                 return
         original(self, length)
 
     return got_length
 
 
-def _make_handle_content_chunk(original: Any) -> Any:
+def _make_handle_content_chunk(state: NodeState, original: Any) -> Any:
     def handle_content_chunk(self: Any, data: bytes) -> None:
         found = self._broker_longpoll
         if found is not None:
@@ -103,7 +105,7 @@ def _make_handle_content_chunk(original: Any) -> Any:
             self._broker_received += len(data)
             reason = body_too_large(self._broker_received, found[0]._broker_limit, declared=False)
             if reason is not None:
-                _refuse(self, reason)
+                _refuse(state, self, reason)
                 return
         original(self, data)
 
@@ -114,7 +116,7 @@ def _discard(data: bytes) -> None:
     """What a refused request's channel does with the rest of the body."""
 
 
-def _refuse(request: Any, reason: str) -> None:
+def _refuse(state: NodeState, request: Any, reason: str) -> None:
     """Answer 413 now, end the session the request was for, keep nothing more of it."""
     request._broker_refused = True
     channel = request.channel
@@ -125,7 +127,7 @@ def _refuse(request: Any, reason: str) -> None:
     channel.dataReceived = _discard  # what the peer still sends, as Twisted drops data after a close
     channel._send100Continue = lambda: None  # no "100 Continue" for a body we refuse
     peer = channel.transport.getPeer()
-    STATE.count_rejection(MESSAGE_TOO_LARGE)
+    state.count_rejection(MESSAGE_TOO_LARGE)
     _log.warn(
         "refusing long-poll request from {peer}: {reason}", peer=getattr(peer, "host", peer), reason=reason
     )
@@ -174,14 +176,14 @@ def _make_create(original: Any) -> Any:
     return staticmethod(create)
 
 
-def install() -> None:
+def install(state: NodeState) -> None:
     """Bound every long-poll request body (call before transports start)."""
     request = http.Request
     request._broker_longpoll = None  # type: ignore[attr-defined]
     request._broker_refused = False  # type: ignore[attr-defined]
     request._broker_received = 0  # type: ignore[attr-defined]
-    request.gotLength = _make_got_length(request.gotLength)  # type: ignore[method-assign]
-    request.handleContentChunk = _make_handle_content_chunk(request.handleContentChunk)  # type: ignore[method-assign]
+    request.gotLength = _make_got_length(state, request.gotLength)  # type: ignore[method-assign]
+    request.handleContentChunk = _make_handle_content_chunk(state, request.handleContentChunk)  # type: ignore[method-assign]
     # a resource created before this (none: transports start after components) allows nothing
     longpoll.WampLongPollResource._broker_limit = 0  # type: ignore[attr-defined]
     lp_service = webservice_longpoll.RouterWebServiceLongPoll

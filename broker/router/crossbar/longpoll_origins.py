@@ -21,7 +21,7 @@ CORS does (:mod:`.cors`). Tests: ``tests/test_longpoll.py``, ``tests/test_cors.p
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autobahn.util import wildcards2patterns
 from autobahn.websocket.protocol import _is_same_origin, _url_to_origin
@@ -32,7 +32,9 @@ from twisted.web import http
 from broker.core.longpoll import websocket_auth, websocket_origin_policy
 from broker.router.crossbar.context import Door
 from broker.router.crossbar.protocol import _log
-from broker.router.state import STATE
+
+if TYPE_CHECKING:
+    from broker.router.state import NodeState
 
 
 def origin_allowed(resource: Any, origin: bytes) -> bool:
@@ -59,11 +61,11 @@ def _longpoll_standard_headers(self: Any, request: Any) -> None:
         request.setHeader(b"access-control-allow-headers", headers)
 
 
-def _make_longpoll_open(original: Any) -> Any:
+def _make_longpoll_open(state: NodeState, original: Any) -> Any:
     def render_post(self: Any, request: Any) -> bytes:
         origin = request.getHeader(b"origin")
         if origin is not None and not origin_allowed(self._parent, origin):
-            STATE.count_rejection("ForeignOrigin")
+            state.count_rejection("ForeignOrigin")
             _log.warn(
                 "refusing long-poll session from {peer}: origin {origin!r} not allowed",
                 peer=request.getClientIP(),
@@ -105,6 +107,6 @@ def install(door: Door) -> None:
     and the origins captured per long-poll service (after :mod:`.longpoll_limits` and
     :mod:`.longpoll_open` are installed: these wrap theirs)."""
     lp_open = longpoll.WampLongPollResourceOpen
-    lp_open.render_POST = _make_longpoll_open(lp_open.render_POST)  # type: ignore[method-assign]
+    lp_open.render_POST = _make_longpoll_open(door.state, lp_open.render_POST)  # type: ignore[method-assign]
     lp_service = webservice_longpoll.RouterWebServiceLongPoll
     lp_service.create = _make_longpoll_create(lp_service.create)  # type: ignore[method-assign]

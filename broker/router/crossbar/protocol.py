@@ -30,7 +30,7 @@ Replaces ``autobahn/wamp/websocket.py: WampWebSocketProtocol.onMessage`` (on
 from __future__ import annotations
 
 import sys
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from autobahn.wamp import message
 from autobahn.websocket.protocol import WebSocketProtocol
@@ -46,7 +46,9 @@ from broker.core.protocol import (
 )
 from broker.errors import ClientError, InvalidUri, ProtocolViolation
 from broker.router.crossbar.context import Door
-from broker.router.state import STATE
+
+if TYPE_CHECKING:
+    from broker.router.state import NodeState
 
 #: The interpreter's own default, which py_ecc raises to 100000 at import.
 RECURSION_LIMIT: Final = 1000
@@ -69,8 +71,9 @@ def _state(session: Any) -> str:
     return "opening"
 
 
-def dispatch(transport: Any, payload: bytes, is_binary: bool | None) -> None:
-    """Decode ``payload``, apply Broker's rules, hand valid messages to the session.
+def dispatch(state: NodeState, transport: Any, payload: bytes, is_binary: bool | None) -> None:
+    """Decode ``payload``, apply Broker's rules, hand valid messages to the session (``state``
+    counts what it refuses).
 
     Raises :class:`ClientError` for anything the peer got wrong; the caller
     turns it into ABORT and a close.
@@ -95,7 +98,7 @@ def dispatch(transport: Any, payload: bytes, is_binary: bool | None) -> None:
         check_allowed(raw[0], _state(transport._session))
         rejection = check_request_uri(raw)
         if rejection is not None:
-            STATE.count_rejection("invalid_uri")
+            state.count_rejection("invalid_uri")
             if rejection.reply:
                 transport.send(
                     message.Error(
@@ -118,10 +121,10 @@ def _truncate(reason: str, limit: int = 120) -> str:
     return reason.encode("utf-8")[:limit].decode("utf-8", "ignore")
 
 
-def _refuse(transport: Any, error: ClientError) -> None:
+def _refuse(state: NodeState, transport: Any, error: ClientError) -> None:
     """Tell the peer why in an ABORT (best effort), count it, log one line."""
     reason = type(error).__name__
-    STATE.count_rejection(reason)
+    state.count_rejection(reason)
     _log.warn(
         "closing {peer}: {uri}: {reason}",
         peer=getattr(transport, "peer", "?"),
@@ -134,15 +137,18 @@ def _refuse(transport: Any, error: ClientError) -> None:
         pass
 
 
-def _websocket_on_message(self: Any, payload: bytes, isBinary: bool) -> None:
-    try:
-        dispatch(self, payload, isBinary)
-    except ClientError as error:
-        _refuse(self, error)
-        self._bailout(CLOSE_PROTOCOL_ERROR, reason=_truncate(str(error)))
+def _make_websocket_on_message(state: NodeState) -> Any:
+    def on_message(self: Any, payload: bytes, isBinary: bool) -> None:
+        try:
+            dispatch(state, self, payload, isBinary)
+        except ClientError as error:
+            _refuse(state, self, error)
+            self._bailout(CLOSE_PROTOCOL_ERROR, reason=_truncate(str(error)))
+
+    return on_message
 
 
 def install(door: Door) -> None:
     """Restore the recursion limit; every WebSocket message through :func:`dispatch`."""
     sys.setrecursionlimit(RECURSION_LIMIT)
-    WampWebSocketServerProtocol.onMessage = _websocket_on_message  # type: ignore[method-assign]
+    WampWebSocketServerProtocol.onMessage = _make_websocket_on_message(door.state)  # type: ignore[method-assign]
