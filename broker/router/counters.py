@@ -1,4 +1,4 @@
-"""Broker's Prometheus registry and its rejections counter: what :mod:`broker.router.state` counts into.
+"""Broker's Prometheus registry and its first counters: what :mod:`broker.router.state` counts into.
 
 Why a module of its own: the node's state counts every refusal
 (:meth:`broker.router.state.NodeState.count_rejection`) and ``/metrics``
@@ -13,6 +13,13 @@ from prometheus_client import CollectorRegistry, Counter
 #: Every Broker series, never prometheus-client's global registry (see :mod:`broker.router.metrics`).
 REGISTRY = CollectorRegistry()
 
+# registered in the order /metrics has always listed them (then metrics.py's)
+HTTP_PUBLISH_REQUESTS = Counter(
+    "broker_http_publish_requests",
+    "Requests answered by the HTTP publish API (/api), by HTTP status.",
+    ["status"],
+    registry=REGISTRY,
+)
 REJECTIONS = Counter(
     "broker_rejections",
     "Connections, messages and requests Broker refused, by reason (as on /health).",

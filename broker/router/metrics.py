@@ -45,7 +45,7 @@ from prometheus_client.registry import Collector
 from twisted.web.resource import Resource
 
 from broker.core.metering import DEFAULT_MAX_NAMESPACES, META_NAMESPACE, LatencyHistogram, NamespaceLabels
-from broker.router.counters import REGISTRY
+from broker.router.counters import HTTP_PUBLISH_REQUESTS, REGISTRY
 from broker.router.state import STATE
 
 #: Rejection reasons counted here (the others are counted where Broker refuses, see docs/operators.md).
@@ -54,12 +54,6 @@ NOT_AUTHORIZED: Final = "NotAuthorized"
 MESSAGE_TOO_LARGE: Final = "MessageTooLarge"
 FOREIGN_ORIGIN: Final = "ForeignOrigin"  # as long-poll counts it (broker.router.crossbar.longpoll_origins)
 
-HTTP_PUBLISH_REQUESTS = Counter(
-    "broker_http_publish_requests",
-    "Requests answered by the HTTP publish API (/api), by HTTP status.",
-    ["status"],
-    registry=REGISTRY,
-)
 RECOVERIES = Counter(
     "broker_recoveries",
     "broker.recover calls, by outcome: recovered, unrecoverable, refused, or position (no position yet).",
