@@ -219,7 +219,7 @@ class BrokerComponent(ApplicationSession):
         )
         journals = open_publish_memory(history.store, base_dir=self._cbdir)  # on disk, whatever the store
         STATE.publish_gate = PublishGate(self.settings.http_publish, self.settings.publishers, journals)
-        reload = reloader.Reloader.for_node(self, Path(self._cbdir))
+        reload = reloader.Reloader.for_node(self, STATE, Path(self._cbdir))
 
         def _reload() -> dict[str, list[str]]:
             try:

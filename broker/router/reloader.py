@@ -14,7 +14,7 @@ at once, on the reactor thread, between two messages:
   cleared so no stale "yes" survives;
 * publisher keys and HTTP publish limits: :meth:`PublishGate.reconfigure`,
   which keeps the replay memory and the idempotency cache;
-* history policies (``STATE.history_policies``), the HELLO deadline, the
+* history policies (``NodeState.history_policies``), the HELLO deadline, the
   slow-subscriber limit (:func:`broker.router.crossbar.configure`) and the
   metrics' namespace cap (:func:`broker.router.metrics.configure`);
 * allowed origins: crossbar builds one autobahn WebSocket factory per
@@ -53,7 +53,7 @@ from broker.core.longpoll import websocket_origin_policy
 from broker.errors import ConfigError
 from broker.router import crossbar, metrics
 from broker.router.crossbar import reload as crossbar_reload
-from broker.router.state import STATE
+from broker.router.state import NodeState
 
 _log = Logger(namespace="broker.reload")
 
@@ -64,18 +64,21 @@ class Reloader:
     def __init__(
         self,
         component: Any,
+        state: NodeState,
         running: Mapping[str, Any],
         source: Path,
         from_file: frozenset[str] = frozenset(),
     ) -> None:
         self.component = component
+        #: The node's state, handed over by the component (publish gate, history policies).
+        self.state = state
         #: The source config the router runs, rendered (live changes applied).
         self.running: Mapping[str, Any] = running
         self.source = source
         self.from_file = from_file
 
     @classmethod
-    def for_node(cls, component: Any, cbdir: Path) -> Reloader:
+    def for_node(cls, component: Any, state: NodeState, cbdir: Path) -> Reloader:
         """The reloader of a node started by ``broker run`` (or by ``crossbar start`` in ``cbdir``)."""
         snapshot = cbdir / SNAPSHOT_FILENAME
         if not snapshot.exists():  # started by crossbar itself: its config is the source
@@ -89,6 +92,7 @@ class Reloader:
         from_file = frozenset(n for n in os.environ.get(ENV_FILE_SECRETS, "").split(",") if n)
         return cls(
             component,
+            state,
             running,
             Path(source) if source else cbdir / nodeconfig.CONFIG_FILENAME,
             from_file=from_file,
@@ -116,9 +120,9 @@ class Reloader:
         cache = getattr(router, "_authorization_cache", None)
         if isinstance(cache, dict):
             cache.clear()  # cached publish/call answers were the old grants'
-        if STATE.publish_gate is not None:
-            STATE.publish_gate.reconfigure(settings.http_publish, settings.publishers)
-        STATE.history_policies = settings.history.policies
+        if self.state.publish_gate is not None:
+            self.state.publish_gate.reconfigure(settings.http_publish, settings.publishers)
+        self.state.history_policies = settings.history.policies
         crossbar.configure(settings.hello_timeout, settings.slow_subscriber.max_buffer_bytes)
         metrics.configure(settings.metrics.max_namespaces)
         _, transport = nodeconfig.web_transport(plan.applied)
