@@ -55,8 +55,6 @@ LIMITS: Final[Mapping[bytes, Callable[[NodeState], int]]] = {
     PUBLISH_PATH.rsplit("/", 1)[0].encode(): publish_body_limit,
 }
 
-_installed: list[bool] = []
-
 
 def limit_for(state: NodeState, target: bytes) -> int | None:
     """The body limit for a request target (``/api/publish?x``, percent-encoded or absolute), or None
@@ -130,10 +128,7 @@ def _make_handle_content_chunk(
 
 
 def install(state: NodeState) -> None:
-    """Patch Twisted's HTTP channel and request, once per process."""
-    if _installed:
-        return
-    _installed.append(True)
+    """Patch Twisted's HTTP channel and request (``state``: whose publish API has the limit)."""
     channel = http.HTTPChannel
     channel._broker_body_limit = None  # type: ignore[attr-defined]
     channel._broker_refused = False  # type: ignore[attr-defined]

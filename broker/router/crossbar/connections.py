@@ -60,6 +60,7 @@ from broker.core.connlimits import (
     too_many_fragments,
 )
 from broker.core.ratelimit import TokenBucket
+from broker.router.crossbar.context import Clock
 
 if TYPE_CHECKING:
     from broker.router.state import NodeState
@@ -72,7 +73,6 @@ _CLOSING: Final = WebSocketProtocol.STATE_CLOSING
 _CLOSE_POLICY_VIOLATION: Final = WebSocketProtocol.CLOSE_STATUS_CODE_POLICY_VIOLATION
 
 _log = Logger(namespace="broker.connections")
-_installed: list[bool] = []
 
 
 # -- WebSocket frames ---------------------------------------------------------------
@@ -303,15 +303,8 @@ def _evict(state: NodeState, factory: Any, waiting: Any, now: float) -> None:
     waiting.transport.abortConnection()
 
 
-def install(state: NodeState, reactor: Any = None) -> None:
-    """Apply the limits above, once per process (``state`` counts what they refuse)."""
-    if _installed:
-        return
-    _installed.append(True)
-    if reactor is None:
-        from twisted.internet import reactor as global_reactor
-
-        reactor = global_reactor
+def install(state: NodeState, reactor: Clock) -> None:
+    """Apply the limits above (``state`` counts what they refuse, ``reactor`` times them)."""
     ws = WampWebSocketServerProtocol
     ws.onFrameBegin = _make_frame_begin(state, ws.onFrameBegin, reactor.seconds)  # type: ignore[method-assign,assignment]
     ws._dataReceived = _make_data_received(ws._dataReceived)  # type: ignore[method-assign,assignment]

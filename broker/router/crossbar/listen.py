@@ -33,8 +33,6 @@ from broker.config.nodeconfig import listen_problem
 #: The error crossbar's router worker answers the controller with when a transport cannot listen.
 CANNOT_LISTEN: Final = "crossbar.error.cannot_listen"
 
-_installed: dict[str, bool] = {}
-
 
 class PortUnavailable(Exception):
     """A transport's port could not be bound; the message is the one line to log."""
@@ -53,9 +51,6 @@ def one_line(failure: Failure) -> Failure:
 
 def install() -> None:
     """In the router worker: transports that cannot listen fail with :class:`PortUnavailable`."""
-    if _installed:
-        return
-    _installed["worker"] = True
     from crossbar.worker.transport import RouterTransport
 
     original = RouterTransport.start

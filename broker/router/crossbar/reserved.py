@@ -32,8 +32,6 @@ from broker.router import metrics
 if TYPE_CHECKING:
     from broker.router.state import NodeState
 
-_installed: dict[str, Any] = {}
-
 
 def _make_process_register(state: NodeState, original: Any) -> Any:
     def process_register(self: Any, session: Any, register: message.Register) -> None:
@@ -51,8 +49,5 @@ def _make_process_register(state: NodeState, original: Any) -> Any:
 
 
 def install(state: NodeState) -> None:
-    """Put the reserved-namespace check in front of crossbar's REGISTER handling, once."""
-    if _installed:
-        return
-    _installed["done"] = True
+    """Put the reserved-namespace check in front of crossbar's REGISTER handling."""
     Dealer.processRegister = _make_process_register(state, Dealer.processRegister)  # type: ignore[method-assign]
