@@ -288,3 +288,22 @@ def test_install_twice_is_a_no_op(monkeypatch: pytest.MonkeyPatch) -> None:
     assert len(doors) == len(names)  # the second call applied nothing
     assert crossbar._applied == names
     assert names[0] == "logstyle" and names[-1] == "positions"
+
+
+def test_the_router_component_refuses_to_start_on_another_autobahn(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What crossbar sees when it creates Broker's component on an unpinned autobahn: the one line."""
+    from autobahn.wamp.types import ComponentConfig
+
+    from broker.router.component import BrokerComponent
+
+    real = crossbar.versions._installed
+    monkeypatch.setattr(
+        crossbar.versions, "_installed", lambda name: "26.10.2" if name == "autobahn" else real(name)
+    )
+    monkeypatch.setattr(crossbar, "_applied", [])
+    before = _patchable()
+    with pytest.raises(
+        UnpinnedVersion, match=r"^autobahn 26\.10\.2 is installed, but Broker's crossbar patches"
+    ):
+        BrokerComponent(ComponentConfig(realm="app", extra={}))
+    assert _patchable() == before
