@@ -30,7 +30,9 @@ items tests and docs refer to):
 Besides: :mod:`.logstyle` (plain, lazy log arguments), :mod:`.counting`
 (refusals crossbar makes on its own, delivery tracking), :mod:`.reload`
 (what a live reload reaches), :mod:`.readiness` (which web paths are
-attached) and the position hook (:mod:`broker.router.positions`).
+attached) and the position hook (:mod:`broker.router.positions`, the one
+patch still outside this package: it moves here with the publish path's
+rewrite; ``tests/test_crossbar_door.py`` names it).
 
 This module imports its patches only inside :func:`install_order`: ``broker run``
 reads :mod:`.versions` in a process that never loads crossbar's router.
@@ -62,7 +64,8 @@ def install_order() -> tuple[Installer, ...]:
     runs first): the long-poll origin check wraps ``/open``'s body check, so a
     foreign origin gets 403 before anything else; the long-poll service's
     ``create`` is wrapped by the limits, then the origins, then the reload
-    hook; the position hook comes last, as when it was installed on join.
+    hook; the position hook comes last (it used to be installed when the
+    component joined, after every other patch).
     """
     from broker.router import positions
     from broker.router.crossbar import (
