@@ -75,6 +75,7 @@ def install_order() -> tuple[Installer, ...]:
         cors,
         counting,
         hello,
+        limits,
         listen,
         logstyle,
         longpoll,
@@ -94,6 +95,7 @@ def install_order() -> tuple[Installer, ...]:
 
     return (
         ("logstyle", lambda door: logstyle.install()),
+        ("limits", lambda door: limits.set_initial(door.hello_timeout, door.max_buffer_bytes)),
         ("protocol", protocol.install),
         ("hello", hello.install),
         ("backpressure", backpressure.install),
@@ -139,9 +141,6 @@ def install(
         from twisted.internet import reactor as global_reactor
 
         reactor = cast(Clock, global_reactor)
-    from broker.router.crossbar import limits
-
-    limits.set_initial(hello_timeout, max_buffer_bytes)
     door = Door(state, reactor, hello_timeout, max_buffer_bytes, max_namespaces)
     for name, installer in install_order():
         installer(door)
