@@ -287,7 +287,7 @@ def test_install_twice_is_a_no_op(monkeypatch: pytest.MonkeyPatch) -> None:
     crossbar.install(state, hello_timeout=1.0, max_buffer_bytes=1, max_namespaces=1)
     assert len(doors) == len(names)  # the second call applied nothing
     assert crossbar._applied == names
-    assert names[0] == "logstyle" and names[-1] == "positions"
+    assert names[0] == "logstyle" and names[-1] == "readiness"
 
 
 def test_the_router_component_refuses_to_start_on_another_autobahn(monkeypatch: pytest.MonkeyPatch) -> None:

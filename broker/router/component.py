@@ -4,9 +4,9 @@ It registers ``broker.authorize`` (the dynamic authorizer over
 :mod:`broker.core.grants`), ``broker.authenticate`` (the dynamic WAMP-ticket
 authenticator for per-user tokens, :mod:`broker.core.tokens`) and
 ``broker.recover`` (missed events, see :mod:`broker.history.recovery`), opens
-the history store; the patches into crossbar, the position hook
-(:mod:`broker.router.positions`) among them, are installed by
-:func:`broker.router.crossbar.install` when the component is created.
+the history store and installs the position hook (:mod:`broker.router.positions`);
+every other patch into crossbar is installed by :func:`broker.router.crossbar.install`
+when the component is created.
 
 Token sessions (role ``user``) carry their own grants: :class:`~broker.core.sessions.UserSessions`
 maps each session id to its token's grants, from authentication until the
@@ -45,7 +45,7 @@ from broker.engines.publish_memory import open_publish_memory
 from broker.errors import BrokerError, ConfigError, InvalidToken, NotAuthorized
 from broker.history import HistoryStore
 from broker.history.recovery import recover, recovery_outcome
-from broker.router import crossbar, expiry, metrics, readiness, reloader
+from broker.router import crossbar, expiry, metrics, positions, readiness, reloader
 from broker.router.state import STATE
 
 AUTHORIZE_PROCEDURE = "broker.authorize"
@@ -166,7 +166,8 @@ class BrokerComponent(ApplicationSession):
         extra = without_runtime(config.extra or {})
         self._cbdir: str = (config.extra or {}).get("cbdir") or "."
         self.settings: BrokerSettings = parse_settings(extra, "$.extra")
-        # every patch, before crossbar starts the transports; refuses unpinned crossbar versions
+        # every patch but the position hook, before crossbar starts the transports; raises
+        # UnpinnedVersion (one line) on crossbar/autobahn/Twisted/txaio other than the pinned ones
         crossbar.install(
             STATE,
             hello_timeout=self.settings.hello_timeout,
@@ -199,6 +200,7 @@ class BrokerComponent(ApplicationSession):
         store = create_store(history.store, "$.extra.history.store", base_dir=self._cbdir)
         STATE.history, STATE.history_policies = store, history.policies
         STATE.message_limit = self._message_limit()
+        positions.install()
 
         def _recover(
             topic: str, match: str = "exact", epoch: object = None, after: object = 0, details: Any = None

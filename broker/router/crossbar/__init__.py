@@ -30,9 +30,10 @@ items tests and docs refer to):
 Besides: :mod:`.logstyle` (plain, lazy log arguments), :mod:`.counting`
 (refusals crossbar makes on its own, delivery tracking), :mod:`.reload`
 (what a live reload reaches), :mod:`.readiness` (which web paths are
-attached) and the position hook (:mod:`broker.router.positions`, the one
-patch still outside this package: it moves here with the publish path's
-rewrite; ``tests/test_crossbar_door.py`` names it).
+attached). The position hook (:mod:`broker.router.positions`) is the one
+patch still outside this package, installed by the component once its
+history engine is open (on join); with the publish path's rewrite its
+reach-in moves here (``tests/test_crossbar_door.py`` names it until then).
 
 This module imports its patches only inside :func:`install_order`: ``broker run``
 reads :mod:`.versions` in a process that never loads crossbar's router.
@@ -64,10 +65,9 @@ def install_order() -> tuple[Installer, ...]:
     runs first): the long-poll origin check wraps ``/open``'s body check, so a
     foreign origin gets 403 before anything else; the long-poll service's
     ``create`` is wrapped by the limits, then the origins, then the reload
-    hook; the position hook comes last (it used to be installed when the
-    component joined, after every other patch).
+    hook. The position hook is not a step: it needs the history engine, which
+    the component opens on join (see the module docstring).
     """
-    from broker.router import positions
     from broker.router.crossbar import (
         backpressure,
         body_limit,
@@ -115,7 +115,6 @@ def install_order() -> tuple[Installer, ...]:
         ),  # before transports: Twisted's HTTP channel
         ("reload", lambda door: reload.install()),  # before transports: it records their factories
         ("readiness", lambda door: readiness.install()),  # /health waits for the paths attached after it
-        ("positions", lambda door: positions.install()),
     )
 
 
