@@ -423,7 +423,7 @@ def section(cases: list[Case], quick: bool) -> Section:
         "(positive = costs more). Steps within a few percent are inside the measurement's noise "
         "(CPU time is read in 10 ms ticks). The *+ hooks* step is negative for N ≥ 10 because one of "
         "Broker's router patches removes a cost: autobahn building coloured arguments for debug log "
-        "lines it then drops, on every message sent (`broker/router/logstyle.py`); the other hooks "
+        "lines it then drops, on every message sent (`broker/router/crossbar/logstyle.py`); the other hooks "
         "(hardening, authorizer, metrics, slow-subscriber check) cost less than that saves. At N=1 "
         "every publish is one delivery, so the per-publish work (authorization, history append) "
         "shows most there. The profile section below splits the router's own "

@@ -87,19 +87,42 @@ RULES: list[Rule] = [
             "broker.engines",
         ),
     ),
-    Rule(SEND_HOOK, ("broker.router.hardening",), ("_make_websocket_send", "_waiting", "_let_go", "_flush")),
+    Rule(
+        SEND_HOOK,
+        ("broker.router.crossbar.backpressure",),
+        ("_make_websocket_send", "_waiting", "_let_go", "_flush"),
+    ),
     Rule(SEND_HOOK, ("broker.core.backpressure",)),
-    Rule("Broker: inbound checks (hardening)", ("broker.router.hardening", "broker.core.protocol")),
+    Rule(
+        "Broker: inbound checks (hardening)",
+        (
+            "broker.router.crossbar.protocol",
+            "broker.router.crossbar.hello",
+            "broker.router.crossbar.backpressure",
+            "broker.router.crossbar.longpoll",
+            "broker.router.crossbar.longpoll_origins",
+            "broker.core.protocol",
+        ),
+    ),
     Rule(
         "Broker: authorizer",
         ("broker.router.component", "broker.core.grants", "broker.core.uris", "broker.core.tokens"),
     ),
-    Rule("Broker: metrics", ("broker.router.metrics", "broker.core.metering", "prometheus_client")),
+    Rule(
+        "Broker: metrics",
+        (
+            "broker.router.metrics",
+            "broker.router.counters",
+            "broker.router.crossbar.counting",
+            "broker.core.metering",
+            "prometheus_client",
+        ),
+    ),
     # autobahn builds colored arguments for its trace/debug log lines on every send, even when
     # the line is then discarded (crossbar runs at "warn"): hl*() and click.style(); in Broker's
-    # router broker.router.logstyle stands in for them, so its cost is counted here too
+    # router broker.router.crossbar.logstyle stands in for them, so its cost is counted here too
     Rule(LOG_ARGUMENTS, ("autobahn.util", "crossbar._util"), ("hl", "_qn")),
-    Rule(LOG_ARGUMENTS, ("click", "broker.router.logstyle")),
+    Rule(LOG_ARGUMENTS, ("click", "broker.router.crossbar.logstyle")),
     Rule("Broker: other", ("broker",)),
     Rule("crossbar broker dispatch / router", ("crossbar",)),
     Rule("autobahn WAMP messages + serialization", ("autobahn.wamp", "ujson", "msgpack", "cbor2", "cbor")),
@@ -379,7 +402,8 @@ def markdown(broker: Run, plain: Run, seconds: int, elapsed: float) -> str:
         "of plain crossbar's router samples** go to arguments that autobahn builds for its trace and debug "
         "log lines on every send (`hltype`, `hlval`, `click.style` in `WampWebSocketProtocol.send` and "
         "`WebSocketProtocol.sendData`) before the logger drops them at crossbar's `warn` level. Broker's "
-        "router turns the colouring off and makes those arguments lazy (`broker/router/logstyle.py`), "
+        "router turns the colouring off and makes those arguments lazy "
+        "(`broker/router/crossbar/logstyle.py`), "
         f"which leaves **{100 * logs / n:.1f}%** of its samples there: that, more than anything Broker "
         "adds or leaves out, is why Broker delivers more per core than plain crossbar.",
         "",

@@ -172,6 +172,11 @@ class ConfigError(BrokerError):
         super().__init__(f"{path}: {message}")
 
 
+class UnpinnedVersion(BrokerError):
+    """Crossbar, autobahn, Twisted or txaio is not the version Broker's crossbar patches were
+    written for (:mod:`broker.router.crossbar.versions`); the message is one line naming it."""
+
+
 class ServerError(BrokerError):
     """Something on our side failed; the same request may succeed later."""
 

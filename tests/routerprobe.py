@@ -57,10 +57,13 @@ class RouterProbe(Resource):
 
     def render_POST(self, request: Any) -> bytes:
         body = json.loads(request.content.read())
-        store, session = STATE.history, STATE.session
+        store, delivery = STATE.history, STATE.delivery
+        if store is None or delivery is None:
+            request.setResponseCode(503)
+            return b'{"fed": false}'
         event = StoredEvent(
             body["topic"], body["seq"], body["cursor"], time.time(), body["args"], body["kwargs"]
         )
-        session.delivery.feed(Appended(store.epoch, (event,)))
+        delivery.feed(Appended(store.epoch, (event,)))
         request.setHeader(b"content-type", b"application/json")
         return json.dumps({"fed": True, "epoch": store.epoch}).encode()

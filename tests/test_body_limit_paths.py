@@ -1,10 +1,10 @@
-"""Which requests :mod:`broker.router.body_limit` holds to a body limit (no node needed)."""
+"""Which requests :mod:`broker.router.crossbar.body_limit` holds to a body limit (no node needed)."""
 
 from __future__ import annotations
 
 import pytest
 
-from broker.router.body_limit import limit_for
+from broker.router.crossbar.body_limit import limit_for
 from broker.router.state import STATE
 
 
@@ -21,9 +21,9 @@ from broker.router.state import STATE
 )
 def test_the_publish_api_paths_have_its_limit(target: bytes) -> None:
     assert STATE.publish_gate is None  # no component here: the default limit
-    assert limit_for(target) == 65536
+    assert limit_for(STATE, target) == 65536
 
 
 @pytest.mark.parametrize("target", [b"/", b"/ws", b"/lp/open", b"/apix/publish", b"/health"])
 def test_other_paths_are_left_alone(target: bytes) -> None:
-    assert limit_for(target) is None
+    assert limit_for(STATE, target) is None

@@ -1,4 +1,4 @@
-"""Connection-level floods against a real node (hardening 13 and 14, :mod:`broker.router.connections`).
+"""Connection-level floods against a real node (items 13 and 14, :mod:`broker.router.crossbar.connections`).
 
 Tiny WebSocket frames cost the router per frame, not per byte; a trickled HTTP
 request used to keep its connection forever. Each flood here gets an exact
@@ -41,7 +41,8 @@ with warnings.catch_warnings():
     from autobahn.websocket.protocol import WebSocketProtocol
     from twisted.internet.testing import StringTransport
 
-    from broker.router import connections
+    from broker.router.crossbar import connections
+    from broker.router.state import NodeState
 
 FRAGMENT_REASON = "WebSocket message in more than 64 fragments"
 CONTROL_REASON = "more than 50 WebSocket control frames at once or 10 per second"
@@ -289,7 +290,7 @@ class _Peer(WebSocketServerProtocol):
         WebSocketServerProtocol.onFrameBegin(self)
 
 
-_Peer.onFrameBegin = connections._make_frame_begin(_Peer.onFrameBegin, time.monotonic)  # type: ignore[method-assign]
+_Peer.onFrameBegin = connections._make_frame_begin(NodeState(), _Peer.onFrameBegin, time.monotonic)  # type: ignore[method-assign]
 _Peer._dataReceived = connections._make_data_received(_Peer._dataReceived)  # type: ignore[method-assign]
 _Peer._broker_fragments = _Peer._broker_after_close = 0  # type: ignore[attr-defined]
 _Peer._broker_control = None  # type: ignore[attr-defined]

@@ -1,4 +1,4 @@
-"""CORS on the node's HTTP paths against a real node (:mod:`broker.router.cors`, hardening item 10).
+"""CORS on the node's HTTP paths against a real node (:mod:`broker.router.crossbar.cors`, hardening item 10).
 
 Crossbar 26.10's static files echo any ``Origin`` with
 ``Access-Control-Allow-Credentials: true``; Broker answers only the origins

@@ -3,7 +3,7 @@ clear outcome, and a well-behaved client beside it keeps receiving.
 
 Every test here fails against crossbar's shipped defaults (the comment on each
 says what crossbar does there) and passes against Broker's config and
-:mod:`broker.router.hardening`.
+:mod:`broker.router.crossbar`.
 """
 
 from __future__ import annotations

@@ -13,7 +13,8 @@ from autobahn.wamp import message
 from autobahn.websocket.protocol import WebSocketProtocol
 from twisted.internet.task import Clock
 
-from broker.router import hardening
+from broker.router.crossbar import hello, limits
+from broker.router.state import NodeState
 
 
 class FakeSession:
@@ -48,8 +49,8 @@ class FakeWebSocket:
 def opened(clock: Clock, hello_timeout: float) -> FakeWebSocket:
     """A fake WebSocket just opened through the patched ``onOpen``."""
     ws = FakeWebSocket()
-    on_open = hardening._make_websocket_on_open(
-        clock, hello_timeout, lambda self: self.original_calls.append("onOpen")
+    on_open = hello._make_websocket_on_open(
+        NodeState(), clock, hello_timeout, lambda self: self.original_calls.append("onOpen")
     )
     on_open(ws)
     assert ws.original_calls == ["onOpen"]
@@ -60,7 +61,7 @@ def opened(clock: Clock, hello_timeout: float) -> FakeWebSocket:
 def installed(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """A private ``_installed``: as after ``install`` in a node, without patching autobahn here."""
     state: dict[str, Any] = {"hello_timeout": 5.0, "max_buffer_bytes": 1 << 20}
-    monkeypatch.setattr(hardening, "_installed", state)
+    monkeypatch.setattr(limits, "_installed", state)
     return state
 
 
@@ -111,7 +112,7 @@ def test_close_cancels_the_deadline(installed: dict[str, Any]) -> None:
     clock = Clock()
     ws = opened(clock, 5.0)
     closes: list[tuple[bool, int, str | None]] = []
-    on_close = hardening._make_websocket_on_close(lambda self, *args: closes.append(args))
+    on_close = hello._make_websocket_on_close(lambda self, *args: closes.append(args))
     on_close(ws, True, 1000, "bye")
     assert closes == [(True, 1000, "bye")]
     assert clock.getDelayedCalls() == []
@@ -124,7 +125,7 @@ def test_close_cancels_the_deadline(installed: dict[str, Any]) -> None:
 def test_configure_changes_the_deadline_for_new_connections(installed: dict[str, Any]) -> None:
     clock = Clock()
     before = opened(clock, 5.0)
-    hardening.configure(hello_timeout=2.0, max_buffer_bytes=1 << 20)
+    limits.configure(hello_timeout=2.0, max_buffer_bytes=1 << 20)
     assert installed["hello_timeout"] == 2.0
     after = opened(clock, 5.0)
     clock.advance(2)
@@ -135,6 +136,6 @@ def test_configure_changes_the_deadline_for_new_connections(installed: dict[str,
 
 
 def test_configure_before_install_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(hardening, "_installed", {})
-    hardening.configure(hello_timeout=2.0, max_buffer_bytes=1)
-    assert hardening._installed == {}
+    monkeypatch.setattr(limits, "_installed", {})
+    limits.configure(hello_timeout=2.0, max_buffer_bytes=1)
+    assert limits._installed == {}

@@ -2,7 +2,9 @@
 
 Imports are read with :mod:`ast` (module level and inside functions alike; a
 lazy import is still a dependency), so a rule broken anywhere fails here
-before it confuses the next reader.
+before it confuses the next reader. An import under ``if TYPE_CHECKING:``
+never runs, so it makes no cycle, but a pure layer may not name an I/O stack
+even there.
 """
 
 from __future__ import annotations
@@ -40,10 +42,26 @@ def modules() -> dict[str, Path]:
     return {module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
 
 
-def imports(path: Path, name: str, known: Collection[str] = ()) -> Iterator[str]:
-    """Every module ``path`` imports, by absolute name (``known``: broker's modules, to tell submodules)."""
+def _typing_only(tree: ast.Module) -> set[int]:
+    """The ids of the nodes under an ``if TYPE_CHECKING:`` (annotations only, never executed)."""
+    hidden: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and ast.unparse(node.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING"):
+            hidden.update(id(child) for stmt in node.body for child in ast.walk(stmt))
+    return hidden
+
+
+def imports(path: Path, name: str, known: Collection[str] = (), runtime: bool = False) -> Iterator[str]:
+    """Every module ``path`` imports, by absolute name (``known``: broker's modules, to tell submodules).
+
+    ``runtime``: leave out the imports under ``if TYPE_CHECKING:``, which never run.
+    """
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    hidden = _typing_only(tree) if runtime else set()
+    for node in ast.walk(tree):
+        if id(node) in hidden:
+            continue
         if isinstance(node, ast.Import):
             yield from (alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -59,7 +77,7 @@ def imports(path: Path, name: str, known: Collection[str] = ()) -> Iterator[str]
 def broker_graph() -> dict[str, set[str]]:
     known = modules()
     return {
-        name: {dep for dep in imports(path, name, known) if dep in known and dep != name}
+        name: {dep for dep in imports(path, name, known, runtime=True) if dep in known and dep != name}
         for name, path in known.items()
     }
 

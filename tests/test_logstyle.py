@@ -1,4 +1,5 @@
-"""``broker.router.logstyle``: log arguments keep their words, lose their colours, cost nothing unlogged."""
+"""``broker.router.crossbar.logstyle``: log arguments keep their words, lose their colours, cost
+nothing unlogged."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from autobahn.websocket.protocol import WebSocketProtocol
 from twisted.logger import formatEvent
 
-from broker.router import logstyle
+from broker.router.crossbar import logstyle
 
 
 @pytest.fixture

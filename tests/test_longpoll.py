@@ -1,6 +1,6 @@
 """WAMP over long-poll (``/lp``) against a real node: crossbar 26.10 cannot open
 a long-poll session at all, reflects any ``Origin`` with credentials, and never
-bounds a session's receive queue (:mod:`broker.router.hardening`, item 7).
+bounds a session's receive queue (:mod:`broker.router.crossbar.longpoll`, item 7).
 """
 
 from __future__ import annotations
@@ -236,7 +236,7 @@ def test_forged_token_over_long_poll_is_aborted(node: Node) -> None:
     assert abort[0] == ABORT and abort[2] == "wamp.error.not_authorized"
 
 
-# -- message limit (hardening item 8: broker.router.longpoll_limits) ----------------------------
+# -- message limit (item 8: broker.router.crossbar.longpoll_limits) ----------------------------
 
 LIMIT = 65536  # paths.ws.options.max_message_size in the project's config
 
@@ -455,7 +455,7 @@ def test_json_nested_over_the_limit_is_a_protocol_violation(node: Node) -> None:
     assert client.receive().status == 404
 
 
-# -- POST /lp/open bodies (hardening item 9: broker.router.longpoll_open) -----------------------
+# -- POST /lp/open bodies (item 9: broker.router.crossbar.longpoll_open) -----------------------
 
 SPEAKS = (
     "wamp.2.cbor, wamp.2.cbor.batched, wamp.2.json, wamp.2.json.batched, wamp.2.msgpack, "

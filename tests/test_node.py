@@ -110,7 +110,8 @@ def test_a_port_taken_after_the_check_is_a_failure_and_never_ready(tmp_path: Pat
     # broker run's own line, once crossbar's failure has been stripped of its frames
     assert (
         f"Cannot listen on transport endpoint: [Failure instance: Traceback (failure with no frames): "
-        f"<class 'broker.router.listen.PortUnavailable'>: cannot listen on 127.0.0.1:{port}: [Errno 98] "
+        "<class 'broker.router.crossbar.listen.PortUnavailable'>: "
+        f"cannot listen on 127.0.0.1:{port}: [Errno 98] "
         "Address already in use: choose another port with --port N or BROKER_PORT=N"
     ) in rest
     assert 'File "' not in rest  # no stack frames: crossbar logged about 50 lines of them

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from broker.router import readiness
+from broker.router.crossbar import readiness as readiness_hook
 from tests.node import ROOT, Node, free_port
 from tests.rawwamp import RawWamp
 
@@ -40,7 +41,7 @@ def test_pending_paths_shrink_as_crossbar_attaches_them(monkeypatch: pytest.Monk
     transport = FakeTransport({"/": {}, "health": {}, "ws": {}, "lp": {}})
     root = FakeService(transport, "/")
     transport.root = root
-    setitem = readiness._make_setitem(FakeService.__setitem__)
+    setitem = readiness_hook._make_setitem(FakeService.__setitem__)
     setitem(root, "health", object())
     assert readiness.pending_paths() == ["web:lp", "web:ws"]
     setitem(root, "ws", object())
@@ -54,7 +55,7 @@ def test_nested_services_are_not_the_transport_root(monkeypatch: pytest.MonkeyPa
     transport = FakeTransport({"/": {}, "ws": {}})
     transport.root = FakeService(transport, "/")
     nested = FakeService(transport, "/")  # the root of a nested "path" service
-    readiness._make_setitem(FakeService.__setitem__)(nested, "x", object())
+    readiness_hook._make_setitem(FakeService.__setitem__)(nested, "x", object())
     assert readiness.pending_paths() == []
 
 

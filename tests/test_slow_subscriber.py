@@ -33,7 +33,7 @@ from tests.test_hardening import masked_text_frame, upgrade_request
 with warnings.catch_warnings():
     # crossbar imports web3, which imports websockets.legacy: deprecated, not ours to fix
     warnings.filterwarnings("ignore", "websockets.legacy is deprecated", DeprecationWarning)
-    from broker.router import hardening
+    from broker.router.crossbar import backpressure
 
 LIMIT = 256 * 1024
 EVENT_BYTES = 10_000
@@ -115,7 +115,7 @@ def _send_raw(peer: Peer, msg: bytes) -> None:
     peer._broker_socket.write(msg)
 
 
-SEND = hardening._make_websocket_send(100, _send_raw)
+SEND = backpressure._make_websocket_send(STATE, 100, _send_raw)
 
 
 def test_send_to_a_closing_peer_is_discarded_not_raised() -> None:

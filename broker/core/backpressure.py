@@ -2,7 +2,7 @@
 
 A peer that stops reading its socket makes the router keep every message
 routed to it in memory (crossbar 26.10 has no limit, issue #874): 3000 events
-of 64 KB grew the router by 208 MB in 2.5 s. :mod:`broker.router.hardening`
+of 64 KB grew the router by 208 MB in 2.5 s. :mod:`broker.router.crossbar.backpressure`
 measures what is waiting to be sent to each peer after every message and asks
 :func:`slow_subscriber` whether to let that peer go; the answer is the close
 reason the peer (and the log) sees.

@@ -23,7 +23,7 @@ Two floods cost the router far more than the bytes they send:
   the port is at its connection cap a new connection takes the slot of the one
   that has waited longest rather than being refused.
 
-:mod:`broker.router.connections` applies these rules to crossbar's transports.
+:mod:`broker.router.crossbar.connections` applies these rules to crossbar's transports.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ what a client sends nor the shape of the request that opens a session. A send
 of 16 MiB is buffered and routed (WebSocket refuses anything over its
 ``max_message_size``), and a malformed ``POST /lp/open`` body answers 500 HTML
 (for ``{}`` a page showing the request's and the resource's reprs).
-:mod:`broker.router.longpoll_limits` and :mod:`broker.router.longpoll_open`
+:mod:`broker.router.crossbar.longpoll_limits` and :mod:`broker.router.crossbar.longpoll_open`
 apply these rules to every long-poll request.
 """
 
@@ -102,3 +102,24 @@ def open_protocol(body: bytes, supported: Iterable[str]) -> str:
     raise ClientError(
         f"no common protocol: offered {json.dumps(protocols)[:200]}, this node speaks {', '.join(speaks)}"
     )
+
+
+def websocket_origin_policy(paths: dict[str, Any]) -> tuple[list[str], bool]:
+    """The origins a web transport's WebSocket paths allow (crossbar's default ``*`` where
+    unset), and whether any of them allows the ``null`` origin."""
+    origins: list[str] = []
+    allow_null = False
+    for service in paths.values():
+        if isinstance(service, dict) and service.get("type") == "websocket":
+            options = service.get("options", {})
+            origins.extend(options.get("allowed_origins", ["*"]))
+            allow_null = allow_null or bool(options.get("allow_null_origin", False))
+    return origins, allow_null
+
+
+def websocket_auth(paths: dict[str, Any]) -> dict[str, Any]:
+    """The ``auth`` of a web transport's first WebSocket path, for its long-poll sessions."""
+    for service in paths.values():
+        if isinstance(service, dict) and service.get("type") == "websocket" and "auth" in service:
+            return {"auth": service["auth"]}
+    return {}

@@ -4,7 +4,7 @@ Crossbar 26.10 ignores a second HELLO after WELCOME and any request sent before
 HELLO (the spec requires ABORT ``wamp.error.protocol_violation``), and it
 closes the whole connection with 1011 when a request names an invalid URI
 (the spec wants ``ERROR wamp.error.invalid_uri`` and the session kept).
-:mod:`broker.router.hardening` applies these rules to every incoming message.
+:mod:`broker.router.crossbar.protocol` applies these rules to every incoming message.
 """
 
 from __future__ import annotations

@@ -6,7 +6,9 @@ authenticator for per-user tokens, :mod:`broker.core.tokens`) and
 ``broker.recover`` (missed events, see :mod:`broker.history.recovery`), opens
 the history store, installs the position hook (:mod:`broker.router.positions`)
 and owns the node's local delivery (:mod:`broker.router.delivery`), which the
-HTTP publish API and the history engine's feed hand stored events to.
+HTTP publish API and the history engine's feed hand stored events to; every
+other patch into crossbar is installed by :func:`broker.router.crossbar.install`
+when the component is created.
 
 Token sessions (role ``user``) carry their own grants: :class:`~broker.core.sessions.UserSessions`
 maps each session id to its token's grants, from authentication until the
@@ -45,8 +47,7 @@ from broker.engines.publish_memory import open_publish_memory
 from broker.errors import BrokerError, ConfigError, InvalidToken, NotAuthorized
 from broker.history import HistoryStore
 from broker.history.recovery import recover, recovery_outcome
-from broker.router import expiry, hardening, logstyle, metrics, positions, readiness, reloader
-from broker.router.body_limit import install as install_body_limit
+from broker.router import crossbar, expiry, metrics, positions, readiness, reloader
 from broker.router.delivery import LocalDelivery
 from broker.router.state import STATE
 
@@ -169,17 +170,14 @@ class BrokerComponent(ApplicationSession):
         extra = without_runtime(config.extra or {})
         self._cbdir: str = (config.extra or {}).get("cbdir") or "."
         self.settings: BrokerSettings = parse_settings(extra, "$.extra")
-        #: Where stored events reach this node's subscribers, once joined.
-        self.delivery: LocalDelivery | None = None
-        logstyle.install()
-        hardening.install(
+        # every patch but the position hook, before crossbar starts the transports; raises
+        # UnpinnedVersion (one line) on crossbar/autobahn/Twisted/txaio other than the pinned ones
+        crossbar.install(
+            STATE,
             hello_timeout=self.settings.hello_timeout,
             max_buffer_bytes=self.settings.slow_subscriber.max_buffer_bytes,
+            max_namespaces=self.settings.metrics.max_namespaces,
         )
-        metrics.install(max_namespaces=self.settings.metrics.max_namespaces)
-        install_body_limit()  # before the transports start: they use Twisted's HTTP channel
-        reloader.install()  # before crossbar starts the transports: it records their factories
-        readiness.install()  # likewise: /health waits for every path crossbar attaches after it
 
     async def onJoin(self, details: Any) -> None:
         grants = self.settings.grants
@@ -206,8 +204,8 @@ class BrokerComponent(ApplicationSession):
         store = create_store(history.store, "$.extra.history.store", base_dir=self._cbdir)
         STATE.history, STATE.history_policies = store, history.policies
         STATE.message_limit = self._message_limit()
-        self.delivery = LocalDelivery(self)
-        store.subscribe(self.delivery.feed)  # events other processes append (never, for memory/SQLite)
+        STATE.delivery = delivery = LocalDelivery(self)
+        store.subscribe(delivery.feed)  # events other processes append (never, for memory/SQLite)
         positions.install()
 
         async def _recover(
@@ -229,7 +227,7 @@ class BrokerComponent(ApplicationSession):
         )
         journals = open_publish_memory(history.store, base_dir=self._cbdir)  # on disk, whatever the store
         STATE.publish_gate = PublishGate(self.settings.http_publish, self.settings.publishers, journals)
-        reload = reloader.Reloader.for_node(self, Path(self._cbdir))
+        reload = reloader.Reloader.for_node(self, STATE, Path(self._cbdir))
 
         def _reload() -> dict[str, list[str]]:
             try:
@@ -280,7 +278,7 @@ class BrokerComponent(ApplicationSession):
         STATE.stopping = True  # before the store closes: no publish is acknowledged unstored
         STATE.session = None
         STATE.publish_gate = None
-        self.delivery = None
+        STATE.delivery = None
         if STATE.history is not None:
             STATE.history.close()
             STATE.history = None

@@ -9,9 +9,10 @@ injected: ``task.Clock`` in tests), for the moment
 fires, :func:`end_session` sends ``GOODBYE broker.error.token_expired`` with
 the reason and closes the transport after it, so nothing more is routed to
 the session whether or not the client answers the GOODBYE (on WebSocket the
-hardening send hook drops what is routed to a closing peer; on long-poll the
-router session ends at once and the GOODBYE waits for the next poll). Broker's
-JS client fetches a fresh token and reconnects, recovering what it missed.
+send hook, :mod:`broker.router.crossbar.backpressure`, drops what is routed to
+a closing peer; on long-poll the router session ends at once and the GOODBYE
+waits for the next poll). Broker's JS client fetches a fresh token and
+reconnects, recovering what it missed.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from twisted.logger import Logger
 
 from broker.core.sessions import UserSessions
 from broker.errors import TokenExpired
-from broker.router import hardening
+from broker.router.crossbar.context import Clock
+from broker.router.crossbar.longpoll import end_keeping_transport
 from broker.router.state import STATE
 
 _log = Logger(namespace="broker.expiry")
@@ -37,12 +39,12 @@ class TokenExpiry:
         self,
         users: UserSessions,
         end: Callable[[int, TokenExpired], object],
-        reactor: hardening.Clock | None = None,
+        reactor: Clock | None = None,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor as global_reactor
 
-            reactor = cast(hardening.Clock, global_reactor)
+            reactor = cast(Clock, global_reactor)
         self.users = users
         self._reactor = reactor
         self._end = end
@@ -100,7 +102,7 @@ def end_session(router: Any, session_id: int, error: TokenExpired) -> bool:
     if isinstance(transport, WampLongPollResourceSession):
         # as for a protocol violation: the router session ends now, the transport once a poll
         # has delivered the GOODBYE
-        hardening._longpoll_end(transport)
+        end_keeping_transport(transport)
     else:
         transport.close()  # the close frame follows the GOODBYE
     return True

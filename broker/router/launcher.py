@@ -84,14 +84,9 @@ def stop_as_for_sigint(reactor: object, signum: int, frame: FrameType | None = N
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``crossbar`` with ``argv`` (``start --cbdir ...``) as this process."""
     signal.signal(signal.SIGHUP, forward_sighup)
-    # Twisted installs ``reactor.sigTerm`` when the reactor starts, looked up then: patching
-    # the class here needs no reactor yet (crossbar installs its own choice of reactor)
-    from twisted.internet.base import ReactorBase
+    from broker.router.crossbar import controller
 
-    ReactorBase.sigTerm = stop_as_for_sigint  # type: ignore[method-assign,assignment]
-    from broker.router import listen
-
-    listen.install_controller()  # a port taken after broker run's check: one line, no traceback
+    controller.install(stop_as_for_sigint)  # crossbar installs its own choice of reactor later
     from crossbar import run
 
     sys.argv = ["crossbar", *(sys.argv[1:] if argv is None else argv)]

@@ -27,12 +27,8 @@ the ``txaio`` that ``crossbar.router.broker`` sees with a proxy whose
 measured and the publication is complete when its last step has run. Nothing
 is added per EVENT.
 
-:func:`install` also counts what crossbar refuses on its own: failed logins
-(``RouterSession.onHello``/``onAuthenticate`` answering ``Deny``), denied
-subscribe/call/register authorizations (``Router.authorize``; denied publishes
-are counted by the position hook, which authorizes every publish already) and
-WebSocket messages over the size limit (autobahn's
-``_max_message_size_exceeded``).
+What crossbar refuses on its own is counted by
+:mod:`broker.router.crossbar.counting`, which also installs the ``txaio`` proxy.
 """
 
 from __future__ import annotations
@@ -43,37 +39,21 @@ from collections.abc import Callable, Iterator
 from typing import Any, Final
 
 import txaio
-from autobahn.wamp.types import Deny
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
-from twisted.internet.defer import Deferred
 from twisted.web.resource import Resource
 
 from broker.core.metering import DEFAULT_MAX_NAMESPACES, META_NAMESPACE, LatencyHistogram, NamespaceLabels
-
-REGISTRY = CollectorRegistry()
+from broker.router.counters import HTTP_PUBLISH_REQUESTS, REGISTRY
+from broker.router.state import STATE
 
 #: Rejection reasons counted here (the others are counted where Broker refuses, see docs/operators.md).
 AUTHENTICATION_FAILED: Final = "AuthenticationFailed"
 NOT_AUTHORIZED: Final = "NotAuthorized"
 MESSAGE_TOO_LARGE: Final = "MessageTooLarge"
-FOREIGN_ORIGIN: Final = "ForeignOrigin"  # as long-poll counts it (hardening)
-#: How autobahn words a WebSocket handshake refused for its Origin header (allowed_origins).
-_ORIGIN_DENIED: Final = "WebSocket connection denied: origin "
+FOREIGN_ORIGIN: Final = "ForeignOrigin"  # as long-poll counts it (broker.router.crossbar.longpoll_origins)
 
-HTTP_PUBLISH_REQUESTS = Counter(
-    "broker_http_publish_requests",
-    "Requests answered by the HTTP publish API (/api), by HTTP status.",
-    ["status"],
-    registry=REGISTRY,
-)
-REJECTIONS = Counter(
-    "broker_rejections",
-    "Connections, messages and requests Broker refused, by reason (as on /health).",
-    ["reason"],
-    registry=REGISTRY,
-)
 RECOVERIES = Counter(
     "broker_recoveries",
     "broker.recover calls, by outcome: recovered, unrecoverable, refused, or position (no position yet).",
@@ -123,20 +103,9 @@ def count_http_answer(status: int) -> None:
     HTTP_PUBLISH_REQUESTS.labels(str(status)).inc()
 
 
-def count_rejection(reason: str) -> None:
-    """Count one refusal for ``reason`` (called by ``STATE.count_rejection``)."""
-    REJECTIONS.labels(reason).inc()
-
-
 def count_recovery(outcome: str) -> None:
     """Count one ``broker.recover`` answer: ``recovered``, ``unrecoverable``, ``refused`` or ``position``."""
     RECOVERIES.labels(outcome).inc()
-
-
-def _reject(reason: str) -> None:
-    from broker.router.state import STATE  # state imports this module
-
-    STATE.count_rejection(reason)
 
 
 class DeliveryTracker:
@@ -213,95 +182,9 @@ class DeliveryTracker:
 TRACKER = DeliveryTracker()
 
 
-class _Txaio:
-    """What ``crossbar.router.broker`` sees as ``txaio``: the real one, two functions wrapped."""
-
-    add_callbacks = staticmethod(TRACKER.add_callbacks)
-    call_later = staticmethod(TRACKER.call_later)
-
-    def __getattr__(self, name: str) -> Any:
-        value = getattr(txaio, name)
-        setattr(self, name, value)  # looked up once: txaio's framework is chosen before the router starts
-        return value
-
-
 def dispatch(publication: Publication, process: Callable[..., Any], broker: Any, *args: Any) -> None:
     """Run crossbar's ``processPublish`` for ``publication`` (see :class:`DeliveryTracker`)."""
     TRACKER.dispatch(publication, process, broker, *args)
-
-
-def _count_denied_login(result: Any) -> Any:
-    if isinstance(result, Deny):
-        _reject(AUTHENTICATION_FAILED)
-    return result
-
-
-def _counting_login(original: Callable[..., Any]) -> Callable[..., Any]:
-    def login_step(self: Any, *args: Any) -> Any:
-        result = original(self, *args)
-        if isinstance(result, Deferred):
-            return result.addCallback(_count_denied_login)
-        return _count_denied_login(result)
-
-    return login_step
-
-
-def _count_denied_authorization(authorization: Any) -> Any:
-    if isinstance(authorization, dict) and not authorization.get("allow"):
-        _reject(NOT_AUTHORIZED)
-    return authorization
-
-
-def _counting_authorize(original: Callable[..., Any]) -> Callable[..., Any]:
-    def authorize(self: Any, session: Any, uri: str, action: str, options: Any) -> Any:
-        result = original(self, session, uri, action, options)
-        if action != "publish":  # publishes: counted by the position hook, once
-            result.addCallback(_count_denied_authorization)
-        return result
-
-    return authorize
-
-
-def _counting_oversize(original: Callable[..., Any]) -> Callable[..., Any]:
-    def exceeded(self: Any, *args: Any) -> Any:
-        _reject(MESSAGE_TOO_LARGE)
-        return original(self, *args)
-
-    return exceeded
-
-
-def _counting_handshake_failure(original: Callable[..., Any]) -> Callable[..., Any]:
-    # a page whose origin is not in allowed_origins never gets a session: without this
-    # count a wrong allowed_origins looks like a quiet node
-    def fail(self: Any, reason: str, *args: Any, **kwargs: Any) -> Any:
-        if isinstance(reason, str) and reason.startswith(_ORIGIN_DENIED):
-            _reject(FOREIGN_ORIGIN)
-        return original(self, reason, *args, **kwargs)
-
-    return fail
-
-
-_installed: dict[str, bool] = {}
-
-
-def install(max_namespaces: int = DEFAULT_MAX_NAMESPACES) -> None:
-    """Hook delivery tracking and refusal counting into crossbar, once per process."""
-    configure(max_namespaces)
-    if _installed:
-        return
-    _installed["done"] = True
-    from crossbar.router import broker as crossbar_broker
-    from crossbar.router.protocol import WampWebSocketServerProtocol
-    from crossbar.router.router import Router
-    from crossbar.router.session import RouterSession
-
-    crossbar_broker.txaio = _Txaio()  # type: ignore[attr-defined,assignment]
-    RouterSession.onHello = _counting_login(RouterSession.onHello)  # type: ignore[method-assign]
-    RouterSession.onAuthenticate = _counting_login(RouterSession.onAuthenticate)  # type: ignore[method-assign]
-    Router.authorize = _counting_authorize(Router.authorize)  # type: ignore[method-assign]
-    ws = WampWebSocketServerProtocol
-    ws._max_message_size_exceeded = _counting_oversize(ws._max_message_size_exceeded)  # type: ignore[method-assign]
-    ws.failHandshake = _counting_handshake_failure(ws.failHandshake)  # type: ignore[method-assign]
 
 
 def _realm_router(session: Any) -> Any:
@@ -337,8 +220,6 @@ class NodeCollector(Collector):
     """Series read at scrape time: the live node's gauges and the hot-path counters."""
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily]:
-        from broker.router.state import STATE  # state imports this module
-
         yield _by_namespace(
             "broker_publishes",
             "Publishes the router authorized, by namespace (the topic's first URI component, capped).",

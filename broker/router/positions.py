@@ -99,6 +99,7 @@ def process_publish(self: Any, session: Any, publish: Any) -> None:
     retention = None
     if store is not None and publish.payload is None:
         retention = retention_for(STATE.history_policies, publish.topic)
+    history = None if retention is None else store
     if retention is None:
         if publish.kwargs and POSITION_KEY in publish.kwargs:
             publish.kwargs = _strip(publish)
@@ -109,11 +110,11 @@ def process_publish(self: Any, session: Any, publish: Any) -> None:
             crossbar_publish.dispatch(self, session, publish, authorization)  # crossbar answers the refusal
             return
         kwargs = _strip(publish) if retention is not None else dict(publish.kwargs or {})
-        if not _deliverable(session, publish, kwargs, store.epoch if retention is not None else None):
+        if not _deliverable(session, publish, kwargs, None if history is None else history.epoch):
             return
         # every authorized publish, with history or without
         publication = metrics.count_publish(publish.topic, received)
-        if retention is None:
+        if history is None or retention is None:
             metrics.dispatch(publication, crossbar_publish.dispatch, self, session, publish, authorization)
             return
 
@@ -128,7 +129,7 @@ def process_publish(self: Any, session: Any, publish: Any) -> None:
 
         batch = [NewEvent(publish.topic, list(publish.args or []), kwargs, retention)]
         # memory and SQLite never suspend: stored() runs before this returns, as before the seam
-        Deferred.fromCoroutine(store.append(batch)).addCallbacks(stored, not_stored)
+        Deferred.fromCoroutine(history.append(batch)).addCallbacks(stored, not_stored)
 
     def failed(failure: Failure) -> None:
         crossbar_publish.dispatch(self, session, publish, failure)  # crossbar answers the failure itself
@@ -142,8 +143,7 @@ def process_publish(self: Any, session: Any, publish: Any) -> None:
 def install() -> None:
     """Send every PUBLISH through :func:`process_publish` (once the history engine is open).
 
-    Installs the reach-in too, in case the ordered install of
-    :mod:`broker.router.crossbar` has not (it does nothing a second time).
+    The reach-in that makes crossbar call the route is installed with every
+    other patch, by :func:`broker.router.crossbar.install`.
     """
-    crossbar_publish.install()
     crossbar_publish.route(process_publish)

@@ -53,13 +53,13 @@ async def publish_all(delivery: LocalDelivery, events: tuple[Event, ...]) -> Ans
     store = STATE.history
     retentions = [None if store is None else retention_for(STATE.history_policies, e.topic) for e in events]
     for event, retention in zip(events, retentions, strict=True):
-        _check_deliverable(event, None if retention is None else store.epoch)
+        _check_deliverable(event, None if retention is None or store is None else store.epoch)
     received = perf_counter()  # the start of broker_delivery_latency_seconds
     batch = [
         NewEvent(e.topic, [e.data], {}, r) for e, r in zip(events, retentions, strict=True) if r is not None
     ]
     positions: list[dict[str, Any]] = []
-    if batch:
+    if batch and store is not None:
         if STATE.stopping:
             raise ApplicationError(NotReady.wamp_uri, STOPPING)
         try:
@@ -97,8 +97,7 @@ class PublishResource(Resource):
         path = request.path.decode("latin-1")
         if path != PUBLISH_PATH:
             return self._send(request, (404, {"error": "broker.error.not_found", "message": f"no {path}"}))
-        gate, session = STATE.publish_gate, STATE.session
-        delivery = None if session is None else session.delivery
+        gate, delivery = STATE.publish_gate, STATE.delivery
         if gate is None or delivery is None:
             return self._send(request, error_answer(NotReady("the node is starting")), retry_after=1)
         headers = {

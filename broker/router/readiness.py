@@ -5,10 +5,11 @@ then the controller attaches the other paths one WAMP call at a time
 (``start_web_transport_service``, in config order). ``/health`` is attached
 before ``/ws`` and ``/lp``, so a health check that answered as soon as Broker's
 component had joined let a client (a supervisor, a load balancer, the tests)
-reach ``/ws`` while crossbar still answered it with 404. :func:`install` wraps
+reach ``/ws`` while crossbar still answered it with 404. Broker wraps
 the root web service's ``__setitem__`` (how crossbar attaches a path) so
 :func:`pending_paths` knows, per web transport, which configured paths are not
-attached yet; ``/health`` says ready only when none are.
+attached yet; ``/health`` says ready only when none are. (The hook itself is
+:mod:`broker.router.crossbar.readiness`.)
 
 The same moment is when the node may say "ready" in its log
 (:func:`when_ready`): crossbar starts Broker's component before its
@@ -23,7 +24,6 @@ from typing import Any
 
 #: transport id -> configured paths not attached yet (recorded as paths are attached)
 _pending: dict[str, frozenset[str]] = {}
-_installed: dict[str, bool] = {}
 #: what :func:`when_ready` holds until every configured path is attached
 _waiting: list[Callable[[], None]] = []
 
@@ -52,27 +52,12 @@ def when_ready(callback: Callable[[], None]) -> None:
         _waiting.append(callback)
 
 
-def _make_setitem(original: Any) -> Any:
-    def setitem(self: Any, path: str, webservice: Any) -> None:
-        original(self, path, webservice)
-        transport, attached = self._transport, frozenset(self._paths)
-        if self._path == "/" and getattr(transport, "root", None) is self:
-            configured = _configured_paths(getattr(transport, "_config", {}))
-            _pending[str(transport.id)] = configured - attached
-            if listening():
-                waiting = list(_waiting)
-                _waiting.clear()
-                for callback in waiting:
-                    callback()
-
-    return setitem
-
-
-def install() -> None:
-    """Record attached web paths from now on (before crossbar starts the transports), once."""
-    if _installed:
-        return
-    _installed["done"] = True
-    from crossbar.webservice.base import RouterWebService
-
-    RouterWebService.__setitem__ = _make_setitem(RouterWebService.__setitem__)  # type: ignore[method-assign]
+def attached(transport_id: str, transport_config: dict[str, Any], paths: frozenset[str]) -> None:
+    """The root web service of transport ``transport_id`` has ``paths`` attached now (called by
+    :mod:`broker.router.crossbar.readiness` as crossbar attaches each path)."""
+    _pending[transport_id] = _configured_paths(transport_config) - paths
+    if listening():
+        waiting = list(_waiting)
+        _waiting.clear()
+        for callback in waiting:
+            callback()

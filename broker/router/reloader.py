@@ -14,14 +14,15 @@ at once, on the reactor thread, between two messages:
   cleared so no stale "yes" survives;
 * publisher keys and HTTP publish limits: :meth:`PublishGate.reconfigure`,
   which keeps the replay memory and the idempotency cache;
-* history policies (``STATE.history_policies``), the HELLO deadline, the
-  slow-subscriber limit (:func:`broker.router.hardening.configure`) and the
+* history policies (``NodeState.history_policies``), the HELLO deadline, the
+  slow-subscriber limit (:func:`broker.router.crossbar.configure`) and the
   metrics' namespace cap (:func:`broker.router.metrics.configure`);
 * allowed origins: crossbar builds one autobahn WebSocket factory per
-  WebSocket path and never looks at the config again, so :func:`install`
-  records each factory as crossbar creates it (and each long-poll resource,
-  whose CORS follows the same origins, as static files' does, :mod:`broker.router.cors`)
-  and a reload calls the factory's ``setProtocolOptions(allowedOrigins=...)``.
+  WebSocket path and never looks at the config again, so
+  :mod:`broker.router.crossbar.reload` records each factory as crossbar
+  creates it (and each long-poll resource, whose CORS follows the same
+  origins, as static files' does, :mod:`broker.router.crossbar.cors`) and a
+  reload calls the factory's ``setProtocolOptions(allowedOrigins=...)``.
 
 Secrets: ``broker run`` copies the dev secrets file's values into crossbar's
 environment at start and names them in ``$BROKER_FILE_SECRETS``; on reload
@@ -37,9 +38,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from autobahn.util import wildcards2patterns
-from crossbar.webservice import longpoll as webservice_longpoll
-from crossbar.webservice import websocket as webservice_websocket
 from twisted.logger import Logger
 
 from broker.config import devsecrets, nodeconfig
@@ -51,46 +49,13 @@ from broker.config.reload import (
     plan_reload,
     reload_env,
 )
+from broker.core.longpoll import websocket_origin_policy
 from broker.errors import ConfigError
-from broker.router import cors, hardening, metrics
-from broker.router.state import STATE
+from broker.router import crossbar, metrics
+from broker.router.crossbar import reload as crossbar_reload
+from broker.router.state import NodeState
 
 _log = Logger(namespace="broker.reload")
-
-#: WebSocket path key -> the autobahn factory crossbar made for it.
-_websocket_factories: dict[str, Any] = {}
-#: Long-poll resources, whose CORS origins follow the WebSocket paths'.
-_longpoll_resources: list[Any] = []
-_installed: list[bool] = []
-
-
-def _make_websocket_create(original: Any) -> Any:
-    def create(transport: Any, path: str, config: dict[str, Any]) -> Any:
-        service = original(transport, path, config)
-        _websocket_factories[path] = service._resource._factory
-        return service
-
-    return staticmethod(create)
-
-
-def _make_longpoll_create(original: Any) -> Any:
-    def create(transport: Any, path: str, config: dict[str, Any]) -> Any:
-        service = original(transport, path, config)
-        _longpoll_resources.append(service._resource)
-        return service
-
-    return staticmethod(create)
-
-
-def install() -> None:
-    """Record the web services crossbar creates (call before transports start, after hardening)."""
-    if _installed:
-        return
-    _installed.append(True)
-    ws = webservice_websocket.RouterWebServiceWebSocket
-    ws.create = _make_websocket_create(ws.create)  # type: ignore[method-assign]
-    lp = webservice_longpoll.RouterWebServiceLongPoll
-    lp.create = _make_longpoll_create(lp.create)  # type: ignore[method-assign]
 
 
 class Reloader:
@@ -99,18 +64,21 @@ class Reloader:
     def __init__(
         self,
         component: Any,
+        state: NodeState,
         running: Mapping[str, Any],
         source: Path,
         from_file: frozenset[str] = frozenset(),
     ) -> None:
         self.component = component
+        #: The node's state, handed over by the component (publish gate, history policies).
+        self.state = state
         #: The source config the router runs, rendered (live changes applied).
         self.running: Mapping[str, Any] = running
         self.source = source
         self.from_file = from_file
 
     @classmethod
-    def for_node(cls, component: Any, cbdir: Path) -> Reloader:
+    def for_node(cls, component: Any, state: NodeState, cbdir: Path) -> Reloader:
         """The reloader of a node started by ``broker run`` (or by ``crossbar start`` in ``cbdir``)."""
         snapshot = cbdir / SNAPSHOT_FILENAME
         if not snapshot.exists():  # started by crossbar itself: its config is the source
@@ -124,6 +92,7 @@ class Reloader:
         from_file = frozenset(n for n in os.environ.get(ENV_FILE_SECRETS, "").split(",") if n)
         return cls(
             component,
+            state,
             running,
             Path(source) if source else cbdir / nodeconfig.CONFIG_FILENAME,
             from_file=from_file,
@@ -151,23 +120,14 @@ class Reloader:
         cache = getattr(router, "_authorization_cache", None)
         if isinstance(cache, dict):
             cache.clear()  # cached publish/call answers were the old grants'
-        if STATE.publish_gate is not None:
-            STATE.publish_gate.reconfigure(settings.http_publish, settings.publishers)
-        STATE.history_policies = settings.history.policies
-        hardening.configure(settings.hello_timeout, settings.slow_subscriber.max_buffer_bytes)
+        if self.state.publish_gate is not None:
+            self.state.publish_gate.reconfigure(settings.http_publish, settings.publishers)
+        self.state.history_policies = settings.history.policies
+        crossbar.configure(settings.hello_timeout, settings.slow_subscriber.max_buffer_bytes)
         metrics.configure(settings.metrics.max_namespaces)
-        for key, policy in plan.origins.items():
-            factory = _websocket_factories.get(key)
-            if factory is not None:
-                factory.setProtocolOptions(
-                    allowedOrigins=list(policy.allowed_origins), allowNullOrigin=policy.allow_null_origin
-                )
         _, transport = nodeconfig.web_transport(plan.applied)
-        origins, allow_null = hardening.websocket_origin_policy(transport.get("paths", {}))
-        for resource in _longpoll_resources:
-            resource._broker_origin_patterns = wildcards2patterns(origins)
-            resource._broker_allow_null_origin = allow_null
-        cors.configure(origins, allow_null)  # static files' CORS follows them too
+        origins, allow_null = websocket_origin_policy(transport.get("paths", {}))
+        crossbar_reload.apply_origins(plan.origins, origins, allow_null)
 
     def reload_logged(self, trigger: str) -> dict[str, list[str]] | None:
         """:meth:`reload`, logging the outcome; a refusal is logged and answered None."""

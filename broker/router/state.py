@@ -1,15 +1,29 @@
-"""Process-wide state shared by the router component and Broker's HTTP resources.
+"""The node's state, one typed object: what the router component owns and its resources and hooks read.
 
-Crossbar instantiates web resources and router components separately, in the
-same router worker process; this module is the one place they meet.
+Why process-global: crossbar instantiates web resources (``/api``,
+``/health``, ``/metrics``, from the classname in the node config) and router
+components separately, in the same router worker process, and gives neither
+a reference to the other; so the one object they share is :data:`STATE`,
+module-level. Broker's router component owns it (it fills it on join and
+empties it on leave) and hands it to the patches it installs
+(:func:`broker.router.crossbar.install`); the resources crossbar creates find
+it here. Nothing else is shared.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
-from broker.router import metrics
+from broker.router.counters import count_rejection
+
+if TYPE_CHECKING:
+    from autobahn.twisted.wamp import ApplicationSession
+
+    from broker.core.publishing import PublishGate
+    from broker.history import HistoryStore
+    from broker.history.policy import HistoryPolicy
+    from broker.router.delivery import LocalDelivery
 
 
 @dataclass
@@ -17,15 +31,18 @@ class NodeState:
     """What the HTTP side needs to know about the router side."""
 
     #: The joined Broker component session, or None while starting.
-    session: Any = None
-    #: The history store (a :class:`broker.history.HistoryStore`) and its policies, once configured.
-    history: Any = None
-    history_policies: tuple[Any, ...] = ()
+    session: ApplicationSession | None = None
+    #: The history store and its policies, once configured.
+    history: HistoryStore | None = None
+    history_policies: tuple[HistoryPolicy, ...] = ()
     #: The node's message limit in bytes (:func:`broker.config.nodeconfig.message_limit`; None: none):
     #: every event must be deliverable, and every recovery answer fit, within it.
     message_limit: int | None = None
-    #: The HTTP publish API's gate (a :class:`broker.core.publishing.PublishGate`), once configured.
-    publish_gate: Any = None
+    #: Where stored events reach this node's subscribers (the HTTP API's batches, other
+    #: processes' events), from the component's join to its leave.
+    delivery: LocalDelivery | None = None
+    #: The HTTP publish API's gate, once configured.
+    publish_gate: PublishGate | None = None
     #: Set when Broker's component leaves (the node is stopping): publishes are refused from then
     #: on, as they could no longer be stored.
     stopping: bool = False
@@ -40,7 +57,7 @@ class NodeState:
     def count_rejection(self, reason: str) -> None:
         """Count one connection or message refused for ``reason``."""
         self.rejections[reason] = self.rejections.get(reason, 0) + 1
-        metrics.count_rejection(reason)
+        count_rejection(reason)
 
 
 STATE = NodeState()

@@ -1,7 +1,7 @@
 """The versions Broker's crossbar patches were written for, checked before a node starts.
 
 Why: ``broker/router/`` reaches into crossbar, autobahn, Twisted and txaio
-internals (see ``broker/router/hardening.py``); a patch written against one
+internals (every patch is in ``broker/router/crossbar/``); a patch written against one
 release can silently do nothing, or break delivery, on another. The ``node``
 extra pins each of them exactly (``pyproject.toml``, one source: read back
 here from the installed distribution's metadata), and ``broker run`` refuses

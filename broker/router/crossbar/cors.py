@@ -6,7 +6,7 @@ which echoes *any* ``Origin`` with ``Access-Control-Allow-Credentials: true``:
 a page on ``http://evil.example`` could read ``/`` and ``/dist/broker.js``
 with the visitor's cookies. (``allow_cross_origin: false`` would not help:
 files under the directory are served by copies that forget it.) Broker
-answers CORS the way long-poll does (:mod:`broker.router.hardening`, item 7):
+answers CORS the way long-poll does (:mod:`.longpoll_origins`, item 7):
 only an origin the web transport's WebSocket paths allow (their
 ``allowed_origins``, crossbar's ``*`` where unset; ``null`` only with
 ``allow_null_origin``) gets ``Access-Control-Allow-Origin: <origin>`` and
@@ -14,8 +14,13 @@ only an origin the web transport's WebSocket paths allow (their
 ``Origin``, gets no CORS headers. Every such answer says ``Vary: Origin`` so
 no cache hands one origin's answer to another. Broker's own resources
 (``/health``, ``/metrics``, ``/api``) never send CORS headers. A live reload
-of the origins applies here too (:func:`configure`). Installed by
-:func:`broker.router.hardening.install` (item 10 there).
+of the origins applies here too (:func:`configure`). Item 10 of the index
+in :mod:`broker.router.crossbar`.
+
+Replaces ``crossbar/webservice/base.py: set_cross_origin_headers`` where
+``base``, ``static`` and ``misc`` call it, and wraps ``RouterWebService.__init__``
+(each web service of a transport: the origins its WebSocket paths allow).
+Tests: ``tests/test_cors.py``.
 """
 
 from __future__ import annotations
@@ -25,11 +30,12 @@ from typing import Any
 from autobahn.util import wildcards2patterns
 from crossbar.webservice import base, misc, static
 
-from broker.router import hardening
+from broker.core.longpoll import websocket_origin_policy
+from broker.router.crossbar.longpoll_origins import origin_allowed
 
 
 class _OriginPolicy:
-    """The node's allowed origins, in the form :func:`hardening._origin_allowed` reads.
+    """The node's allowed origins, in the form :func:`.longpoll_origins.origin_allowed` reads.
 
     None allowed until a web service of the node's web transport is created (fail closed).
     """
@@ -51,7 +57,7 @@ def set_cross_origin_headers(request: Any) -> None:
     """CORS headers for an allowed origin, none for any other (crossbar's function, corrected)."""
     request.setHeader(b"vary", b"Origin")
     origin = request.getHeader(b"origin")
-    if origin is None or not hardening._origin_allowed(POLICY, origin):
+    if origin is None or not origin_allowed(POLICY, origin):
         return
     request.setHeader(b"access-control-allow-origin", origin)
     request.setHeader(b"access-control-allow-credentials", b"true")
@@ -66,7 +72,7 @@ def _make_service_init(original: Any) -> Any:
         config = getattr(transport, "_config", None)
         if isinstance(config, dict):  # each web service of the transport: the same paths
             web = config.get("web", config)  # "universal" transports nest it
-            configure(*hardening.websocket_origin_policy(web.get("paths", {})))
+            configure(*websocket_origin_policy(web.get("paths", {})))
 
     return init
 

@@ -13,11 +13,14 @@ own (:func:`broker.core.grants.reserved_registration`) first, with one
 counts it as ``NotAuthorized``. A CALL needs no such rule: crossbar authorizes
 it before the lookup, so a role without a grant gets the same
 ``not_authorized`` whether the procedure exists or not.
+
+Item 11 of the index in :mod:`broker.router.crossbar`. Wraps
+``crossbar/router/dealer.py: Dealer.processRegister``. Tests: ``tests/test_roles.py``.
 """
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from autobahn.wamp import message
 from crossbar.router.dealer import Dealer
@@ -25,18 +28,18 @@ from crossbar.router.dealer import Dealer
 from broker.core.grants import reserved_registration
 from broker.core.uris import Match
 from broker.router import metrics
-from broker.router.state import STATE
 
-_installed: dict[str, Any] = {}
+if TYPE_CHECKING:
+    from broker.router.state import NodeState
 
 
-def _make_process_register(original: Any) -> Any:
+def _make_process_register(state: NodeState, original: Any) -> Any:
     def process_register(self: Any, session: Any, register: message.Register) -> None:
         refusal = reserved_registration(session._authrole, register.procedure, cast(Match, register.match))
         if refusal is None:
             original(self, session, register)
             return
-        STATE.count_rejection(metrics.NOT_AUTHORIZED)
+        state.count_rejection(metrics.NOT_AUTHORIZED)
         reply = message.Error(
             message.Register.MESSAGE_TYPE, register.request, refusal.wamp_uri, [str(refusal)]
         )
@@ -45,9 +48,6 @@ def _make_process_register(original: Any) -> Any:
     return process_register
 
 
-def install() -> None:
-    """Put the reserved-namespace check in front of crossbar's REGISTER handling, once."""
-    if _installed:
-        return
-    _installed["done"] = True
-    Dealer.processRegister = _make_process_register(Dealer.processRegister)  # type: ignore[method-assign]
+def install(state: NodeState) -> None:
+    """Put the reserved-namespace check in front of crossbar's REGISTER handling."""
+    Dealer.processRegister = _make_process_register(state, Dealer.processRegister)  # type: ignore[method-assign]

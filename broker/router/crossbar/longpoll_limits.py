@@ -10,7 +10,7 @@ that carries it. So long-poll gets the same bound: no request body under a
 long-poll path may exceed the smallest ``max_message_size`` of the web
 transport's WebSocket paths (:func:`broker.core.longpoll.max_message_size`); a send
 holding a batch of messages counts as one body. JSON nesting is checked per
-message as on WebSocket (:func:`broker.router.hardening.dispatch`).
+message as on WebSocket (:func:`broker.router.crossbar.protocol.dispatch`).
 
 Twisted buffers a request's whole body before any resource sees it, so the
 check cannot live in the long-poll resource: it hooks the request as the
@@ -27,14 +27,17 @@ all crossbar serves: its TLS endpoints negotiate no ALPN, so no HTTP/2.)
 A send over the limit ends its WAMP session, as the same message ends a
 WebSocket connection (1009): the next poll delivers
 ``ABORT broker.error.too_large`` with the reason, the one after finds the
-transport gone (404). Installed by :func:`broker.router.hardening.install`
-(item 8 there).
+transport gone (404). Item 8 of the index in :mod:`broker.router.crossbar`.
+
+Wraps ``twisted/web/http.py: Request.gotLength`` and ``handleContentChunk``
+and ``crossbar/webservice/longpoll.py: RouterWebServiceLongPoll.create``.
+Tests: ``tests/test_longpoll.py``.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import unquote_to_bytes
 
 from autobahn.wamp import message
@@ -45,9 +48,12 @@ from twisted.web import http
 
 from broker.core.longpoll import body_too_large, max_message_size
 from broker.errors import PayloadTooLarge
-from broker.router import hardening
+from broker.router.crossbar.longpoll import end_keeping_transport
+from broker.router.crossbar.longpoll_origins import origin_allowed
 from broker.router.metrics import MESSAGE_TOO_LARGE
-from broker.router.state import STATE
+
+if TYPE_CHECKING:
+    from broker.router.state import NodeState
 
 #: How long a refused request's connection keeps reading (and discarding) what the client sends.
 LINGER_SECONDS: Final = 2.0
@@ -75,7 +81,7 @@ def target(channel: Any) -> tuple[Any, list[bytes]] | None:
     return (resource, []) if isinstance(resource, longpoll.WampLongPollResource) else None
 
 
-def _make_got_length(original: Any) -> Any:
+def _make_got_length(state: NodeState, original: Any) -> Any:
     def got_length(self: Any, length: int | None) -> None:
         found = target(self.channel) if self.channel is not None else None
         if found is not None:
@@ -83,14 +89,14 @@ def _make_got_length(original: Any) -> Any:
             reason = None if length is None else body_too_large(length, found[0]._broker_limit, declared=True)
             if reason is not None:
                 original(self, 0)  # an empty body: nothing of it is kept
-                _refuse(self, reason)
+                _refuse(state, self, reason)
                 return
         original(self, length)
 
     return got_length
 
 
-def _make_handle_content_chunk(original: Any) -> Any:
+def _make_handle_content_chunk(state: NodeState, original: Any) -> Any:
     def handle_content_chunk(self: Any, data: bytes) -> None:
         found = self._broker_longpoll
         if found is not None:
@@ -99,7 +105,7 @@ def _make_handle_content_chunk(original: Any) -> Any:
             self._broker_received += len(data)
             reason = body_too_large(self._broker_received, found[0]._broker_limit, declared=False)
             if reason is not None:
-                _refuse(self, reason)
+                _refuse(state, self, reason)
                 return
         original(self, data)
 
@@ -110,7 +116,7 @@ def _discard(data: bytes) -> None:
     """What a refused request's channel does with the rest of the body."""
 
 
-def _refuse(request: Any, reason: str) -> None:
+def _refuse(state: NodeState, request: Any, reason: str) -> None:
     """Answer 413 now, end the session the request was for, keep nothing more of it."""
     request._broker_refused = True
     channel = request.channel
@@ -121,14 +127,14 @@ def _refuse(request: Any, reason: str) -> None:
     channel.dataReceived = _discard  # what the peer still sends, as Twisted drops data after a close
     channel._send100Continue = lambda: None  # no "100 Continue" for a body we refuse
     peer = channel.transport.getPeer()
-    STATE.count_rejection(MESSAGE_TOO_LARGE)
+    state.count_rejection(MESSAGE_TOO_LARGE)
     _log.warn(
         "refusing long-poll request from {peer}: {reason}", peer=getattr(peer, "host", peer), reason=reason
     )
     session = resource._transports.get(rest[0].decode("utf-8", "replace")) if rest else None
     if session is not None and session._session is not None:
         session.send(message.Abort(PayloadTooLarge.wamp_uri, message=reason))
-        hardening._longpoll_end(session)
+        end_keeping_transport(session)
     channel.transport.write(_answer(resource, request, PayloadTooLarge(reason)))
     resource.reactor.callLater(LINGER_SECONDS, _close, channel)
 
@@ -144,7 +150,7 @@ def _answer(resource: Any, request: Any, error: PayloadTooLarge) -> bytes:
         b"Connection: close",
     ]
     origin = request.requestHeaders.getRawHeaders(b"origin", [None])[0]
-    if origin is not None and hardening._origin_allowed(resource, origin):
+    if origin is not None and origin_allowed(resource, origin):
         headers += [
             b"Access-Control-Allow-Origin: " + origin,
             b"Access-Control-Allow-Credentials: true",
@@ -170,14 +176,14 @@ def _make_create(original: Any) -> Any:
     return staticmethod(create)
 
 
-def install() -> None:
+def install(state: NodeState) -> None:
     """Bound every long-poll request body (call before transports start)."""
     request = http.Request
     request._broker_longpoll = None  # type: ignore[attr-defined]
     request._broker_refused = False  # type: ignore[attr-defined]
     request._broker_received = 0  # type: ignore[attr-defined]
-    request.gotLength = _make_got_length(request.gotLength)  # type: ignore[method-assign]
-    request.handleContentChunk = _make_handle_content_chunk(request.handleContentChunk)  # type: ignore[method-assign]
+    request.gotLength = _make_got_length(state, request.gotLength)  # type: ignore[method-assign]
+    request.handleContentChunk = _make_handle_content_chunk(state, request.handleContentChunk)  # type: ignore[method-assign]
     # a resource created before this (none: transports start after components) allows nothing
     longpoll.WampLongPollResource._broker_limit = 0  # type: ignore[attr-defined]
     lp_service = webservice_longpoll.RouterWebServiceLongPoll

@@ -21,6 +21,10 @@ So the router worker:
   ``pformat``) becomes a :class:`Lazy` rendered only if a log line is actually
   emitted. The words of every line stay the same; the work moves to the rare
   line that is written.
+
+Replaces ``autobahn/util.py: _HAS_CLICK``, ``crossbar/_util.py: hl`` and, in
+the modules of :data:`HOT_PATH`, the log helpers they imported by name.
+Tests: ``tests/test_logstyle.py``.
 """
 
 from __future__ import annotations

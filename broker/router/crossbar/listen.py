@@ -15,6 +15,10 @@ run`` prints (:func:`broker.config.nodeconfig.listen_problem`: the port, the OS'
 :func:`install_controller` (in the launcher) logs the controller's verdict
 on it in one line. The node still exits 1, and never says "Broker ready"
 (:mod:`broker.router.readiness`).
+
+Item 15 of the index in :mod:`broker.router.crossbar`. Wraps
+``crossbar/worker/transport.py: RouterTransport.start`` and replaces
+``crossbar/node/main.py: failure_format_traceback``. Tests: ``tests/test_node.py``.
 """
 
 from __future__ import annotations
@@ -28,8 +32,6 @@ from broker.config.nodeconfig import listen_problem
 
 #: The error crossbar's router worker answers the controller with when a transport cannot listen.
 CANNOT_LISTEN: Final = "crossbar.error.cannot_listen"
-
-_installed: dict[str, bool] = {}
 
 
 class PortUnavailable(Exception):
@@ -49,9 +51,6 @@ def one_line(failure: Failure) -> Failure:
 
 def install() -> None:
     """In the router worker: transports that cannot listen fail with :class:`PortUnavailable`."""
-    if _installed:
-        return
-    _installed["worker"] = True
     from crossbar.worker.transport import RouterTransport
 
     original = RouterTransport.start

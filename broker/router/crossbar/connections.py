@@ -26,12 +26,20 @@ hooks that run once per frame (a counter) or once per request (a timer):
   WebSocket, for its WAMP session to join (``hello_timeout`` bounds that
   wait). Connections that are still handshaking can so never keep an
   established one, or a new one, out.
+
+Items 13 and 14 of the index in :mod:`broker.router.crossbar`. Wraps
+``autobahn/websocket/protocol.py: WebSocketProtocol.onFrameBegin``,
+``_dataReceived`` and ``onClose`` (on crossbar's ``WampWebSocketServerProtocol``),
+``crossbar/router/session.py: RouterSession.onJoin``, ``twisted/web/http.py:
+HTTPChannel.connectionMade``, ``allContentReceived``, ``requestDone`` and
+``connectionLost``, and ``crossbar/common/twisted/endpoint.py:
+MaxConnectionsFactory.buildProtocol``. Tests: ``tests/test_connection_floods.py``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from autobahn.websocket.protocol import WebSocketProtocol
 from crossbar.common.twisted.endpoint import MaxConnectionsFactory
@@ -52,7 +60,10 @@ from broker.core.connlimits import (
     too_many_fragments,
 )
 from broker.core.ratelimit import TokenBucket
-from broker.router.state import STATE
+from broker.router.crossbar.context import Clock
+
+if TYPE_CHECKING:
+    from broker.router.state import NodeState
 
 #: Seconds between two log lines about evicted connections (as crossbar logs refusals).
 EVICTION_LOG_INTERVAL: Final = 10.0
@@ -62,13 +73,14 @@ _CLOSING: Final = WebSocketProtocol.STATE_CLOSING
 _CLOSE_POLICY_VIOLATION: Final = WebSocketProtocol.CLOSE_STATUS_CODE_POLICY_VIOLATION
 
 _log = Logger(namespace="broker.connections")
-_installed: list[bool] = []
 
 
 # -- WebSocket frames ---------------------------------------------------------------
 
 
-def _make_frame_begin(original: Callable[[Any], None], clock: Callable[[], float]) -> Callable[[Any], None]:
+def _make_frame_begin(
+    state: NodeState, original: Callable[[Any], None], clock: Callable[[], float]
+) -> Callable[[Any], None]:
     def on_frame_begin(self: Any) -> None:
         original(self)
         if self.state != _OPEN:
@@ -84,19 +96,19 @@ def _make_frame_begin(original: Callable[[Any], None], clock: Callable[[], float
                 bucket = TokenBucket(CONTROL_FRAMES_PER_SECOND, CONTROL_FRAME_BURST, clock)
                 self._broker_control = bucket
             if bucket.take():
-                _refuse_frames(self, too_many_control_frames())
+                _refuse_frames(state, self, too_many_control_frames())
             return
         fragments = self._broker_fragments + 1 if opcode == 0 else 1  # 0: a continuation frame
         self._broker_fragments = fragments
         if fragments > MAX_FRAGMENTS:
-            _refuse_frames(self, too_many_fragments())
+            _refuse_frames(state, self, too_many_fragments())
 
     return on_frame_begin
 
 
-def _refuse_frames(self: Any, reason: str) -> None:
+def _refuse_frames(state: NodeState, self: Any, reason: str) -> None:
     """Close 1008 with ``reason`` and read nothing more from this peer."""
-    STATE.count_rejection("FrameFlood")
+    state.count_rejection("FrameFlood")
     _log.warn("closing {peer}: {reason}", peer=self.peer, reason=reason)
     self.failedByMe = True  # autobahn then hands nothing more of the current message on
     if self.failByDrop:
@@ -140,12 +152,12 @@ def _attach(room: WaitingRoom[Any], protocol: Any) -> None:
         channel._broker_room = room  # type: ignore[attr-defined]
 
 
-def _await_request(channel: Any) -> None:
+def _await_request(state: NodeState, channel: Any) -> None:
     """``channel`` waits for a request: it gets ``client_timeout`` seconds for all of it."""
     deadline = channel._broker_deadline
     if deadline is not None and deadline.active():
         deadline.cancel()
-    channel._broker_deadline = channel.callLater(channel._broker_timeout, _request_late, channel)
+    channel._broker_deadline = channel.callLater(channel._broker_timeout, _request_late, state, channel)
     if channel._broker_room is not None:
         channel._broker_room.wait(channel)
 
@@ -159,13 +171,13 @@ def _stop_waiting(channel: Any) -> None:
         channel._broker_room.leave(channel)
 
 
-def _request_late(channel: Any) -> None:
+def _request_late(state: NodeState, channel: Any) -> None:
     channel._broker_deadline = None
     if channel._broker_room is not None:
         channel._broker_room.leave(channel)
     if channel.transport is None:  # the connection became a WebSocket meanwhile
         return
-    STATE.count_rejection("RequestTimeout")
+    state.count_rejection("RequestTimeout")
     if channel.requests or channel._buffer:  # part of a request arrived: say why it ends
         body = (request_timeout(channel._broker_timeout) + "\n").encode("utf-8")
         channel.transport.write(
@@ -175,12 +187,12 @@ def _request_late(channel: Any) -> None:
     channel.timeoutConnection()  # what Twisted's idle timeout does: close, abort if that stalls
 
 
-def _make_connection_made(original: Callable[[Any], None]) -> Callable[[Any], None]:
+def _make_connection_made(state: NodeState, original: Callable[[Any], None]) -> Callable[[Any], None]:
     def connection_made(self: Any) -> None:
         original(self)
         if self.timeOut:  # crossbar's Site: the transport's client_timeout
             self._broker_timeout = self.timeOut  # Twisted unsets timeOut while a request is handled
-            _await_request(self)
+            _await_request(state, self)
 
     return connection_made
 
@@ -232,10 +244,10 @@ def _leave_room(websocket: Any) -> None:
         room.leave(websocket)
 
 
-def _make_request_done(original: Callable[[Any, Any], None]) -> Callable[[Any, Any], None]:
+def _make_request_done(state: NodeState, original: Callable[[Any, Any], None]) -> Callable[[Any, Any], None]:
     def request_done(self: Any, request: Any) -> None:
         if self.persistent and self._broker_timeout and self.transport is not None:
-            _await_request(self)  # before the next pipelined request, if any, is parsed
+            _await_request(state, self)  # before the next pipelined request, if any, is parsed
         original(self, request)
 
     return request_done
@@ -250,14 +262,14 @@ def _make_connection_lost(original: Callable[[Any, Any], None]) -> Callable[[Any
 
 
 def _make_build_protocol(
-    original: Callable[[Any, Any], Any], clock: Callable[[], float]
+    state: NodeState, original: Callable[[Any, Any], Any], clock: Callable[[], float]
 ) -> Callable[[Any, Any], Any]:
     def build_protocol(self: Any, addr: Any) -> Any:
         room: WaitingRoom[Any] | None = self.__dict__.get("_broker_room")
         if room is None:
             room = self._broker_room = WaitingRoom()
         if len(self.protocols) >= self.max_connections and (waiting := room.oldest()) is not None:
-            _evict(self, waiting, clock())
+            _evict(state, self, waiting, clock())
             # the evicted connection still counts until its connectionLost, in the next turn
             protocol = WrappingFactory.buildProtocol(self, addr)
         else:
@@ -269,14 +281,14 @@ def _make_build_protocol(
     return build_protocol
 
 
-def _evict(factory: Any, waiting: Any, now: float) -> None:
+def _evict(state: NodeState, factory: Any, waiting: Any, now: float) -> None:
     """Close ``waiting`` (an HTTP channel waiting for its request, or a WebSocket for its
     session to join) to make room for a new connection."""
     if isinstance(waiting, HTTPChannel):
         _stop_waiting(waiting)
     else:
         _leave_room(waiting)
-    STATE.count_rejection("RequestEvicted")
+    state.count_rejection("RequestEvicted")
     evicted = factory.__dict__.get("_broker_evicted", 0) + 1
     last = factory.__dict__.get("_broker_evicted_logged")
     if last is None or now - last >= EVICTION_LOG_INTERVAL:
@@ -291,17 +303,10 @@ def _evict(factory: Any, waiting: Any, now: float) -> None:
     waiting.transport.abortConnection()
 
 
-def install(reactor: Any = None) -> None:
-    """Apply the limits above, once per process."""
-    if _installed:
-        return
-    _installed.append(True)
-    if reactor is None:
-        from twisted.internet import reactor as global_reactor
-
-        reactor = global_reactor
+def install(state: NodeState, reactor: Clock) -> None:
+    """Apply the limits above (``state`` counts what they refuse, ``reactor`` times them)."""
     ws = WampWebSocketServerProtocol
-    ws.onFrameBegin = _make_frame_begin(ws.onFrameBegin, reactor.seconds)  # type: ignore[method-assign,assignment]
+    ws.onFrameBegin = _make_frame_begin(state, ws.onFrameBegin, reactor.seconds)  # type: ignore[method-assign,assignment]
     ws._dataReceived = _make_data_received(ws._dataReceived)  # type: ignore[method-assign,assignment]
     # per-connection state, as class defaults: set on a connection once it needs its own
     ws._broker_fragments = 0  # type: ignore[attr-defined]
@@ -312,12 +317,12 @@ def install(reactor: Any = None) -> None:
     ws.onClose = _make_websocket_close(ws.onClose)  # type: ignore[method-assign]
     RouterSession.onJoin = _make_session_join(RouterSession.onJoin)  # type: ignore[method-assign,assignment]
     channel = HTTPChannel
-    channel.connectionMade = _make_connection_made(channel.connectionMade)  # type: ignore[method-assign]
+    channel.connectionMade = _make_connection_made(state, channel.connectionMade)  # type: ignore[method-assign]
     channel.allContentReceived = _make_all_content_received(channel.allContentReceived)  # type: ignore[method-assign]
-    channel.requestDone = _make_request_done(channel.requestDone)  # type: ignore[method-assign]
+    channel.requestDone = _make_request_done(state, channel.requestDone)  # type: ignore[method-assign]
     channel.connectionLost = _make_connection_lost(channel.connectionLost)  # type: ignore[method-assign]
     channel._broker_timeout = None  # type: ignore[attr-defined]
     channel._broker_deadline = None  # type: ignore[attr-defined]
     channel._broker_room = None  # type: ignore[attr-defined]
     cap = MaxConnectionsFactory
-    cap.buildProtocol = _make_build_protocol(cap.buildProtocol, reactor.seconds)  # type: ignore[method-assign]
+    cap.buildProtocol = _make_build_protocol(state, cap.buildProtocol, reactor.seconds)  # type: ignore[method-assign]

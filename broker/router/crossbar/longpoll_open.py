@@ -7,7 +7,10 @@ which Twisted answers with a 500 page showing the request's and the
 resource's reprs. Broker checks the body first (:func:`broker.core.longpoll.open_protocol`)
 and answers ``400 {"error": "broker.error.bad_request", "message": ...}``
 naming the problem; a valid body goes on to crossbar, which opens the session.
-Installed by :func:`broker.router.hardening.install` (item 9 there).
+Item 9 of the index in :mod:`broker.router.crossbar`.
+
+Wraps ``crossbar/router/longpoll.py: WampLongPollResourceOpen.render_POST``
+(inside the origin check of :mod:`.longpoll_origins`). Tests: ``tests/test_longpoll.py``.
 """
 
 from __future__ import annotations
