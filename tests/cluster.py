@@ -20,6 +20,7 @@ import ssl
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tests.node import Node, free_port
 from tests.test_reverse_proxy import DOC, PUBLIC_NAME, Nginx, self_signed
@@ -94,17 +95,22 @@ class Cluster:
         return self.directory / "nginx" / "upstream.log"
 
     def start(self) -> Cluster:
-        """Start the nodes (each ready on /health with its own id), then nginx (ready once
-        ``/health`` answers through it)."""
+        """Start the nodes (each ready on /health with its own id, allowing pages from the
+        public origin), then nginx (ready once ``/health`` answers through it)."""
+        port = free_port()
+        self.public = f"{'https' if self.tls else 'http'}://localhost:{port}"
+
+        def behind_proxy(config: dict[str, Any]) -> None:
+            ws = config["workers"][0]["transports"][0]["paths"]["ws"]
+            ws["options"]["allowed_origins"] = [*ws["options"].get("allowed_origins", []), self.public]
+
         try:
             for i in range(DOC_NODES):
-                self.nodes.append(Node(self.directory / f"node{i + 1}").start())
-            port = free_port()
+                self.nodes.append(Node(self.directory / f"node{i + 1}", mutate=behind_proxy).start())
             cert = None
             if self.tls:
                 cert = self_signed(self.directory)
                 self.context = ssl.create_default_context(cafile=str(cert[0]))
-            self.public = f"{'https' if self.tls else 'http'}://localhost:{port}"
             nodes = [(node.node_id, node.port) for node in self.nodes]
             block = cluster_block(nodes, f"127.0.0.1:{port}", cert, self.upstream_log)
             (self.directory / "nginx").mkdir()

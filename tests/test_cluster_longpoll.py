@@ -6,8 +6,9 @@ nodes and sends every later request of a session to the node its transport id na
 (``<node id>.<random>``, :mod:`broker.core.nodeid`). Each session here is opened through
 nginx, works end to end (HELLO, SUBSCRIBE, an event published on its own node through that
 node's ``/api/publish``), and nginx's log shows every one of its requests reached its node and
-no other. Events published on one node reach only that node's subscribers until Redis joins
-the nodes (issue 14, another part).
+no other. A page in headless Chromium without WebSocket does the same through the JS client.
+Events published on one node reach only that node's subscribers until Redis joins the nodes
+(issue 14, another part).
 """
 
 from __future__ import annotations
@@ -16,16 +17,19 @@ import json
 import os
 import time
 import urllib.request
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from broker.client import Publisher
 from broker.core.nodeid import issuing_node
+from tests.chromium import PageDriver, opener
 from tests.cluster import Cluster
 from tests.lpclient import LongPollSession, post
 from tests.node import PUBLISHER_SECRET, Node
 from tests.rawwamp import EVENT, SUBSCRIBED, WELCOME
+from tests.test_browser import WATCH
 from tests.test_reverse_proxy import NGINX
 
 pytestmark = pytest.mark.node
@@ -142,3 +146,32 @@ def test_a_transport_of_no_node_is_a_json_404_from_nginx(cluster: Cluster) -> No
     assert answer.json()["message"] == expected
     receives(cluster, canary, "public.cluster.canary404", "unaffected")
     canary.close()
+
+
+@pytest.fixture
+def pages() -> Iterator[Callable[..., PageDriver]]:
+    yield from opener(PageDriver)
+
+
+def test_a_page_without_websocket_long_polls_its_node_through_nginx(
+    cluster: Cluster, pages: Callable[..., PageDriver]
+) -> None:
+    before = len(cluster.served())
+    page = pages(WATCH, f"{cluster.public}/", {"NO_WEBSOCKET": "1", "IGNORE_HTTPS_ERRORS": "1"})
+    # the page joined over long-poll, through nginx: which node opened its session?
+    lp = [entry for entry in cluster.served()[before:] if entry[1].startswith("/lp/")]
+    opened = [entry for entry in lp if entry[1] == "/lp/open"]
+    assert len(opened) == 1, lp
+    transports = {entry[1].split("/")[2] for entry in lp if entry[1] != "/lp/open"}
+    assert len(transports) == 1, lp
+    own = cluster.node(str(issuing_node(transports.pop())))
+    # one event per node: only its own node's reaches it (no Redis between the nodes yet)
+    prefix = f"public.cluster.page{uuid.uuid4().hex[:8]}."
+    positions = {node.node_id: publish_on(node, f"{prefix}a", node.node_id) for node in cluster.nodes}
+    [shown] = page.ask(expect=1, prefix=prefix)["events"]
+    assert shown["data"] == own.node_id
+    assert shown["cursor"] == positions[own.node_id]["cursor"]  # type: ignore[index]
+    # every long-poll request of the page went to that node
+    lp = [entry for entry in cluster.served()[before:] if entry[1].startswith("/lp/")]
+    own_address = f"127.0.0.1:{own.port}"
+    assert all(upstream == own_address for _, uri, upstream, _ in lp if uri != "/lp/open"), lp
