@@ -24,7 +24,13 @@ from broker.core.nodeid import (
     node_id_from,
 )
 from broker.errors import ConfigError
-from broker.router.crossbar.longpoll_sticky import unknown_transport_message
+from broker.router.crossbar.longpoll_sticky import (
+    UnknownTransportResource,
+    _make_get_child,
+    _make_render_post,
+    unknown_transport_message,
+)
+from broker.router.state import NodeState
 from tests.cluster import doc_cluster_block
 from tests.lpclient import LongPollSession, post
 from tests.node import BROKER, PROJECT_CONFIG, Node, free_port
@@ -83,6 +89,55 @@ def test_unknown_transport_messages() -> None:
             f"no long-poll transport {transport!r} on this node (closed or expired): open a new one",
             False,
         )
+
+
+class FakeLongPoll:
+    """What the wrappers read of crossbar's long-poll resource."""
+
+    def __init__(self, debug_transport_id: str | None = None) -> None:
+        self._debug_transport_id = debug_transport_id
+        self._transports = {"node-2.held": object()}
+        self._parent = self  # the /open child's parent is the resource itself
+
+    def _set_standard_headers(self, request: object) -> None:
+        pass
+
+
+def test_open_uses_a_fresh_id_naming_this_node_for_that_one_call() -> None:
+    state = NodeState(node_id="node-2")
+    seen: list[str | None] = []
+
+    def crossbars(self: FakeLongPoll, request: object) -> bytes:
+        seen.append(self._debug_transport_id)  # what crossbar's render_POST would use
+        return b"{}"
+
+    render = _make_render_post(state, crossbars)
+    resource = FakeLongPoll()
+    render(resource, None)
+    render(resource, None)
+    assert all(issuing_node(str(transport)) == "node-2" for transport in seen) and seen[0] != seen[1]
+    assert resource._debug_transport_id is None  # crossbar draws no fixed id afterwards
+    # an operator's debug_transport_id stays what they configured
+    fixed = FakeLongPoll("fixed-id")
+    render(fixed, None)
+    assert seen[-1] == fixed._debug_transport_id == "fixed-id"
+
+
+def test_unknown_transports_get_the_json_resource_and_misrouted_ones_are_counted() -> None:
+    state = NodeState(node_id="node-2")
+    get_child = _make_get_child(state, lambda self, name, request: "crossbar's")
+
+    class Request:
+        def getClientIP(self) -> str:
+            return "127.0.0.1"
+
+    resource = FakeLongPoll()
+    assert get_child(resource, b"node-2.held", Request()) == "crossbar's"
+    assert get_child(resource, b"", Request()) == "crossbar's"
+    own = get_child(resource, b"node-2.gone", Request())
+    assert isinstance(own, UnknownTransportResource) and state.rejections == {}
+    other = get_child(resource, b"node-1.abc", Request())
+    assert isinstance(other, UnknownTransportResource) and state.rejections == {"MisroutedLongPoll": 1}
 
 
 def test_the_docs_nginx_map_matches_exactly_the_node_ids_broker_accepts() -> None:
