@@ -36,6 +36,7 @@ from tests.lpclient import LongPollSession, post
 from tests.node import BROKER, PROJECT_CONFIG, Node, free_port
 from tests.rawwamp import EVENT, PUBLISHED, SUBSCRIBED, WELCOME
 from tests.test_longpoll import backend, rejections
+from tests.test_longpoll import post as lp_post
 
 # -- the rules (no node) ------------------------------------------------------------------------
 
@@ -180,6 +181,11 @@ def test_a_node_names_itself_in_the_transports_it_opens(node: Node) -> None:
         "open a new one",
     }
     assert "MisroutedLongPoll" not in rejections(node)
+    # a page of an allowed origin may read the answer (CORS as the path's other answers), another not
+    allowed = lp_post(node, f"{session.transport}/receive", origin=node.origin)
+    assert (allowed.status, allowed.headers["Access-Control-Allow-Origin"]) == (404, node.origin)
+    foreign = lp_post(node, f"{session.transport}/receive", origin="https://evil.example")
+    assert (foreign.status, foreign.headers["Access-Control-Allow-Origin"]) == (404, None)
     assert "Traceback" not in node.log()
 
 
