@@ -14,6 +14,7 @@ errors the same way everywhere. The tree separates the caller's fault from ours:
     │   ├── HelloTimeout              broker.error.hello_timeout        408
     │   ├── Unauthenticated           broker.error.unauthenticated      401
     │   ├── MethodNotAllowed          broker.error.method_not_allowed   405
+    │   ├── UnknownTransport          broker.error.unknown_transport    404
     │   ├── Replayed                  broker.error.replay               409
     │   ├── PayloadTooLarge           broker.error.too_large            413
     │   ├── UnsupportedMediaType      broker.error.unsupported_media_type 415
@@ -109,6 +110,14 @@ class MethodNotAllowed(ClientError):
 
     wamp_uri = "broker.error.method_not_allowed"
     http_status = 405
+
+
+class UnknownTransport(ClientError):
+    """A long-poll request names a transport this node does not hold (closed, expired, or
+    opened on another node: :mod:`broker.core.nodeid`)."""
+
+    wamp_uri = "broker.error.unknown_transport"
+    http_status = 404
 
 
 class Replayed(ClientError):

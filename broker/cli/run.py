@@ -19,6 +19,7 @@ from broker.cli.common import RUN_DIRNAME, fail, running_node
 from broker.config import configfile, devsecrets, nodeconfig
 from broker.config.check.settings import secret_errors
 from broker.config.reload import ENV_CONFIG, ENV_FILE_SECRETS, SNAPSHOT_FILENAME
+from broker.core.nodeid import ENV_NODE_ID, check_node_id
 from broker.errors import BrokerError, ConfigError
 from broker.router.crossbar import versions
 
@@ -70,6 +71,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     config_dir = config_path.parent
     cbdir: Path = (args.cbdir or config_dir / RUN_DIRNAME).absolute()
     try:
+        if os.environ.get(ENV_NODE_ID):  # else the router worker draws one
+            check_node_id(os.environ[ENV_NODE_ID])
         config = nodeconfig.load(config_path)
         broker_component(config)
         export_secrets(config, config_dir)

@@ -4,24 +4,20 @@ Tests and process supervisors wait on this instead of sleeping. Ready means
 Broker's component has joined *and* every web path of the config is attached
 (:mod:`broker.router.readiness`): crossbar attaches ``/ws`` after ``/health``.
 The answer names the node (``node_id``: ``BROKER_NODE_ID`` from the
-environment, else an id drawn at start), so whoever waits on it can tell its
-own node from another one answering on the same address.
+environment, else an id drawn at start; :attr:`~broker.router.state.NodeState.node_id`), so whoever
+waits on it can tell its own node from another one answering on the same
+address.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import uuid
-from typing import Any, Final
+from typing import Any
 
 from twisted.web.resource import Resource
 
 from broker.router.readiness import pending_paths
 from broker.router.state import STATE
-
-#: This node's id on /health, fixed for the life of the router worker.
-NODE_ID: Final = os.environ.get("BROKER_NODE_ID") or uuid.uuid4().hex
 
 
 class HealthResource(Resource):
@@ -36,7 +32,8 @@ class HealthResource(Resource):
         request.setHeader(b"content-type", b"application/json")
         request.setHeader(b"cache-control", b"no-store")
         pending = pending_paths()
+        node_id = STATE.node_id
         if not STATE.ready or pending:
             request.setResponseCode(503)
-            return json.dumps({"status": "starting", "node_id": NODE_ID, "pending_paths": pending}).encode()
-        return json.dumps({"status": "ready", "node_id": NODE_ID, "rejections": STATE.rejections}).encode()
+            return json.dumps({"status": "starting", "node_id": node_id, "pending_paths": pending}).encode()
+        return json.dumps({"status": "ready", "node_id": node_id, "rejections": STATE.rejections}).encode()

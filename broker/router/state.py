@@ -12,9 +12,11 @@ it here. Nothing else is shared.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from broker.core.nodeid import node_id_from
 from broker.router.counters import count_rejection
 
 if TYPE_CHECKING:
@@ -30,6 +32,9 @@ if TYPE_CHECKING:
 class NodeState:
     """What the HTTP side needs to know about the router side."""
 
+    #: This node's id (``BROKER_NODE_ID``, else drawn at start; :mod:`broker.core.nodeid`), fixed
+    #: for the life of the router worker: /health answers it, long-poll transport ids start with it.
+    node_id: str = field(default_factory=lambda: node_id_from(os.environ))
     #: The joined Broker component session, or None while starting.
     session: ApplicationSession | None = None
     #: The history store and its policies, once configured.

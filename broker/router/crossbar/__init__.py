@@ -26,6 +26,8 @@ items tests and docs refer to):
 12. :mod:`.body_limit` — request bodies refused as they arrive.
 13, 14. :mod:`.connections` — WebSocket frame floods, slowloris, the connection cap.
 15. :mod:`.listen` — a port taken late is one line (and :mod:`.controller`).
+16. :mod:`.longpoll_sticky` — long-poll transport ids name their node (a proxy routes on
+    them); an unknown transport is a JSON 404.
 
 Besides: :mod:`.logstyle` (plain, lazy log arguments), :mod:`.counting`
 (refusals crossbar makes on its own, delivery tracking), :mod:`.reload`
@@ -82,6 +84,7 @@ def install_order() -> tuple[Installer, ...]:
         longpoll_limits,
         longpoll_open,
         longpoll_origins,
+        longpoll_sticky,
         protocol,
         publish,
         readiness,
@@ -103,6 +106,7 @@ def install_order() -> tuple[Installer, ...]:
         ("longpoll", longpoll.install),
         ("longpoll_cors", longpoll_origins.install_defaults),
         ("longpoll_limits", lambda door: longpoll_limits.install(door.state)),
+        ("longpoll_sticky", lambda door: longpoll_sticky.install(door.state)),
         ("longpoll_open", lambda door: longpoll_open.install()),
         ("cors", lambda door: cors.install()),
         ("longpoll_origins", longpoll_origins.install),

@@ -1,6 +1,7 @@
 // Drives a page in real headless Chromium (Debian's, via playwright-core) for tests/test_browser.py.
 //
-// Env: PAGE_URL (the page to open), NO_WEBSOCKET=1 (remove window.WebSocket before any script runs).
+// Env: PAGE_URL (the page to open), NO_WEBSOCKET=1 (remove window.WebSocket before any script runs),
+// IGNORE_HTTPS_ERRORS=1 (trust a test's self-signed certificate).
 // Protocol on stdin/stdout, one JSON object per line:
 //   -> {"ready": true, "state": "..."}        once the page reports "connected"
 //   <- {"expect": N, "prefix": "public.x."}    wait until N events with that topic prefix are listed
@@ -27,7 +28,7 @@ const browser = await chromium.launch({
     "--no-first-run",
   ],
 });
-const page = await browser.newPage();
+const page = await browser.newPage({ ignoreHTTPSErrors: process.env.IGNORE_HTTPS_ERRORS === "1" });
 const logs = [];
 page.on("console", (msg) => logs.push(`${msg.type()}: ${msg.text()}`));
 page.on("pageerror", (err) => logs.push(`pageerror: ${err.message}`));

@@ -1,0 +1,177 @@
+"""Long-poll behind a load balancer: three real nodes behind real nginx, configured by the
+multi-node block of docs/operators.md (:mod:`tests.cluster`).
+
+A long-poll session lives on the node that opened it; nginx balances ``/lp/open`` over the
+nodes and sends every later request of a session to the node its transport id names
+(``<node id>.<random>``, :mod:`broker.core.nodeid`). Each session here is opened through
+nginx, works end to end (HELLO, SUBSCRIBE, an event published on its own node through that
+node's ``/api/publish``), and nginx's log shows every one of its requests reached its node and
+no other. A page in headless Chromium without WebSocket does the same through the JS client.
+Events published on one node reach only that node's subscribers until Redis joins the nodes
+(issue 14, another part).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from broker.client import Publisher
+from broker.core.nodeid import issuing_node
+from tests.chromium import PageDriver, opener
+from tests.cluster import Cluster
+from tests.lpclient import LongPollSession, post
+from tests.node import PUBLISHER_SECRET, Node
+from tests.rawwamp import EVENT, SUBSCRIBED, WELCOME
+from tests.test_browser import WATCH
+from tests.test_reverse_proxy import NGINX
+
+pytestmark = pytest.mark.node
+
+#: Sessions opened through nginx in the main test: enough for every node to get some.
+SESSIONS = 9
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """Three nodes behind the doc's nginx block, with TLS; stopped by PID afterwards."""
+    if not (os.path.isfile(NGINX) and os.access(NGINX, os.X_OK)):
+        pytest.fail(f"nginx is not installed ({NGINX} not found): run `make nginx` first")
+    running = Cluster(tmp_path_factory.mktemp("cluster")).start()
+    try:
+        yield running
+    finally:
+        running.stop()
+        assert running.nginx is not None
+        print(f"nginx error log:\n{running.nginx.log()}")
+
+
+def rejections(node: Node) -> dict[str, int]:
+    with urllib.request.urlopen(f"{node.url}/health", timeout=10) as response:
+        return json.load(response)["rejections"]  # type: ignore[no-any-return]
+
+
+def publish_on(node: Node, topic: str, data: object) -> object:
+    """Publish through ``node``'s own HTTP API (not through nginx); its position."""
+    return Publisher(node.url, "dev", PUBLISHER_SECRET).publish(topic, data).position
+
+
+def subscribed(cluster: Cluster, topic: str) -> LongPollSession:
+    session = LongPollSession(cluster.public, cluster.context)
+    assert session.hello()[0] == WELCOME
+    assert session.subscribe(topic)[0] == SUBSCRIBED
+    return session
+
+
+def receives(cluster: Cluster, session: LongPollSession, topic: str, data: object) -> None:
+    """An event published on the session's own node reaches it through nginx, with its position."""
+    node_id = issuing_node(session.transport)
+    assert node_id is not None, session.transport
+    position = publish_on(cluster.node(node_id), topic, data)
+    event = session.recv()
+    assert (event[0], event[4]) == (EVENT, [data])
+    assert event[5]["broker_position"] == position
+
+
+def logged(cluster: Cluster, skip: int, count: int, timeout: float = 10) -> list[tuple[str, str, str, int]]:
+    """The long-poll requests in nginx's log after its first ``skip`` lines, once there are
+    ``count`` of them (nginx writes a line as a request ends, maybe after its answer)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lp = [entry for entry in cluster.served()[skip:] if entry[1].startswith("/lp/")]
+        if len(lp) >= count or time.monotonic() > deadline:
+            return lp
+        time.sleep(0.05)
+
+
+def test_every_session_reaches_its_own_node_through_nginx(cluster: Cluster) -> None:
+    addresses = {node.node_id: f"127.0.0.1:{node.port}" for node in cluster.nodes}
+    before = len(cluster.served())
+    canary = subscribed(cluster, "public.cluster.canary")
+    sessions: list[LongPollSession] = []
+    for n in range(SESSIONS):
+        topic = f"public.cluster.s{n}"
+        session = subscribed(cluster, topic)
+        sessions.append(session)
+        receives(cluster, session, topic, n)
+    openers = [issuing_node(session.transport) for session in [canary, *sessions]]
+    # the balancer spread the opens: every node opened some (least_conn, ties round-robin)
+    assert set(openers) == set(addresses), openers
+    receives(cluster, canary, "public.cluster.canary", "still here")
+    for session in [canary, *sessions]:
+        session.close()
+
+    # 10 sessions x (open, HELLO and SUBSCRIBE sent, their answers and one event received, close)
+    lp = logged(cluster, before, 10 * 7)
+    assert len(lp) == 10 * 7
+    opens = [entry for entry in lp if entry[1] == "/lp/open"]
+    assert len(opens) == 10 and {upstream for _, _, upstream, _ in opens} == set(addresses.values())
+    by_session = [entry for entry in lp if entry[1] != "/lp/open"]
+    assert len(by_session) == 10 * 6
+    for method, uri, upstream, status in by_session:
+        transport = uri.split("/")[2]
+        node_id = issuing_node(transport)
+        assert node_id is not None, uri
+        assert (method, upstream) == ("POST", addresses[node_id]), (uri, upstream)
+        assert status in (200, 204), (uri, status)
+    # and no node ever saw another node's session
+    assert all("MisroutedLongPoll" not in rejections(node) for node in cluster.nodes)
+
+
+def test_a_transport_of_no_node_is_a_json_404_from_nginx(cluster: Cluster) -> None:
+    canary = subscribed(cluster, "public.cluster.canary404")
+    before = len(cluster.served())
+    for transport in ("nosuchnode.K3XKJ7WH4RRA", "K3XKJ7WH4RRA", "bad%20node.abc"):
+        answer = post(cluster.public, f"/lp/{transport}/receive", context=cluster.context)
+        assert answer.status == 404, (transport, answer.body)
+        assert answer.headers["Content-Type"] == "application/json"
+        assert answer.json() == {
+            "error": "broker.error.unknown_transport",
+            "message": "no node of this proxy issued this long-poll transport: open a new one",
+        }
+    # nginx answered those itself: no node was asked
+    assert [(upstream, status) for _, _, upstream, status in logged(cluster, before, 3)] == [("-", 404)] * 3
+    # a known node, an unknown transport: that node answers, in the same JSON
+    node = cluster.nodes[0]
+    stale = f"{node.node_id}.K3XKJ7WH4RRA"
+    answer = post(cluster.public, f"/lp/{stale}/receive", context=cluster.context)
+    assert (answer.status, answer.json()["error"]) == (404, "broker.error.unknown_transport")
+    expected = f"no long-poll transport {stale!r} on this node (closed or expired): open a new one"
+    assert answer.json()["message"] == expected
+    receives(cluster, canary, "public.cluster.canary404", "unaffected")
+    canary.close()
+
+
+@pytest.fixture
+def pages() -> Iterator[Callable[..., PageDriver]]:
+    yield from opener(PageDriver)
+
+
+def test_a_page_without_websocket_long_polls_its_node_through_nginx(
+    cluster: Cluster, pages: Callable[..., PageDriver]
+) -> None:
+    before = len(cluster.served())
+    page = pages(WATCH, f"{cluster.public}/", {"NO_WEBSOCKET": "1", "IGNORE_HTTPS_ERRORS": "1"})
+    # the page joined over long-poll, through nginx: which node opened its session?
+    lp = [entry for entry in cluster.served()[before:] if entry[1].startswith("/lp/")]
+    opened = [entry for entry in lp if entry[1] == "/lp/open"]
+    assert len(opened) == 1, lp
+    transports = {entry[1].split("/")[2] for entry in lp if entry[1] != "/lp/open"}
+    assert len(transports) == 1, lp
+    own = cluster.node(str(issuing_node(transports.pop())))
+    # one event per node: only its own node's reaches it (no Redis between the nodes yet)
+    prefix = f"public.cluster.page{uuid.uuid4().hex[:8]}."
+    positions = {node.node_id: publish_on(node, f"{prefix}a", node.node_id) for node in cluster.nodes}
+    [shown] = page.ask(expect=1, prefix=prefix)["events"]
+    assert shown["data"] == own.node_id
+    assert shown["cursor"] == positions[own.node_id]["cursor"]  # type: ignore[index]
+    # every long-poll request of the page went to that node
+    lp = [entry for entry in cluster.served()[before:] if entry[1].startswith("/lp/")]
+    own_address = f"127.0.0.1:{own.port}"
+    assert all(upstream == own_address for _, uri, upstream, _ in lp if uri != "/lp/open"), lp
