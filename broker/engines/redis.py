@@ -89,6 +89,12 @@ class RedisLink(Protocol):
 Connect = Callable[[RedisAddress, float], RedisLink]
 
 
+def _propose() -> str:
+    """A new epoch, used only if Redis holds none: never one already seen, so a Redis that lost
+    its data never reissues old positions under an old epoch."""
+    return secrets.token_hex(8)
+
+
 def _cursor_of(entry_id: str) -> int:
     return int(entry_id.split("-", 1)[0])
 
@@ -133,8 +139,8 @@ class RedisStore:
         self._log_max = log_max
         #: tests move time by hand; None: Redis TIME, one clock for every node
         self._clock = clock
-        #: proposed to Redis until it answers with the epoch it holds
-        self.epoch = secrets.token_hex(8)
+        #: the epoch as last seen from Redis (until then, one no other store has)
+        self.epoch = _propose()
         self._node = secrets.token_hex(6)
         self._batches = itertools.count(1)
         #: the highest cursor delivered here (fed, or appended and returned)
@@ -158,7 +164,7 @@ class RedisStore:
         batch_id = f"{self._node}:{next(self._batches)}"
         args = [
             self._base,
-            self.epoch,
+            _propose(),
             self.epoch,
             str(self._fed),
             self._node,
@@ -197,7 +203,7 @@ class RedisStore:
         """One snapshot (:meth:`broker.history.HistoryStore.read`), at the first script's cursor."""
         while True:
             epoch, top, evicted, names, trims = await self._link.script(
-                scripts.TOPICS, [self._meta], [self._base, self.epoch, str(cursor)]
+                scripts.TOPICS, [self._meta], [self._base, _propose(), str(cursor)]
             )
             self._adopt(epoch)
             snapshot = int(top)
@@ -208,7 +214,7 @@ class RedisStore:
                 return Snapshot(epoch, snapshot, None)
             if not matching:
                 return Snapshot(epoch, snapshot, [])
-            args = [self._base, epoch, str(cursor), str(snapshot), str(max(limit, 1)), *matching]
+            args = [self._base, _propose(), str(cursor), str(snapshot), str(max(limit, 1)), *matching]
             again, ok, found = await self._link.script(scripts.EVENTS, [self._meta], args)
             if again != epoch:  # the history was reset in between: read the new one
                 self._adopt(again)
@@ -264,7 +270,7 @@ class RedisStore:
     async def _init(self, joining: bool = False) -> None:
         """Learn Redis's epoch and cursor; a joining node delivers only what is appended after it."""
         epoch, cursor = await self._link.script(
-            scripts.INIT, [self._meta], [self._base, self.epoch, self._node, "1" if joining else "0"]
+            scripts.INIT, [self._meta], [self._base, _propose(), self._node, "1" if joining else "0"]
         )
         self._adopt(epoch)
         if joining:

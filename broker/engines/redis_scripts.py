@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Final
 
-#: Adopts the proposed epoch if Redis has none; shared by every script.
+#: Adopts the proposed epoch (ARGV[2], always a fresh one) if Redis has none; shared by every script.
 _EPOCH: Final = """
 local meta = KEYS[1]
 local epoch = redis.call('HGET', meta, 'e')
