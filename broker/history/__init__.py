@@ -6,7 +6,7 @@ afresh), a ``seq`` per topic (1, 2, 3, ... without gaps) and a store-wide
 ``cursor`` (increasing across all topics), which lets a wildcard or prefix
 subscriber ask "everything after cursor N" in one call. Stores sit behind
 :class:`HistoryStore`; :mod:`broker.engines` builds one from a ``type``
-string (``memory``, ``sqlite``; Milestone 2 adds ``redis``). The interface is
+string (``memory``, ``sqlite``, ``redis``). The interface is
 asynchronous and batch-shaped (see :class:`HistoryStore`), so an engine that
 does I/O, shared by several nodes, plugs in without changing the router. This
 package is the pure side (positions, retention policy, recovery, resume): no
@@ -118,17 +118,10 @@ class HistoryStore(Protocol):
     - A failed append raises (any exception) and issues no position:
       the router then refuses the publish (``broker.error.history_unavailable``).
 
-    What the Redis engine must implement (next issue): all of the above over
-    Redis shared by several nodes — :meth:`append` as one atomic script per
-    batch (cursor and seq assignment, per-topic stream append and trim,
-    hand-off to the other nodes) with a timeout; :meth:`read` as one atomic
-    read (a script or MULTI); ``epoch`` and :meth:`cursor` as last seen from
-    Redis, a new epoch when Redis lost its data; :meth:`subscribe` reading
-    every node's batches from the shared log and calling the feed for those
-    another node appended (or all of them, its own included, if it delivers
-    only what it reads back); :meth:`close` stopping its connections. A row
-    in :data:`broker.engines.ENGINES` and one in :data:`STORE_OPTIONS` make it
-    configurable.
+    The Redis engine (:mod:`broker.engines.redis`) does all of the above over
+    Redis shared by several nodes: one atomic script per batch, a read bound
+    by one snapshot cursor, the epoch as last seen from Redis, and a feed of
+    what the other nodes appended, read from a shared log.
     """
 
     #: Identifies this history: it changes when the history is lost (a new memory store).
