@@ -68,44 +68,36 @@ class _Pause:
         yield None
 
 
-class SocketLink:
-    """A blocking RESP client (RESP2): each call completes before its coroutine goes on."""
+class _Connection:
+    """One blocking RESP2 connection."""
 
-    def __init__(self, address: RedisAddress, timeout: float = 2.0, block_ms: int | None = 50) -> None:
-        self.address = address
-        self.timeout = timeout
-        #: what a pumped XREAD blocks for, whatever the engine asks (tests stay fast)
-        self.block_ms = block_ms
+    def __init__(self, address: RedisAddress, timeout: float) -> None:
         self._sock = socket.create_connection((address.host, address.port), timeout=timeout)
         self._file = self._sock.makefile("rb")
         if address.db:
             self.command("SELECT", str(address.db))
-        self._reader: Coroutine[Any, Any, None] | None = None
-        self.soon: list[Callable[[], None]] = []
-        self.closed = False
 
-    @staticmethod
-    def raw(port: int, *args: str) -> Any:
-        """One command on a fresh connection to ``127.0.0.1:port``."""
-        link = SocketLink(RedisAddress("127.0.0.1", port, 0), timeout=1.0)
-        try:
-            return link.command(*args)
-        finally:
-            link.close()
-
-    def command(self, *args: str) -> Any:
-        """Send one command and read its reply (an error reply raises RuntimeError)."""
+    def send(self, *args: str) -> None:
+        """Send one command without reading its reply."""
         parts = [f"*{len(args)}\r\n".encode()]
         for arg in args:
             data = arg.encode()
             parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
         self._sock.sendall(b"".join(parts))
-        reply = self._reply()
+
+    def reply(self) -> Any:
+        """The next reply (an error reply raises RuntimeError)."""
+        reply = self._read()
         if isinstance(reply, RuntimeError):
             raise reply
         return reply
 
-    def _reply(self) -> Any:
+    def command(self, *args: str) -> Any:
+        """Send one command and read its reply."""
+        self.send(*args)
+        return self.reply()
+
+    def _read(self) -> Any:
         line = self._file.readline()
         if not line:
             raise ConnectionError("Redis closed the connection")
@@ -116,21 +108,60 @@ class SocketLink:
             return RuntimeError(rest.decode())
         if kind == b":":
             return int(rest)
+        if kind in (b"$", b"*") and int(rest) < 0:
+            return None
         if kind == b"$":
-            if int(rest) < 0:
-                return None
-            data = self._file.read(int(rest) + 2)[:-2]
-            return data.decode()
+            return self._file.read(int(rest) + 2)[:-2].decode()
         if kind == b"*":
-            if int(rest) < 0:
-                return None
-            return [self._reply() for _ in range(int(rest))]
+            return [self._read() for _ in range(int(rest))]
         raise ConnectionError(f"unexpected reply {line!r}")
+
+    def close(self) -> None:
+        """Close the socket."""
+        self._sock.close()
+
+
+class SocketLink:
+    """A blocking link: a command connection and a reader connection, as the node's link has.
+
+    Each call completes before its coroutine goes on, except a script while
+    :attr:`hold_scripts` is set: it is sent, then the coroutine suspends until
+    the test resumes it, which then reads the answer (an append in flight).
+    """
+
+    def __init__(self, address: RedisAddress, timeout: float = 2.0, block_ms: int | None = 50) -> None:
+        self.address = address
+        self.timeout = timeout
+        #: what a pumped XREAD blocks for, whatever the engine asks (tests stay fast)
+        self.block_ms = block_ms
+        self.hold_scripts = False
+        self._commands = _Connection(address, timeout)
+        self._log: _Connection | None = None
+        self._reader: Coroutine[Any, Any, None] | None = None
+        self.soon: list[Callable[[], None]] = []
+        self.closed = False
+
+    @staticmethod
+    def raw(port: int, *args: str) -> Any:
+        """One command on a fresh connection to ``127.0.0.1:port``."""
+        connection = _Connection(RedisAddress("127.0.0.1", port, 0), timeout=1.0)
+        try:
+            return connection.command(*args)
+        finally:
+            connection.close()
+
+    def command(self, *args: str) -> Any:
+        """One command on the command connection."""
+        return self._commands.command(*args)
 
     # -- RedisLink ------------------------------------------------------------
 
     async def script(self, source: str, keys: Sequence[str], args: Sequence[str]) -> Any:
         """EVALSHA, loading the script on NOSCRIPT."""
+        if self.hold_scripts:
+            self._commands.send("EVAL", source, str(len(keys)), *keys, *args)
+            await _Pause()
+            return self._commands.reply()
         sha = hashlib.sha1(source.encode()).hexdigest()
         try:
             return self.command("EVALSHA", sha, str(len(keys)), *keys, *args)
@@ -143,7 +174,9 @@ class SocketLink:
         """Suspend (until the next :meth:`pump`), then one ``XREAD BLOCK``."""
         await _Pause()
         block = block_ms if self.block_ms is None else self.block_ms
-        return self.command("XREAD", "BLOCK", str(block), "COUNT", str(count), "STREAMS", stream, after)
+        if self._log is None:
+            self._log = _Connection(self.address, self.timeout + block / 1000)
+        return self._log.command("XREAD", "BLOCK", str(block), "COUNT", str(count), "STREAMS", stream, after)
 
     async def sleep(self, seconds: float) -> None:
         """Suspend until the next :meth:`pump`."""
@@ -163,7 +196,9 @@ class SocketLink:
         self.closed = True
         if self._reader is not None:
             self._reader.close()
-        self._sock.close()
+        for connection in (self._commands, self._log):
+            if connection is not None:
+                connection.close()
 
     # -- driving it ------------------------------------------------------------
 

@@ -51,6 +51,14 @@ def events(client: RawWamp, count: int) -> list[tuple[Any, dict[str, Any]]]:
     return [(event[4][0], event[5][POSITION]) for event in (client.event() for _ in range(count))]
 
 
+def assert_next_is_a_sentinel(node: Node, topic: str, clients: list[RawWamp]) -> None:
+    """Nothing more came (no event twice): the next event each client sees is one published now."""
+    status, body, _ = request(node, {"topic": topic, "data": "sentinel"})
+    assert status == 200, body
+    for client in clients:
+        assert events(client, 1) == [("sentinel", body["published"][0]["position"])]
+
+
 def test_an_http_publish_reaches_the_other_node_once_with_its_position(cluster: tuple[Node, Node]) -> None:
     a, b = cluster
     topic = f"public.cluster.{uuid.uuid4().hex[:8]}"
@@ -66,7 +74,7 @@ def test_an_http_publish_reaches_the_other_node_once_with_its_position(cluster: 
     assert events(on_b, 1) == [("one", answered)]
     assert events(everything_b, 1) == [("one", answered)]
     # a batch from B: A gets it, in order, with B's positions; nothing came twice
-    status, body, _ = request(b, [{"topic": topic, "data": n} for n in range(5)])
+    status, body, _ = request(b, {"events": [{"topic": topic, "data": n} for n in range(5)]})
     assert status == 200, body
     answered_b = [item["position"] for item in body["published"]]
     assert [p["seq"] for p in answered_b] == [2, 3, 4, 5, 6]
@@ -75,6 +83,7 @@ def test_an_http_publish_reaches_the_other_node_once_with_its_position(cluster: 
     assert events(on_a, 5) == expected
     assert events(on_b, 5) == expected
     assert events(everything_b, 5) == expected
+    assert_next_is_a_sentinel(a, topic, [on_a, on_b, everything_b])
 
 
 def test_a_wamp_publish_reaches_the_other_node_with_the_same_positions(cluster: tuple[Node, Node]) -> None:
@@ -92,6 +101,7 @@ def test_a_wamp_publish_reaches_the_other_node_with_the_same_positions(cluster: 
     assert [p["seq"] for _, p in seen_a] == list(range(1, 21))  # seq order everywhere
     cursors = [p["cursor"] for _, p in seen_a]
     assert cursors == sorted(set(cursors))
+    assert_next_is_a_sentinel(b, topic, [on_a, on_b])
 
 
 def test_recovery_on_one_node_returns_what_the_other_stored(cluster: tuple[Node, Node]) -> None:

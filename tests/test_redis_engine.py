@@ -106,6 +106,27 @@ def test_another_nodes_earlier_batch_is_fed_before_an_append_returns(
     assert fed == [theirs]  # and not again by the reader
 
 
+def test_the_reader_feeds_nothing_past_an_append_still_in_flight(nodes: Node) -> None:
+    """A's t1 is stored first but its answer is late: B's t2 must wait for it on A."""
+    a, a_link = nodes()
+    b, _ = nodes()
+    fed: list[Appended] = []
+    a.subscribe(fed.append)
+    a_link.hold_scripts = True
+    pending = a.append(batch("t"))
+    pending.send(None)  # sent, stored (t seq 1), answer not read yet
+    a_link.hold_scripts = False
+    theirs = settle(b.append(batch("t")))  # t seq 2
+    a_link.pump()  # the reader reads both from the log
+    assert fed == []  # B's t2 would overtake A's t1, which A has not dispatched yet
+    with pytest.raises(StopIteration) as done:
+        pending.send(None)
+    assert [(e.seq, e.cursor) for e in done.value.value.events] == [(1, 1)]
+    assert fed == []  # still not: the router dispatches A's t1 when the append returns
+    a_link.run_soon()  # the next turn
+    assert fed == [theirs]
+
+
 def test_a_joining_node_feeds_only_what_is_appended_after_it_joins(
     nodes: Node,
 ) -> None:
