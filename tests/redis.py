@@ -26,13 +26,14 @@ from tests.node import free_port
 
 
 class RedisServer:
-    """``redis-server`` on a free port, no persistence; stopped by PID."""
+    """``redis-server`` on a free port (or ``port``: a restart), no persistence; stopped by PID."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, port: int | None = None) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed: `make test` installs it (apt)")
-        self.port = free_port()
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.log = workdir / "redis.log"
         options = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]

@@ -130,7 +130,7 @@ def test_recovery_on_one_node_returns_what_the_other_stored(cluster: tuple[Node,
     assert wildcard["events"] == [] and wildcard["unrecoverable"] is False
 
 
-def test_a_publish_while_redis_is_down_is_refused_within_the_timeout(
+def test_a_publish_while_redis_is_down_is_refused_within_the_timeout_and_resumes_after(
     make_node: Callable[..., Node], tmp_path: Path
 ) -> None:
     server = RedisServer(tmp_path / "own-redis")
@@ -141,7 +141,9 @@ def test_a_publish_while_redis_is_down_is_refused_within_the_timeout(
         assert bystander.subscribe(topic)[0] == SUBSCRIBED
         publisher = backend(node)
         assert publisher.publish(topic, ["before"])[0] == 17
-        assert events(bystander, 1)[0][0] == "before"
+        arg, position = events(bystander, 1)[0]
+        assert arg == "before"
+        first_epoch = position["epoch"]
         server.stop()
         started = time.monotonic()
         reply = publisher.publish(topic, ["while down"])
@@ -153,5 +155,17 @@ def test_a_publish_while_redis_is_down_is_refused_within_the_timeout(
         assert time.monotonic() - started < 6.0
         # the subscriber stayed connected: the session still answers
         assert recover(bystander, topic, "exact", "e", 0)[0] == ERROR
+        server = RedisServer(tmp_path / "own-redis", port=server.port)  # back, empty
+        deadline = time.monotonic() + 30  # txredisapi reconnects with a backoff of at most 10 s
+        while True:
+            reply = publisher.publish(topic, ["after"])
+            if (reply is not None and reply[0] == 17) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert reply is not None and reply[0] == 17, reply
+        arg, position = events(bystander, 1)[0]
+        assert arg == "after"  # delivery resumed without restarting the node
+        assert position["seq"] == 1  # Redis lost its data: a new epoch, positions start again
+        assert position["epoch"] != first_epoch
     finally:
         server.stop()
