@@ -59,7 +59,7 @@ chromium:
 nginx:
 	@test -x /usr/sbin/nginx || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx; }
 
-# the Redis engine's tests (tests/redis.py) start Debian's redis-server on a free port
+# the Redis engine's tests (tests/redisserver.py) start Debian's redis-server on a free port
 redis:
 	@command -v redis-server >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
 

@@ -5,7 +5,7 @@ no Twisted), but memory and SQLite never suspend, so a test can run one to
 its end with a single step and read the result. :func:`settle` refuses an
 engine that does suspend (say so plainly, rather than hang): such an engine
 needs its tests driven by a reactor. The Redis engine runs here over
-:class:`tests.redis.SocketLink`, a blocking link whose calls never suspend,
+:class:`tests.redisserver.SocketLink`, a blocking link whose calls never suspend,
 against the session's real redis-server (``make(..., request=...)`` starts it). :func:`append` and
 :func:`after` are the one-event forms the older tests were written with;
 :data:`MAKERS` builds every engine the contract suites run.
@@ -24,7 +24,7 @@ from broker.engines.memory import MemoryStore
 from broker.engines.redis import RedisStore
 from broker.engines.sqlite import SQLiteStore
 from broker.history import DEFAULT_MAX_TOPICS, HistoryStore, NewEvent, Retention, StoredEvent, recovery
-from tests import redis
+from tests import redisserver
 
 #: ``(directory, clock, max_topics) -> a fresh store``, for every engine in
 #: :data:`broker.engines.ENGINES` (a test fails for an engine missing here): the
@@ -36,7 +36,7 @@ MAKERS: dict[str, Callable[[Path, Callable[[], float], int], HistoryStore]] = {
     ),
     # a key prefix of its own: a fresh, empty history on the session's server
     "redis": lambda _dir, clock, max_topics: RedisStore(
-        redis.store_link(), prefix=f"t{secrets.token_hex(6)}", clock=clock, max_topics=max_topics
+        redisserver.store_link(), prefix=f"t{secrets.token_hex(6)}", clock=clock, max_topics=max_topics
     ),
 }
 

@@ -1,7 +1,7 @@
 """Two real nodes sharing one real Redis: one broker, whichever node a client talks to.
 
 Each node's history engine is ``{"type": "redis", "url": ...}`` on the
-session's redis-server (tests/redis.py). What must hold: an event published
+session's redis-server (tests/redisserver.py). What must hold: an event published
 on one node (HTTP ``/api/publish`` or WAMP) reaches the subscribers of the
 other once, with the position the publisher was given and the origin's
 subscribers saw, in seq order; ``broker.recover`` on either node answers from
@@ -22,7 +22,7 @@ import pytest
 
 from tests.node import Node
 from tests.rawwamp import ERROR, SUBSCRIBED, RawWamp
-from tests.redis import RedisServer
+from tests.redisserver import RedisServer
 from tests.test_publish_api import request
 from tests.test_recovery import POSITION, anonymous, backend, recover
 

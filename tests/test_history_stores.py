@@ -25,7 +25,7 @@ from broker.history import (
 )
 from broker.history.policy import HistoryPolicy, retention_for
 from tests.engines import MAKERS, after, append, make, recover
-from tests.redis import SocketLink
+from tests.redisserver import SocketLink
 
 KEEP: Retention = Retention(max_events=100, max_age=3600.0)
 

@@ -17,7 +17,7 @@ import pytest
 from broker.engines.redis import RedisStore
 from broker.history import Appended, NewEvent, Retention
 from tests.engines import after, settle
-from tests.redis import RedisServer, SocketLink, store_link
+from tests.redisserver import RedisServer, SocketLink, store_link
 
 KEEP = Retention(max_events=100, max_age=3600.0)
 

@@ -3,7 +3,7 @@
 Why a module of its own: :mod:`broker.engines.redis` holds the engine's
 logic and no Twisted; this adapter gives it the
 :class:`~broker.engines.redis.RedisLink` it speaks through. What txredisapi
-needs to be safe here (measured, see docs/cluster notes):
+needs to be safe here (measured while designing issue 14):
 
 - ``convertNumbers=False``, or a payload ``"123"`` comes back as an int;
 - a timeout on every call: while Redis is down txredisapi waits for the
