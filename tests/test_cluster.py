@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from tests.node import Node
-from tests.rawwamp import ERROR, SUBSCRIBED, RawWamp
+from tests.rawwamp import ERROR, PUBLISH, SUBSCRIBED, RawWamp
 from tests.redisserver import RedisServer
 from tests.test_publish_api import request
 from tests.test_recovery import POSITION, anonymous, backend, recover
@@ -102,6 +102,35 @@ def test_a_wamp_publish_reaches_the_other_node_with_the_same_positions(cluster: 
     cursors = [p["cursor"] for _, p in seen_a]
     assert cursors == sorted(set(cursors))
     assert_next_is_a_sentinel(b, topic, [on_a, on_b])
+
+
+def test_concurrent_publishers_on_both_nodes_give_one_order_everywhere(cluster: tuple[Node, Node]) -> None:
+    """Publishes that race on two nodes (none waits for its ack): every subscriber, on either
+    node, sees the same events with the same positions, each topic in seq order without a gap."""
+    a, b = cluster
+    uid = uuid.uuid4().hex[:8]
+    topics = [f"public.race.{uid}.{n}" for n in range(2)]
+    watchers = [anonymous(a), anonymous(b)]
+    for watcher in watchers:
+        assert watcher.subscribe(f"public.race.{uid}.", "prefix")[0] == SUBSCRIBED
+    publishers = [backend(a), backend(a), backend(b), backend(b)]
+    for n in range(40):
+        for p, publisher in enumerate(publishers):
+            message = [PUBLISH, publisher.next_id(), {"acknowledge": True}, topics[n % 2], [[p, n]], {}]
+            publisher.send(message)
+    for publisher in publishers:
+        assert [publisher.recv()[0] for _ in range(40)] == [17] * 40
+    seen = [events(watcher, 160) for watcher in watchers]
+    assert seen[0] == seen[1]
+    for topic_n in range(2):
+        seqs = [position["seq"] for (p, n), position in seen[0] if n % 2 == topic_n]
+        assert seqs == list(range(1, 81))
+    cursors = [position["cursor"] for _, position in seen[0]]
+    assert cursors == sorted(set(cursors))
+    # each publisher's own events in the order it sent them
+    for p in range(4):
+        assert [n for (q, n), _ in seen[0] if q == p] == list(range(40))
+    assert_next_is_a_sentinel(a, topics[0], watchers)
 
 
 def test_recovery_on_one_node_returns_what_the_other_stored(cluster: tuple[Node, Node]) -> None:
