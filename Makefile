@@ -26,7 +26,7 @@ JS_STAMP := $(JS)/dist/.built
 JS_SOURCES := $(JS)/package.json $(JS)/package-lock.json $(JS)/build.mjs \
 	$(wildcard $(JS)/src/*.js $(JS)/src/dashboard/*.js $(JS)/src/shims/*.cjs $(JS)/test/*.test.mjs)
 
-.PHONY: venv sdk-venv js chromium nginx systemd bench-deps run lint test check dist constraints bench bench-quick faults clean
+.PHONY: venv sdk-venv js chromium nginx redis systemd bench-deps run lint test check dist constraints bench bench-quick faults clean
 
 venv: $(STAMP)
 
@@ -59,6 +59,10 @@ chromium:
 nginx:
 	@test -x /usr/sbin/nginx || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx; }
 
+# the Redis engine's tests (tests/redisserver.py) start Debian's redis-server on a free port
+redis:
+	@command -v redis-server >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
+
 # tests/test_systemd.py checks deploy/systemd/ with `systemd-analyze verify` (no running systemd needed)
 systemd:
 	@command -v systemd-analyze >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd; }
@@ -72,7 +76,7 @@ lint: venv
 	$(BIN)/mypy broker
 
 # tests/sdk asserts crossbar is absent, so it runs in .venv-sdk (against nodes from .venv)
-test: venv sdk-venv js chromium nginx systemd lint
+test: venv sdk-venv js chromium nginx redis systemd lint
 	$(BIN)/python -m pytest --ignore=tests/sdk
 	BROKER_NODE_BIN=$(CURDIR)/$(BIN)/broker $(SDK_BIN)/python -m pytest tests/sdk
 

@@ -8,8 +8,19 @@ from typing import Any
 
 import pytest
 
+from tests import redisserver
 from tests.node import BACKEND_SECRET, Node
 from tests.rawwamp import RawWamp
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[redisserver.RedisServer]:
+    """One real redis-server for the session (no persistence); each test uses its own key prefix."""
+    server = redisserver.RedisServer(tmp_path_factory.mktemp("redis"))
+    redisserver.SERVER = server
+    yield server
+    redisserver.SERVER = None
+    server.stop()
 
 
 @pytest.fixture(scope="session")

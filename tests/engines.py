@@ -4,20 +4,27 @@ Why: :class:`broker.history.HistoryStore` is asynchronous (plain coroutines,
 no Twisted), but memory and SQLite never suspend, so a test can run one to
 its end with a single step and read the result. :func:`settle` refuses an
 engine that does suspend (say so plainly, rather than hang): such an engine
-(Redis, next) needs its tests driven by a reactor. :func:`append` and
+needs its tests driven by a reactor. The Redis engine runs here over
+:class:`tests.redisserver.SocketLink`, a blocking link whose calls never suspend,
+against the session's real redis-server (``make(..., request=...)`` starts it). :func:`append` and
 :func:`after` are the one-event forms the older tests were written with;
 :data:`MAKERS` builds every engine the contract suites run.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
+import pytest
+
 from broker.engines.memory import MemoryStore
+from broker.engines.redis import RedisStore
 from broker.engines.sqlite import SQLiteStore
 from broker.history import DEFAULT_MAX_TOPICS, HistoryStore, NewEvent, Retention, StoredEvent, recovery
+from tests import redisserver
 
 #: ``(directory, clock, max_topics) -> a fresh store``, for every engine in
 #: :data:`broker.engines.ENGINES` (a test fails for an engine missing here): the
@@ -27,13 +34,23 @@ MAKERS: dict[str, Callable[[Path, Callable[[], float], int], HistoryStore]] = {
     "sqlite": lambda dir_, clock, max_topics: SQLiteStore(
         str(dir_ / "history.db"), clock=clock, max_topics=max_topics
     ),
+    # a key prefix of its own: a fresh, empty history on the session's server
+    "redis": lambda _dir, clock, max_topics: RedisStore(
+        redisserver.store_link(), prefix=f"t{secrets.token_hex(6)}", clock=clock, max_topics=max_topics
+    ),
 }
 
 
 def make(
-    kind: str, directory: Path, clock: Callable[[], float], max_topics: int = DEFAULT_MAX_TOPICS
+    kind: str,
+    directory: Path,
+    clock: Callable[[], float],
+    max_topics: int = DEFAULT_MAX_TOPICS,
+    request: pytest.FixtureRequest | None = None,
 ) -> HistoryStore:
-    """A fresh store of engine ``kind`` (see :data:`MAKERS`)."""
+    """A fresh store of engine ``kind`` (see :data:`MAKERS`); Redis needs the test's ``request``."""
+    if kind == "redis" and request is not None:
+        request.getfixturevalue("redis_server")
     return MAKERS[kind](directory, clock, max_topics)
 
 

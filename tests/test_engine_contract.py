@@ -26,7 +26,7 @@ KEEP = Retention(max_events=100, max_age=3600.0)
 
 @pytest.fixture(params=sorted(ENGINES))
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HistoryStore]:
-    made = make(request.param, tmp_path, lambda: 1000.0)
+    made = make(request.param, tmp_path, lambda: 1000.0, request=request)
     yield made
     made.close()
 

@@ -11,11 +11,21 @@ import pytest
 from broker.config.settings import parse_settings
 from broker.engines import ENGINES, create_store
 from broker.engines.memory import MemoryStore
+from broker.engines.redis import RedisStore
 from broker.engines.sqlite import SQLiteStore
 from broker.errors import ConfigError
-from broker.history import DEFAULT_MAX_TOPICS, STORE_OPTIONS, HistoryStore, Retention, StoredEvent
+from broker.history import (
+    DEFAULT_MAX_TOPICS,
+    STORE_OPTIONS,
+    HistoryStore,
+    RedisAddress,
+    Retention,
+    StoredEvent,
+    parse_redis_url,
+)
 from broker.history.policy import HistoryPolicy, retention_for
 from tests.engines import MAKERS, after, append, make, recover
+from tests.redisserver import SocketLink
 
 KEEP: Retention = Retention(max_events=100, max_age=3600.0)
 
@@ -54,7 +64,7 @@ def clock() -> Clock:
 
 @pytest.fixture(params=sorted(ENGINES))
 def store(request: pytest.FixtureRequest, tmp_path: Path, clock: Clock) -> Iterator[HistoryStore]:
-    made = make(request.param, tmp_path, clock)
+    made = make(request.param, tmp_path, clock, request=request)
     yield made
     made.close()
 
@@ -62,7 +72,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path, clock: Clock) -> Itera
 @pytest.fixture
 def bounded(request: pytest.FixtureRequest, tmp_path: Path, clock: Clock) -> Iterator[HistoryStore]:
     """A store of the fixture's kind that keeps at most 3 topics."""
-    made = make(request.param, tmp_path, clock, max_topics=3)
+    made = make(request.param, tmp_path, clock, max_topics=3, request=request)
     yield made
     made.close()
 
@@ -72,9 +82,16 @@ def both(fixture: str) -> pytest.MarkDecorator:
 
 
 def kept_topics(store: HistoryStore) -> set[str]:
-    """The topics a store holds (memory: its dict; SQLite: its topics table)."""
+    """The topics a store holds (memory: its dict; SQLite: its topics table; Redis: its streams)."""
     if isinstance(store, MemoryStore):
         return set(store._topics)
+    if isinstance(store, RedisStore):
+        link = store._link
+        assert isinstance(link, SocketLink)
+        base = f"{store._base}:{store.epoch}"
+        streams = {key.removeprefix(f"{base}:t:") for key in link.command("KEYS", f"{base}:t:*")}
+        assert set(link.command("ZRANGE", f"{base}:recent", "0", "-1")) == streams
+        return streams
     assert isinstance(store, SQLiteStore)
     return {row[0] for row in store._db.execute("SELECT topic FROM topics")}
 
@@ -589,7 +606,51 @@ def test_memory_stores_have_different_epochs() -> None:
 @pytest.mark.parametrize(
     ("spec", "path", "message"),
     [
-        ({"type": "redis"}, "$.history.store.type", "unknown store type 'redis'"),
+        ({"type": "redis"}, "$.history.store.url", "the Redis store needs a redis://host:port/db URL"),
+        ({"type": "redis", "url": ""}, "$.history.store.url", "the Redis store needs a redis://"),
+        ({"type": "rediss"}, "$.history.store.type", "unknown store type 'rediss'"),
+        (
+            {"type": "redis", "url": "http://127.0.0.1:6379/0"},
+            "$.history.store.url",
+            "must be a redis://host:port/db URL, not 'http://127.0.0.1:6379/0'",
+        ),
+        ({"type": "redis", "url": "redis://:6379/0"}, "$.history.store.url", "names no host"),
+        (
+            {"type": "redis", "url": "redis://h:99999/0"},
+            "$.history.store.url",
+            "has a port that is not a number from 1 to 65535",
+        ),
+        (
+            {"type": "redis", "url": "redis://h:6379/x"},
+            "$.history.store.url",
+            "has database 'x': expected a number from 0 to 15",
+        ),
+        ({"type": "redis", "url": "redis://h/0?x=1"}, "$.history.store.url", "takes no query or fragment"),
+        (
+            {"type": "redis", "url": "redis://h/0", "prefix": "a{b}"},
+            "$.history.store.prefix",
+            "must be 1 to 64 letters, digits, '_', '.' or '-', not 'a{b}'",
+        ),
+        (
+            {"type": "redis", "url": "redis://h/0", "timeout": 0},
+            "$.history.store.timeout",
+            "must be a number of seconds from 0.05 to 60.0, not 0",
+        ),
+        (
+            {"type": "redis", "url": "redis://h/0", "timeout": "1"},
+            "$.history.store.timeout",
+            "must be a number of seconds from 0.05 to 60.0, not '1'",
+        ),
+        (
+            {"type": "redis", "url": "redis://h/0", "log_max": 10},
+            "$.history.store.log_max",
+            "must be an integer from 1000 to 100000000, not 10",
+        ),
+        (
+            {"type": "redis", "url": "redis://h/0", "path": "x.db"},
+            "$.history.store.path",
+            "unknown key 'path' for a redis store",
+        ),
         ({"type": ["memory"]}, "$.history.store.type", "unknown store type ['memory']"),
         ({"type": None}, "$.history.store.type", "unknown store type None"),
         ({"type": "sqlite"}, "$.history.store.path", "the SQLite store needs a file path"),
@@ -624,6 +685,32 @@ def test_create_store_errors_use_the_given_path() -> None:
     with pytest.raises(ConfigError) as caught:
         create_store({"type": "nope"}, "$.extra.history.store")
     assert caught.value.path == "$.extra.history.store.type"
+
+
+def test_a_redis_store_is_built_over_the_link_it_is_given(redis_server: Any) -> None:
+    opened: list[tuple[RedisAddress, float]] = []
+
+    def connect(address: RedisAddress, timeout: float) -> SocketLink:
+        opened.append((address, timeout))
+        return SocketLink(address, timeout)
+
+    spec = {"type": "redis", "url": redis_server.url, "prefix": "built", "timeout": 0.5, "max_topics": 2}
+    store = create_store(spec, connect=connect)
+    try:
+        assert opened == [(RedisAddress("127.0.0.1", redis_server.port, 0), 0.5)]
+        for topic in ["a", "b", "c"]:
+            publish(store, topic)
+        assert kept_topics(store) == {"b", "c"}
+    finally:
+        store.close()
+    with pytest.raises(ValueError, match="a Redis store needs a connection"):
+        create_store(spec)
+
+
+def test_a_redis_url_gives_host_port_db_and_credentials() -> None:
+    assert parse_redis_url("redis://127.0.0.1:6380/3") == RedisAddress("127.0.0.1", 6380, 3)
+    assert parse_redis_url("redis://cache") == RedisAddress("cache", 6379, 0)
+    assert parse_redis_url("redis://ann:s%40cret@cache:1/0") == RedisAddress("cache", 1, 0, "ann", "s@cret")
 
 
 def test_every_store_type_the_checker_accepts_has_an_engine() -> None:

@@ -6,7 +6,7 @@ afresh), a ``seq`` per topic (1, 2, 3, ... without gaps) and a store-wide
 ``cursor`` (increasing across all topics), which lets a wildcard or prefix
 subscriber ask "everything after cursor N" in one call. Stores sit behind
 :class:`HistoryStore`; :mod:`broker.engines` builds one from a ``type``
-string (``memory``, ``sqlite``; Milestone 2 adds ``redis``). The interface is
+string (``memory``, ``sqlite``, ``redis``). The interface is
 asynchronous and batch-shaped (see :class:`HistoryStore`), so an engine that
 does I/O, shared by several nodes, plugs in without changing the router. This
 package is the pure side (positions, retention policy, recovery, resume): no
@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
+from urllib.parse import unquote, urlsplit
 
 from broker.errors import ConfigError
 
@@ -117,17 +118,10 @@ class HistoryStore(Protocol):
     - A failed append raises (any exception) and issues no position:
       the router then refuses the publish (``broker.error.history_unavailable``).
 
-    What the Redis engine must implement (next issue): all of the above over
-    Redis shared by several nodes — :meth:`append` as one atomic script per
-    batch (cursor and seq assignment, per-topic stream append and trim,
-    hand-off to the other nodes) with a timeout; :meth:`read` as one atomic
-    read (a script or MULTI); ``epoch`` and :meth:`cursor` as last seen from
-    Redis, a new epoch when Redis lost its data; :meth:`subscribe` reading
-    every node's batches from the shared log and calling the feed for those
-    another node appended (or all of them, its own included, if it delivers
-    only what it reads back); :meth:`close` stopping its connections. A row
-    in :data:`broker.engines.ENGINES` and one in :data:`STORE_OPTIONS` make it
-    configurable.
+    The Redis engine (:mod:`broker.engines.redis`) does all of the above over
+    Redis shared by several nodes: one atomic script per batch, a read bound
+    by one snapshot cursor, the epoch as last seen from Redis, and a feed of
+    what the other nodes appended, read from a shared log.
     """
 
     #: Identifies this history: it changes when the history is lost (a new memory store).
@@ -168,7 +162,16 @@ class HistoryStore(Protocol):
 STORE_OPTIONS: Final[Mapping[str, frozenset[str]]] = {
     "memory": frozenset({"max_topics"}),
     "sqlite": frozenset({"path", "max_topics"}),
+    "redis": frozenset({"url", "prefix", "max_topics", "timeout", "log_max"}),
 }
+
+#: How long a Redis call may take before it fails (seconds): a publish is refused, not left hanging.
+DEFAULT_REDIS_TIMEOUT: Final = 2.0
+#: The range of ``timeout`` and of ``log_max`` (entries the shared log keeps, at least).
+REDIS_TIMEOUT_RANGE: Final = (0.05, 60.0)
+LOG_MAX_RANGE: Final = (1_000, 100_000_000)
+#: What a ``prefix`` may be made of (it becomes a Redis hash tag).
+_PREFIX_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 
 #: Topics a store keeps by default; a new topic beyond it evicts the least recently published one.
 DEFAULT_MAX_TOPICS: Final = 100_000
@@ -190,6 +193,8 @@ def check_store_spec(spec: object, path: str = "$.history.store") -> Mapping[str
         raise ConfigError(f"{path}.{unknown[0]}", f"unknown key {unknown[0]!r} for a {kind} store")
     if kind == "sqlite" and (not isinstance(spec.get("path"), str) or not spec["path"]):
         raise ConfigError(f"{path}.path", "the SQLite store needs a file path")
+    if kind == "redis":
+        _check_redis(spec, path)
     max_topics = spec.get("max_topics", DEFAULT_MAX_TOPICS)
     low, high = MAX_TOPICS_RANGE
     if isinstance(max_topics, bool) or not isinstance(max_topics, int) or not low <= max_topics <= high:
@@ -197,3 +202,60 @@ def check_store_spec(spec: object, path: str = "$.history.store") -> Mapping[str
             f"{path}.max_topics", f"must be an integer from {low} to {high}, not {max_topics!r}"
         )
     return spec
+
+
+@dataclass(frozen=True)
+class RedisAddress:
+    """Where Redis is: from a ``redis://[user:password@]host[:port][/db]`` URL."""
+
+    host: str
+    port: int
+    db: int
+    username: str | None = None
+    password: str | None = None
+
+
+def parse_redis_url(url: str) -> RedisAddress:
+    """The address in ``url``; ValueError says what is wrong with it."""
+    parts = urlsplit(url)
+    if parts.scheme != "redis":
+        raise ValueError(f"must be a redis://host:port/db URL, not {url!r}")
+    if parts.query or parts.fragment:
+        raise ValueError("takes no query or fragment")
+    if not parts.hostname:
+        raise ValueError("names no host")
+    try:
+        port = parts.port or 6379
+    except ValueError:
+        raise ValueError("has a port that is not a number from 1 to 65535") from None
+    path = parts.path.lstrip("/")
+    if path and (not path.isdigit() or int(path) > 15):
+        raise ValueError(f"has database {path!r}: expected a number from 0 to 15")
+    username = unquote(parts.username) if parts.username else None
+    password = unquote(parts.password) if parts.password else None
+    return RedisAddress(parts.hostname, port, int(path or 0), username, password)
+
+
+def _check_redis(spec: Mapping[str, Any], path: str) -> None:
+    url = spec.get("url")
+    if not isinstance(url, str) or not url:
+        raise ConfigError(f"{path}.url", "the Redis store needs a redis://host:port/db URL")
+    try:
+        parse_redis_url(url)
+    except ValueError as error:
+        raise ConfigError(f"{path}.url", str(error)) from None
+    prefix = spec.get("prefix", "broker")
+    if not isinstance(prefix, str) or not prefix or not set(prefix) <= _PREFIX_CHARS or len(prefix) > 64:
+        raise ConfigError(
+            f"{path}.prefix", f"must be 1 to 64 letters, digits, '_', '.' or '-', not {prefix!r}"
+        )
+    timeout = spec.get("timeout", DEFAULT_REDIS_TIMEOUT)
+    low, high = REDIS_TIMEOUT_RANGE
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not low <= timeout <= high:
+        raise ConfigError(
+            f"{path}.timeout", f"must be a number of seconds from {low} to {high}, not {timeout!r}"
+        )
+    log_max = spec.get("log_max", 100_000)
+    low_n, high_n = LOG_MAX_RANGE
+    if isinstance(log_max, bool) or not isinstance(log_max, int) or not low_n <= log_max <= high_n:
+        raise ConfigError(f"{path}.log_max", f"must be an integer from {low_n} to {high_n}, not {log_max!r}")

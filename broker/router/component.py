@@ -47,7 +47,7 @@ from broker.engines.publish_memory import open_publish_memory
 from broker.errors import BrokerError, ConfigError, InvalidToken, NotAuthorized
 from broker.history import HistoryStore
 from broker.history.recovery import recover, recovery_outcome
-from broker.router import crossbar, expiry, metrics, positions, readiness, reloader
+from broker.router import crossbar, expiry, metrics, positions, readiness, redislink, reloader
 from broker.router.delivery import LocalDelivery
 from broker.router.state import STATE
 
@@ -201,7 +201,9 @@ class BrokerComponent(ApplicationSession):
         await self.register(_authenticate, AUTHENTICATE_PROCEDURE, options=RegisterOptions(invoke="single"))
 
         history = self.settings.history
-        store = create_store(history.store, "$.extra.history.store", base_dir=self._cbdir)
+        store = create_store(
+            history.store, "$.extra.history.store", base_dir=self._cbdir, connect=redislink.connect
+        )
         STATE.history, STATE.history_policies = store, history.policies
         STATE.message_limit = self._message_limit()
         STATE.delivery = delivery = LocalDelivery(self)

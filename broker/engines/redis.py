@@ -1,0 +1,342 @@
+"""The Redis engine: one history shared by every node that names the same Redis.
+
+Why: several Broker nodes behind a load balancer must issue one sequence of
+positions and answer ``broker.recover`` alike. Each batch is one atomic
+script (:mod:`broker.engines.redis_scripts`) that assigns cursor and seq,
+appends to the topic's stream and to a shared log, and trims by count and
+age (Redis ``TIME``, so every node uses one clock). A read is two scripts
+bound by one snapshot cursor. Every node reads the log (``XREAD BLOCK``) and
+feeds the batches other nodes appended to :meth:`RedisStore.subscribe`'s
+feed; its own it does not (the router delivers them after the append).
+
+Order: the log holds every cursor, in order. Before an append returns, every
+foreign entry below its first cursor is fed (the script returns those this
+node has not seen), and the reader never feeds past an entry of an append
+still waiting for its answer: per-topic order is seq order on every node.
+
+No Twisted here: the engine speaks to Redis through a :class:`RedisLink`
+(the router's is :mod:`broker.router.redislink`), which also runs its
+background reader.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import secrets
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+
+from broker.engines import redis_scripts as scripts
+from broker.history import (
+    DEFAULT_MAX_TOPICS,
+    DEFAULT_REDIS_TIMEOUT,
+    Appended,
+    Feed,
+    NewEvent,
+    RedisAddress,
+    Snapshot,
+    StoredEvent,
+    parse_redis_url,
+)
+
+#: Defaults of the store's options (see :data:`broker.history.STORE_OPTIONS`).
+DEFAULT_PREFIX: Final = "broker"
+DEFAULT_LOG_MAX: Final = 100_000
+#: How long one ``XREAD`` blocks (ms) before the reader checks the epoch again.
+BLOCK_MS: Final = 5000
+#: Entries one ``XREAD`` returns at most.
+READ_COUNT: Final = 512
+
+_log = logging.getLogger("broker.engines.redis")
+
+
+class RedisLink(Protocol):
+    """What the engine needs from a Redis client and the event loop it runs on.
+
+    Every call is bounded by the link's timeout and raises on failure; replies
+    come as RESP values (bulk strings as ``str``, integers as ``int``, nil as None).
+    """
+
+    async def script(self, source: str, keys: Sequence[str], args: Sequence[str]) -> Any:
+        """Run the Lua ``source`` (EVALSHA, loading it when Redis lacks it) on the command connection."""
+        ...
+
+    async def block_read(self, stream: str, after: str, count: int, block_ms: int) -> Any:
+        """``XREAD BLOCK block_ms COUNT count STREAMS stream after`` on a connection of its own."""
+        ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Resume after ``seconds``."""
+        ...
+
+    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        """Run ``coroutine`` in the background."""
+        ...
+
+    def call_soon(self, function: Callable[[], None]) -> None:
+        """Call ``function`` once the current callbacks are done."""
+        ...
+
+    def close(self) -> None:
+        """Drop the connections."""
+        ...
+
+
+#: Builds a link: ``(address, timeout) -> link``; the router passes Twisted's.
+Connect = Callable[[RedisAddress, float], RedisLink]
+
+
+def _propose() -> str:
+    """A new epoch, used only if Redis holds none: never one already seen, so a Redis that lost
+    its data never reissues old positions under an old epoch."""
+    return secrets.token_hex(8)
+
+
+def _cursor_of(entry_id: str) -> int:
+    return int(entry_id.split("-", 1)[0])
+
+
+def _fields(flat: Sequence[str]) -> dict[str, str]:
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """One entry of the shared log."""
+
+    batch: str
+    event: StoredEvent
+
+
+def _entry(raw: Sequence[Any]) -> _Entry:
+    fields = _fields(raw[1])
+    args, kwargs = json.loads(fields["d"])
+    event = StoredEvent(fields["t"], int(fields["s"]), _cursor_of(raw[0]), float(fields["p"]), args, kwargs)
+    return _Entry(fields["b"], event)
+
+
+class RedisStore:
+    """A :class:`broker.history.HistoryStore` in Redis, shared by every node on it."""
+
+    def __init__(
+        self,
+        link: RedisLink,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        max_topics: int = DEFAULT_MAX_TOPICS,
+        log_max: int = DEFAULT_LOG_MAX,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        if max_topics < 1:
+            raise ValueError(f"max_topics must be at least 1, not {max_topics}")
+        self._link = link
+        self._base = "{" + prefix + "}"
+        self._meta = f"{self._base}:meta"
+        self.max_topics = max_topics
+        self._log_max = log_max
+        #: tests move time by hand; None: Redis TIME, one clock for every node
+        self._clock = clock
+        #: the epoch as last seen from Redis (until then, one no other store has)
+        self.epoch = _propose()
+        self._node = secrets.token_hex(6)
+        self._batches = itertools.count(1)
+        #: the highest cursor delivered here (fed, or appended and returned)
+        self._fed = 0
+        #: the highest cursor the reader has taken from the log
+        self._read = 0
+        self._top = 0
+        self._buffer: dict[int, _Entry] = {}
+        #: batch ids of this node's appends still waiting for Redis's answer
+        self._inflight: set[str] = set()
+        self._feed: Feed | None = None
+        self._closed = False
+
+    # -- the HistoryStore interface ----------------------------------------
+
+    async def append(self, batch: Sequence[NewEvent]) -> Appended:
+        """Store ``batch`` with one script (:meth:`broker.history.HistoryStore.append`)."""
+        if not batch:
+            return Appended(self.epoch, ())
+        payloads = [json.dumps([e.args, e.kwargs], separators=(",", ":")) for e in batch]
+        batch_id = f"{self._node}:{next(self._batches)}"
+        args = [
+            self._base,
+            _propose(),
+            self.epoch,
+            str(self._fed),
+            self._node,
+            batch_id,
+            "" if self._clock is None else repr(float(self._clock())),
+            str(self.max_topics),
+            str(self._log_max),
+            str(len(batch)),
+        ]
+        for event, payload in zip(batch, payloads, strict=True):
+            retention = event.retention
+            args += [event.topic, str(retention.max_events), repr(float(retention.max_age)), payload]
+        self._inflight.add(batch_id)
+        try:
+            epoch, now, positions, gap = await self._link.script(scripts.APPEND, [self._meta], args)
+        except BaseException:
+            self._inflight.discard(batch_id)  # it may have been stored: the reader then feeds it
+            self._link.call_soon(self._drain)
+            raise
+        self._adopt(epoch)
+        self._take(_entry(raw) for raw in gap)
+        self._drain()  # everything before this batch (it stops at the batch, still in flight)
+        first, last = int(positions[0][1]), int(positions[-1][1])
+        if self._fed < first - 1:
+            _log.warning("Redis log lost cursors %d to %d: not delivered here", self._fed + 1, first - 1)
+        self._advance(last)
+        self._inflight.discard(batch_id)
+        self._link.call_soon(self._drain)  # what the reader holds after it, once this batch is out
+        stored = tuple(
+            StoredEvent(e.topic, int(seq), int(cursor), float(now), e.args, e.kwargs)
+            for e, (seq, cursor) in zip(batch, positions, strict=True)
+        )
+        return Appended(epoch, stored)
+
+    async def read(self, topics: Callable[[str], bool], cursor: int, limit: int) -> Snapshot:
+        """One snapshot (:meth:`broker.history.HistoryStore.read`), at the first script's cursor."""
+        while True:
+            epoch, top, evicted, names, trims = await self._link.script(
+                scripts.TOPICS, [self._meta], [self._base, _propose(), str(cursor)]
+            )
+            self._adopt(epoch)
+            snapshot = int(top)
+            self._top = max(self._top, snapshot)
+            matching = [name for name in names if topics(name)]
+            trimmed = [int(t) for n, t in zip(names, trims, strict=True) if topics(n)]
+            if int(evicted) > cursor or any(t > cursor for t in trimmed):
+                return Snapshot(epoch, snapshot, None)
+            if not matching:
+                return Snapshot(epoch, snapshot, [])
+            args = [self._base, _propose(), str(cursor), str(snapshot), str(max(limit, 1)), *matching]
+            again, ok, found = await self._link.script(scripts.EVENTS, [self._meta], args)
+            if again != epoch:  # the history was reset in between: read the new one
+                self._adopt(again)
+                continue
+            if not int(ok):
+                return Snapshot(epoch, snapshot, None)
+            pairs = zip(matching, found, strict=True)
+            events = [self._stored(name, raw) for name, entries in pairs for raw in entries]
+            events.sort(key=lambda e: e.cursor)
+            return Snapshot(epoch, snapshot, events[:limit])
+
+    def cursor(self) -> int:
+        """The highest cursor seen from Redis (0: none yet)."""
+        return self._top
+
+    def subscribe(self, feed: Feed) -> None:
+        """Feed every batch another node appends to ``feed``; starts the log reader."""
+        self._feed = feed
+        self._link.spawn(self._run())
+
+    def close(self) -> None:
+        """Stop reading and drop the connections."""
+        self._closed = True
+        self._link.close()
+
+    # -- the shared log ------------------------------------------------------
+
+    async def _run(self) -> None:
+        """Read the log from where this node stands, forever; a failure is retried after a pause."""
+        pause = 0.1
+        started = False
+        while not self._closed:
+            try:
+                if not started:
+                    await self._init(joining=True)
+                    started = True
+                stream = f"{self._base}:{self.epoch}:log"
+                after = max(self._read, self._fed)
+                reply = await self._link.block_read(stream, f"{after}-0", READ_COUNT, BLOCK_MS)
+                if reply is None:
+                    await self._init()  # quiet: is it still the same history?
+                    continue
+                if stream == f"{self._base}:{self.epoch}:log":
+                    self._from_log([_entry(raw) for raw in reply[0][1]], after)
+                pause = 0.1
+            except Exception as error:  # Redis away: try again, without flooding it
+                if self._closed:
+                    return
+                _log.warning("Redis log reader: %s; retrying in %.1f s", error, pause)
+                await self._link.sleep(pause)
+                pause = min(pause * 2, 2.0)
+
+    async def _init(self, joining: bool = False) -> None:
+        """Learn Redis's epoch and cursor; a joining node delivers only what is appended after it."""
+        epoch, cursor = await self._link.script(
+            scripts.INIT, [self._meta], [self._base, _propose(), self._node, "1" if joining else "0"]
+        )
+        self._adopt(epoch)
+        if joining:
+            self._advance(int(cursor))
+        self._top = max(self._top, int(cursor))
+
+    def _from_log(self, entries: list[_Entry], after: int) -> None:
+        if entries and entries[0].event.cursor > after + 1 and not self._buffer:
+            first = entries[0].event.cursor
+            _log.warning("Redis log lost cursors %d to %d: not delivered here", after + 1, first - 1)
+            self._advance(first - 1)
+        self._take(entries)
+        self._drain()
+
+    def _adopt(self, epoch: str) -> None:
+        """Take Redis's epoch: a different one is a new history, read from its start."""
+        if epoch != self.epoch:
+            self.epoch = epoch
+            self._fed = self._read = self._top = 0
+            self._buffer.clear()
+
+    def _advance(self, cursor: int) -> None:
+        self._fed = max(self._fed, cursor)
+        self._read = max(self._read, self._fed)
+        self._top = max(self._top, self._fed)
+        for old in [c for c in self._buffer if c <= self._fed]:
+            del self._buffer[old]
+
+    def _take(self, entries: Any) -> None:
+        for entry in entries:
+            cursor = entry.event.cursor
+            if cursor > self._fed:
+                self._buffer[cursor] = entry
+                self._read = max(self._read, cursor)
+                self._top = max(self._top, cursor)
+
+    def _drain(self) -> None:
+        """Feed the buffered entries that come next, in cursor order, up to one still in flight."""
+        run: list[_Entry] = []
+        while (entry := self._buffer.get(self._fed + 1)) is not None and entry.batch not in self._inflight:
+            del self._buffer[self._fed + 1]
+            self._fed += 1
+            if run and run[-1].batch != entry.batch:
+                self._hand(run)
+                run = []
+            run.append(entry)
+        self._hand(run)
+
+    def _hand(self, run: list[_Entry]) -> None:
+        if run and self._feed is not None:
+            self._feed(Appended(self.epoch, tuple(entry.event for entry in run)))
+
+    def _stored(self, topic: str, raw: Sequence[Any]) -> StoredEvent:
+        fields = _fields(raw[1])
+        args, kwargs = json.loads(fields["d"])
+        return StoredEvent(topic, int(fields["s"]), _cursor_of(raw[0]), float(fields["p"]), args, kwargs)
+
+
+def build(spec: Mapping[str, Any], connect: Connect | None) -> RedisStore:
+    """The store a checked ``{"type": "redis", ...}`` spec describes, over ``connect``'s link."""
+    if connect is None:
+        raise ValueError("a Redis store needs a connection: run it in the node (broker run)")
+    link = connect(parse_redis_url(spec["url"]), float(spec.get("timeout", DEFAULT_REDIS_TIMEOUT)))
+    return RedisStore(
+        link,
+        prefix=spec.get("prefix", DEFAULT_PREFIX),
+        max_topics=spec.get("max_topics", DEFAULT_MAX_TOPICS),
+        log_max=spec.get("log_max", DEFAULT_LOG_MAX),
+    )

@@ -1,0 +1,157 @@
+"""The Redis engine's Lua scripts: each one runs atomically, so every node sees one history.
+
+Why scripts: a batch's cursor and seq assignment, its per-topic stream
+appends, trimming, eviction and its entry in the shared log must happen as
+one step, or two nodes appending at once could issue the same position. All
+keys share the hash tag of their prefix (``{broker}:...``) and, below the
+meta hash, the epoch (``{broker}:<epoch>:...``): a history that starts
+afresh never meets the streams of an old one.
+
+Keys (``B`` = ``{prefix}``, ``E`` = ``B:<epoch>``):
+
+- ``B:meta`` hash: ``e`` epoch, ``c`` last cursor, ``ev`` highest cursor of an evicted topic;
+- ``E:seq`` / ``E:trim`` hashes: topic -> last seq / highest trimmed cursor;
+- ``E:recent`` zset: topic scored by its last cursor (eviction; the topics a read looks at);
+- ``E:t:<topic>`` stream: ID ``<cursor>-0``, fields ``s`` seq, ``p`` time, ``d`` ``[args, kwargs]``;
+- ``E:log`` stream (``MAXLEN ~``): every event of every node, same ID and fields plus
+  ``t`` topic and ``b`` the batch id (``<node>:<n>``) the other nodes read;
+- ``E:node:<node>``: the cursor a node last saw on its command connection (a day's expiry).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+#: Adopts the proposed epoch (ARGV[2], always a fresh one) if Redis has none; shared by every script.
+_EPOCH: Final = """
+local meta = KEYS[1]
+local epoch = redis.call('HGET', meta, 'e')
+if not epoch then
+  epoch = ARGV[2]
+  redis.call('HSET', meta, 'e', epoch, 'c', 0, 'ev', 0)
+end
+local e = ARGV[1] .. ':' .. epoch
+"""
+
+#: ARGV: base, proposed epoch, node, joining ('1': the node's mark starts at the cursor).
+#: Returns {epoch, cursor}.
+INIT: Final = (
+    _EPOCH
+    + """
+local cursor = redis.call('HGET', meta, 'c')
+if ARGV[4] == '1' then redis.call('SET', e .. ':node:' .. ARGV[3], cursor, 'EX', 86400) end
+return {epoch, cursor}
+"""
+)
+
+#: ARGV: base, proposed epoch, known epoch, known cursor, node, batch id, now ('' = Redis TIME),
+#: max_topics, log_max, n, then per event: topic, max_events, max_age, payload.
+#: Returns {epoch, now, {{seq, cursor}...}, gap}: ``gap`` holds the log entries after what this
+#: node last saw and before this batch, so it can feed them first (per-topic order).
+APPEND: Final = (
+    _EPOCH
+    + """
+local now = ARGV[7]
+if now == '' then
+  local t = redis.call('TIME')
+  now = t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
+end
+local nowf = tonumber(now)
+local cursor = tonumber(redis.call('HGET', meta, 'c'))
+local ev = tonumber(redis.call('HGET', meta, 'ev'))
+local nodekey = e .. ':node:' .. ARGV[5]
+local from = 0
+if ARGV[3] == epoch then from = tonumber(ARGV[4]) end
+local mark = redis.call('GET', nodekey)
+if mark and tonumber(mark) > from then from = tonumber(mark) end
+local log = e .. ':log'
+local gap = {}
+if from < cursor then gap = redis.call('XRANGE', log, (from + 1) .. '-0', '+') end
+local seqs, trims, recent = e .. ':seq', e .. ':trim', e .. ':recent'
+local max_topics = tonumber(ARGV[8])
+local out = {}
+for i = 0, tonumber(ARGV[10]) - 1 do
+  local topic = ARGV[11 + 4 * i]
+  local max_events = tonumber(ARGV[12 + 4 * i])
+  local horizon = nowf - tonumber(ARGV[13 + 4 * i])
+  local payload = ARGV[14 + 4 * i]
+  local stream = e .. ':t:' .. topic
+  local seq = redis.call('HINCRBY', seqs, topic, 1)
+  if seq == 1 then
+    local count = redis.call('ZCARD', recent)
+    if count >= max_topics then
+      local victims = redis.call('ZRANGE', recent, 0, count - max_topics, 'WITHSCORES')
+      for j = 1, #victims, 2 do
+        local v = victims[j]
+        redis.call('DEL', e .. ':t:' .. v)
+        redis.call('HDEL', seqs, v)
+        redis.call('HDEL', trims, v)
+        redis.call('ZREM', recent, v)
+        local last = tonumber(victims[j + 1])
+        if last > ev then ev = last end
+      end
+    end
+  end
+  cursor = cursor + 1
+  local id = cursor .. '-0'
+  redis.call('XADD', stream, id, 's', seq, 'p', now, 'd', payload)
+  redis.call('ZADD', recent, cursor, topic)
+  local trimmed = 0
+  local excess = redis.call('XLEN', stream) - max_events
+  if excess > 0 then
+    local old = redis.call('XRANGE', stream, '-', '+', 'COUNT', excess)
+    trimmed = tonumber(string.match(old[#old][1], '^(%d+)'))
+  end
+  local aged = true
+  while aged do
+    local oldest = redis.call('XRANGE', stream, (trimmed + 1) .. '-0', '+', 'COUNT', 64)
+    aged = #oldest > 0
+    for _, entry in ipairs(oldest) do
+      if tonumber(entry[2][4]) >= horizon then aged = false break end
+      trimmed = tonumber(string.match(entry[1], '^(%d+)'))
+    end
+  end
+  if trimmed > 0 then
+    redis.call('XTRIM', stream, 'MINID', (trimmed + 1) .. '-0')
+    redis.call('HSET', trims, topic, trimmed)
+  end
+  redis.call('XADD', log, 'MAXLEN', '~', ARGV[9], id, 's', seq, 'p', now, 'd', payload,
+             't', topic, 'b', ARGV[6])
+  out[#out + 1] = {seq, cursor}
+end
+redis.call('HSET', meta, 'c', cursor, 'ev', ev)
+redis.call('SET', nodekey, cursor, 'EX', 86400)
+return {epoch, now, out, gap}
+"""
+)
+
+#: ARGV: base, proposed epoch, cursor. Returns {epoch, last cursor, evicted cursor, topics, trims}:
+#: every topic with an event after ``cursor`` and its trimmed cursor (the first half of a read).
+TOPICS: Final = (
+    _EPOCH
+    + """
+local topics = redis.call('ZRANGE', e .. ':recent', '(' .. ARGV[3], '+inf', 'BYSCORE')
+local trims = {}
+for i, topic in ipairs(topics) do trims[i] = redis.call('HGET', e .. ':trim', topic) or '0' end
+return {epoch, redis.call('HGET', meta, 'c'), redis.call('HGET', meta, 'ev'), topics, trims}
+"""
+)
+
+#: ARGV: base, proposed epoch, cursor, snapshot cursor, count, topics... Returns {epoch, ok, entries}:
+#: each topic's events in (cursor, snapshot cursor]; ``ok`` 0 when one was trimmed or evicted
+#: since (the second half of a read, which the snapshot cursor keeps consistent with the first).
+EVENTS: Final = (
+    _EPOCH
+    + """
+local after = tonumber(ARGV[3])
+if tonumber(redis.call('HGET', meta, 'ev')) > after then return {epoch, 0, {}} end
+local found = {}
+for i = 6, #ARGV do
+  local topic = ARGV[i]
+  if tonumber(redis.call('HGET', e .. ':trim', topic) or '0') > after then return {epoch, 0, {}} end
+  found[#found + 1] = redis.call('XRANGE', e .. ':t:' .. topic, (after + 1) .. '-0', ARGV[4] .. '-0',
+                                 'COUNT', ARGV[5])
+end
+return {epoch, 1, found}
+"""
+)

@@ -1,0 +1,162 @@
+"""The Redis engine's own promises, against a real redis-server: two stores on one Redis are two nodes.
+
+The contract every engine keeps is in tests/test_engine_contract.py and
+tests/test_history_stores.py (they run Redis too); this file holds what only
+a shared engine has: one epoch and one sequence of positions for every node,
+the feed of the batches other nodes append (in cursor order, each once, never
+this node's own), and a history that starts afresh when Redis loses its data.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from broker.engines.redis import RedisStore
+from broker.history import Appended, NewEvent, Retention
+from tests.engines import after, settle
+from tests.redisserver import RedisServer, SocketLink, store_link
+
+KEEP = Retention(max_events=100, max_age=3600.0)
+
+Node = Callable[[], tuple[RedisStore, SocketLink]]
+
+
+@pytest.fixture
+def nodes(redis_server: RedisServer) -> Iterator[Node]:
+    """Stores on one prefix of the session's Redis: each is one node of a cluster."""
+    prefix = f"n{secrets.token_hex(6)}"
+    made: list[RedisStore] = []
+
+    def node() -> tuple[RedisStore, SocketLink]:
+        link = store_link()
+        store = RedisStore(link, prefix=prefix)
+        made.append(store)
+        return store, link
+
+    yield node
+    for store in made:
+        store.close()
+
+
+def batch(*topics: str) -> list[NewEvent]:
+    return [NewEvent(topic, [topic, n], {"n": n}, KEEP) for n, topic in enumerate(topics)]
+
+
+def test_nodes_share_one_epoch_and_one_sequence_of_positions(nodes: Node) -> None:
+    a, _ = nodes()
+    b, _ = nodes()
+    first = settle(a.append(batch("t", "u")))
+    second = settle(b.append(batch("t")))
+    assert first.epoch == second.epoch == a.epoch == b.epoch
+    assert [(e.topic, e.seq, e.cursor) for e in first.events + second.events] == [
+        ("t", 1, 1),
+        ("u", 1, 2),
+        ("t", 2, 3),
+    ]
+    # recovery answers the same on both
+    stored = [*first.events, *second.events]
+    assert after(a, lambda t: True, 0, 10) == after(b, lambda t: True, 0, 10) == stored
+
+
+def test_another_nodes_batches_are_fed_in_cursor_order_with_their_positions(
+    nodes: Node,
+) -> None:
+    a, a_link = nodes()
+    b, _ = nodes()
+    fed: list[Appended] = []
+    a.subscribe(fed.append)
+    one = settle(b.append(batch("t", "u")))
+    two = settle(b.append(batch("t")))
+    a_link.pump()
+    assert fed == [one, two]  # one Appended per batch B stored, positions set
+    a_link.pump()  # nothing new: nothing fed twice
+    assert fed == [one, two]
+
+
+def test_a_node_never_gets_its_own_batches_back(nodes: Node) -> None:
+    a, a_link = nodes()
+    b, b_link = nodes()
+    fed_a: list[Appended] = []
+    fed_b: list[Appended] = []
+    a.subscribe(fed_a.append)
+    b.subscribe(fed_b.append)
+    mine = settle(a.append(batch("t")))
+    a_link.pump()
+    b_link.pump()
+    assert fed_a == []
+    assert fed_b == [mine]
+
+
+def test_another_nodes_earlier_batch_is_fed_before_an_append_returns(
+    nodes: Node,
+) -> None:
+    """Per-topic order: B's t1 must reach A's subscribers before A's own t2 is dispatched."""
+    a, a_link = nodes()
+    b, _ = nodes()
+    fed: list[Appended] = []
+    a.subscribe(fed.append)
+    theirs = settle(b.append(batch("t")))  # t seq 1; A's reader has not read it yet
+    mine = settle(a.append(batch("t")))  # t seq 2
+    assert [e.seq for e in mine.events] == [2]
+    assert fed == [theirs]  # fed during the append, before it returned
+    a_link.pump()
+    assert fed == [theirs]  # and not again by the reader
+
+
+def test_the_reader_feeds_nothing_past_an_append_still_in_flight(nodes: Node) -> None:
+    """A's t1 is stored first but its answer is late: B's t2 must wait for it on A."""
+    a, a_link = nodes()
+    b, _ = nodes()
+    fed: list[Appended] = []
+    a.subscribe(fed.append)
+    a_link.hold_scripts = True
+    pending = a.append(batch("t"))
+    pending.send(None)  # sent, stored (t seq 1), answer not read yet
+    a_link.hold_scripts = False
+    theirs = settle(b.append(batch("t")))  # t seq 2
+    a_link.pump()  # the reader reads both from the log
+    assert fed == []  # B's t2 would overtake A's t1, which A has not dispatched yet
+    with pytest.raises(StopIteration) as done:
+        pending.send(None)
+    assert [(e.seq, e.cursor) for e in done.value.value.events] == [(1, 1)]
+    assert fed == []  # still not: the router dispatches A's t1 when the append returns
+    a_link.run_soon()  # the next turn
+    assert fed == [theirs]
+
+
+def test_a_joining_node_feeds_only_what_is_appended_after_it_joins(
+    nodes: Node,
+) -> None:
+    b, _ = nodes()
+    settle(b.append(batch("t", "t")))  # before A joins: recovery's business, not the feed's
+    a, a_link = nodes()
+    fed: list[Appended] = []
+    a.subscribe(fed.append)
+    later = settle(b.append(batch("t")))
+    a_link.pump()
+    assert fed == [later]
+    assert a.cursor() == 3
+
+
+def test_a_redis_that_lost_its_data_is_a_new_epoch(nodes: Node) -> None:
+    a, a_link = nodes()
+    b, b_link = nodes()
+    fed: list[Appended] = []
+    a.subscribe(fed.append)
+    old = settle(a.append(batch("t", "t"))).epoch
+    assert settle(b.append(batch("t"))).epoch == old
+    a_link.pump()
+    for key in b_link.command("KEYS", f"{b._base}*"):  # Redis restarted empty (only this cluster's keys)
+        b_link.command("DEL", key)
+    fed.clear()
+    fresh = settle(b.append(batch("t")))  # B knew the old epoch: it must not be reused
+    assert fresh.epoch != old
+    assert [(e.seq, e.cursor) for e in fresh.events] == [(1, 1)]  # positions start again
+    a_link.pump(2)  # the reader's XREAD on the old log, then the new one
+    assert a.epoch == fresh.epoch
+    assert fed == [fresh]
+    mine = settle(a.append(batch("t")))
+    assert (mine.epoch, [(e.seq, e.cursor) for e in mine.events]) == (fresh.epoch, [(2, 2)])
