@@ -26,6 +26,7 @@ from tests.redisserver import RedisServer
 from tests.test_cli import PROJECT_CONFIG, Execed, config_copy, fake_execv, no_secrets_env, unchanged
 from tests.test_publish_api import request
 from tests.test_recovery import POSITION, anonymous
+from tests.test_reload_node import EXTRA, broker, edit, join
 
 __all__ = ["config_copy", "fake_execv", "no_secrets_env"]  # fixtures used here
 
@@ -158,3 +159,23 @@ def test_two_nodes_started_with_the_same_url_share_an_event(
     for client in (on_a, on_b):
         event = client.event()
         assert (event[4], event[5][POSITION]) == (["shared"], position)
+
+
+@pytest.mark.node
+def test_a_live_reload_on_a_cluster_node_finds_no_change_to_the_store(
+    make_node: Callable[..., Node], redis_server: RedisServer
+) -> None:
+    """The reload renders the file with the node's BROKER_REDIS_URL as ``broker run`` did, so the
+    store does not read as changed (needing a restart) while a grant applies live."""
+    node = make_node(lambda config: None, env={"BROKER_REDIS_URL": redis_server.url.rsplit("/", 1)[0] + "/4"})
+
+    def grant(config: dict[str, Any]) -> None:
+        config["workers"][0]["components"][0]["extra"]["grants"]["anonymous"].append(
+            {"uri": "orders.", "match": "prefix", "allow": ["subscribe"]}
+        )
+
+    edit(node, grant)
+    reloaded = broker(node, "reload")
+    assert reloaded.returncode == 0, reloaded.stderr
+    assert reloaded.stdout.splitlines() == [f"changed: {EXTRA}.grants.anonymous[2]"]
+    assert join(node).subscribe("orders.created")[0] == SUBSCRIBED
