@@ -127,3 +127,19 @@ def test_make_cluster_starts_three_nodes_behind_nginx_and_stops_all_of_it(launch
     assert [pid for pid in started if alive(pid)] == []
     ports = [launched.port, launched.redis_port, *launched.node_ports]
     assert [port for port in ports if listening(port)] == []
+
+
+def test_a_port_in_use_is_one_line_and_nothing_is_started(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        argv = [sys.executable, "-m", "tools.cluster", "--port", str(free_port()), "--redis-port", str(port)]
+        argv += ["--node-ports", ",".join(str(free_port()) for _ in range(3)), "--dir", str(tmp_path)]
+        done = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, timeout=60, check=False)
+    assert done.returncode == 1
+    assert done.stderr == (
+        f"make cluster: 127.0.0.1:{port} is in use: choose other ports (--port, --node-ports, --redis-port)\n"
+    )
+    assert done.stdout == "cluster stopped\n"
+    assert not (tmp_path / "redis").exists()

@@ -6,7 +6,8 @@ project's own config with ``BROKER_NODE_ID`` and ``BROKER_REDIS_URL`` set
 (docs/cluster.md), nginx runs docs/operators.md's multi-node block
 (:mod:`tools.nginxconf`, the block tests/test_cluster_longpoll.py runs), and
 Redis keeps nothing on disk (``--save '' --appendonly no``: a restart of it
-is a new epoch). Each process is started in a session of its own, waited for
+is a new epoch). Each process is started in a session of its own (and gets SIGTERM should
+the launcher die: nothing is left behind), waited for
 (Redis ``PING``, each node's ``/health`` with its id, ``/health`` through
 nginx), printed with its PID, and stopped by PID on Ctrl-C or SIGTERM:
 nginx, then the nodes (and their workers), then Redis.
@@ -21,6 +22,8 @@ node directories, nginx's files) is under ``--dir`` (``.cluster/``).
 from __future__ import annotations
 
 import argparse
+import ctypes
+import ctypes.util
 import json
 import os
 import shutil
@@ -35,7 +38,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import IO
+from typing import IO, Any
 
 from broker.config import devsecrets
 from broker.router.launcher import children
@@ -47,6 +50,29 @@ BROKER = Path(sys.executable).with_name("broker")
 READY_TIMEOUT = 60.0
 #: The line printed once everything answers (tests wait for it).
 READY = "cluster ready"
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In a child before exec: SIGTERM when the launcher dies, even by SIGKILL (Linux's PDEATHSIG)."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _spawn(argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+    """A child in a session of its own (Ctrl-C reaches the launcher alone), ended with the launcher."""
+    preexec = _die_with_parent if sys.platform == "linux" else None
+    return subprocess.Popen(argv, start_new_session=True, preexec_fn=preexec, **kwargs)
+
+
+def check_free(ports: Sequence[int]) -> None:
+    """Raise RuntimeError naming the first port of ``ports`` something already listens on."""
+    for port in ports:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                raise RuntimeError(
+                    f"127.0.0.1:{port} is in use: choose other ports (--port, --node-ports, --redis-port)"
+                )
 
 
 def _wait(what: str, ready: Callable[[], bool], proc: subprocess.Popen[bytes], log: Path) -> None:
@@ -110,12 +136,13 @@ class LocalCluster:
             raise RuntimeError("redis-server is not installed: `make cluster` installs it (apt)")
         if not (os.path.isfile(NGINX) and os.access(NGINX, os.X_OK)):
             raise RuntimeError("nginx is not installed: `make cluster` installs it (apt)")
+        check_free([self.redis_port, *self.node_ports, self.port])
         redis_dir = self.directory / "redis"
         redis_dir.mkdir(exist_ok=True)
         log = redis_dir / "redis.log"
         argv = [binary, "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly"]
         argv += ["no", "--dir", str(redis_dir), "--logfile", str(log)]
-        self.redis = subprocess.Popen(argv, start_new_session=True)
+        self.redis = _spawn(argv)
         _wait("redis-server", lambda: redis_ping(self.redis_port), self.redis, log)
         self._say(f"redis   {self.redis_url}  PID {self.redis.pid}")
         # the nodes share the project's dev secrets: made once here, not raced by three starts
@@ -127,7 +154,8 @@ class LocalCluster:
         nginx_dir.mkdir(exist_ok=True)
         self.nginx = Nginx(nginx_dir, block, self.port)
         public = f"http://127.0.0.1:{self.port}"
-        self.nginx.start(lambda: health(public), timeout=READY_TIMEOUT)
+        preexec = _die_with_parent if sys.platform == "linux" else None
+        self.nginx.start(lambda: health(public), timeout=READY_TIMEOUT, preexec=preexec)
         assert self.nginx.proc is not None
         self._say(f"nginx   {public}/  PID {self.nginx.proc.pid}  (docs/operators.md, several nodes)")
         self._say(f"{READY}: {public}/ (WebSocket {public.replace('http', 'ws', 1)}/ws); Ctrl-C stops it all")
@@ -140,9 +168,7 @@ class LocalCluster:
         argv = [str(BROKER), "run", "--config", str(CONFIG), "--port", str(port)]
         argv += ["--cbdir", str(node_dir / "run")]
         with log.open("ab") as out:
-            proc = subprocess.Popen(
-                argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
-            )
+            proc = _spawn(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
         self.nodes.append((node_id, port, proc))
         url = f"http://127.0.0.1:{port}"
         _wait(node_id, lambda: health(url, node_id), proc, log)

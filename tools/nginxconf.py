@@ -105,13 +105,17 @@ class Nginx:
     def log(self) -> str:
         return self.error_log.read_text(errors="replace") if self.error_log.exists() else ""
 
-    def start(self, ready: Callable[[], bool], timeout: float = 20) -> None:
-        """Start nginx; return once ``ready()`` (a request through it) succeeds."""
+    def start(
+        self, ready: Callable[[], bool], timeout: float = 20, preexec: Callable[[], None] | None = None
+    ) -> None:
+        """Start nginx (``preexec`` runs in the child before exec); return once ``ready()`` (a
+        request through it) succeeds."""
         self.proc = subprocess.Popen(
             [NGINX, "-p", str(self.directory), "-c", str(self.config), "-e", str(self.error_log)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=preexec,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
