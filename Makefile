@@ -3,6 +3,8 @@
 #   make run     start a node on http://127.0.0.1:8080/ (BROKER_PORT=... to move it)
 #   make test    lint, type-check, then the test suite
 #   make check   validate .crossbar/config.json without starting a node
+#   make cluster  redis-server, three nodes (8081-8083) and nginx on http://127.0.0.1:8080/; Ctrl-C stops all
+#                (CLUSTER_ARGS="--port 9080 --node-ports 9081,9082,9083 --redis-port 9390" to move it)
 #   make sdk-venv  .venv-sdk: Broker without extras (no crossbar), for the SDK's tests
 #   make js      clients/js: npm ci, build dist/broker.js (served at / by the node), unit tests
 #   make faults  the fault suite's long runs (tests/faults/), written to docs/reliability.md
@@ -26,7 +28,7 @@ JS_STAMP := $(JS)/dist/.built
 JS_SOURCES := $(JS)/package.json $(JS)/package-lock.json $(JS)/build.mjs \
 	$(wildcard $(JS)/src/*.js $(JS)/src/dashboard/*.js $(JS)/src/shims/*.cjs $(JS)/test/*.test.mjs)
 
-.PHONY: venv sdk-venv js chromium nginx redis systemd bench-deps run lint test check dist constraints bench bench-quick faults clean
+.PHONY: venv sdk-venv js chromium nginx redis systemd bench-deps run cluster lint test check dist constraints bench bench-quick faults clean
 
 venv: $(STAMP)
 
@@ -70,10 +72,14 @@ systemd:
 run: venv js
 	$(BIN)/broker run
 
+# docs/cluster.md: one Redis, three nodes, docs/operators.md's multi-node nginx block in front
+cluster: venv js nginx redis
+	$(BIN)/python -m tools.cluster $(CLUSTER_ARGS)
+
 lint: venv
-	$(BIN)/ruff check broker tests
-	$(BIN)/ruff format --check broker tests
-	$(BIN)/mypy broker
+	$(BIN)/ruff check broker tests tools
+	$(BIN)/ruff format --check broker tests tools
+	$(BIN)/mypy broker tools
 
 # tests/sdk asserts crossbar is absent, so it runs in .venv-sdk (against nodes from .venv)
 test: venv sdk-venv js chromium nginx redis systemd lint
@@ -123,5 +129,5 @@ faults: venv js
 	$(BIN)/python -m tests.faults.run
 
 clean:
-	rm -rf $(VENV) $(SDK_VENV) dist build .pytest_cache .mypy_cache .ruff_cache broker.egg-info .crossbar/run
+	rm -rf $(VENV) $(SDK_VENV) dist build .pytest_cache .mypy_cache .ruff_cache broker.egg-info .crossbar/run .cluster
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,13 +1,8 @@
 """Several real nodes behind real nginx, configured by docs/operators.md's multi-node block.
 
-The block is read from the doc (the fenced ``nginx`` block after
-:data:`MARKER`), so the doc cannot drift from what the tests run. What is
-substituted, each found where the doc has it or the test fails naming it:
-the listening address, the public name, the certificate (or, without one,
-the TLS lines, for plain HTTP on one machine), and per node ``i`` of the doc's
-three its address (``10.0.0.i:8080``, in ``broker_nodes`` and in
-``broker_node_i``) and its id (``node-i`` in the map). Each node is a
-:class:`tests.node.Node` started with its own ``BROKER_NODE_ID``.
+The block is read from the doc and rendered by :func:`tools.nginxconf.cluster_block`
+(``make cluster`` runs the same), so the doc cannot drift from what the tests
+run. Each node is a :class:`tests.node.Node` started with its own ``BROKER_NODE_ID``.
 
 nginx logs every request's upstream (``$request_method|$uri|$upstream_addr|$status``) to
 ``upstream.log``, so a test can tell which node served what.
@@ -15,7 +10,6 @@ nginx logs every request's upstream (``$request_method|$uri|$upstream_addr|$stat
 
 from __future__ import annotations
 
-import re
 import ssl
 import urllib.request
 from dataclasses import dataclass, field
@@ -23,60 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from tests.node import Node, free_port
-from tests.test_reverse_proxy import DOC, PUBLIC_NAME, Nginx, self_signed
+from tests.test_reverse_proxy import self_signed
+from tools.nginxconf import DOC_NODES, Nginx, cluster_block
 
-MARKER = "<!-- tests/test_cluster_longpoll.py runs the next block -->"
-#: How many nodes the doc's block has (addresses 10.0.0.1-3, ids node-1..3).
-DOC_NODES = 3
-#: What nginx logs per request, in ``upstream.log``.
-UPSTREAM_LOG_FORMAT = "log_format broker_upstream '$request_method|$uri|$upstream_addr|$status';\n"
-
-
-class DocDrift(AssertionError):
-    """The doc's block lacks something the harness substitutes (the message names it)."""
-
-
-def doc_cluster_block(doc: Path = DOC) -> str:
-    """The fenced nginx block right after :data:`MARKER` in docs/operators.md."""
-    found = re.search(re.escape(MARKER) + r"\s*```nginx\n(.*?)```", doc.read_text(), re.S)
-    if found is None:
-        raise DocDrift(f"{doc}: no ```nginx block after {MARKER!r}")
-    return found.group(1)
-
-
-def _replace(block: str, old: str, new: str, count: int = 1) -> str:
-    if block.count(old) != count:
-        raise DocDrift(f"the doc's multi-node nginx block should contain {old!r} {count} time(s)")
-    return block.replace(old, new)
-
-
-def cluster_block(
-    nodes: list[tuple[str, int]],
-    listen: str,
-    cert: tuple[Path, Path] | None = None,
-    upstream_log: Path | None = None,
-) -> str:
-    """The doc's block for ``nodes`` (each ``(BROKER_NODE_ID, port on 127.0.0.1)``), listening on
-    ``listen`` (``127.0.0.1:8080``): TLS with ``cert`` (cert, key), else plain HTTP."""
-    if len(nodes) != DOC_NODES:
-        raise ValueError(f"the doc's block has {DOC_NODES} nodes, not {len(nodes)}")
-    block = doc_cluster_block()
-    for i, (node_id, port) in enumerate(nodes, start=1):
-        block = _replace(block, f"server 10.0.0.{i}:8080;", f"server 127.0.0.1:{port};", count=2)
-        block = _replace(block, f"    node-{i}  broker_node_{i};", f"    {node_id}  broker_node_{i};")
-    server_name = "server_name localhost;"
-    if upstream_log is not None:
-        block = UPSTREAM_LOG_FORMAT + block
-        server_name += f"\n    access_log {upstream_log} broker_upstream;"
-    block = _replace(block, f"server_name {PUBLIC_NAME};", server_name)
-    if cert is None:
-        block = _replace(block, "listen 443 ssl;", f"listen {listen};")
-        block = re.sub(r"\n    ssl_\w+ [^\n]*;", "", block)
-    else:
-        block = _replace(block, "listen 443 ssl;", f"listen {listen} ssl;")
-        block = _replace(block, f"/etc/letsencrypt/live/{PUBLIC_NAME}/fullchain.pem", str(cert[0]))
-        block = _replace(block, f"/etc/letsencrypt/live/{PUBLIC_NAME}/privkey.pem", str(cert[1]))
-    return block
+__all__ = ["Cluster", "cluster_block"]
 
 
 @dataclass

@@ -14,11 +14,7 @@ import ipaddress
 import json
 import os
 import re
-import shutil
-import signal
 import ssl
-import subprocess
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -38,10 +34,10 @@ from websockets.sync.client import connect
 from broker.client import Publisher
 from tests.node import PUBLISHER_SECRET, ROOT, Node, free_port
 from tests.rawwamp import SUBSCRIBED, WELCOME, RawWamp
+from tools.nginxconf import NGINX, Nginx
 
 DOC = ROOT / "docs" / "operators.md"
 MARKER = "<!-- tests/test_reverse_proxy.py runs the next block -->"
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 PUBLIC_NAME = "broker.example.com"
 
 
@@ -106,63 +102,6 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
     )
     key_path.chmod(0o600)
     return cert_path, key_path
-
-
-class Nginx:
-    """nginx in the foreground with everything (pid, logs, temp files) under ``directory``."""
-
-    def __init__(self, directory: Path, server_block: str, port: int) -> None:
-        self.directory = directory
-        self.port = port
-        self.error_log = directory / "error.log"
-        temp = "".join(
-            f"    {kind}_temp_path {directory / kind};\n"
-            for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-        )
-        # as root, nginx's workers would run as "nobody" and could not use this directory
-        user = "user root;\n" if os.geteuid() == 0 else ""
-        self.config = directory / "nginx.conf"
-        self.config.write_text(
-            f"daemon off;\n{user}worker_processes 1;\npid {directory / 'nginx.pid'};\n"
-            f"error_log {self.error_log} warn;\nevents {{ worker_connections 256; }}\n"
-            f"http {{\n    access_log {directory / 'access.log'};\n{temp}{server_block}\n}}\n"
-        )
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def log(self) -> str:
-        return self.error_log.read_text(errors="replace") if self.error_log.exists() else ""
-
-    def start(self, ready: Callable[[], bool], timeout: float = 20) -> None:
-        """Start nginx; return once ``ready()`` (a request through it) succeeds."""
-        self.proc = subprocess.Popen(
-            [NGINX, "-p", str(self.directory), "-c", str(self.config), "-e", str(self.error_log)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"nginx exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                if ready():
-                    return
-            except (OSError, urllib.error.URLError):
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"nginx did not proxy to the node within {timeout} s:\n{self.log()}")
-
-    def stop(self) -> None:
-        """Stop nginx by PID (its master stops its workers)."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGQUIT)  # graceful: finish what is in flight, then exit
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(10)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from typing import Any
 
 from broker.cli.check import broker_component, crossbar_executable
 from broker.cli.common import RUN_DIRNAME, fail, running_node
-from broker.config import configfile, devsecrets, nodeconfig
+from broker.config import clusterenv, configfile, devsecrets, nodeconfig
 from broker.config.check.settings import secret_errors
 from broker.config.reload import ENV_CONFIG, ENV_FILE_SECRETS, SNAPSHOT_FILENAME
 from broker.core.nodeid import ENV_NODE_ID, check_node_id
@@ -73,11 +73,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         if os.environ.get(ENV_NODE_ID):  # else the router worker draws one
             check_node_id(os.environ[ENV_NODE_ID])
+        redis_url = clusterenv.redis_url(os.environ)  # a cluster node (else None: a single node)
         config = nodeconfig.load(config_path)
         broker_component(config)
         export_secrets(config, config_dir)
-        component = broker_component(config, os.environ)
-        rendered = nodeconfig.render(config, config_dir, port=args.port, host=args.host)
+        component = broker_component(nodeconfig.render(config, config_dir, redis_url=redis_url), os.environ)
+        rendered = nodeconfig.render(config, config_dir, port=args.port, host=args.host, redis_url=redis_url)
         urls = f"{nodeconfig.http_url(rendered)}  {nodeconfig.websocket_url(rendered)}"
     except ConfigError as exc:
         return fail(f"config error: {exc}")
@@ -98,9 +99,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         return fail(problem)
     nodeconfig.write(cbdir, rendered)
     # what a live reload compares the edited file with (broker.router.reloader)
-    snapshot = configfile.format_config(nodeconfig.render(config, config_dir))
+    snapshot = configfile.format_config(nodeconfig.render(config, config_dir, redis_url=redis_url))
     configfile.write(cbdir / SNAPSHOT_FILENAME, snapshot)
-    print(f"Broker node starting: {urls} (realm {component.get('realm')})", flush=True)
+    cluster = f", history in Redis {clusterenv.shown(redis_url)}" if redis_url else ""
+    print(f"Broker node starting: {urls} (realm {component.get('realm')}{cluster})", flush=True)
     sys.stderr.flush()
     os.environ[ENV_CONFIG] = str(config_path)  # what a live reload re-reads
     # crossbar's controller, run by a launcher that forwards SIGHUP to the router worker

@@ -3,7 +3,7 @@
 Why: ``broker run`` does not start crossbar on the source tree's ``.crossbar``
 but on a runtime directory (``.crossbar/run``) holding a rendered copy, so the
 files crossbar writes there (node key, pid file) stay out of the source tree
-and ``--port``/``--host`` apply without editing the config. Crossbar resolves
+and ``--port``/``--host`` (and ``BROKER_REDIS_URL``) apply without editing the config. Crossbar resolves
 relative paths against its node directory, so rendering makes them absolute
 against the config's own directory first. Secrets stay ``${VAR}`` references:
 crossbar substitutes them from its environment at start, so the rendered copy
@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
+from broker.config.clusterenv import join_cluster
 from broker.config.envref import env_reference
 from broker.errors import ConfigError
 
@@ -156,16 +157,22 @@ def _endpoint(config: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
 
 
 def render(
-    config: Mapping[str, Any], config_dir: Path, port: int | None = None, host: str | None = None
+    config: Mapping[str, Any],
+    config_dir: Path,
+    port: int | None = None,
+    host: str | None = None,
+    redis_url: str | None = None,
 ) -> dict[str, Any]:
     """A copy of ``config`` that crossbar can run from any node directory.
 
     Web path services' ``directory`` and workers' ``options.pythonpath``
     become absolute (relative ones are relative to ``config_dir``, the
     directory the config is in); ``port`` and ``host`` replace the web
-    transport's listening port and interface.
+    transport's listening port and interface; ``redis_url`` (checked
+    ``BROKER_REDIS_URL``, :mod:`broker.config.clusterenv`) makes the history a
+    Redis store there.
     """
-    rendered = copy.deepcopy(dict(config))
+    rendered = join_cluster(config, redis_url) if redis_url else copy.deepcopy(dict(config))
     base = config_dir.resolve()
     for worker in _list(rendered.get("workers")):
         if not isinstance(worker, dict):

@@ -40,7 +40,7 @@ from typing import Any
 
 from twisted.logger import Logger
 
-from broker.config import devsecrets, nodeconfig
+from broker.config import clusterenv, devsecrets, nodeconfig
 from broker.config.reload import (
     ENV_CONFIG,
     ENV_FILE_SECRETS,
@@ -100,7 +100,9 @@ class Reloader:
 
     def plan(self) -> Plan:
         """Read and validate the source config; raises :class:`ConfigError` naming the path."""
-        new = nodeconfig.render(nodeconfig.load(self.source), self.source.parent)
+        # the same BROKER_REDIS_URL the node started with (checked then), as in its snapshot
+        redis_url = clusterenv.redis_url(os.environ)
+        new = nodeconfig.render(nodeconfig.load(self.source), self.source.parent, redis_url=redis_url)
         file_secrets = devsecrets.load(devsecrets.path_for(self.source.parent))
         env = reload_env(os.environ, file_secrets, self.from_file)
         return plan_reload(self.running, new, env, current=self.component.settings, start_env=os.environ)
