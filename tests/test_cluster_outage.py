@@ -1,0 +1,160 @@
+"""Redis unavailable, then back with its data: what publishers, subscribers, /health and /metrics see.
+
+Two real nodes share one real redis-server of the test's own, which the test
+freezes with SIGSTOP (its connections stay open, nothing answers: a hung or
+partitioned Redis) and thaws with SIGCONT (back, with every key it had).
+While frozen: a WAMP publish is refused with
+``broker.error.history_unavailable`` and an HTTP publish with 503, that URI
+and ``Retry-After``, both within the call timeout; ``/health`` is 503 naming
+the history engine; ``/metrics`` has ``broker_history_available 0`` and the
+refusals by reason; subscribers on both nodes stay connected. Once thawed,
+both nodes say ready again by themselves, and what is published on either
+reaches the subscribers on both, in the same epoch, seq going on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.node import Node
+from tests.rawwamp import ERROR, SUBSCRIBED, RawWamp
+from tests.redisserver import RedisServer
+from tests.test_cluster import events, on_redis
+from tests.test_metrics import scrape, series
+from tests.test_publish_api import request
+from tests.test_recovery import anonymous, backend
+
+pytestmark = pytest.mark.node
+
+#: The nodes' Redis call timeout (s): every refusal must come within a small multiple of it.
+TIMEOUT = 0.5
+
+
+def health(node: Node) -> tuple[int, dict[str, Any]]:
+    """``GET /health``: (status, JSON body)."""
+    try:
+        with urllib.request.urlopen(f"{node.url}/health", timeout=5) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as error:
+        return error.code, json.load(error)
+
+
+def wait_for_health(node: Node, status: int, seconds: float) -> dict[str, Any]:
+    """Poll /health until it answers ``status`` (bounded by ``seconds``); its body."""
+    deadline = time.monotonic() + seconds
+    while True:
+        code, body = health(node)
+        if code == status:
+            return body
+        assert time.monotonic() < deadline, f"/health still {code} {body} after {seconds} s"
+        time.sleep(0.05)
+
+
+def available(node: Node) -> float:
+    """The node's ``broker_history_available`` gauge."""
+    return scrape(node)[1][("broker_history_available", ())]
+
+
+@pytest.fixture
+def frozen_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of the test's own (so freezing it freezes no other test), always thawed
+    and stopped at the end."""
+    server = RedisServer(tmp_path / "redis")
+    try:
+        yield server
+    finally:
+        os.kill(server.proc.pid, signal.SIGCONT)
+        server.stop()
+
+
+@pytest.fixture
+def pair(make_node: Callable[..., Node], frozen_redis: RedisServer) -> tuple[Node, Node]:
+    """Two nodes on ``frozen_redis`` with a short call timeout."""
+    mutate = on_redis(frozen_redis.url, f"o{secrets.token_hex(6)}", timeout=TIMEOUT)
+    return make_node(mutate), make_node(mutate)
+
+
+def test_a_frozen_redis_refuses_publishes_says_so_and_resumes_without_loss(
+    pair: tuple[Node, Node], frozen_redis: RedisServer
+) -> None:
+    a, b = pair
+    topic = f"public.outage.{uuid.uuid4().hex[:8]}"
+    watchers: list[RawWamp] = [anonymous(a), anonymous(b)]
+    for watcher in watchers:
+        assert watcher.subscribe(topic)[0] == SUBSCRIBED
+    publisher = backend(a)
+    assert publisher.publish(topic, ["before"])[0] == 17
+    before = [events(watcher, 1) for watcher in watchers]
+    assert before[0] == before[1] and before[0][0][0] == "before"
+    epoch = before[0][0][1]["epoch"]
+    assert health(a)[0] == health(b)[0] == 200
+    assert available(a) == available(b) == 1
+
+    os.kill(frozen_redis.proc.pid, signal.SIGSTOP)
+    started = time.monotonic()
+    reply = publisher.publish(topic, ["wamp while frozen"])
+    assert reply is not None and reply[0] == ERROR and reply[4] == "broker.error.history_unavailable", reply
+    assert time.monotonic() - started < 4 * TIMEOUT + 1
+    started = time.monotonic()
+    status, body, headers = request(b, {"topic": topic, "data": "http while frozen"})
+    refused = (status, body["error"], headers.get("Retry-After"))
+    assert refused == (503, "broker.error.history_unavailable", "1"), body
+    assert time.monotonic() - started < 4 * TIMEOUT + 1
+    for node in (a, b):
+        unhealthy = wait_for_health(node, 503, 10)
+        assert unhealthy["status"] == "unavailable", unhealthy
+        assert unhealthy["problem"].startswith("history engine: "), unhealthy
+        assert "Redis" in unhealthy["problem"], unhealthy
+        assert available(node) == 0
+    rejections_a = series(scrape(a)[1], "broker_rejections_total", "reason")
+    rejections_b = series(scrape(b)[1], "broker_rejections_total", "reason")
+    assert rejections_a.get("history_unavailable") == 1, rejections_a
+    assert rejections_b.get("http_history_unavailable") == 1, rejections_b
+    assert series(scrape(b)[1], "broker_http_publish_requests_total", "status").get("503") == 1
+
+    os.kill(frozen_redis.proc.pid, signal.SIGCONT)
+    for node in (a, b):
+        ready = wait_for_health(node, 200, 15)  # by itself: no node restarted
+        assert ready["status"] == "ready"
+        assert available(node) == 1
+    # subscribers stayed connected all along; what is published now reaches both nodes
+    assert publisher.publish(topic, ["after on a"])[0] == 17
+    status, body, _ = request(b, {"topic": topic, "data": "after on b"})
+    assert status == 200, body
+    answered_b = body["published"][0]["position"]
+    seen = [[e for e in events_until(watcher, "after on b")] for watcher in watchers]
+    assert seen[0] == seen[1]
+    args = [arg for arg, _ in seen[0]]
+    # a refused publish may still have been stored (Redis ran it once thawed): then it is
+    # delivered everywhere, once, like any stored event; never one without the other
+    assert [arg for arg in args if arg not in ("wamp while frozen", "http while frozen")] == [
+        "after on a",
+        "after on b",
+    ]
+    assert len(args) == len(set(args))
+    positions = [position for _, position in seen[0]]
+    assert {p["epoch"] for p in positions} == {epoch}  # Redis kept its data: the same history
+    assert [p["seq"] for p in positions] == list(range(2, 2 + len(positions)))  # no gap, no loss
+    assert positions[-1] == answered_b
+
+
+def events_until(client: RawWamp, last: Any, bound: int = 10) -> Iterator[tuple[Any, dict[str, Any]]]:
+    """The client's next events up to and including the one whose first argument is ``last``."""
+    for _ in range(bound):
+        [(arg, position)] = events(client, 1)
+        yield arg, position
+        if arg == last:
+            return
+    raise AssertionError(f"{last!r} not among the next {bound} events")
