@@ -261,7 +261,8 @@ class RedisStore:
         if self._read_at is not None and "reader" not in self._problems:
             quiet = time.monotonic() - self._read_at
             if quiet > self._read_bound:
-                found.append(f"the log reader has not read for {quiet:.0f} s (other nodes' events stall)")
+                stalled = f"the Redis log reader has not come back from a read for {quiet:.0f} s"
+                found.append(f"{stalled} (other nodes' events stall)")
         return "; ".join(found) or None
 
     def subscribe(self, feed: Feed) -> None:
