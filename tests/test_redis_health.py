@@ -32,6 +32,7 @@ class FlakyLink(SocketLink):
 
     def __init__(self, server: RedisServer) -> None:
         super().__init__(parse_redis_url(server.url))
+        self.prefix = f"h{secrets.token_hex(6)}"
         self.down = False
         self.blocks: list[int] = []
 
@@ -51,7 +52,7 @@ class FlakyLink(SocketLink):
 @pytest.fixture
 def flaky(redis_server: RedisServer) -> Iterator[tuple[RedisStore, FlakyLink]]:
     link = FlakyLink(redis_server)
-    store = RedisStore(link, prefix=f"h{secrets.token_hex(6)}", timeout=0.5)
+    store = RedisStore(link, prefix=link.prefix, timeout=0.5)
     yield store, link
     store.close()
 
@@ -71,6 +72,31 @@ def test_a_failing_script_is_the_problem_until_one_succeeds(flaky: tuple[RedisSt
     appended = settle(store.append(one("t")))
     assert [e.seq for e in appended.events] == [1]
     assert store.problem() is None
+
+
+def test_a_failed_script_clears_once_the_reader_finds_redis_back_without_a_publish(
+    flaky: tuple[RedisStore, FlakyLink], redis_server: RedisServer
+) -> None:
+    """Another node keeps the log busy (no quiet read): the reader itself proves the commands work."""
+    store, link = flaky
+    other = RedisStore(SocketLink(parse_redis_url(redis_server.url)), prefix=link.prefix)
+    fed: list[Appended] = []
+    store.subscribe(fed.append)
+    link.down = True
+    with pytest.raises(ConnectionError):
+        settle(store.append(one("t")))
+    link.down = False
+    try:
+        settle(other.append(one("u")))
+        link.pump()  # the read that was waiting brings it; nothing has proven the commands yet
+        assert store.problem() == f"Redis commands fail ({AWAY})"
+        settle(other.append(one("u")))
+        link.pump()  # a short read brings the next, then the reader's own script succeeds
+        assert store.problem() is None
+    finally:
+        other.close()
+    assert [[e.seq for e in batch.events] for batch in fed] == [[1], [2]]
+    assert link.blocks == [BLOCK_MS, RECOVERY_BLOCK_MS, BLOCK_MS]
 
 
 def test_a_failing_reader_is_the_problem_until_a_short_read_succeeds(

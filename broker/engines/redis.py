@@ -18,8 +18,8 @@ Health: :meth:`RedisStore.problem` says what is wrong from outcomes already
 seen (the last script call failed, the reader's last ``XREAD`` failed, or the
 reader has not come back from one for longer than a read can take), so
 ``/health`` and ``/metrics`` cost no round trip to Redis. After a failure
-the reader reads with a short block, so a Redis that is back is known to be
-delivering again within a fraction of a second.
+the reader reads with a short block and runs a script, so a Redis that is
+back is known to work again within a fraction of a second, publishes or not.
 
 No Twisted here: the engine speaks to Redis through a :class:`RedisLink`
 (the router's is :mod:`broker.router.redislink`), which also runs its
@@ -299,12 +299,16 @@ class RedisStore:
                     started = True
                 stream = f"{self._base}:{self.epoch}:log"
                 after = max(self._read, self._fed)
-                block = RECOVERY_BLOCK_MS if "reader" in self._problems else BLOCK_MS
+                # after a failure (here or a script's): a short read, then a script, to learn soon
+                # that both work again (and the epoch), even with no publish on this node
+                recovering = bool(self._problems)
+                block = RECOVERY_BLOCK_MS if recovering else BLOCK_MS
                 reply = await self._link.block_read(stream, f"{after}-0", READ_COUNT, block)
                 self._read_at = time.monotonic()
                 self._problems.pop("reader", None)
+                if reply is None or recovering:
+                    await self._init()  # quiet, or back: is it still the same history?
                 if reply is None:
-                    await self._init()  # quiet: is it still the same history?
                     continue
                 if stream == f"{self._base}:{self.epoch}:log":
                     self._from_log([_entry(raw) for raw in reply[0][1]], after)
