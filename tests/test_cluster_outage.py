@@ -76,7 +76,8 @@ def frozen_redis(tmp_path: Path) -> Iterator[RedisServer]:
     try:
         yield server
     finally:
-        os.kill(server.proc.pid, signal.SIGCONT)
+        if server.proc.poll() is None:
+            os.kill(server.proc.pid, signal.SIGCONT)
         server.stop()
 
 
@@ -163,3 +164,31 @@ def events_until(client: RawWamp, last: Any, bound: int = 10) -> Iterator[tuple[
         if arg == last:
             return
     raise AssertionError(f"{last!r} not among the next {bound} events")
+
+
+def test_an_idle_node_notices_redis_gone_through_its_reader_and_back_by_itself(
+    make_node: Callable[..., Node], frozen_redis: RedisServer, tmp_path: Path
+) -> None:
+    """No publish at all: the log reader alone tells /health that Redis is gone (stopped), and
+    that it is back (restarted empty on the same port), with a subscriber connected throughout."""
+    node = make_node(on_redis(frozen_redis.url, "idle", timeout=TIMEOUT))
+    topic = "public.outage.idle"
+    bystander = anonymous(node)
+    assert bystander.subscribe(topic)[0] == SUBSCRIBED
+    assert health(node)[0] == 200
+    frozen_redis.stop()
+    gone = wait_for_health(node, 503, 5)  # the reader's XREAD fails as its connection drops
+    assert gone["status"] == "unavailable" and "the Redis log reader fails" in gone["problem"], gone
+    assert available(node) == 0
+    assert gone["rejections"].get("history_unavailable") is None  # nothing was refused: none was sent
+    back = RedisServer(tmp_path / "redis-again", port=frozen_redis.port)
+    try:
+        assert wait_for_health(node, 200, 10)["status"] == "ready"
+        assert available(node) == 1
+        status, body, _ = request(node, {"topic": topic, "data": "after"})
+        assert status == 200, body
+        [(arg, position)] = events(bystander, 1)
+        assert (arg, position) == ("after", body["published"][0]["position"])
+        assert position["seq"] == 1  # Redis came back empty: a new history
+    finally:
+        back.stop()
