@@ -126,6 +126,9 @@ class Interleaving:
         self._land()
         return self.inner.cursor()
 
+    def problem(self) -> str | None:
+        return self.inner.problem()
+
     async def read(self, topics: Any, cursor: int, limit: int) -> Snapshot:
         self.reads += 1
         self._land()

@@ -16,7 +16,8 @@ so it is tested without sockets::
     ├── UnsupportedMediaType     415  broker.error.unsupported_media_type
     ├── IdempotencyMismatch      422  broker.error.idempotency_mismatch
     ├── RateLimited              429  broker.error.rate_limited, retry_after
-    └── Unavailable              503  broker.error.not_ready, retry_after, after the retries;
+    └── Unavailable              503  broker.error.not_ready or history_unavailable, retry_after,
+                                      after the retries;
                                       or the node could not be reached (status None), cause
 
 Any other answer (405, 500, a body that is not the API's JSON) is a plain

@@ -101,6 +101,10 @@ class MemoryStore:
         """The highest cursor issued (0: none yet)."""
         return self._cursor
 
+    def problem(self) -> None:
+        """Nothing: an engine inside the node has nothing to lose contact with."""
+        return None
+
     def close(self) -> None:
         """Forget everything."""
         self._topics.clear()

@@ -14,6 +14,13 @@ foreign entry below its first cursor is fed (the script returns those this
 node has not seen), and the reader never feeds past an entry of an append
 still waiting for its answer: per-topic order is seq order on every node.
 
+Health: :meth:`RedisStore.problem` says what is wrong from outcomes already
+seen (the last script call failed, the reader's last ``XREAD`` failed, or the
+reader has not come back from one for longer than a read can take), so
+``/health`` and ``/metrics`` cost no round trip to Redis. After a failure
+the reader reads with a short block and runs a script, so a Redis that is
+back is known to work again within a fraction of a second, publishes or not.
+
 No Twisted here: the engine speaks to Redis through a :class:`RedisLink`
 (the router's is :mod:`broker.router.redislink`), which also runs its
 background reader.
@@ -25,6 +32,7 @@ import itertools
 import json
 import logging
 import secrets
+import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
@@ -49,6 +57,8 @@ DEFAULT_LOG_MAX: Final = 100_000
 BLOCK_MS: Final = 5000
 #: Entries one ``XREAD`` returns at most.
 READ_COUNT: Final = 512
+#: How long the first ``XREAD`` after a failure blocks (ms): a quiet log answers soon, proving the path.
+RECOVERY_BLOCK_MS: Final = 100
 
 _log = logging.getLogger("broker.engines.redis")
 
@@ -99,6 +109,12 @@ def _cursor_of(entry_id: str) -> int:
     return int(entry_id.split("-", 1)[0])
 
 
+def _describe(error: BaseException) -> str:
+    """An error in a few words: its class and, if it says more, its message."""
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
 def _fields(flat: Sequence[str]) -> dict[str, str]:
     return dict(zip(flat[::2], flat[1::2], strict=True))
 
@@ -128,6 +144,7 @@ class RedisStore:
         prefix: str = DEFAULT_PREFIX,
         max_topics: int = DEFAULT_MAX_TOPICS,
         log_max: int = DEFAULT_LOG_MAX,
+        timeout: float = DEFAULT_REDIS_TIMEOUT,
         clock: Callable[[], float] | None = None,
     ) -> None:
         if max_topics < 1:
@@ -153,6 +170,12 @@ class RedisStore:
         self._inflight: set[str] = set()
         self._feed: Feed | None = None
         self._closed = False
+        #: what failed last, by path ("commands": scripts, "reader": the log's XREAD); cleared on success
+        self._problems: dict[str, str] = {}
+        #: the longest one XREAD of the reader can take before the link gives up on it (s)
+        self._read_bound = BLOCK_MS / 1000 + 2 * timeout + 1.0
+        #: ``time.monotonic()`` when the reader last started or came back from an XREAD (None: no reader)
+        self._read_at: float | None = None
 
     # -- the HistoryStore interface ----------------------------------------
 
@@ -179,7 +202,7 @@ class RedisStore:
             args += [event.topic, str(retention.max_events), repr(float(retention.max_age)), payload]
         self._inflight.add(batch_id)
         try:
-            epoch, now, positions, gap = await self._link.script(scripts.APPEND, [self._meta], args)
+            epoch, now, positions, gap = await self._call(scripts.APPEND, args)
         except BaseException:
             self._inflight.discard(batch_id)  # it may have been stored: the reader then feeds it
             self._link.call_soon(self._drain)
@@ -202,8 +225,8 @@ class RedisStore:
     async def read(self, topics: Callable[[str], bool], cursor: int, limit: int) -> Snapshot:
         """One snapshot (:meth:`broker.history.HistoryStore.read`), at the first script's cursor."""
         while True:
-            epoch, top, evicted, names, trims = await self._link.script(
-                scripts.TOPICS, [self._meta], [self._base, _propose(), str(cursor)]
+            epoch, top, evicted, names, trims = await self._call(
+                scripts.TOPICS, [self._base, _propose(), str(cursor)]
             )
             self._adopt(epoch)
             snapshot = int(top)
@@ -215,7 +238,7 @@ class RedisStore:
             if not matching:
                 return Snapshot(epoch, snapshot, [])
             args = [self._base, _propose(), str(cursor), str(snapshot), str(max(limit, 1)), *matching]
-            again, ok, found = await self._link.script(scripts.EVENTS, [self._meta], args)
+            again, ok, found = await self._call(scripts.EVENTS, args)
             if again != epoch:  # the history was reset in between: read the new one
                 self._adopt(again)
                 continue
@@ -230,9 +253,22 @@ class RedisStore:
         """The highest cursor seen from Redis (0: none yet)."""
         return self._top
 
+    def problem(self) -> str | None:
+        """What is wrong with Redis as this node last saw it (None: nothing), without asking it."""
+        if self._closed:
+            return None
+        found = [self._problems[path] for path in ("commands", "reader") if path in self._problems]
+        if self._read_at is not None and "reader" not in self._problems:
+            quiet = time.monotonic() - self._read_at
+            if quiet > self._read_bound:
+                stalled = f"the Redis log reader has not come back from a read for {quiet:.0f} s"
+                found.append(f"{stalled} (other nodes' events stall)")
+        return "; ".join(found) or None
+
     def subscribe(self, feed: Feed) -> None:
         """Feed every batch another node appends to ``feed``; starts the log reader."""
         self._feed = feed
+        self._read_at = time.monotonic()
         self._link.spawn(self._run())
 
     def close(self) -> None:
@@ -241,6 +277,16 @@ class RedisStore:
         self._link.close()
 
     # -- the shared log ------------------------------------------------------
+
+    async def _call(self, source: str, args: Sequence[str]) -> Any:
+        """One script on the command connection; its outcome is the "commands" health."""
+        try:
+            reply = await self._link.script(source, [self._meta], args)
+        except Exception as error:
+            self._problems["commands"] = f"Redis commands fail ({_describe(error)})"
+            raise
+        self._problems.pop("commands", None)
+        return reply
 
     async def _run(self) -> None:
         """Read the log from where this node stands, forever; a failure is retried after a pause."""
@@ -253,9 +299,16 @@ class RedisStore:
                     started = True
                 stream = f"{self._base}:{self.epoch}:log"
                 after = max(self._read, self._fed)
-                reply = await self._link.block_read(stream, f"{after}-0", READ_COUNT, BLOCK_MS)
+                # after a failure (here or a script's): a short read, then a script, to learn soon
+                # that both work again (and the epoch), even with no publish on this node
+                recovering = bool(self._problems)
+                block = RECOVERY_BLOCK_MS if recovering else BLOCK_MS
+                reply = await self._link.block_read(stream, f"{after}-0", READ_COUNT, block)
+                self._read_at = time.monotonic()
+                self._problems.pop("reader", None)
+                if reply is None or recovering:
+                    await self._init()  # quiet, or back: is it still the same history?
                 if reply is None:
-                    await self._init()  # quiet: is it still the same history?
                     continue
                 if stream == f"{self._base}:{self.epoch}:log":
                     self._from_log([_entry(raw) for raw in reply[0][1]], after)
@@ -263,14 +316,16 @@ class RedisStore:
             except Exception as error:  # Redis away: try again, without flooding it
                 if self._closed:
                     return
+                self._read_at = time.monotonic()
+                self._problems["reader"] = f"the Redis log reader fails ({_describe(error)})"
                 _log.warning("Redis log reader: %s; retrying in %.1f s", error, pause)
                 await self._link.sleep(pause)
                 pause = min(pause * 2, 2.0)
 
     async def _init(self, joining: bool = False) -> None:
         """Learn Redis's epoch and cursor; a joining node delivers only what is appended after it."""
-        epoch, cursor = await self._link.script(
-            scripts.INIT, [self._meta], [self._base, _propose(), self._node, "1" if joining else "0"]
+        epoch, cursor = await self._call(
+            scripts.INIT, [self._base, _propose(), self._node, "1" if joining else "0"]
         )
         self._adopt(epoch)
         if joining:
@@ -333,9 +388,11 @@ def build(spec: Mapping[str, Any], connect: Connect | None) -> RedisStore:
     """The store a checked ``{"type": "redis", ...}`` spec describes, over ``connect``'s link."""
     if connect is None:
         raise ValueError("a Redis store needs a connection: run it in the node (broker run)")
-    link = connect(parse_redis_url(spec["url"]), float(spec.get("timeout", DEFAULT_REDIS_TIMEOUT)))
+    timeout = float(spec.get("timeout", DEFAULT_REDIS_TIMEOUT))
+    link = connect(parse_redis_url(spec["url"]), timeout)
     return RedisStore(
         link,
+        timeout=timeout,
         prefix=spec.get("prefix", DEFAULT_PREFIX),
         max_topics=spec.get("max_topics", DEFAULT_MAX_TOPICS),
         log_max=spec.get("log_max", DEFAULT_LOG_MAX),

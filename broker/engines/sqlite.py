@@ -171,6 +171,10 @@ class SQLiteStore:
         """The highest cursor issued (0: none yet); it never goes back."""
         return self._cursor
 
+    def problem(self) -> None:
+        """Nothing: an engine inside the node has nothing to lose contact with."""
+        return None
+
     def close(self) -> None:
         """Close the file."""
         self._db.close()

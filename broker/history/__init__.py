@@ -145,6 +145,11 @@ class HistoryStore(Protocol):
         """The highest cursor issued so far, as last seen (0 for an empty store): for metrics."""
         ...
 
+    def problem(self) -> str | None:
+        """What keeps the engine from storing or sharing events right now (None: nothing): a
+        cheap signal, read on every ``/health`` and ``/metrics`` answer, from outcomes already seen."""
+        ...
+
     def subscribe(self, feed: Feed) -> None:
         """Hand every batch another process appends to ``feed``, positions set, in cursor order.
 

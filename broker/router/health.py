@@ -7,6 +7,12 @@ The answer names the node (``node_id``: ``BROKER_NODE_ID`` from the
 environment, else an id drawn at start; :attr:`~broker.router.state.NodeState.node_id`), so whoever
 waits on it can tell its own node from another one answering on the same
 address.
+
+Once ready, a history engine that cannot store or share events (Redis away:
+:meth:`broker.history.HistoryStore.problem`) makes it 503 ``{"status":
+"unavailable", "problem": ...}``: publishes are being refused, so a load
+balancer should send none here; it says ready again by itself once the
+engine is back.
 """
 
 from __future__ import annotations
@@ -36,4 +42,9 @@ class HealthResource(Resource):
         if not STATE.ready or pending:
             request.setResponseCode(503)
             return json.dumps({"status": "starting", "node_id": node_id, "pending_paths": pending}).encode()
+        problem = None if STATE.history is None else STATE.history.problem()
+        if problem is not None:
+            request.setResponseCode(503)
+            body = {"status": "unavailable", "node_id": node_id, "problem": f"history engine: {problem}"}
+            return json.dumps({**body, "rejections": STATE.rejections}).encode()
         return json.dumps({"status": "ready", "node_id": node_id, "rejections": STATE.rejections}).encode()

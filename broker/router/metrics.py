@@ -263,6 +263,13 @@ class NodeCollector(Collector):
         if STATE.history is not None:
             cursor.add_metric([], STATE.history.cursor())
         yield cursor
+        available = GaugeMetricFamily(
+            "broker_history_available",
+            "1 while the history engine stores and shares events, 0 while it cannot (see /health).",
+        )
+        if STATE.history is not None:
+            available.add_metric([], 0 if STATE.history.problem() else 1)
+        yield available
 
 
 REGISTRY.register(NodeCollector())

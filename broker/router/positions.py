@@ -25,7 +25,8 @@ accepted, it would be dropped for every subscriber and unrecoverable.
 Every authorized publish, with history or without, is counted in
 ``broker_publishes_total``, its deliveries and their latency (from this hook
 on) in ``broker_deliveries_total`` and ``broker_delivery_latency_seconds``,
-and a refused one in ``broker_rejections_total{reason="NotAuthorized"}``
+a refused one in ``broker_rejections_total{reason="NotAuthorized"}``, and one the
+engine could not store in ``broker_rejections_total{reason="history_unavailable"}``
 (:mod:`broker.router.metrics`).
 """
 
@@ -51,6 +52,8 @@ from broker.router.state import STATE
 EVENT_TOO_LARGE = "EventTooLarge"
 #: The error of a publish whose event the history engine could not store.
 HISTORY_UNAVAILABLE = "broker.error.history_unavailable"
+#: Its rejection reason (``broker_rejections_total``; the HTTP API's is ``http_`` + it).
+HISTORY_UNAVAILABLE_REASON = "history_unavailable"
 #: Its message (the HTTP API answers it too).
 NOT_STORED = "the event could not be stored, so it was not published"
 #: The message of a publish refused because the node is stopping.
@@ -125,6 +128,7 @@ def process_publish(self: Any, session: Any, publish: Any) -> None:
         def not_stored(failure: Failure) -> None:
             # the engine's own errors vary; any of them means "not stored"
             _log.failure("history store failed; refusing publish to {topic}", failure, topic=publish.topic)
+            STATE.count_rejection(HISTORY_UNAVAILABLE_REASON)
             _refuse(session, publish, HISTORY_UNAVAILABLE, NOT_STORED)
 
         batch = [NewEvent(publish.topic, list(publish.args or []), kwargs, retention)]

@@ -32,10 +32,13 @@ from broker.history.policy import retention_for
 from broker.history.recovery import check_deliverable
 from broker.router import metrics
 from broker.router.delivery import LocalDelivery, Outgoing
-from broker.router.positions import HISTORY_UNAVAILABLE, NOT_STORED, STOPPING
+from broker.router.positions import HISTORY_UNAVAILABLE, HISTORY_UNAVAILABLE_REASON, NOT_STORED, STOPPING
 from broker.router.state import STATE
 
 _log = Logger(namespace="broker.publish_api")
+
+#: The ``Retry-After`` (s) of a 503 that names no other: the node starting, the history engine away.
+UNAVAILABLE_RETRY_AFTER = 1
 
 
 def error_answer(error: BrokerError) -> Answer:
@@ -48,7 +51,8 @@ async def publish_all(delivery: LocalDelivery, events: tuple[Event, ...]) -> Ans
 
     Refused whole, before anything is stored: an event too large to deliver
     (``PayloadTooLarge``), a node that is stopping or a history engine that
-    fails (``ApplicationError``, answered 502 with its URI).
+    fails (``ApplicationError``: ``history_unavailable`` is answered 503 with ``Retry-After``,
+    the others 502 with their URI).
     """
     store = STATE.history
     retentions = [None if store is None else retention_for(STATE.history_policies, e.topic) for e in events]
@@ -138,6 +142,9 @@ class PublishResource(Resource):
             return error_answer(error)
         if isinstance(error, ApplicationError) and error.error == PayloadTooLarge.wamp_uri:
             return error_answer(PayloadTooLarge(str(error.args[0] if error.args else error.error)))
+        if isinstance(error, ApplicationError) and error.error == HISTORY_UNAVAILABLE:
+            STATE.count_rejection(f"http_{HISTORY_UNAVAILABLE_REASON}")  # nothing stored: try again later
+            return 503, {"error": error.error, "message": str(error.args[0] if error.args else error.error)}
         if isinstance(error, ApplicationError):
             _log.warn(
                 "publish for key {key} refused by the router: {error}", key=admitted.key_id, error=error
@@ -165,6 +172,8 @@ class PublishResource(Resource):
         request.setResponseCode(status)
         request.setHeader(b"content-type", b"application/json")
         request.setHeader(b"cache-control", b"no-store")
+        if retry_after is None and status == 503:
+            retry_after = UNAVAILABLE_RETRY_AFTER  # every 503 says when to try again
         if retry_after is not None:
             request.setHeader(b"retry-after", str(max(1, round(retry_after))).encode())
         if replayed:

@@ -11,7 +11,16 @@ needs to be safe here (measured while designing issue 14):
 - a connection of its own for the blocking ``XREAD``, so a blocked read never
   delays an append queued behind it;
 - after a reconnect nothing is re-established for us: the engine's reader
-  simply reads on from the last cursor it took, which is all it listens on.
+  simply reads on from the last cursor it took, which is all it listens on;
+- a connection whose call timed out is thrown away and the next call opens a
+  fresh one: after a Redis that hung (SIGSTOP, a partition) txredisapi 1.6
+  aborts the connection and then answers every later call on that handler
+  with ``ConnectionError("Not connected")``, for good, even once Redis
+  answers again (measured: tests/test_cluster_outage.py); an error *reply*
+  from Redis (``ResponseError``) keeps the connection;
+- its reconnect backoff grows to 10 s (``RedisFactory.maxDelay``, read at each
+  attempt), so a node could stay refusing publishes for 10 s after Redis is
+  back: each connection's factory gets :data:`RECONNECT_MAX_DELAY` instead.
 """
 
 from __future__ import annotations
@@ -30,6 +39,10 @@ from broker.history import RedisAddress
 
 _log = Logger(namespace="broker.redis")
 
+#: The longest pause between two attempts to reconnect to Redis (s): once it is back, a node
+#: stores and delivers again within about this long.
+RECONNECT_MAX_DELAY = 1.0
+
 
 class TwistedRedisLink:
     """Two lazy txredisapi connections: one for scripts (pipelined, in order), one for the log reader."""
@@ -43,7 +56,7 @@ class TwistedRedisLink:
 
     def _connect(self, reply_timeout: float) -> Any:
         address = self._address
-        return txredisapi.lazyConnection(
+        connection = txredisapi.lazyConnection(
             address.host,
             address.port,
             dbid=address.db,
@@ -53,6 +66,14 @@ class TwistedRedisLink:
             connectTimeout=self._timeout,
             replyTimeout=reply_timeout,
         )
+        factory = getattr(connection, "_factory", None)  # txredisapi 1.6's RedisFactory
+        if factory is not None:
+            factory.maxDelay = RECONNECT_MAX_DELAY
+            factory.initialDelay = min(factory.initialDelay, RECONNECT_MAX_DELAY / 4)
+            ready = getattr(factory, "deferred", None)  # a lazy connection's "connected": nobody waits
+            if ready is not None:  # on it, so a failed first connection would log "Unhandled error"
+                ready.addErrback(lambda failure: None)
+        return connection
 
     def _bounded(self, deferred: Deferred[Any], seconds: float) -> Deferred[Any]:
         # replyTimeout only counts once a command is sent; this also bounds the wait for a connection
@@ -60,16 +81,34 @@ class TwistedRedisLink:
 
     async def script(self, source: str, keys: Sequence[str], args: Sequence[str]) -> Any:
         """EVALSHA ``source`` (txredisapi loads it on NOSCRIPT), within the timeout."""
-        return await self._bounded(self._commands.eval(source, list(keys), list(args)), self._timeout)
+        connection = self._commands
+        try:
+            return await self._bounded(connection.eval(source, list(keys), list(args)), self._timeout)
+        except txredisapi.ResponseError:
+            raise
+        except Exception:
+            if self._commands is connection:  # the first of its calls to fail replaces it
+                self._commands = self._connect(self._timeout)
+                _drop(connection)
+            raise
 
     async def block_read(self, stream: str, after: str, count: int, block_ms: int) -> Any:
         """One ``XREAD BLOCK`` on the reader's own connection, within the block time plus the timeout."""
         if self._reader is None:
             self._reader = self._connect(block_ms / 1000 + self._timeout)
-        command = self._reader.execute_command(
+        reader = self._reader
+        command = reader.execute_command(
             "XREAD", "BLOCK", str(block_ms), "COUNT", str(count), "STREAMS", stream, after
         )
-        return await self._bounded(command, block_ms / 1000 + 2 * self._timeout)
+        try:
+            return await self._bounded(command, block_ms / 1000 + 2 * self._timeout)
+        except txredisapi.ResponseError:
+            raise
+        except Exception:
+            if self._reader is reader:  # the next read opens a fresh connection
+                self._reader = None
+                _drop(reader)
+            raise
 
     async def sleep(self, seconds: float) -> None:
         """Resume after ``seconds`` on the reactor."""
@@ -90,6 +129,14 @@ class TwistedRedisLink:
         for connection in (self._commands, self._reader):
             if connection is not None:
                 connection.disconnect()
+
+
+def _drop(connection: Any) -> None:
+    """Disconnect a connection given up on; whatever its disconnect says is of no use."""
+    try:
+        ensureDeferred(connection.disconnect()).addErrback(lambda failure: None)
+    except Exception:  # noqa: S110 - a connection already gone has nothing to close
+        pass
 
 
 def connect(address: RedisAddress, timeout: float) -> RedisLink:

@@ -34,6 +34,7 @@ CONTRACT = [
     (422, "broker.error.idempotency_mismatch", IdempotencyMismatch),
     (429, "broker.error.rate_limited", RateLimited),
     (503, "broker.error.not_ready", Unavailable),
+    (503, "broker.error.history_unavailable", Unavailable),  # the history engine (Redis) away: retried
 ]
 
 
