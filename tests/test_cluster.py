@@ -11,6 +11,7 @@ the call timeout (``broker.error.history_unavailable``), never left hanging.
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 import uuid
@@ -20,7 +21,8 @@ from typing import Any
 
 import pytest
 
-from tests.node import Node
+from broker.core import signing
+from tests.node import PUBLISHER_SECRET, Node
 from tests.rawwamp import ERROR, PUBLISH, SUBSCRIBED, RawWamp
 from tests.redisserver import RedisServer
 from tests.test_publish_api import request
@@ -199,3 +201,25 @@ def test_a_publish_while_redis_is_down_is_refused_within_the_timeout_and_resumes
         assert position["epoch"] != first_epoch
     finally:
         server.stop()
+
+
+def test_a_signed_request_replayed_to_the_other_node_is_refused(cluster: tuple[Node, Node]) -> None:
+    """The same signed request (body, timestamp, nonce, signature) sent to A, then to B:
+    B answers 409 ``broker.error.replay`` and nothing is published twice; a fresh request to B is 200."""
+    a, b = cluster
+    topic = f"public.cluster.{uuid.uuid4().hex[:8]}"
+    on_a, on_b = anonymous(a), anonymous(b)
+    assert on_a.subscribe(topic)[0] == SUBSCRIBED
+    assert on_b.subscribe(topic)[0] == SUBSCRIBED
+    raw = json.dumps({"topic": topic, "data": "once"}).encode()
+    signed = signing.sign_headers("dev", PUBLISHER_SECRET, "POST", "/api/publish", raw)
+    status, body, _ = request(a, raw, headers=signed, sign=False)
+    assert status == 200, body
+    answered = body["published"][0]["position"]
+    status, body, _ = request(b, raw, headers=signed, sign=False)
+    assert status == 409, body
+    assert body["error"] == "broker.error.replay"
+    assert "another node" in body["message"]
+    assert events(on_a, 1) == [("once", answered)]
+    assert events(on_b, 1) == [("once", answered)]
+    assert_next_is_a_sentinel(b, topic, [on_a, on_b])  # B still publishes; nothing came twice

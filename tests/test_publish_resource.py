@@ -1,12 +1,17 @@
-"""The publish resource as an adapter, without a node: the not-ready answer."""
+"""The publish resource as an adapter, without a node: the not-ready answer, a failing nonce claim."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
+import pytest
+from twisted.python.failure import Failure
 from twisted.web.test.requesthelper import DummyRequest
 
-from broker.router.publish_api import PublishResource
+from broker.core.publishing import Admitted, Event
+from broker.router.positions import HISTORY_UNAVAILABLE
+from broker.router.publish_api import PublishResource, claim_nonce
 from broker.router.state import STATE
 
 
@@ -19,3 +24,29 @@ def test_not_ready_is_503_with_retry_after() -> None:
     assert request.responseCode == 503
     assert request.responseHeaders.getRawHeaders(b"retry-after") == [b"1"]
     assert json.loads(body) == {"error": "broker.error.not_ready", "message": "the node is starting"}
+
+
+class _RedisAway:
+    """A shared engine whose Redis does not answer the nonce claim."""
+
+    async def claim_nonce(self, key_id: str, nonce: str, ttl: float) -> bool:
+        raise ConnectionError("Redis is away")
+
+
+def test_a_nonce_claim_that_fails_is_503_history_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(STATE, "history", _RedisAway())
+    admitted = Admitted("dev", (Event("public.t", 1),), None, "f", "n1")
+    coroutine = claim_nonce(admitted, 60.0)
+    with pytest.raises(Exception) as raised:
+        coroutine.send(None)
+    assert getattr(raised.value, "error", None) == HISTORY_UNAVAILABLE
+    status, body = PublishResource()._failed(Failure(raised.value), admitted)
+    assert status == 503
+    assert body["error"] == HISTORY_UNAVAILABLE
+
+
+def test_without_a_shared_engine_no_claim_is_made(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(STATE, "history", object())  # memory, SQLite: no claim_nonce
+    coroutine: Any = claim_nonce(Admitted("dev", (), None, "f", "n1"), 60.0)
+    with pytest.raises(StopIteration):
+        coroutine.send(None)

@@ -160,3 +160,18 @@ def test_a_redis_that_lost_its_data_is_a_new_epoch(nodes: Node) -> None:
     assert fed == [fresh]
     mine = settle(a.append(batch("t")))
     assert (mine.epoch, [(e.seq, e.cursor) for e in mine.events]) == (fresh.epoch, [(2, 2)])
+
+
+def test_a_nonce_is_claimed_once_on_the_whole_cluster(nodes: Node) -> None:
+    """claim_nonce: the first node wins, every other (and a second try) is refused; per key id;
+    a key id or nonce holding ':' claims nothing of another's; the claim expires after its ttl."""
+    a, a_link = nodes()
+    b, _ = nodes()
+    assert settle(a.claim_nonce("dev", "n1", 30.0)) is True
+    assert settle(b.claim_nonce("dev", "n1", 30.0)) is False
+    assert settle(a.claim_nonce("dev", "n1", 30.0)) is False
+    assert settle(b.claim_nonce("other", "n1", 30.0)) is True  # another key's nonce space
+    assert settle(a.claim_nonce("a:b", "c", 30.0)) is True
+    assert settle(b.claim_nonce("a", "b:c", 30.0)) is True
+    ttl = a_link.command("PTTL", f"{a._base}:nonce:3:dev:n1")
+    assert 29_000 < int(ttl) <= 30_000

@@ -65,6 +65,8 @@ class Admitted:
     idempotency_key: str | None
     #: SHA-256 of the body, to tell a true repeat from a reused key.
     fingerprint: str
+    #: the signed request's nonce, for a cluster-wide claim (see :meth:`PublishGate.nonce_ttl`)
+    nonce: str = ""
 
     @property
     def scope(self) -> tuple[str, str] | None:
@@ -211,7 +213,7 @@ class PublishGate:
         limit = self.settings.max_body_bytes
         if len(body) > limit:
             raise PayloadTooLarge(f"body of {len(body)} bytes is over the limit of {limit}")
-        key_id = self._authenticate(method, path, headers, body)
+        key_id, nonce = self._authenticate(method, path, headers, body)
         events, idempotency_key = parse_body(body, self.settings.max_batch)
         for event in events:
             if not self.grants.allows(key_id, "publish", event.topic):
@@ -221,9 +223,17 @@ class PublishGate:
             wait = bucket.take(len(events))
             if wait:
                 raise RateLimited(f"publisher key {key_id!r} is over its rate limit", retry_after=wait)
-        return Admitted(key_id, events, idempotency_key, hashlib.sha256(body).hexdigest())
+        return Admitted(key_id, events, idempotency_key, hashlib.sha256(body).hexdigest(), nonce)
 
-    def _authenticate(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> str:
+    def nonce_ttl(self) -> float:
+        """How long (s) a nonce claimed beyond this node must be kept: a timestamp up to one
+        window ahead of now is accepted, and stays acceptable one window after it."""
+        return 2 * self.nonces.window
+
+    def _authenticate(
+        self, method: str, path: str, headers: Mapping[str, str], body: bytes
+    ) -> tuple[str, str]:
+        """The key id and nonce of a correctly signed request not yet seen by this node."""
         key_id = _header(headers, signing.HEADER_KEY)
         timestamp = _header(headers, signing.HEADER_TIMESTAMP)
         nonce = _header(headers, signing.HEADER_NONCE)
@@ -237,4 +247,4 @@ class PublishGate:
             raise Unauthenticated("signature does not match (docs/http-publish.md gives the canonical form)")
         self.nonces.check_timestamp(int(timestamp))
         self.nonces.remember(key_id, nonce, int(timestamp))
-        return key_id
+        return key_id, nonce

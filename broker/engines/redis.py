@@ -31,6 +31,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import math
 import secrets
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
@@ -249,6 +250,16 @@ class RedisStore:
             events.sort(key=lambda e: e.cursor)
             return Snapshot(epoch, snapshot, events[:limit])
 
+    async def claim_nonce(self, key_id: str, nonce: str, ttl: float) -> bool:
+        """Claim a signed request's nonce for the whole cluster, for ``ttl`` seconds.
+
+        True: this call is the first on any node on this Redis; False: a
+        replay, refused. Not tied to the epoch: a reset history reopens no nonce.
+        """
+        key = f"{self._base}:nonce:{len(key_id)}:{key_id}:{nonce}"
+        claimed = await self._call(scripts.CLAIM_NONCE, [str(max(1, math.ceil(ttl * 1000)))], key)
+        return bool(int(claimed))
+
     def cursor(self) -> int:
         """The highest cursor seen from Redis (0: none yet)."""
         return self._top
@@ -278,10 +289,11 @@ class RedisStore:
 
     # -- the shared log ------------------------------------------------------
 
-    async def _call(self, source: str, args: Sequence[str]) -> Any:
-        """One script on the command connection; its outcome is the "commands" health."""
+    async def _call(self, source: str, args: Sequence[str], key: str | None = None) -> Any:
+        """One script (on ``key``, else the meta hash) on the command connection; its outcome is
+        the "commands" health."""
         try:
-            reply = await self._link.script(source, [self._meta], args)
+            reply = await self._link.script(source, [self._meta if key is None else key], args)
         except Exception as error:
             self._problems["commands"] = f"Redis commands fail ({_describe(error)})"
             raise

@@ -155,3 +155,10 @@ end
 return {epoch, 1, found}
 """
 )
+
+#: KEYS: the nonce's key; ARGV: how long to keep it (ms). Returns 1 if this call claimed the nonce,
+#: 0 if a node had already claimed it (``SET NX PX``: atomic, one winner on the whole cluster).
+CLAIM_NONCE: Final = """
+if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return 1 end
+return 0
+"""

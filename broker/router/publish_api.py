@@ -26,7 +26,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from broker.core.idempotency import Answer
 from broker.core.publishing import PUBLISH_PATH, Admitted, Event
-from broker.errors import BrokerError, NotReady, PayloadTooLarge, RateLimited, ServerError
+from broker.errors import BrokerError, NotReady, PayloadTooLarge, RateLimited, Replayed, ServerError
 from broker.history import POSITION_KEY, NewEvent
 from broker.history.policy import retention_for
 from broker.history.recovery import check_deliverable
@@ -84,6 +84,34 @@ async def publish_all(delivery: LocalDelivery, events: tuple[Event, ...]) -> Ans
     return 200, {"published": published}
 
 
+async def claim_nonce(admitted: Admitted, ttl: float) -> None:
+    """Claim the request's nonce on the whole cluster, if the history engine is shared.
+
+    The gate's per-node memory has already refused a replay to this node; an
+    engine shared by several nodes (Redis) has an optional ``claim_nonce``
+    that refuses one already accepted by another node (``Replayed``, 409),
+    before anything is appended. An engine that fails to answer is
+    ``history_unavailable`` (503): nothing is published.
+    """
+    claim = getattr(STATE.history, "claim_nonce", None)
+    if claim is None:  # memory, SQLite: the node's own journal is the whole memory
+        return
+    try:
+        claimed = await claim(admitted.key_id, admitted.nonce, ttl)
+    except Exception:  # the engine's own errors vary; any of them means "not claimed"
+        _log.failure("claiming a nonce failed; refusing a batch of {count}", count=len(admitted.events))
+        raise ApplicationError(HISTORY_UNAVAILABLE, NOT_STORED) from None
+    if not claimed:
+        raise Replayed(
+            f"nonce {admitted.nonce!r} was already used on another node: every request needs a fresh nonce"
+        )
+
+
+async def _claim_and_publish(delivery: LocalDelivery, admitted: Admitted, ttl: float) -> Answer:
+    await claim_nonce(admitted, ttl)
+    return await publish_all(delivery, admitted.events)
+
+
 def _check_deliverable(event: Event, epoch: str | None) -> None:
     """The position hook's size rule, applied before anything is stored (raises ``PayloadTooLarge``)."""
     check_deliverable(event.topic, [event.data], {}, epoch, STATE.message_limit)
@@ -130,15 +158,15 @@ class PublishResource(Resource):
                 return self._send(request, entry.answer, replayed=True)
             entry.waiters.append(lambda answer: self._send_later(request, answer, replayed=True))
             return NOT_DONE_YET
-        d = defer.ensureDeferred(publish_all(delivery, admitted.events))
+        d = defer.ensureDeferred(_claim_and_publish(delivery, admitted, gate.nonce_ttl()))
         d.addErrback(self._failed, admitted)
         d.addCallback(self._finish, request, admitted)
         return NOT_DONE_YET
 
     def _failed(self, failure: Failure, admitted: Admitted) -> Answer:
         error = failure.value
-        if isinstance(error, PayloadTooLarge):  # an event too large to deliver, refused up front
-            STATE.count_rejection("http_PayloadTooLarge")
+        if isinstance(error, (PayloadTooLarge, Replayed)):  # refused up front, nothing stored
+            STATE.count_rejection(f"http_{type(error).__name__}")
             return error_answer(error)
         if isinstance(error, ApplicationError) and error.error == PayloadTooLarge.wamp_uri:
             return error_answer(PayloadTooLarge(str(error.args[0] if error.args else error.error)))
