@@ -31,12 +31,12 @@ from broker.router.crossbar.longpoll_sticky import (
     unknown_transport_message,
 )
 from broker.router.state import NodeState
-from tests.cluster import doc_cluster_block
 from tests.lpclient import LongPollSession, post
 from tests.node import BROKER, PROJECT_CONFIG, Node, free_port
 from tests.rawwamp import EVENT, PUBLISHED, SUBSCRIBED, WELCOME
 from tests.test_longpoll import backend, rejections
 from tests.test_longpoll import post as lp_post
+from tools.nginxconf import doc_cluster_block
 
 # -- the rules (no node) ------------------------------------------------------------------------
 
