@@ -10,6 +10,7 @@ from twisted.python.failure import Failure
 from twisted.web.test.requesthelper import DummyRequest
 
 from broker.core.publishing import Admitted, Event
+from broker.engines.memory import MemoryStore
 from broker.router.positions import HISTORY_UNAVAILABLE
 from broker.router.publish_api import PublishResource, claim_nonce
 from broker.router.state import STATE
@@ -45,8 +46,8 @@ def test_a_nonce_claim_that_fails_is_503_history_unavailable(monkeypatch: pytest
     assert body["error"] == HISTORY_UNAVAILABLE
 
 
-def test_without_a_shared_engine_no_claim_is_made(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(STATE, "history", object())  # memory, SQLite: no claim_nonce
+def test_a_single_node_engine_grants_the_claim(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(STATE, "history", MemoryStore())  # one node's engine: its journal decides
     coroutine: Any = claim_nonce(Admitted("dev", (), None, "f", "n1"), 60.0)
     with pytest.raises(StopIteration):
         coroutine.send(None)

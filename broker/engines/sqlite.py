@@ -171,6 +171,10 @@ class SQLiteStore:
         """The highest cursor issued (0: none yet); it never goes back."""
         return self._cursor
 
+    async def claim_nonce(self, key_id: str, nonce: str, ttl: float) -> bool:
+        """Always: one node's nonces are its own journal's to refuse (the publish gate's)."""
+        return True
+
     def problem(self) -> None:
         """Nothing: an engine inside the node has nothing to lose contact with."""
         return None

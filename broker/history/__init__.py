@@ -150,6 +150,15 @@ class HistoryStore(Protocol):
         cheap signal, read on every ``/health`` and ``/metrics`` answer, from outcomes already seen."""
         ...
 
+    async def claim_nonce(self, key_id: str, nonce: str, ttl: float) -> bool:
+        """Take a signed request's nonce for ``ttl`` seconds; False if some node already took it.
+
+        The HTTP API asks before it appends. An engine of one node answers True:
+        the node's own nonce journal is the whole memory; an engine shared by
+        several nodes (Redis) must refuse a nonce any of them took.
+        """
+        ...
+
     def subscribe(self, feed: Feed) -> None:
         """Hand every batch another process appends to ``feed``, positions set, in cursor order.
 

@@ -87,17 +87,18 @@ async def publish_all(delivery: LocalDelivery, events: tuple[Event, ...]) -> Ans
 async def claim_nonce(admitted: Admitted, ttl: float) -> None:
     """Claim the request's nonce on the whole cluster, if the history engine is shared.
 
-    The gate's per-node memory has already refused a replay to this node; an
-    engine shared by several nodes (Redis) has an optional ``claim_nonce``
-    that refuses one already accepted by another node (``Replayed``, 409),
-    before anything is appended. An engine that fails to answer is
-    ``history_unavailable`` (503): nothing is published.
+    The gate's per-node memory has already refused a replay to this node; the
+    engine's :meth:`~broker.history.HistoryStore.claim_nonce` refuses one
+    another node accepted (an engine shared by several nodes, Redis:
+    ``Replayed``, 409) before anything is appended; memory and SQLite always
+    grant it. An engine that fails to answer is ``history_unavailable`` (503):
+    nothing is published.
     """
-    claim = getattr(STATE.history, "claim_nonce", None)
-    if claim is None:  # memory, SQLite: the node's own journal is the whole memory
+    store = STATE.history
+    if store is None:  # no history engine: nothing but the node's own journal to ask
         return
     try:
-        claimed = await claim(admitted.key_id, admitted.nonce, ttl)
+        claimed = await store.claim_nonce(admitted.key_id, admitted.nonce, ttl)
     except Exception:  # the engine's own errors vary; any of them means "not claimed"
         _log.failure("claiming a nonce failed; refusing a batch of {count}", count=len(admitted.events))
         raise ApplicationError(HISTORY_UNAVAILABLE, NOT_STORED) from None
