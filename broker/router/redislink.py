@@ -12,6 +12,8 @@ needs to be safe here (measured while designing issue 14):
   delays an append queued behind it;
 - after a reconnect nothing is re-established for us: the engine's reader
   simply reads on from the last cursor it took, which is all it listens on;
+  a reader that reads but no longer sees its node's probes gets a fresh
+  connection (:meth:`TwistedRedisLink.reset_reader`);
 - a connection whose call timed out is thrown away and the next call opens a
   fresh one: after a Redis that hung (SIGSTOP, a partition) txredisapi 1.6
   aborts the connection and then answers every later call on that handler
@@ -34,7 +36,7 @@ from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
-from broker.engines.redis import RedisLink
+from broker.engines.redis_wire import RedisLink
 from broker.history import RedisAddress
 
 _log = Logger(namespace="broker.redis")
@@ -109,6 +111,12 @@ class TwistedRedisLink:
                 self._reader = None
                 _drop(reader)
             raise
+
+    def reset_reader(self) -> None:
+        """Drop the reader's connection (its probe did not come back): the next read opens another."""
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            _drop(reader)
 
     async def sleep(self, seconds: float) -> None:
         """Resume after ``seconds`` on the reactor."""
