@@ -31,10 +31,12 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 import txredisapi
+from twisted.internet import defer
 from twisted.internet import reactor as _reactor
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from broker.engines.redis_wire import RedisLink
 from broker.history import RedisAddress
@@ -79,7 +81,12 @@ class TwistedRedisLink:
 
     def _bounded(self, deferred: Deferred[Any], seconds: float) -> Deferred[Any]:
         # replyTimeout only counts once a command is sent; this also bounds the wait for a connection
-        return deferred.addTimeout(seconds, self._reactor)
+
+        def late(failure: Failure) -> None:  # Twisted's says "(1.1, 'Deferred')"; the log says this
+            failure.trap(defer.TimeoutError)
+            raise TimeoutError(f"Redis did not answer within {seconds:g} s")
+
+        return deferred.addTimeout(seconds, self._reactor).addErrback(late)
 
     async def script(self, source: str, keys: Sequence[str], args: Sequence[str]) -> Any:
         """EVALSHA ``source`` (txredisapi loads it on NOSCRIPT), within the timeout."""
