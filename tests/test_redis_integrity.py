@@ -191,19 +191,24 @@ def restore(link: SocketLink, base: str, copy: str) -> None:
 def test_a_redis_restored_to_an_older_copy_is_one_new_epoch(
     nodes: Callable[..., tuple[RedisStore, BlindLink]],
 ) -> None:
+    """Both nodes saw cursor 3; Redis comes back at 2. The first script to see it moves to a new
+    epoch; the other node, which saw cursor 3 of the old epoch too, adopts that one, not a second."""
     a, a_link = nodes()
     b, _ = nodes()
+    a.subscribe(lambda appended: None)
     old = settle(a.append(batch("t", "t")))
     copy = snapshot(a_link, a._base)  # the copy holds cursors 1, 2
     seen = settle(b.append(batch("t")))  # cursor 3: a subscriber may hold this position
     assert positions(seen) == [("t", 3, 3)]
+    a_link.pump()
+    assert a.cursor() == 3
     restore(a_link, a._base, copy)
     fresh = settle(b.append(batch("t")))  # B was issued cursor 3: Redis's 2 is older than that
     assert fresh.epoch != old.epoch
     assert positions(fresh) == [("t", 1, 1)]  # positions start again, never (epoch, 3) twice
     left = a_link.command("KEYS", f"{a._base}:{old.epoch}:*")  # the old copy's history is gone
     assert [key.split(":")[-2] for key in left] == ["node"]  # but a node's mark (it expires in a day)
-    mine = settle(a.append(batch("t")))  # A, who knew cursor 2 of the old epoch, adopts the new one
+    mine = settle(a.append(batch("t")))  # A, who saw cursor 3 of the old epoch, adopts the new one
     assert (mine.epoch, positions(mine)) == (fresh.epoch, [("t", 2, 2)])
     answer = recover(a, "t", "exact", old.epoch, 3)
     assert (answer["unrecoverable"], answer["reason"], answer["epoch"]) == (
@@ -275,3 +280,23 @@ def test_an_append_that_finds_the_log_trimmed_reports_it_before_returning(
     assert seen == [(1, 2), positions(kept)]
     a_link.pump()  # the reader reads 3 and 4: neither again
     assert seen == [(1, 2), positions(kept)]
+
+
+def test_a_failing_lost_callback_is_logged_and_the_reader_goes_on(
+    nodes: Callable[..., tuple[RedisStore, BlindLink]], caplog: pytest.LogCaptureFixture
+) -> None:
+    a, a_link = nodes()
+    b, _ = nodes()
+    fed: list[Appended] = []
+
+    def lost(low: int, high: int) -> None:
+        raise RuntimeError("the router could not end its sessions")
+
+    a.subscribe(fed.append, lost)
+    settle(b.append(batch("t")))
+    after = settle(b.append(batch("t")))
+    a_link.command("XTRIM", f"{a._base}:{a.epoch}:log", "MINID", "2-0")
+    a_link.pump()
+    assert fed == [after]
+    assert "Redis log: reporting lost cursors 1 to 1 failed" in caplog.text
+    assert a.problem() is None
