@@ -200,6 +200,14 @@ class NotReady(ServerError):
     http_status = 503
 
 
+class DeliveryGap(ServerError):
+    """This node could not deliver some events live (the shared log lost them before it read
+    them): the session is ended so that its client reconnects and recovers them."""
+
+    wamp_uri = "broker.error.delivery_gap"
+    http_status = 503
+
+
 class ConnectionFailed(BrokerError):
     """The router could not be reached, or the connection ended unexpectedly."""
 

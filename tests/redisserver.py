@@ -141,6 +141,7 @@ class SocketLink:
         self._reader: Coroutine[Any, Any, None] | None = None
         self.soon: list[Callable[[], None]] = []
         self.closed = False
+        self.resets = 0
 
     @staticmethod
     def raw(port: int, *args: str) -> Any:
@@ -191,6 +192,13 @@ class SocketLink:
     def call_soon(self, function: Callable[[], None]) -> None:
         """Kept until :meth:`run_soon` (the test's "next turn")."""
         self.soon.append(function)
+
+    def reset_reader(self) -> None:
+        """Close the reader's connection; its next read opens another (counted in :attr:`resets`)."""
+        self.resets += 1
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     def close(self) -> None:
         """Close the socket and the reader."""

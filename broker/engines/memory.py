@@ -12,7 +12,16 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from broker.history import DEFAULT_MAX_TOPICS, Appended, Feed, NewEvent, Retention, Snapshot, StoredEvent
+from broker.history import (
+    DEFAULT_MAX_TOPICS,
+    Appended,
+    Feed,
+    Lost,
+    NewEvent,
+    Retention,
+    Snapshot,
+    StoredEvent,
+)
 
 
 class _Topic:
@@ -55,7 +64,7 @@ class MemoryStore:
         """One snapshot (:meth:`broker.history.HistoryStore.read`): nothing runs in between."""
         return Snapshot(self.epoch, self._cursor, self._after(topics, cursor, limit))
 
-    def subscribe(self, feed: Feed) -> None:
+    def subscribe(self, feed: Feed, lost: Lost | None = None) -> None:
         """Nothing to feed: only this process appends to its memory."""
 
     def _append(

@@ -15,11 +15,18 @@ node has not seen), and the reader never feeds past an entry of an append
 still waiting for its answer: per-topic order is seq order on every node.
 
 Health: :meth:`RedisStore.problem` says what is wrong from outcomes already
-seen (the last script call failed, the reader's last ``XREAD`` failed, or the
-reader has not come back from one for longer than a read can take), so
+seen (the last script call failed, the reader's last ``XREAD`` failed, the
+reader has not come back from one for longer than a read can take, or this
+node's probe of the log has not come back to its reader in time), so
 ``/health`` and ``/metrics`` cost no round trip to Redis. After a failure
 the reader reads with a short block and runs a script, so a Redis that is
 back is known to work again within a fraction of a second, publishes or not.
+
+Integrity: the reader probes the log (an entry never fed) and must read it
+back in time, or ``problem()`` says so and its connection is replaced; each
+script learns the highest cursor seen here, so a Redis restored to an older
+copy is one new epoch; log entries trimmed before this node read them are
+reported to ``lost`` (:meth:`RedisStore.subscribe`) before anything after.
 
 No Twisted here: the engine speaks to Redis through a :class:`RedisLink`
 (the router's is :mod:`broker.router.redislink`), which also runs its
@@ -34,18 +41,26 @@ import logging
 import math
 import secrets
 import time
-from collections.abc import Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final, cast
 
 from broker.engines import redis_scripts as scripts
+from broker.engines.redis_wire import Connect as Connect
+from broker.engines.redis_wire import Entry as _Entry
+from broker.engines.redis_wire import RedisLink as RedisLink
+from broker.engines.redis_wire import describe as _describe
+from broker.engines.redis_wire import entry as _entry
+from broker.engines.redis_wire import fields as _fields
+from broker.engines.redis_wire import probe_id as _probe
+from broker.engines.redis_wire import propose as _propose
+from broker.engines.redis_wire import stored as _stored
 from broker.history import (
     DEFAULT_MAX_TOPICS,
     DEFAULT_REDIS_TIMEOUT,
     Appended,
     Feed,
+    Lost,
     NewEvent,
-    RedisAddress,
     Snapshot,
     StoredEvent,
     parse_redis_url,
@@ -60,79 +75,11 @@ BLOCK_MS: Final = 5000
 READ_COUNT: Final = 512
 #: How long the first ``XREAD`` after a failure blocks (ms): a quiet log answers soon, proving the path.
 RECOVERY_BLOCK_MS: Final = 100
+#: How often the reader probes the log (s), and how long its probe may take to come back (s).
+PROBE_INTERVAL: Final = 3.0
+PROBE_BOUND: Final = 5.0
 
 _log = logging.getLogger("broker.engines.redis")
-
-
-class RedisLink(Protocol):
-    """What the engine needs from a Redis client and the event loop it runs on.
-
-    Every call is bounded by the link's timeout and raises on failure; replies
-    come as RESP values (bulk strings as ``str``, integers as ``int``, nil as None).
-    """
-
-    async def script(self, source: str, keys: Sequence[str], args: Sequence[str]) -> Any:
-        """Run the Lua ``source`` (EVALSHA, loading it when Redis lacks it) on the command connection."""
-        ...
-
-    async def block_read(self, stream: str, after: str, count: int, block_ms: int) -> Any:
-        """``XREAD BLOCK block_ms COUNT count STREAMS stream after`` on a connection of its own."""
-        ...
-
-    async def sleep(self, seconds: float) -> None:
-        """Resume after ``seconds``."""
-        ...
-
-    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
-        """Run ``coroutine`` in the background."""
-        ...
-
-    def call_soon(self, function: Callable[[], None]) -> None:
-        """Call ``function`` once the current callbacks are done."""
-        ...
-
-    def close(self) -> None:
-        """Drop the connections."""
-        ...
-
-
-#: Builds a link: ``(address, timeout) -> link``; the router passes Twisted's.
-Connect = Callable[[RedisAddress, float], RedisLink]
-
-
-def _propose() -> str:
-    """A new epoch, used only if Redis holds none: never one already seen, so a Redis that lost
-    its data never reissues old positions under an old epoch."""
-    return secrets.token_hex(8)
-
-
-def _cursor_of(entry_id: str) -> int:
-    return int(entry_id.split("-", 1)[0])
-
-
-def _describe(error: BaseException) -> str:
-    """An error in a few words: its class and, if it says more, its message."""
-    text = str(error)
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
-
-
-def _fields(flat: Sequence[str]) -> dict[str, str]:
-    return dict(zip(flat[::2], flat[1::2], strict=True))
-
-
-@dataclass(frozen=True)
-class _Entry:
-    """One entry of the shared log."""
-
-    batch: str
-    event: StoredEvent
-
-
-def _entry(raw: Sequence[Any]) -> _Entry:
-    fields = _fields(raw[1])
-    args, kwargs = json.loads(fields["d"])
-    event = StoredEvent(fields["t"], int(fields["s"]), _cursor_of(raw[0]), float(fields["p"]), args, kwargs)
-    return _Entry(fields["b"], event)
 
 
 class RedisStore:
@@ -147,6 +94,8 @@ class RedisStore:
         log_max: int = DEFAULT_LOG_MAX,
         timeout: float = DEFAULT_REDIS_TIMEOUT,
         clock: Callable[[], float] | None = None,
+        probe_interval: float = PROBE_INTERVAL,
+        probe_bound: float = PROBE_BOUND,
     ) -> None:
         if max_topics < 1:
             raise ValueError(f"max_topics must be at least 1, not {max_topics}")
@@ -170,6 +119,8 @@ class RedisStore:
         #: batch ids of this node's appends still waiting for Redis's answer
         self._inflight: set[str] = set()
         self._feed: Feed | None = None
+        self._lost: Lost | None = None  # called with cursors the log lost before the reader got them
+        self._adopted = False  # whether the epoch came from Redis (a change is then worth a warning)
         self._closed = False
         #: what failed last, by path ("commands": scripts, "reader": the log's XREAD); cleared on success
         self._problems: dict[str, str] = {}
@@ -177,6 +128,12 @@ class RedisStore:
         self._read_bound = BLOCK_MS / 1000 + 2 * timeout + 1.0
         #: ``time.monotonic()`` when the reader last started or came back from an XREAD (None: no reader)
         self._read_at: float | None = None
+        self._probe_interval, self._probe_bound = probe_interval, probe_bound
+        self._probes = itertools.count(1)
+        #: the last probe's token, since when one is unread (None: none), when the next is due, and
+        #: the log ID of the last probe the reader took (the next read starts after it)
+        self._probe_token, self._probe_since, self._probe_due = "", cast(float | None, None), 0.0
+        self._probe_id = (0, 0)
 
     # -- the HistoryStore interface ----------------------------------------
 
@@ -209,11 +166,9 @@ class RedisStore:
             self._link.call_soon(self._drain)
             raise
         self._adopt(epoch)
-        self._take(_entry(raw) for raw in gap)
-        self._drain()  # everything before this batch (it stops at the batch, still in flight)
+        self._take(_entry(raw) for raw in gap if _probe(raw) is None)
         first, last = int(positions[0][1]), int(positions[-1][1])
-        if self._fed < first - 1:
-            _log.warning("Redis log lost cursors %d to %d: not delivered here", self._fed + 1, first - 1)
+        self._bridge(first - 1)  # everything before this batch (it stops at the batch, still in flight)
         self._advance(last)
         self._inflight.discard(batch_id)
         self._link.call_soon(self._drain)  # what the reader holds after it, once this batch is out
@@ -227,7 +182,7 @@ class RedisStore:
         """One snapshot (:meth:`broker.history.HistoryStore.read`), at the first script's cursor."""
         while True:
             epoch, top, evicted, names, trims = await self._call(
-                scripts.TOPICS, [self._base, _propose(), str(cursor)]
+                scripts.TOPICS, [self._base, _propose(), str(cursor), self.epoch, str(self._top)]
             )
             self._adopt(epoch)
             snapshot = int(top)
@@ -246,7 +201,7 @@ class RedisStore:
             if not int(ok):
                 return Snapshot(epoch, snapshot, None)
             pairs = zip(matching, found, strict=True)
-            events = [self._stored(name, raw) for name, entries in pairs for raw in entries]
+            events = [_stored(name, raw) for name, entries in pairs for raw in entries]
             events.sort(key=lambda e: e.cursor)
             return Snapshot(epoch, snapshot, events[:limit])
 
@@ -269,17 +224,22 @@ class RedisStore:
         if self._closed:
             return None
         found = [self._problems[path] for path in ("commands", "reader") if path in self._problems]
+        now = time.monotonic()
         if self._read_at is not None and "reader" not in self._problems:
-            quiet = time.monotonic() - self._read_at
+            quiet = now - self._read_at
             if quiet > self._read_bound:
                 stalled = f"the Redis log reader has not come back from a read for {quiet:.0f} s"
                 found.append(f"{stalled} (other nodes' events stall)")
+        if self._probe_since is not None and now - self._probe_since > self._probe_bound:
+            late = f"the Redis log reader has not read this node's probe in {now - self._probe_since:.0f} s"
+            found.append(f"{late} (other nodes' events may not arrive)")
         return "; ".join(found) or None
 
-    def subscribe(self, feed: Feed) -> None:
-        """Feed every batch another node appends to ``feed``; starts the log reader."""
-        self._feed = feed
-        self._read_at = time.monotonic()
+    def subscribe(self, feed: Feed, lost: Lost | None = None) -> None:
+        """Feed other nodes' batches to ``feed``, cursors the log lost to ``lost``; starts the reader."""
+        self._feed, self._lost = feed, lost
+        self._read_at = self._probe_due = time.monotonic()
+        self._probe_due += self._probe_interval
         self._link.spawn(self._run())
 
     def close(self) -> None:
@@ -309,13 +269,15 @@ class RedisStore:
                 if not started:
                     await self._init(joining=True)
                     started = True
+                await self._probe()
                 stream = f"{self._base}:{self.epoch}:log"
                 after = max(self._read, self._fed)
+                skip = self._probe_id[1] if self._probe_id[0] == after else 0
                 # after a failure (here or a script's): a short read, then a script, to learn soon
                 # that both work again (and the epoch), even with no publish on this node
                 recovering = bool(self._problems)
                 block = RECOVERY_BLOCK_MS if recovering else BLOCK_MS
-                reply = await self._link.block_read(stream, f"{after}-0", READ_COUNT, block)
+                reply = await self._link.block_read(stream, f"{after}-{skip}", READ_COUNT, block)
                 self._read_at = time.monotonic()
                 self._problems.pop("reader", None)
                 if reply is None or recovering:
@@ -323,7 +285,7 @@ class RedisStore:
                 if reply is None:
                     continue
                 if stream == f"{self._base}:{self.epoch}:log":
-                    self._from_log([_entry(raw) for raw in reply[0][1]], after)
+                    self._from_log(reply[0][1])
                 pause = 0.1
             except Exception as error:  # Redis away: try again, without flooding it
                 if self._closed:
@@ -334,30 +296,78 @@ class RedisStore:
                 await self._link.sleep(pause)
                 pause = min(pause * 2, 2.0)
 
+    async def _probe(self) -> None:
+        """Append a probe to the log when one is due; one overdue first replaces the reader's connection."""
+        now = time.monotonic()
+        overdue = self._probe_since is not None and now - self._probe_since > self._probe_bound
+        if now < self._probe_due or (self._probe_since is not None and not overdue):
+            return
+        if overdue:
+            _log.warning("Redis log probe not read back in time: reconnecting the reader")
+            self._link.reset_reader()
+        self._probe_token = f"{self._node}:{next(self._probes)}"
+        self._probe_due = now + self._probe_interval
+        args = [self._base, _propose(), self.epoch, str(self._top), self._probe_token, str(self._log_max)]
+        epoch, cursor = await self._call(scripts.PROBE, args)
+        self._adopt(epoch)
+        self._top = max(self._top, int(cursor))
+        if self._probe_since is None:
+            self._probe_since = now
+
     async def _init(self, joining: bool = False) -> None:
         """Learn Redis's epoch and cursor; a joining node delivers only what is appended after it."""
+        known = [self.epoch, str(self._top)]
         epoch, cursor = await self._call(
-            scripts.INIT, [self._base, _propose(), self._node, "1" if joining else "0"]
+            scripts.INIT, [self._base, _propose(), self._node, "1" if joining else "0", *known]
         )
         self._adopt(epoch)
         if joining:
             self._advance(int(cursor))
         self._top = max(self._top, int(cursor))
 
-    def _from_log(self, entries: list[_Entry], after: int) -> None:
-        if entries and entries[0].event.cursor > after + 1 and not self._buffer:
-            first = entries[0].event.cursor
-            _log.warning("Redis log lost cursors %d to %d: not delivered here", after + 1, first - 1)
-            self._advance(first - 1)
+    def _from_log(self, raws: Sequence[Any]) -> None:
+        entries = [_entry(raw) for raw in raws if _probe(raw) is None]
+        for raw in raws:
+            if (probe := _probe(raw)) is not None:
+                self._probe_id = max(self._probe_id, probe)
+                self._probe_since = None if _fields(raw[1])["n"] == self._probe_token else self._probe_since
+        first = next((e.event.cursor for e in entries if e.event.cursor > self._fed), None)
+        if first is not None and first > self._fed + 1 and not self._buffer:
+            self._skip(self._fed + 1, first - 1)
         self._take(entries)
         self._drain()
+
+    def _bridge(self, upto: int) -> None:
+        """Feed what is buffered up to ``upto``; cursors missing from it the log no longer holds."""
+        self._drain()
+        while self._fed < upto:
+            following = min((c for c in self._buffer if c <= upto), default=upto + 1)
+            if following == self._fed + 1:
+                return  # an append of this node still in flight: it goes first
+            self._skip(self._fed + 1, following - 1)
+            self._drain()
+
+    def _skip(self, low: int, high: int) -> None:
+        """Go on past cursors ``low`` to ``high``, trimmed from the log before this node read
+        them: ``lost`` first, so the sessions that may have missed them learn it."""
+        _log.warning("Redis log lost cursors %d to %d: not delivered here", low, high)
+        if self._lost is not None:
+            try:
+                self._lost(low, high)
+            except Exception:
+                _log.exception("Redis log: reporting lost cursors %d to %d failed", low, high)
+        self._advance(high)
 
     def _adopt(self, epoch: str) -> None:
         """Take Redis's epoch: a different one is a new history, read from its start."""
         if epoch != self.epoch:
+            if self._adopted:
+                _log.warning("Redis history is a new epoch %s (was %s)", epoch, self.epoch)
             self.epoch = epoch
             self._fed = self._read = self._top = 0
+            self._probe_id = (0, 0)
             self._buffer.clear()
+        self._adopted = True
 
     def _advance(self, cursor: int) -> None:
         self._fed = max(self._fed, cursor)
@@ -389,11 +399,6 @@ class RedisStore:
     def _hand(self, run: list[_Entry]) -> None:
         if run and self._feed is not None:
             self._feed(Appended(self.epoch, tuple(entry.event for entry in run)))
-
-    def _stored(self, topic: str, raw: Sequence[Any]) -> StoredEvent:
-        fields = _fields(raw[1])
-        args, kwargs = json.loads(fields["d"])
-        return StoredEvent(topic, int(fields["s"]), _cursor_of(raw[0]), float(fields["p"]), args, kwargs)
 
 
 def build(spec: Mapping[str, Any], connect: Connect | None) -> RedisStore:

@@ -16,6 +16,14 @@ Keys (``B`` = ``{prefix}``, ``E`` = ``B:<epoch>``):
 - ``E:log`` stream (``MAXLEN ~``): every event of every node, same ID and fields plus
   ``t`` topic and ``b`` the batch id (``<node>:<n>``) the other nodes read;
 - ``E:node:<node>``: the cursor a node last saw on its command connection (a day's expiry).
+
+A probe (:data:`PROBE`) is a log entry ``<cursor>-<n>`` (``n`` > 0) with one field ``n``, the
+probing node's token: it takes no cursor or seq, and every reader skips it but its own node's.
+
+A Redis restored to an older copy (an old RDB or AOF) holds the epoch a node knows with a
+cursor below one that node has seen: it would issue those positions again for other events.
+Every script that is told what its node knows (``rewind``) then drops that history's keys and
+starts one new epoch, atomically: a second node finds the new epoch and adopts it.
 """
 
 from __future__ import annotations
@@ -31,13 +39,24 @@ if not epoch then
   redis.call('HSET', meta, 'e', epoch, 'c', 0, 'ev', 0)
 end
 local e = ARGV[1] .. ':' .. epoch
+local function rewind(known, seen)
+  if known ~= epoch or tonumber(seen) <= tonumber(redis.call('HGET', meta, 'c')) then return end
+  for _, topic in ipairs(redis.call('ZRANGE', e .. ':recent', 0, -1)) do
+    redis.call('DEL', e .. ':t:' .. topic)
+  end
+  redis.call('DEL', e .. ':seq', e .. ':trim', e .. ':recent', e .. ':log')
+  epoch = ARGV[2]
+  redis.call('HSET', meta, 'e', epoch, 'c', 0, 'ev', 0)
+  e = ARGV[1] .. ':' .. epoch
+end
 """
 
-#: ARGV: base, proposed epoch, node, joining ('1': the node's mark starts at the cursor).
-#: Returns {epoch, cursor}.
+#: ARGV: base, proposed epoch, node, joining ('1': the node's mark starts at the cursor),
+#: known epoch, highest cursor seen. Returns {epoch, cursor}.
 INIT: Final = (
     _EPOCH
     + """
+rewind(ARGV[5], ARGV[6])
 local cursor = redis.call('HGET', meta, 'c')
 if ARGV[4] == '1' then redis.call('SET', e .. ':node:' .. ARGV[3], cursor, 'EX', 86400) end
 return {epoch, cursor}
@@ -51,6 +70,7 @@ return {epoch, cursor}
 APPEND: Final = (
     _EPOCH
     + """
+rewind(ARGV[3], ARGV[4])
 local now = ARGV[7]
 if now == '' then
   local t = redis.call('TIME')
@@ -125,11 +145,13 @@ return {epoch, now, out, gap}
 """
 )
 
-#: ARGV: base, proposed epoch, cursor. Returns {epoch, last cursor, evicted cursor, topics, trims}:
-#: every topic with an event after ``cursor`` and its trimmed cursor (the first half of a read).
+#: ARGV: base, proposed epoch, cursor, known epoch, highest cursor seen. Returns {epoch, last
+#: cursor, evicted cursor, topics, trims}: every topic with an event after ``cursor`` and its
+#: trimmed cursor (the first half of a read).
 TOPICS: Final = (
     _EPOCH
     + """
+rewind(ARGV[4], ARGV[5])
 local topics = redis.call('ZRANGE', e .. ':recent', '(' .. ARGV[3], '+inf', 'BYSCORE')
 local trims = {}
 for i, topic in ipairs(topics) do trims[i] = redis.call('HGET', e .. ':trim', topic) or '0' end
@@ -153,6 +175,18 @@ for i = 6, #ARGV do
                                  'COUNT', ARGV[5])
 end
 return {epoch, 1, found}
+"""
+)
+
+#: ARGV: base, proposed epoch, known epoch, highest cursor seen, token, log_max.
+#: Returns {epoch, cursor}: appends a probe (``<cursor>-*``) to the log for the node's reader.
+PROBE: Final = (
+    _EPOCH
+    + """
+rewind(ARGV[3], ARGV[4])
+local cursor = redis.call('HGET', meta, 'c')
+redis.call('XADD', e .. ':log', 'MAXLEN', '~', ARGV[6], cursor .. '-*', 'n', ARGV[5])
+return {epoch, cursor}
 """
 )
 

@@ -18,7 +18,16 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from broker.history import DEFAULT_MAX_TOPICS, Appended, Feed, NewEvent, Retention, Snapshot, StoredEvent
+from broker.history import (
+    DEFAULT_MAX_TOPICS,
+    Appended,
+    Feed,
+    Lost,
+    NewEvent,
+    Retention,
+    Snapshot,
+    StoredEvent,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -99,7 +108,7 @@ class SQLiteStore:
         """One snapshot (:meth:`broker.history.HistoryStore.read`): nothing runs in between."""
         return Snapshot(self.epoch, self._cursor, self._after(topics, cursor, limit))
 
-    def subscribe(self, feed: Feed) -> None:
+    def subscribe(self, feed: Feed, lost: Lost | None = None) -> None:
         """Nothing to feed: only this process appends to its file."""
 
     def _append(

@@ -88,6 +88,10 @@ class Snapshot:
 #: Where an engine hands events another process appended (positions set): the router's feed-in.
 Feed = Callable[[Appended], None]
 
+#: Where an engine says that cursors ``low`` to ``high`` will never be fed here (a shared log
+#: trimmed past this node): the router ends the sessions that may have missed them.
+Lost = Callable[[int, int], None]
+
 
 class HistoryStore(Protocol):
     """A history engine: issues positions and keeps bounded history per topic.
@@ -159,11 +163,12 @@ class HistoryStore(Protocol):
         """
         ...
 
-    def subscribe(self, feed: Feed) -> None:
-        """Hand every batch another process appends to ``feed``, positions set, in cursor order.
+    def subscribe(self, feed: Feed, lost: Lost | None = None) -> None:
+        """Hand every batch another process appends to ``feed``, positions set, in cursor order;
+        call ``lost`` before feeding past cursors that can no longer be fed (never a silent gap).
 
         Memory and SQLite belong to one router process: nothing else appends to
-        them, so they never call ``feed``.
+        them, so they never call ``feed`` or ``lost``.
         """
         ...
 

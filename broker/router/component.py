@@ -47,7 +47,7 @@ from broker.engines.publish_memory import open_publish_memory
 from broker.errors import BrokerError, ConfigError, InvalidToken, NotAuthorized
 from broker.history import HistoryStore
 from broker.history.recovery import recover, recovery_outcome
-from broker.router import crossbar, expiry, metrics, positions, readiness, redislink, reloader
+from broker.router import crossbar, expiry, gaps, metrics, positions, readiness, redislink, reloader
 from broker.router.delivery import LocalDelivery
 from broker.router.state import STATE
 
@@ -207,7 +207,8 @@ class BrokerComponent(ApplicationSession):
         STATE.history, STATE.history_policies = store, history.policies
         STATE.message_limit = self._message_limit()
         STATE.delivery = delivery = LocalDelivery(self)
-        store.subscribe(delivery.feed)  # events other processes append (never, for memory/SQLite)
+        # events other processes append, and those it lost (never, for memory/SQLite)
+        store.subscribe(delivery.feed, lambda low, high: gaps.end_subscribers(router, low, high))
         positions.install()
 
         async def _recover(

@@ -24,7 +24,7 @@ from crossbar.router.longpoll import WampLongPollResourceSession
 from twisted.logger import Logger
 
 from broker.core.sessions import UserSessions
-from broker.errors import TokenExpired
+from broker.errors import BrokerError, TokenExpired
 from broker.router.crossbar.context import Clock
 from broker.router.crossbar.longpoll import end_keeping_transport
 from broker.router.state import STATE
@@ -81,8 +81,9 @@ class TokenExpiry:
         return len(self._timers)
 
 
-def end_session(router: Any, session_id: int, error: TokenExpired) -> bool:
-    """End the router's session ``session_id``: GOODBYE with ``error``, then its transport.
+def end_session(router: Any, session_id: int, error: BrokerError) -> bool:
+    """End the router's session ``session_id``: GOODBYE with ``error``, then its transport
+    (a token that expired, or events the node could not deliver: :mod:`broker.router.gaps`).
 
     Returns whether there was such a session to end.
     """

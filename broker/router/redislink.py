@@ -12,6 +12,8 @@ needs to be safe here (measured while designing issue 14):
   delays an append queued behind it;
 - after a reconnect nothing is re-established for us: the engine's reader
   simply reads on from the last cursor it took, which is all it listens on;
+  a reader that reads but no longer sees its node's probes gets a fresh
+  connection (:meth:`TwistedRedisLink.reset_reader`);
 - a connection whose call timed out is thrown away and the next call opens a
   fresh one: after a Redis that hung (SIGSTOP, a partition) txredisapi 1.6
   aborts the connection and then answers every later call on that handler
@@ -29,12 +31,14 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 import txredisapi
+from twisted.internet import defer
 from twisted.internet import reactor as _reactor
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
-from broker.engines.redis import RedisLink
+from broker.engines.redis_wire import RedisLink
 from broker.history import RedisAddress
 
 _log = Logger(namespace="broker.redis")
@@ -77,7 +81,12 @@ class TwistedRedisLink:
 
     def _bounded(self, deferred: Deferred[Any], seconds: float) -> Deferred[Any]:
         # replyTimeout only counts once a command is sent; this also bounds the wait for a connection
-        return deferred.addTimeout(seconds, self._reactor)
+
+        def late(failure: Failure) -> None:  # Twisted's says "(1.1, 'Deferred')"; the log says this
+            failure.trap(defer.TimeoutError)
+            raise TimeoutError(f"Redis did not answer within {seconds:g} s")
+
+        return deferred.addTimeout(seconds, self._reactor).addErrback(late)
 
     async def script(self, source: str, keys: Sequence[str], args: Sequence[str]) -> Any:
         """EVALSHA ``source`` (txredisapi loads it on NOSCRIPT), within the timeout."""
@@ -109,6 +118,12 @@ class TwistedRedisLink:
                 self._reader = None
                 _drop(reader)
             raise
+
+    def reset_reader(self) -> None:
+        """Drop the reader's connection (its probe did not come back): the next read opens another."""
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            _drop(reader)
 
     async def sleep(self, seconds: float) -> None:
         """Resume after ``seconds`` on the reactor."""

@@ -35,7 +35,8 @@ Besides: :mod:`.logstyle` (plain, lazy log arguments), :mod:`.counting`
 attached), :mod:`.publish` (every PUBLISH through Broker's position hook,
 authorized once; the hook itself, :mod:`broker.router.positions`, is routed
 by the component once its history engine is open, on join: until then
-crossbar handles PUBLISH as it always did).
+crossbar handles PUBLISH as it always did), :mod:`.subscribers` (which client
+sessions hold a subscription, read-only: :mod:`broker.router.gaps`).
 
 This module imports its patches only inside :func:`install_order`: ``broker run``
 reads :mod:`.versions` in a process that never loads crossbar's router.
