@@ -21,10 +21,10 @@ return. On a cluster node (a shared engine, ``HistoryStore.shared``) a topic
 without history is appended too (:func:`retention_of`: ``NO_HISTORY``, no
 position), so the other nodes deliver it from the shared log; this node
 dispatches it once the append has answered, and refuses it like a topic with
-history when the engine fails or the node stops. An event that would not fit the node's message limit once its
-position is added, as a live EVENT or as a recovery answer of its own
-(:func:`broker.history.recovery.check_deliverable`), is refused before it is
-stored, with ``broker.error.too_large`` (counted ``EventTooLarge``):
+history when the engine fails or the node stops. An event that would not fit
+the node's message limit once its position is added, as a live EVENT or as
+a recovery answer of its own (:func:`broker.history.recovery.check_deliverable`),
+is refused before it is stored, with ``broker.error.too_large`` (counted ``EventTooLarge``):
 accepted, it would be dropped for every subscriber and unrecoverable.
 Every authorized publish, with history or without, is counted in
 ``broker_publishes_total``, its deliveries and their latency (from this hook
