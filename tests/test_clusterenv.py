@@ -17,13 +17,22 @@ from typing import Any
 
 import pytest
 
+from broker.cli import check
 from broker.cli import main as cli
 from broker.config import clusterenv, nodeconfig
 from broker.errors import ConfigError
 from tests.node import Node
 from tests.rawwamp import SUBSCRIBED
 from tests.redisserver import RedisServer
-from tests.test_cli import PROJECT_CONFIG, Execed, config_copy, fake_execv, no_secrets_env, unchanged
+from tests.test_cli import (
+    PROJECT_CONFIG,
+    Execed,
+    check_json,
+    config_copy,
+    fake_execv,
+    no_secrets_env,
+    unchanged,
+)
 from tests.test_publish_api import request
 from tests.test_recovery import POSITION, anonymous
 from tests.test_reload_node import EXTRA, broker, edit, join
@@ -138,6 +147,86 @@ def test_run_with_a_url_renders_a_redis_store_and_says_so(
     assert store_of(json.loads((cbdir / "broker-source.json").read_text())) == expected
     assert store_of(json.loads(config.read_text())) == {"type": "memory"}  # the file is unedited
     assert len(fake_execv) == 1
+
+
+@pytest.fixture
+def crossbar_checks(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Record the configs ``crossbar check`` is given instead of running it."""
+    runs: list[Any] = []
+
+    def record(executable: Path, config: Any, directory: Path) -> None:
+        runs.append(config)
+
+    monkeypatch.setattr(check, "crossbar_check", record)
+    return runs
+
+
+@pytest.mark.usefixtures("no_secrets_env")
+def test_check_with_a_bad_url_fails_in_the_line_run_would(
+    capsys: pytest.CaptureFixture[str],
+    config_copy: Callable[..., Path],
+    crossbar_checks: list[Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BROKER_REDIS_URL", "localhost:6379")
+    config = config_copy(unchanged)
+    assert cli.main(["check", "--config", str(config)]) == 1
+    captured = capsys.readouterr()
+    assert captured.err == (
+        "broker: config error: BROKER_REDIS_URL: must be a redis://host:port/db URL, not 'localhost:6379'"
+        " (expected redis://[user:password@]host[:port][/db])\n"
+    )
+    assert captured.out == ""
+    assert crossbar_checks == []
+
+
+@pytest.mark.usefixtures("no_secrets_env")
+def test_check_with_a_url_checks_the_redis_store_run_would_run(
+    capsys: pytest.CaptureFixture[str],
+    config_copy: Callable[..., Path],
+    crossbar_checks: list[Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BROKER_REDIS_URL", "redis://:pw@127.0.0.1:6390/2")
+    config = config_copy(unchanged)
+    assert cli.main(["check", "--config", str(config)]) == 0
+    assert capsys.readouterr().out == f"ok: {config} (history in Redis redis://:***@127.0.0.1:6390/2)\n"
+    [checked] = crossbar_checks  # crossbar checks the config broker run would write, too
+    assert store_of(checked) == {"type": "redis", "url": "redis://:pw@127.0.0.1:6390/2"}
+    assert store_of(json.loads(config.read_text())) == {"type": "memory"}  # the file is unedited
+
+
+@pytest.mark.usefixtures("no_secrets_env")
+def test_check_reports_the_files_redis_options_as_run_would_use_them(
+    capsys: pytest.CaptureFixture[str],
+    config_copy: Callable[..., Path],
+    crossbar_checks: list[Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The file's own URL is replaced (a bad one does not matter then), its options are kept
+    (a bad one is reported at its path in the file, as broker run would refuse it)."""
+    store = {"type": "redis", "url": "redis://h:port/0", "prefix": "no spaces", "timeout": 1}
+    config = config_copy(lambda c: store_of(c).update(store))
+    path = "$.workers[0].components[0].extra.history.store"
+    monkeypatch.delenv("BROKER_REDIS_URL", raising=False)
+    status, report = check_json(capsys, config)
+    assert (status, [e["path"] for e in report["errors"]]) == (1, [f"{path}.url"])  # its first error
+    assert "store" not in report
+    monkeypatch.setenv("BROKER_REDIS_URL", URL)
+    status, report = check_json(capsys, config)
+    assert status == 1
+    [error] = report["errors"]
+    line = next(
+        n for n, text in enumerate(config.read_text().splitlines(), 1) if '"prefix": "no spaces"' in text
+    )
+    assert (error["path"], error["line"]) == (f"{path}.prefix", line)
+    assert error["message"].startswith("must be 1 to 64 letters")
+    assert report["store"] == {"type": "redis", "url": URL}
+    config = config_copy(lambda c: store_of(c).update({**store, "prefix": "app"}))
+    assert check_json(capsys, config) == (
+        0,
+        {"ok": True, "errors": [], "store": {"type": "redis", "url": URL}},
+    )
 
 
 @pytest.mark.node

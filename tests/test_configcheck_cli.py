@@ -118,3 +118,29 @@ def test_warnings_are_printed_but_the_check_passes(
     report = json.loads(capsys.readouterr().out)
     assert report["ok"] is True
     assert [e["severity"] for e in report["errors"]] == ["warning", "warning"]
+
+
+def test_a_bad_broker_redis_url_is_one_error_in_the_json_report_too(
+    capsys: pytest.CaptureFixture[str], no_crossbar_check: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``broker run`` would refuse to start: the check fails on the variable, no line in the file."""
+    monkeypatch.setenv("BROKER_REDIS_URL", "redis://127.0.0.1:6379/99")
+    assert cli.main(["check", "--config", str(MINIMAL), "--json"]) == 1
+    out, err = capsys.readouterr()
+    why = "has database '99': expected a number from 0 to 15 (expected redis://[user:password@]host[:port][/db])"
+    assert json.loads(out) == {
+        "ok": False,
+        "errors": [
+            {"path": "BROKER_REDIS_URL", "line": None, "column": None, "message": why, "severity": "error"}
+        ],
+    }
+    assert err == f"broker: config error: BROKER_REDIS_URL: {why}\n"
+    assert no_crossbar_check == []
+
+
+def test_an_empty_broker_redis_url_is_a_single_node(
+    capsys: pytest.CaptureFixture[str], no_crossbar_check: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BROKER_REDIS_URL", "")
+    assert cli.main(["check", "--config", str(MINIMAL), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"ok": True, "errors": []}

@@ -168,3 +168,11 @@ def test_the_answer_is_the_snapshots_own() -> None:
     assert recovery_answer(snapshot, "e1", 10)["unrecoverable"] is True
     assert recovery_answer(Snapshot("e1", 9, None), "e1", 3)["unrecoverable"] is True
     assert recovery_answer(snapshot, "e0", 3)["reason"] == "epoch changed: the history was reset"
+
+
+def test_only_an_engine_other_nodes_share_says_it_is_shared(
+    store: HistoryStore, request: pytest.FixtureRequest
+) -> None:
+    """``shared`` makes the router append topics without history too (``NO_HISTORY``, see
+    tests/test_redis_engine.py): an engine of one node must say False, so it pays nothing for them."""
+    assert store.shared is (request.node.callspec.params["store"] == "redis")

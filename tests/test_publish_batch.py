@@ -7,7 +7,9 @@ handed to local delivery, in which order, with which kwargs.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,11 +18,12 @@ from autobahn.wamp.exception import ApplicationError
 from broker.core.publishing import Event
 from broker.engines.memory import MemoryStore
 from broker.errors import PayloadTooLarge
-from broker.history import Appended, NewEvent, Retention
+from broker.history import Appended, HistoryStore, NewEvent, Retention
 from broker.history.policy import HistoryPolicy
 from broker.router.delivery import Outgoing
 from broker.router.publish_api import publish_all
 from broker.router.state import STATE
+from tests import engines
 from tests.engines import settle
 
 KEEP = Retention(max_events=100, max_age=3600.0)
@@ -128,4 +131,61 @@ def test_a_stopping_node_refuses_before_storing(store: CountingStore) -> None:
 def test_an_undeliverable_event_refuses_the_batch_before_storing(store: CountingStore) -> None:
     with pytest.raises(PayloadTooLarge):
         run([Event("public.a", 1), Event("public.b", "x" * 70000)])
+    assert store.calls == []
+
+
+@pytest.fixture
+def shared(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HistoryStore]:
+    """The real Redis engine (a shared one) in STATE, as on a cluster node."""
+    saved = (STATE.history, STATE.history_policies, STATE.shared_history, STATE.message_limit, STATE.stopping)
+    made = engines.make("redis", tmp_path, time.time, request=request)
+    STATE.history, STATE.history_policies, STATE.shared_history = made, POLICIES, True
+    STATE.message_limit, STATE.stopping = 65536, False
+    yield made
+    made.close()
+    STATE.history, STATE.history_policies, STATE.shared_history, STATE.message_limit, STATE.stopping = saved
+
+
+def test_on_a_cluster_node_topics_without_history_are_in_the_append_unpositioned(
+    shared: HistoryStore,
+) -> None:
+    """One append holds the whole batch in order (so the other nodes deliver it in that order);
+    the topic without history gets no position, in the answer or in what is delivered here."""
+    events = [Event("public.a", 1), Event("live.b", 2), Event("public.a", 3)]
+    (status, body), recorder = run(events)
+    assert status == 200
+    positions = [p["position"] for p in body["published"]]
+    assert positions == [
+        {"epoch": shared.epoch, "seq": 1, "cursor": 1},
+        None,
+        {"epoch": shared.epoch, "seq": 2, "cursor": 3},
+    ]
+    assert recorder.delivered == [
+        Outgoing("public.a", [1], {"broker_position": positions[0]}),
+        Outgoing("live.b", [2], {}),
+        Outgoing("public.a", [3], {"broker_position": positions[2]}),
+    ]
+    # the shared log has all three, in batch order; recovery has only the topic with history
+    assert shared.cursor() == 3
+    assert [(e.topic, e.seq) for e in engines.after(shared, lambda t: True, 0, 10) or []] == [
+        ("public.a", 1),
+        ("public.a", 2),
+    ]
+
+
+def test_a_stopping_cluster_node_refuses_a_topic_without_history(shared: HistoryStore) -> None:
+    """The other nodes could no longer get it: refused, not delivered here alone."""
+    STATE.stopping, STATE.history = True, None
+    recorder = Recorder()
+    with pytest.raises(ApplicationError) as caught:
+        settle(publish_all(recorder, (Event("live.b", 1),)))  # type: ignore[arg-type]
+    assert caught.value.error == "broker.error.not_ready"
+    assert recorder.delivered == []
+
+
+def test_a_stopping_single_node_still_delivers_a_topic_without_history(store: CountingStore) -> None:
+    STATE.stopping = True
+    (status, body), recorder = run([Event("live.b", 1)])
+    assert (status, body["published"][0]["position"]) == (200, None)
+    assert recorder.delivered == [Outgoing("live.b", [1], {})]
     assert store.calls == []

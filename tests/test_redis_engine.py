@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from broker.engines.redis import RedisStore
-from broker.history import Appended, NewEvent, Retention
+from broker.history import NO_HISTORY, Appended, NewEvent, Retention
 from tests.engines import after, settle
 from tests.redisserver import RedisServer, SocketLink, store_link
 
@@ -139,6 +139,65 @@ def test_a_joining_node_feeds_only_what_is_appended_after_it_joins(
     a_link.pump()
     assert fed == [later]
     assert a.cursor() == 3
+
+
+def test_a_topic_without_history_goes_through_the_log_only(nodes: Node) -> None:
+    """``NO_HISTORY``: a cursor in the shared log, fed to the other node in batch order without a
+    seq (no position); no topic stream, seq, trim or recency entry; recovery never returns it, and
+    the topics with history keep their gapless seq."""
+    a, a_link = nodes()
+    b, _ = nodes()
+    fed: list[Appended] = []
+    a.subscribe(fed.append)
+    mixed = [
+        NewEvent("t", ["t", 1], {}, KEEP),
+        NewEvent("live", ["live", 1], {"n": 1}, NO_HISTORY),
+        NewEvent("t", ["t", 2], {}, KEEP),
+    ]
+    stored = settle(b.append(mixed))
+    assert [(e.topic, e.seq, e.cursor, e.args, e.kwargs) for e in stored.events] == [
+        ("t", 1, 1, ["t", 1], {}),
+        ("live", 0, 2, ["live", 1], {"n": 1}),
+        ("t", 2, 3, ["t", 2], {}),
+    ]
+    assert stored.positions() == [
+        {"epoch": stored.epoch, "seq": 1, "cursor": 1},
+        None,
+        {"epoch": stored.epoch, "seq": 2, "cursor": 3},
+    ]
+    only = settle(b.append([NewEvent("live", ["live", 2], {}, NO_HISTORY)]))
+    assert [(e.seq, e.cursor) for e in only.events] == [(0, 4)]
+    a_link.pump()
+    assert fed == [stored, only]  # the other node gets both batches, in log order
+    mine = settle(a.append(batch("t")))
+    assert [(e.seq, e.cursor) for e in mine.events] == [(3, 5)]  # t's seq stays gapless
+    # kept nowhere but the log
+    e = f"{b._base}:{b.epoch}"
+    assert a_link.command("EXISTS", f"{e}:t:live") == 0
+    assert a_link.command("HGET", f"{e}:seq", "live") is None
+    assert a_link.command("ZSCORE", f"{e}:recent", "live") is None
+    assert a_link.command("HGET", f"{e}:trim", "live") is None
+    assert a_link.command("XLEN", f"{e}:log") == 5
+    # recovery after any cursor ignores it: only t's events, none missing
+    assert [(ev.topic, ev.seq) for ev in after(b, lambda t: True, 0, 10) or []] == [
+        ("t", 1),
+        ("t", 2),
+        ("t", 3),
+    ]
+    assert after(a, lambda t: t == "live", 0, 10) == []
+    assert after(a, lambda t: True, 1, 10) == [stored.events[2], mine.events[0]]
+
+
+def test_a_topic_without_history_takes_no_place_among_max_topics(nodes: Node) -> None:
+    """An event kept nowhere evicts nothing: only topics with history count towards max_topics."""
+    a, _ = nodes()
+    small = RedisStore(store_link(), prefix=a._base.strip("{}"), max_topics=1)
+    try:
+        settle(small.append(batch("t")))
+        settle(small.append([NewEvent(f"live.{n}", [n], {}, NO_HISTORY) for n in range(3)]))
+        assert [(e.topic, e.seq) for e in after(small, lambda t: True, 0, 10) or []] == [("t", 1)]
+    finally:
+        small.close()
 
 
 def test_a_redis_that_lost_its_data_is_a_new_epoch(nodes: Node) -> None:

@@ -1,4 +1,9 @@
-"""``broker check``: the config checks, then ``crossbar check``, without starting a node."""
+"""``broker check``: the config checks, then ``crossbar check``, without starting a node.
+
+With ``BROKER_REDIS_URL`` set it checks the config as ``broker run`` would run
+it then (its history store in Redis, :mod:`broker.config.clusterenv`), and a
+bad URL is the one line ``broker run`` would fail with.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,13 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from broker.cli.common import fail
 from broker.config import check as configcheck
-from broker.config import devsecrets, nodeconfig
+from broker.config import clusterenv, devsecrets, nodeconfig
 from broker.config.check import report
 from broker.config.check.crossbar import crossbar_check
 from broker.config.settings import component_settings
@@ -39,17 +44,32 @@ def broker_component(config: Mapping[str, Any], env: Mapping[str, str] | None = 
     return component
 
 
-def _check(config_path: Path) -> configcheck.Result:
+def _as_run(redis_url: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """The config as ``broker run`` runs it with ``BROKER_REDIS_URL`` set: its store in Redis."""
+
+    def render(config: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return clusterenv.join_cluster(config, redis_url)
+        except (ConfigError, TypeError):  # no Broker component, or not shaped so: the checks say where
+            return config
+
+    return render
+
+
+def _check(config_path: Path, redis_url: str | None = None) -> configcheck.Result:
     """Broker's checks of the config at ``config_path``, then, if they pass, ``crossbar check``.
 
     A ``${VAR}`` counts as set when the environment has it, or when the dev
     secrets file ``broker run`` reads or creates next to the config will.
+    ``redis_url`` (a checked ``BROKER_REDIS_URL``) checks the config as
+    ``broker run`` runs it then: with its history store in Redis.
     """
     try:
         dev = devsecrets.provides(devsecrets.path_for(config_path.parent))
     except ConfigError as exc:
         return configcheck.Result([exc])
-    result = configcheck.check_file(config_path, lambda var: var in os.environ or var in dev)
+    render = None if redis_url is None else _as_run(redis_url)
+    result = configcheck.check_file(config_path, lambda var: var in os.environ or var in dev, render=render)
     if result.errors or result.config is None:
         return result
     try:
@@ -74,13 +94,29 @@ def cmd_check(args: argparse.Namespace) -> int:
     config_path: Path = args.config
     if not config_path.is_file():
         return fail(f"--config {config_path}: no such file", status=2)
-    result = _check(config_path)
+    try:
+        redis_url = clusterenv.redis_url(os.environ)  # as broker run reads it
+    except ConfigError as exc:  # the same one line as broker run's (the JSON form: no line in the file)
+        if args.json:
+            found = {
+                "path": exc.path,
+                "line": None,
+                "column": None,
+                "message": exc.message,
+                "severity": "error",
+            }
+            print(json.dumps({"ok": False, "errors": [found]}, indent=2))
+        return fail(f"config error: {exc}")
+    result = _check(config_path, redis_url)
     findings = result.findings()
+    store = None if redis_url is None else {"type": "redis", "url": clusterenv.shown(redis_url)}
     if args.json:
-        print(json.dumps({"ok": not result.errors, "errors": report.as_json(findings)}, indent=2))
+        answer = {"ok": not result.errors, "errors": report.as_json(findings)}
+        print(json.dumps(answer if store is None else {**answer, "store": store}, indent=2))
     else:
         for line in report.text(findings, str(config_path)):
             print(line, file=sys.stderr)
         if not result.errors:
-            print(f"ok: {config_path}")
+            cluster = "" if redis_url is None else f" (history in Redis {clusterenv.shown(redis_url)})"
+            print(f"ok: {config_path}{cluster}")
     return 1 if result.errors else 0

@@ -43,6 +43,9 @@ class MemoryStore:
     least recently published one with all its history (see docs/positions.md).
     """
 
+    #: One node's history: topics without history never reach it (see ``HistoryStore.shared``).
+    shared = False
+
     def __init__(self, clock: Callable[[], float] = time.time, max_topics: int = DEFAULT_MAX_TOPICS) -> None:
         if max_topics < 1:
             raise ValueError(f"max_topics must be at least 1, not {max_topics}")

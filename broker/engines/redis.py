@@ -8,6 +8,9 @@ age (Redis ``TIME``, so every node uses one clock). A read is two scripts
 bound by one snapshot cursor. Every node reads the log (``XREAD BLOCK``) and
 feeds the batches other nodes appended to :meth:`RedisStore.subscribe`'s
 feed; its own it does not (the router delivers them after the append).
+Events of topics without history come through the log too (retention
+:data:`broker.history.NO_HISTORY`: a cursor, no seq, no topic stream), so
+every node delivers them, in the same order, without a position.
 
 Order: the log holds every cursor, in order. Before an append returns, every
 foreign entry below its first cursor is fed (the script returns those this
@@ -84,6 +87,9 @@ _log = logging.getLogger("broker.engines.redis")
 
 class RedisStore:
     """A :class:`broker.history.HistoryStore` in Redis, shared by every node on it."""
+
+    #: Other nodes read what this one appends: topics without history come too (``NO_HISTORY``).
+    shared = True
 
     def __init__(
         self,

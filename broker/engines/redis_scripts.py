@@ -14,7 +14,8 @@ Keys (``B`` = ``{prefix}``, ``E`` = ``B:<epoch>``):
 - ``E:recent`` zset: topic scored by its last cursor (eviction; the topics a read looks at);
 - ``E:t:<topic>`` stream: ID ``<cursor>-0``, fields ``s`` seq, ``p`` time, ``d`` ``[args, kwargs]``;
 - ``E:log`` stream (``MAXLEN ~``): every event of every node, same ID and fields plus
-  ``t`` topic and ``b`` the batch id (``<node>:<n>``) the other nodes read;
+  ``t`` topic and ``b`` the batch id (``<node>:<n>``) the other nodes read; an event of a
+  topic without history is here only, with ``s`` 0;
 - ``E:node:<node>``: the cursor a node last saw on its command connection (a day's expiry).
 
 A probe (:data:`PROBE`) is a log entry ``<cursor>-<n>`` (``n`` > 0) with one field ``n``, the
@@ -65,6 +66,8 @@ return {epoch, cursor}
 
 #: ARGV: base, proposed epoch, known epoch, known cursor, node, batch id, now ('' = Redis TIME),
 #: max_topics, log_max, n, then per event: topic, max_events, max_age, payload.
+#: An event with max_events 0 (a topic without history) goes to the log only: no seq (0), no
+#: topic stream, not in ``E:recent``, nothing trimmed or evicted; it takes a cursor like any other.
 #: Returns {epoch, now, {{seq, cursor}...}, gap}: ``gap`` holds the log entries after what this
 #: node last saw and before this batch, so it can feed them first (per-topic order).
 APPEND: Final = (
@@ -96,7 +99,9 @@ for i = 0, tonumber(ARGV[10]) - 1 do
   local horizon = nowf - tonumber(ARGV[13 + 4 * i])
   local payload = ARGV[14 + 4 * i]
   local stream = e .. ':t:' .. topic
-  local seq = redis.call('HINCRBY', seqs, topic, 1)
+  local kept = max_events > 0  -- else a topic without history: in the log only, seq 0
+  local seq = 0
+  if kept then seq = redis.call('HINCRBY', seqs, topic, 1) end
   if seq == 1 then
     local count = redis.call('ZCARD', recent)
     if count >= max_topics then
@@ -114,26 +119,28 @@ for i = 0, tonumber(ARGV[10]) - 1 do
   end
   cursor = cursor + 1
   local id = cursor .. '-0'
-  redis.call('XADD', stream, id, 's', seq, 'p', now, 'd', payload)
-  redis.call('ZADD', recent, cursor, topic)
-  local trimmed = 0
-  local excess = redis.call('XLEN', stream) - max_events
-  if excess > 0 then
-    local old = redis.call('XRANGE', stream, '-', '+', 'COUNT', excess)
-    trimmed = tonumber(string.match(old[#old][1], '^(%d+)'))
-  end
-  local aged = true
-  while aged do
-    local oldest = redis.call('XRANGE', stream, (trimmed + 1) .. '-0', '+', 'COUNT', 64)
-    aged = #oldest > 0
-    for _, entry in ipairs(oldest) do
-      if tonumber(entry[2][4]) >= horizon then aged = false break end
-      trimmed = tonumber(string.match(entry[1], '^(%d+)'))
+  if kept then
+    redis.call('XADD', stream, id, 's', seq, 'p', now, 'd', payload)
+    redis.call('ZADD', recent, cursor, topic)
+    local trimmed = 0
+    local excess = redis.call('XLEN', stream) - max_events
+    if excess > 0 then
+      local old = redis.call('XRANGE', stream, '-', '+', 'COUNT', excess)
+      trimmed = tonumber(string.match(old[#old][1], '^(%d+)'))
     end
-  end
-  if trimmed > 0 then
-    redis.call('XTRIM', stream, 'MINID', (trimmed + 1) .. '-0')
-    redis.call('HSET', trims, topic, trimmed)
+    local aged = true
+    while aged do
+      local oldest = redis.call('XRANGE', stream, (trimmed + 1) .. '-0', '+', 'COUNT', 64)
+      aged = #oldest > 0
+      for _, entry in ipairs(oldest) do
+        if tonumber(entry[2][4]) >= horizon then aged = false break end
+        trimmed = tonumber(string.match(entry[1], '^(%d+)'))
+      end
+    end
+    if trimmed > 0 then
+      redis.call('XTRIM', stream, 'MINID', (trimmed + 1) .. '-0')
+      redis.call('HSET', trims, topic, trimmed)
+    end
   end
   redis.call('XADD', log, 'MAXLEN', '~', ARGV[9], id, 's', seq, 'p', now, 'd', payload,
              't', topic, 'b', ARGV[6])

@@ -59,6 +59,9 @@ UPDATE topics SET last_cursor = MAX(
 class SQLiteStore:
     """History in an SQLite database file (created if missing)."""
 
+    #: One node's history: topics without history never reach it (see ``HistoryStore.shared``).
+    shared = False
+
     def __init__(
         self, path: str, clock: Callable[[], float] = time.time, max_topics: int = DEFAULT_MAX_TOPICS
     ) -> None:

@@ -50,6 +50,12 @@ class Retention:
     max_age: float
 
 
+#: The retention an event of a topic without history is appended with to an engine shared by
+#: several nodes (:attr:`HistoryStore.shared`): kept nowhere, given no position (``seq`` 0), only
+#: passed on to the other nodes in log order. Engines of one node are never given one.
+NO_HISTORY: Final = Retention(max_events=0, max_age=0.0)
+
+
 @dataclass(frozen=True)
 class NewEvent:
     """One event to append: what a publisher sent, and how much of its topic to keep."""
@@ -67,9 +73,10 @@ class Appended:
     epoch: str
     events: tuple[StoredEvent, ...]
 
-    def positions(self) -> list[dict[str, Any]]:
-        """Each event's position, in order."""
-        return [event.position(self.epoch) for event in self.events]
+    def positions(self) -> list[dict[str, Any] | None]:
+        """Each event's position, in order; None for one of a topic without history that a shared
+        engine passed on (``seq`` 0, see :data:`NO_HISTORY`)."""
+        return [event.position(self.epoch) if event.seq else None for event in self.events]
 
 
 @dataclass(frozen=True)
@@ -121,6 +128,13 @@ class HistoryStore(Protocol):
       appended while it runs may show in one and not the other.
     - A failed append raises (any exception) and issues no position:
       the router then refuses the publish (``broker.error.history_unavailable``).
+    - **A shared engine** (:attr:`shared` True) is also given the events of
+      topics without history, with retention :data:`NO_HISTORY`, in the same
+      batches: it keeps them in no topic's history (no ``seq``: 0, so no
+      position; no recovery returns them, no topic's ``seq`` moves), takes a
+      cursor for each in its shared log and feeds them to the other nodes in
+      that order like any other event. The router never gives one to an
+      engine of one node.
 
     The Redis engine (:mod:`broker.engines.redis`) does all of the above over
     Redis shared by several nodes: one atomic script per batch, a read bound
@@ -131,6 +145,10 @@ class HistoryStore(Protocol):
     #: Identifies this history: it changes when the history is lost (a new memory store).
     #: An engine shared by several processes keeps the epoch it last saw here.
     epoch: str
+    #: Whether other nodes share this history (Redis): then every event published here, with
+    #: history or without (:data:`NO_HISTORY`), goes through :meth:`append` so that they get it.
+    #: False for an engine of one node (memory, SQLite): it pays nothing for a topic without history.
+    shared: bool
 
     async def append(self, batch: Sequence[NewEvent]) -> Appended:
         """Store ``batch`` in order, trimming each topic to its retention; return it with positions."""

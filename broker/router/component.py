@@ -205,6 +205,7 @@ class BrokerComponent(ApplicationSession):
             history.store, "$.extra.history.store", base_dir=self._cbdir, connect=redislink.connect
         )
         STATE.history, STATE.history_policies = store, history.policies
+        STATE.shared_history = store.shared
         STATE.message_limit = self._message_limit()
         STATE.delivery = delivery = LocalDelivery(self)
         # events other processes append, and those it lost (never, for memory/SQLite)

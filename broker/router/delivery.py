@@ -39,9 +39,14 @@ class Outgoing:
 
 
 def outgoing(appended: Appended) -> list[Outgoing]:
-    """The events of a stored batch, each with its position in its kwargs."""
+    """The events of a stored batch, each with its position in its kwargs (if it has one: an event
+    of a topic without history, passed on by a shared engine, has none, as on a single node)."""
     return [
-        Outgoing(event.topic, list(event.args), {**event.kwargs, POSITION_KEY: position})
+        Outgoing(
+            event.topic,
+            list(event.args),
+            dict(event.kwargs) if position is None else {**event.kwargs, POSITION_KEY: position},
+        )
         for event, position in zip(appended.events, appended.positions(), strict=True)
     ]
 

@@ -17,10 +17,14 @@ put in its own kwargs is dropped, never forwarded. If the store fails the publis
 and once Broker's component has left (the node is stopping: SIGTERM, Ctrl-C)
 every publish to a topic with history is refused with ``broker.error.not_ready``:
 the store is closed, and an acknowledged event must be one that recovery can
-return. An event that would not fit the node's message limit once its
-position is added, as a live EVENT or as a recovery answer of its own
-(:func:`broker.history.recovery.check_deliverable`), is refused before it is
-stored, with ``broker.error.too_large`` (counted ``EventTooLarge``):
+return. On a cluster node (a shared engine, ``HistoryStore.shared``) a topic
+without history is appended too (:func:`retention_of`: ``NO_HISTORY``, no
+position), so the other nodes deliver it from the shared log; this node
+dispatches it once the append has answered, and refuses it like a topic with
+history when the engine fails or the node stops. An event that would not fit
+the node's message limit once its position is added, as a live EVENT or as
+a recovery answer of its own (:func:`broker.history.recovery.check_deliverable`),
+is refused before it is stored, with ``broker.error.too_large`` (counted ``EventTooLarge``):
 accepted, it would be dropped for every subscriber and unrecoverable.
 Every authorized publish, with history or without, is counted in
 ``broker_publishes_total``, its deliveries and their latency (from this hook
@@ -40,8 +44,9 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from broker.core.uris import is_reserved
 from broker.errors import NotReady, PayloadTooLarge
-from broker.history import POSITION_KEY, Appended, NewEvent
+from broker.history import NO_HISTORY, POSITION_KEY, Appended, NewEvent, Retention
 from broker.history.policy import retention_for
 from broker.history.recovery import check_deliverable
 from broker.router import metrics
@@ -91,18 +96,33 @@ def _deliverable(session: Any, publish: Any, kwargs: dict[str, Any], epoch: str 
     return True
 
 
+def retention_of(topic: str) -> Retention | None:
+    """What an event on ``topic`` is appended with: its history policy's retention, or on a node
+    whose engine is shared (Redis) ``NO_HISTORY`` for a topic without history, which the other
+    nodes then deliver from the shared log; None: it is not appended (a topic without history on
+    a single node, or a reserved one: crossbar's and Broker's own events stay on their node)."""
+    retention = retention_for(STATE.history_policies, topic)
+    if retention is None and STATE.shared_history and not is_reserved(topic):
+        return NO_HISTORY
+    return retention
+
+
 def process_publish(self: Any, session: Any, publish: Any) -> None:
     """Crossbar's ``Broker.processPublish``, with positions: authorize once, store, dispatch."""
     received = perf_counter()  # the start of broker_delivery_latency_seconds
-    if STATE.stopping and retention_for(STATE.history_policies, publish.topic) is not None:
-        # a topic with history (not crossbar's own meta events, which it publishes as it stops)
+    appended_with = retention_of(publish.topic)
+    if STATE.stopping and appended_with is not None:
+        # a topic with history, or any on a cluster node: the other nodes could no longer get it
+        # (not crossbar's own meta events, which it publishes as it stops)
         _refuse(session, publish, NotReady.wamp_uri, STOPPING)
         return
     store = STATE.history
     retention = None
     if store is not None and publish.payload is None:
-        retention = retention_for(STATE.history_policies, publish.topic)
+        retention = appended_with
     history = None if retention is None else store
+    # a topic without history on a cluster node is appended (so every node delivers it) unpositioned
+    positioned = retention is not None and retention.max_events > 0
     if retention is None:
         if publish.kwargs and POSITION_KEY in publish.kwargs:
             publish.kwargs = _strip(publish)
@@ -113,7 +133,8 @@ def process_publish(self: Any, session: Any, publish: Any) -> None:
             crossbar_publish.dispatch(self, session, publish, authorization)  # crossbar answers the refusal
             return
         kwargs = _strip(publish) if retention is not None else dict(publish.kwargs or {})
-        if not _deliverable(session, publish, kwargs, None if history is None else history.epoch):
+        epoch = history.epoch if history is not None and positioned else None
+        if not _deliverable(session, publish, kwargs, epoch):
             return
         # every authorized publish, with history or without
         publication = metrics.count_publish(publish.topic, received)
@@ -122,7 +143,10 @@ def process_publish(self: Any, session: Any, publish: Any) -> None:
             return
 
         def stored(appended: Appended) -> None:
-            publish.kwargs = {**kwargs, POSITION_KEY: appended.positions()[0]}
+            position = appended.positions()[0]
+            publish.kwargs = kwargs if position is None else {**kwargs, POSITION_KEY: position}
+            # the origin dispatches it here, once (exclude_me, acknowledge: crossbar's, as ever);
+            # the other nodes deliver it from the shared log
             metrics.dispatch(publication, crossbar_publish.dispatch, self, session, publish, authorization)
 
         def not_stored(failure: Failure) -> None:

@@ -5,6 +5,8 @@ engine in one call, then delivered in order through
 :class:`broker.router.delivery.LocalDelivery` (crossbar's own dispatch, as a
 publish of Broker's own session, acknowledged), so 200 means every event was
 stored and dispatched; the positions come back as the append's return value.
+On a cluster node (a shared engine) the events of topics without history are
+in the append too, unpositioned, so every node delivers the batch in its order.
 The gate's publisher key grants are the authorization. Every
 answer is JSON; errors are ``{"error": <uri>, "message": <text>}`` with the
 status of the :mod:`broker.errors` class. Crossbar's own HTTP ``publisher``
@@ -28,11 +30,16 @@ from broker.core.idempotency import Answer
 from broker.core.publishing import PUBLISH_PATH, Admitted, Event
 from broker.errors import BrokerError, NotReady, PayloadTooLarge, RateLimited, Replayed, ServerError
 from broker.history import POSITION_KEY, NewEvent
-from broker.history.policy import retention_for
 from broker.history.recovery import check_deliverable
 from broker.router import metrics
 from broker.router.delivery import LocalDelivery, Outgoing
-from broker.router.positions import HISTORY_UNAVAILABLE, HISTORY_UNAVAILABLE_REASON, NOT_STORED, STOPPING
+from broker.router.positions import (
+    HISTORY_UNAVAILABLE,
+    HISTORY_UNAVAILABLE_REASON,
+    NOT_STORED,
+    STOPPING,
+    retention_of,
+)
 from broker.router.state import STATE
 
 _log = Logger(namespace="broker.publish_api")
@@ -55,16 +62,19 @@ async def publish_all(delivery: LocalDelivery, events: tuple[Event, ...]) -> Ans
     the others 502 with their URI).
     """
     store = STATE.history
-    retentions = [None if store is None else retention_for(STATE.history_policies, e.topic) for e in events]
+    # on a cluster node every event but a reserved topic's is appended, those without history
+    # unpositioned (NO_HISTORY), so the other nodes deliver the batch in its order
+    retentions = [retention_of(e.topic) for e in events]
     for event, retention in zip(events, retentions, strict=True):
-        _check_deliverable(event, None if retention is None or store is None else store.epoch)
+        positioned = retention is not None and retention.max_events > 0
+        _check_deliverable(event, store.epoch if store is not None and positioned else None)
     received = perf_counter()  # the start of broker_delivery_latency_seconds
     batch = [
         NewEvent(e.topic, [e.data], {}, r) for e, r in zip(events, retentions, strict=True) if r is not None
     ]
-    positions: list[dict[str, Any]] = []
-    if batch and store is not None:
-        if STATE.stopping:
+    positions: list[dict[str, Any] | None] = []
+    if batch:
+        if STATE.stopping or store is None:
             raise ApplicationError(NotReady.wamp_uri, STOPPING)
         try:
             positions = (await store.append(batch)).positions()

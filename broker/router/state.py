@@ -40,6 +40,9 @@ class NodeState:
     #: The history store and its policies, once configured.
     history: HistoryStore | None = None
     history_policies: tuple[HistoryPolicy, ...] = ()
+    #: Whether the history engine is shared with other nodes (``HistoryStore.shared``: Redis), from
+    #: the component's join on, kept while the node stops: every publish goes through it then.
+    shared_history: bool = False
     #: The node's message limit in bytes (:func:`broker.config.nodeconfig.message_limit`; None: none):
     #: every event must be deliverable, and every recovery answer fit, within it.
     message_limit: int | None = None

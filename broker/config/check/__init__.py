@@ -68,8 +68,13 @@ def check_file(
     config_path: Path,
     defined: Callable[[str], bool],
     find_class: references.ClassFinder = classes.find_class,
+    render: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> Result:
-    """Read, parse and check the node config at ``config_path`` (see :func:`check_document`)."""
+    """Read, parse and check the node config at ``config_path`` (see :func:`check_document`).
+
+    ``render`` is what ``broker run`` makes of the parsed config before running it
+    (``BROKER_REDIS_URL``: a Redis store): the check is of that, located in the file.
+    """
     try:
         text = config_path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -87,6 +92,8 @@ def check_file(
         )
         for path in positions.duplicates
     ]
+    if render is not None:
+        config = render(config)
     found = errors + check_document(config, config_path.parent, defined, find_class)
     return Result(
         [e for e in found if not isinstance(e, report.ConfigWarning)],
