@@ -31,13 +31,14 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import math
 import secrets
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
+from broker.core.ratelimit import Quota
+from broker.engines import redis_limits as limits
 from broker.engines import redis_scripts as scripts
 from broker.history import (
     DEFAULT_MAX_TOPICS,
@@ -45,6 +46,7 @@ from broker.history import (
     Appended,
     Feed,
     NewEvent,
+    Once,
     RedisAddress,
     Snapshot,
     StoredEvent,
@@ -138,6 +140,9 @@ def _entry(raw: Sequence[Any]) -> _Entry:
 class RedisStore:
     """A :class:`broker.history.HistoryStore` in Redis, shared by every node on it."""
 
+    #: every node on this Redis: nonces, idempotency scopes and rate limits are kept here
+    shared = True
+
     def __init__(
         self,
         link: RedisLink,
@@ -180,9 +185,10 @@ class RedisStore:
 
     # -- the HistoryStore interface ----------------------------------------
 
-    async def append(self, batch: Sequence[NewEvent]) -> Appended:
-        """Store ``batch`` with one script (:meth:`broker.history.HistoryStore.append`)."""
-        if not batch:
+    async def append(self, batch: Sequence[NewEvent], once: Once | None = None) -> Appended:
+        """Store ``batch`` with one script (:meth:`broker.history.HistoryStore.append`), which also
+        checks and records ``once`` (:mod:`broker.engines.redis_limits`)."""
+        if not batch and once is None:
             return Appended(self.epoch, ())
         payloads = [json.dumps([e.args, e.kwargs], separators=(",", ":")) for e in batch]
         batch_id = f"{self._node}:{next(self._batches)}"
@@ -201,17 +207,23 @@ class RedisStore:
         for event, payload in zip(batch, payloads, strict=True):
             retention = event.retention
             args += [event.topic, str(retention.max_events), repr(float(retention.max_age)), payload]
+        scope, after_events = limits.once_call(self._base, once)
         self._inflight.add(batch_id)
         try:
-            epoch, now, positions, gap = await self._call(scripts.APPEND, args)
+            reply = await self._call(scripts.APPEND, [*args, *after_events], [self._meta, *scope])
+            epoch, now, positions, gap, held = reply
         except BaseException:
             self._inflight.discard(batch_id)  # it may have been stored: the reader then feeds it
             self._link.call_soon(self._drain)
             raise
+        if int(held) != limits.APPENDED:  # nothing appended: the scope's first answer, or a reused key
+            self._inflight.discard(batch_id)
+            self._link.call_soon(self._drain)
+            return limits.replayed(once, batch, int(held), epoch, now, positions)
         self._adopt(epoch)
         self._take(_entry(raw) for raw in gap)
         self._drain()  # everything before this batch (it stops at the batch, still in flight)
-        first, last = int(positions[0][1]), int(positions[-1][1])
+        first, last = [int(p[1]) for p in positions[:1] + positions[-1:]] or [self._fed + 1, self._fed]
         if self._fed < first - 1:
             _log.warning("Redis log lost cursors %d to %d: not delivered here", self._fed + 1, first - 1)
         self._advance(last)
@@ -250,15 +262,12 @@ class RedisStore:
             events.sort(key=lambda e: e.cursor)
             return Snapshot(epoch, snapshot, events[:limit])
 
-    async def claim_nonce(self, key_id: str, nonce: str, ttl: float) -> bool:
-        """Claim a signed request's nonce for the whole cluster, for ``ttl`` seconds.
-
-        True: this call is the first on any node on this Redis; False: a
-        replay, refused. Not tied to the epoch: a reset history reopens no nonce.
-        """
-        key = f"{self._base}:nonce:{len(key_id)}:{key_id}:{nonce}"
-        claimed = await self._call(scripts.CLAIM_NONCE, [str(max(1, math.ceil(ttl * 1000)))], key)
-        return bool(int(claimed))
+    async def admit(self, key_id: str, nonce: str, ttl: float, quota: Quota | None = None) -> float | None:
+        """Claim the nonce and take the key's tokens for the whole cluster, in one script
+        (:meth:`broker.history.HistoryStore.admit`). Not tied to the epoch: a reset history
+        reopens no nonce."""
+        keys, args = limits.admit_call(self._base, key_id, nonce, ttl, quota, self._clock)
+        return limits.admitted(await self._call(scripts.ADMIT, args, keys))
 
     def cursor(self) -> int:
         """The highest cursor seen from Redis (0: none yet)."""
@@ -289,11 +298,11 @@ class RedisStore:
 
     # -- the shared log ------------------------------------------------------
 
-    async def _call(self, source: str, args: Sequence[str], key: str | None = None) -> Any:
-        """One script (on ``key``, else the meta hash) on the command connection; its outcome is
+    async def _call(self, source: str, args: Sequence[str], keys: Sequence[str] | None = None) -> Any:
+        """One script (on ``keys``, else the meta hash) on the command connection; its outcome is
         the "commands" health."""
         try:
-            reply = await self._link.script(source, [self._meta if key is None else key], args)
+            reply = await self._link.script(source, [self._meta] if keys is None else keys, args)
         except Exception as error:
             self._problems["commands"] = f"Redis commands fail ({_describe(error)})"
             raise
