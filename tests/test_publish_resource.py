@@ -53,3 +53,14 @@ def test_a_single_node_engine_grants_the_claim(monkeypatch: pytest.MonkeyPatch) 
     coroutine: Any = admit(Admitted("dev", (), None, "f", "n1"), 60.0)
     with pytest.raises(StopIteration):
         coroutine.send(None)
+
+
+def test_a_wait_with_no_end_is_sent_as_a_retry_after_of_a_day() -> None:
+    """A batch larger than the key's burst never fits (``retry_after`` inf): still a JSON 429 with a
+    ``Retry-After`` header a client can read, not a failure inside the node."""
+    request = DummyRequest([b"publish"])
+    answer = (429, {"error": "broker.error.rate_limited", "message": "over"})
+    body = PublishResource._send(request, answer, retry_after=float("inf"))
+    assert request.responseCode == 429
+    assert request.responseHeaders.getRawHeaders(b"retry-after") == [b"86400"]
+    assert json.loads(body) == answer[1]

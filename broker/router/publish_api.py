@@ -188,7 +188,11 @@ class PublishResource(Resource):
             entry = (
                 None
                 if admitted.scope is None
-                else gate.idempotency.begin(admitted.scope, admitted.fingerprint)
+                else gate.idempotency.begin(
+                    admitted.scope,
+                    admitted.fingerprint,
+                    engine_knows=STATE.history is not None and STATE.history.shared,
+                )
             )
         except RateLimited as error:
             STATE.count_rejection("http_rate_limited")
