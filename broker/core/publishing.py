@@ -234,7 +234,8 @@ class PublishGate:
     def quota(self, admitted: Admitted) -> Quota | None:
         """What the cluster's bucket must give ``admitted`` (None: this gate took the tokens, or the
         key has no rate limit)."""
-        limit = self.publishers[admitted.key_id].rate_limit
+        key = self.publishers.get(admitted.key_id)
+        limit = None if key is None else key.rate_limit
         if not self.cluster_rate_limits or limit is None:
             return None
         return Quota(limit.per_second, limit.burst, len(admitted.events))
