@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
+from broker.core.ratelimit import Quota
 from broker.engines import ENGINES
 from broker.engines.sqlite import SQLiteStore
-from broker.core.ratelimit import Quota
 from broker.history import Appended, HistoryStore, NewEvent, Once, Retention, Snapshot
 from broker.history.recovery import answer as recovery_answer
 from broker.history.recovery import recover
