@@ -6,7 +6,10 @@ on one node (HTTP ``/api/publish`` or WAMP) reaches the subscribers of the
 other once, with the position the publisher was given and the origin's
 subscribers saw, in seq order; ``broker.recover`` on either node answers from
 the one shared history; and while Redis is away a publish is refused within
-the call timeout (``broker.error.history_unavailable``), never left hanging.
+the call timeout (``broker.error.history_unavailable``), never left hanging;
+and what the HTTP API promises holds on the cluster as on one node: a nonce
+is accepted once, an idempotency key publishes once whichever nodes its
+retries reach, and a publisher key's rate limit is one limit.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -223,3 +227,100 @@ def test_a_signed_request_replayed_to_the_other_node_is_refused(cluster: tuple[N
     assert events(on_a, 1) == [("once", answered)]
     assert events(on_b, 1) == [("once", answered)]
     assert_next_is_a_sentinel(b, topic, [on_a, on_b])  # B still publishes; nothing came twice
+
+
+def test_an_idempotency_key_sent_to_both_nodes_publishes_once(cluster: tuple[Node, Node]) -> None:
+    """The same event and key to A, then (a retry the balancer sent elsewhere) to B: one event, delivered
+    once on each node; B answers A's positions, ``Idempotent-Replayed: true`` and ``id`` null."""
+    a, b = cluster
+    topic = f"public.cluster.{uuid.uuid4().hex[:8]}"
+    on_a, on_b = anonymous(a), anonymous(b)
+    assert on_a.subscribe(topic)[0] == SUBSCRIBED
+    assert on_b.subscribe(topic)[0] == SUBSCRIBED
+    message = {"events": [{"topic": topic, "data": "once"}, {"topic": topic, "data": "twice?"}]}
+    message["idempotency_key"] = uuid.uuid4().hex
+    status, first, headers = request(a, message)
+    assert status == 200, first
+    assert "Idempotent-Replayed" not in headers
+    answered = [item["position"] for item in first["published"]]
+    status, again, headers = request(b, message)  # new nonce and timestamp: a retry, not a replay
+    assert status == 200, again
+    assert headers["Idempotent-Replayed"] == "true"
+    assert again == {"published": [{"topic": topic, "id": None, "position": p} for p in answered]}
+    status, cached, headers = request(b, message)  # from B's own cache now
+    assert (status, cached, headers["Idempotent-Replayed"]) == (200, again, "true")
+    expected = [("once", answered[0]), ("twice?", answered[1])]
+    assert events(on_a, 2) == expected
+    assert events(on_b, 2) == expected
+    assert_next_is_a_sentinel(b, topic, [on_a, on_b])  # nothing came twice, on either node
+
+
+def test_an_idempotency_key_reused_on_the_other_node_with_another_body_is_422(
+    cluster: tuple[Node, Node],
+) -> None:
+    a, b = cluster
+    topic = f"public.cluster.{uuid.uuid4().hex[:8]}"
+    on_b = anonymous(b)
+    assert on_b.subscribe(topic)[0] == SUBSCRIBED
+    key = uuid.uuid4().hex
+    status, body, _ = request(a, {"topic": topic, "data": 1, "idempotency_key": key})
+    assert status == 200, body
+    assert events(on_b, 1) == [(1, body["published"][0]["position"])]
+    status, body, _ = request(b, {"topic": topic, "data": 2, "idempotency_key": key})
+    assert (status, body) == (
+        422,
+        {
+            "error": "broker.error.idempotency_mismatch",
+            "message": f"idempotency key {key!r} was already used for a different request",
+        },
+    )
+    assert_next_is_a_sentinel(a, topic, [on_b])
+
+
+def test_concurrent_retries_to_both_nodes_publish_one_event(cluster: tuple[Node, Node]) -> None:
+    """Eight copies of one request (each signed afresh) sent at once, half to each node: every answer
+    is 200 with the same positions, and each node's subscriber gets the event once."""
+    a, b = cluster
+    topic = f"public.cluster.{uuid.uuid4().hex[:8]}"
+    on_a, on_b = anonymous(a), anonymous(b)
+    assert on_a.subscribe(topic)[0] == SUBSCRIBED
+    assert on_b.subscribe(topic)[0] == SUBSCRIBED
+    message = {"topic": topic, "data": "raced", "idempotency_key": uuid.uuid4().hex}
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda n: request((a, b)[n % 2], message), range(8)))
+    assert [status for status, _, _ in answers] == [200] * 8, answers
+    positions = {json.dumps(body["published"][0]["position"], sort_keys=True) for _, body, _ in answers}
+    assert len(positions) == 1
+    [position] = [json.loads(p) for p in positions]
+    assert events(on_a, 1) == [("raced", position)]
+    assert events(on_b, 1) == [("raced", position)]
+    assert_next_is_a_sentinel(a, topic, [on_a, on_b])
+
+
+def test_a_keys_rate_limit_is_one_limit_for_the_cluster(
+    make_node: Callable[..., Node], redis_server: RedisServer
+) -> None:
+    """A burst of 3 (refilling once a minute) spread over two nodes: the 4th request is 429 on either
+    node, with ``Retry-After``; another key, with its own limit, still publishes on both."""
+    on_cluster = on_redis(redis_server.url, f"c{secrets.token_hex(6)}")
+
+    def limited(config: dict[str, Any]) -> None:
+        on_cluster(config)
+        publishers = config["workers"][0]["components"][0]["extra"]["publishers"]
+        publishers["dev"]["rate_limit"] = {"per_second": 1 / 60, "burst": 3}
+        publishers["other"] = {**publishers["dev"], "rate_limit": {"per_second": 1 / 60, "burst": 3}}
+
+    a, b = make_node(limited), make_node(limited)
+    topic = f"public.cluster.{uuid.uuid4().hex[:8]}"
+    statuses = [request(node, {"topic": topic, "data": n})[0] for n, node in enumerate([a, b, a])]
+    assert statuses == [200, 200, 200]
+    for node in (b, a):
+        status, body, headers = request(node, {"topic": topic, "data": "one too many"})
+        assert (status, body) == (
+            429,
+            {"error": "broker.error.rate_limited", "message": "publisher key 'dev' is over its rate limit"},
+        )
+        assert 1 <= int(headers["Retry-After"]) <= 60
+    for node in (a, b):
+        status, body, _ = request(node, {"topic": topic, "data": "other"}, key="other")
+        assert status == 200, body

@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
+from broker.core.ratelimit import Quota
 from broker.engines import ENGINES
 from broker.engines.sqlite import SQLiteStore
-from broker.history import Appended, HistoryStore, NewEvent, Retention, Snapshot
+from broker.history import Appended, HistoryStore, NewEvent, Once, Retention, Snapshot
 from broker.history.recovery import answer as recovery_answer
 from broker.history.recovery import recover
 from tests.engines import after, append, make, settle
@@ -60,6 +61,26 @@ def test_a_batch_is_read_back_as_appended(store: HistoryStore) -> None:
 def test_an_empty_batch_issues_nothing(store: HistoryStore) -> None:
     assert settle(store.append([])) == Appended(store.epoch, ())
     assert store.cursor() == 0
+
+
+def test_an_idempotency_scope_is_kept_only_by_a_shared_engine(store: HistoryStore) -> None:
+    """The same scope twice: an engine of one node appends both times (the node's own idempotency
+    cache answers repeats before the engine is asked); a shared one (Redis) appends once and
+    answers the second with the first positions. Either way nonces and quotas: one node's engine
+    admits everything (its gate decides), a shared one claims and counts."""
+    once = Once("dev", "k", "fingerprint", 60.0)
+    first = settle(store.append(batch("a"), once))
+    second = settle(store.append(batch("a"), once))
+    assert first.replayed is False
+    quota = Quota(per_second=1.0, burst=1, count=1)
+    if store.shared:
+        assert (second.replayed, second.positions()) == (True, first.positions())
+        assert store.cursor() == 1
+        assert [settle(store.admit("dev", "n", 60.0, quota)) for _ in range(2)] == [0.0, None]
+        assert settle(store.admit("dev", "m", 60.0, quota)) == 1.0  # the fake clock stands still
+    else:
+        assert (second.replayed, [e.seq for e in second.events]) == (False, [2])
+        assert [settle(store.admit("dev", "n", 60.0, quota)) for _ in range(3)] == [0.0] * 3
 
 
 def test_a_batch_trims_each_topic_to_its_own_retention(store: HistoryStore) -> None:

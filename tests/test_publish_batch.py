@@ -18,7 +18,7 @@ from autobahn.wamp.exception import ApplicationError
 from broker.core.publishing import Event
 from broker.engines.memory import MemoryStore
 from broker.errors import PayloadTooLarge
-from broker.history import Appended, HistoryStore, NewEvent, Retention
+from broker.history import Appended, HistoryStore, NewEvent, Once, Retention
 from broker.history.policy import HistoryPolicy
 from broker.router.delivery import Outgoing
 from broker.router.publish_api import publish_all
@@ -42,11 +42,11 @@ class CountingStore(MemoryStore):
         self.calls: list[list[NewEvent]] = []
         self.fail = False
 
-    async def append(self, batch: Sequence[NewEvent]) -> Appended:
+    async def append(self, batch: Sequence[NewEvent], once: Once | None = None) -> Appended:
         self.calls.append(list(batch))
         if self.fail:
             raise OSError("disk full")
-        return await super().append(batch)
+        return await super().append(batch, once)
 
 
 class Recorder:
@@ -72,7 +72,9 @@ def store() -> Iterator[CountingStore]:
 
 def run(events: list[Event]) -> tuple[Any, Recorder]:
     recorder = Recorder()
-    return settle(publish_all(recorder, tuple(events))), recorder  # type: ignore[arg-type]
+    answer, replayed = settle(publish_all(recorder, tuple(events)))  # type: ignore[arg-type]
+    assert replayed is False  # only a shared engine replays
+    return answer, recorder
 
 
 def test_a_batch_of_n_is_one_append_and_n_deliveries_in_order(store: CountingStore) -> None:

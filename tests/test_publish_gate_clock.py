@@ -19,6 +19,7 @@ from broker.config.settings import parse_settings
 from broker.core import signing
 from broker.core.idempotency import IdempotencyCache
 from broker.core.publishing import PUBLISH_PATH, PublishGate
+from broker.core.ratelimit import Quota
 from broker.errors import NotAuthorized, RateLimited, Replayed, Unauthenticated
 from tests.test_replay import Clock
 
@@ -27,13 +28,15 @@ BODY = json.dumps({"topic": "orders.new", "data": 1}).encode()
 OUTSIDE = "outside the allowed window of 60 s"
 
 
-def make_gate(clock: Clock, rate_limit: dict[str, float] | None = None, **limits: Any) -> PublishGate:
+def make_gate(
+    clock: Clock, rate_limit: dict[str, float] | None = None, cluster: bool = False, **limits: Any
+) -> PublishGate:
     key: dict[str, Any] = {"secret": "${S}", "topics": [{"uri": "orders.", "match": "prefix"}]}
     if rate_limit is not None:
         key["rate_limit"] = rate_limit
     raw = {"publishers": {"k": key}, "http_publish": {"timestamp_window": 60, **limits}}
     settings = parse_settings(raw, env={"S": SECRET})
-    return PublishGate(settings.http_publish, settings.publishers, clock=clock)
+    return PublishGate(settings.http_publish, settings.publishers, clock=clock, cluster_rate_limits=cluster)
 
 
 def headers(timestamp: float, nonce: str, body: bytes = BODY, secret: str = SECRET) -> dict[str, str]:
@@ -145,6 +148,20 @@ def test_refused_requests_take_no_rate_limit_token() -> None:
         admit(gate, 1000, "first")
     clock.now = 1001.0
     assert admit(gate, 1001, "second") == "k"  # the replay took no token either
+
+
+def test_with_cluster_rate_limits_the_gate_takes_no_token_and_asks_for_a_quota() -> None:
+    """A shared engine keeps the bucket: the gate never refuses on its own (its bucket could refuse
+    what the cluster's accepts), and names what the cluster's bucket must give each request."""
+    clock = Clock(1000.0)
+    gate = make_gate(clock, rate_limit={"per_second": 1, "burst": 1}, cluster=True)
+    batch = json.dumps({"events": [{"topic": "orders.new", "data": n} for n in range(3)]}).encode()
+    admitted = [gate.admit("POST", PUBLISH_PATH, headers(1000, f"n{n}", batch), batch) for n in range(3)]
+    assert [gate.quota(a) for a in admitted] == [Quota(per_second=1, burst=1, count=3)] * 3
+    single = make_gate(clock, rate_limit={"per_second": 1, "burst": 1})
+    assert single.quota(single.admit("POST", PUBLISH_PATH, headers(1000, "one"), BODY)) is None
+    unlimited = make_gate(clock, cluster=True)
+    assert unlimited.quota(unlimited.admit("POST", PUBLISH_PATH, headers(1000, "two"), BODY)) is None
 
 
 def test_idempotency_answer_is_kept_through_its_last_second() -> None:

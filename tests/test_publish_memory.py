@@ -112,6 +112,21 @@ def test_a_request_cut_off_by_a_restart_is_not_published_again(tmp_path: Path) -
         answers(path, clock).begin(("dev", "k"), "fp")
 
 
+def test_a_request_cut_off_by_a_restart_goes_on_when_the_engine_knows(tmp_path: Path) -> None:
+    """With Redis history the engine records each key with its append: the cut-off request's
+    repeat goes on (Redis answers it, published or not) instead of 409 idempotency_unknown."""
+    clock, path = Clock(), tmp_path / "h.sqlite"
+    answers(path, clock).begin(("dev", "k"), "fp")  # the process dies before the answer
+    again = answers(path, clock)
+    assert again.begin(("dev", "k"), "fp", engine_knows=True) is None
+    with pytest.raises(IdempotencyMismatch):  # still this body's key
+        again.begin(("dev", "k"), "other", engine_knows=True)
+    pending = again.begin(("dev", "k"), "fp", engine_knows=True)
+    assert pending is not None and pending.answer is None  # a repeat now waits for the resumed one
+    again.finish(("dev", "k"), (200, {"published": []}), keep=True)
+    assert answers(path, clock).begin(("dev", "k"), "fp") is not None  # answered, on disk too
+
+
 def test_failed_answers_are_forgotten_on_disk_too(tmp_path: Path) -> None:
     clock, path = Clock(), tmp_path / "h.sqlite"
     first = answers(path, clock)

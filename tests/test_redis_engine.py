@@ -14,8 +14,10 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from broker.core.ratelimit import Quota
 from broker.engines.redis import RedisStore
-from broker.history import NO_HISTORY, Appended, NewEvent, Retention
+from broker.errors import IdempotencyMismatch
+from broker.history import NO_HISTORY, Appended, NewEvent, Once, Retention
 from tests.engines import after, settle
 from tests.redisserver import RedisServer, SocketLink, store_link
 
@@ -222,15 +224,109 @@ def test_a_redis_that_lost_its_data_is_a_new_epoch(nodes: Node) -> None:
 
 
 def test_a_nonce_is_claimed_once_on_the_whole_cluster(nodes: Node) -> None:
-    """claim_nonce: the first node wins, every other (and a second try) is refused; per key id;
+    """admit: the first node wins the nonce, every other (and a second try) is refused; per key id;
     a key id or nonce holding ':' claims nothing of another's; the claim expires after its ttl."""
     a, a_link = nodes()
     b, _ = nodes()
-    assert settle(a.claim_nonce("dev", "n1", 30.0)) is True
-    assert settle(b.claim_nonce("dev", "n1", 30.0)) is False
-    assert settle(a.claim_nonce("dev", "n1", 30.0)) is False
-    assert settle(b.claim_nonce("other", "n1", 30.0)) is True  # another key's nonce space
-    assert settle(a.claim_nonce("a:b", "c", 30.0)) is True
-    assert settle(b.claim_nonce("a", "b:c", 30.0)) is True
+    assert settle(a.admit("dev", "n1", 30.0)) == 0.0
+    assert settle(b.admit("dev", "n1", 30.0)) is None
+    assert settle(a.admit("dev", "n1", 30.0)) is None
+    assert settle(b.admit("other", "n1", 30.0)) == 0.0  # another key's nonce space
+    assert settle(a.admit("a:b", "c", 30.0)) == 0.0
+    assert settle(b.admit("a", "b:c", 30.0)) == 0.0
     ttl = a_link.command("PTTL", f"{a._base}:nonce:3:dev:n1")
     assert 29_000 < int(ttl) <= 30_000
+
+
+def scope(key: str, fingerprint: str = "f1") -> Once:
+    return Once("dev", key, fingerprint, 3600.0)
+
+
+def test_an_idempotency_scope_appends_once_whichever_node_runs_it(nodes: Node) -> None:
+    """The second append under a scope (another node, same body) appends nothing and answers the
+    first one's epoch and positions; no node is fed anything for it; the scope expires after its ttl."""
+    a, a_link = nodes()
+    b, _ = nodes()
+    c, c_link = nodes()
+    fed: list[Appended] = []
+    c.subscribe(fed.append)
+    first = settle(a.append(batch("t", "u"), scope("k1")))
+    assert first.replayed is False
+    again = settle(b.append(batch("t", "u"), scope("k1")))
+    assert again.replayed is True
+    assert (again.epoch, again.positions()) == (first.epoch, first.positions())
+    assert [(e.topic, e.args) for e in again.events] == [(e.topic, e.args) for e in first.events]
+    assert settle(a.append(batch("t", "u"), scope("k1"))).replayed is True  # the origin too: no cache here
+    c_link.pump()
+    assert fed == [first]  # the first append only, once
+    assert after(b, lambda t: True, 0, 10) == list(first.events)  # nothing appended twice
+    other = settle(b.append(batch("t"), Once("other-key", "k1", "f1", 3600.0)))  # another key id's scope
+    assert (other.replayed, [e.seq for e in other.events]) == (False, [2])
+    ttl = a_link.command("PTTL", f"{a._base}:once:3:dev:k1")
+    assert 3_599_000 < int(ttl) <= 3_600_000
+
+
+def test_a_scope_reused_with_another_body_is_the_single_node_mismatch(nodes: Node) -> None:
+    a, _ = nodes()
+    b, _ = nodes()
+    settle(a.append(batch("t"), scope("k2", "f1")))
+    with pytest.raises(IdempotencyMismatch) as refused:
+        settle(b.append(batch("t"), scope("k2", "f2")))
+    assert str(refused.value) == "idempotency key 'k2' was already used for a different request"
+    assert [e.seq for e in settle(b.append(batch("t"))).events] == [2]  # nothing was appended
+
+
+def test_a_stored_append_whose_answer_was_lost_is_not_appended_again(nodes: Node) -> None:
+    """The hole a per-node cache leaves: A's script ran, its answer never came back (A answered
+    503), the client retries with its key on B: B answers A's positions and appends nothing."""
+    a, a_link = nodes()
+    b, _ = nodes()
+    a_link.hold_scripts = True
+    pending = a.append(batch("t"), scope("k3"))
+    pending.send(None)  # sent and run by Redis; the answer is never read
+    with pytest.raises(TimeoutError):
+        pending.throw(TimeoutError("the link gave up"))
+    retried = settle(b.append(batch("t"), scope("k3")))
+    assert retried.replayed is True
+    assert [(e.seq, e.cursor) for e in retried.events] == [(1, 1)]
+    assert [e.seq for e in after(b, lambda t: True, 0, 10) or []] == [1]
+
+
+def test_a_scope_with_no_event_to_keep_is_still_claimed_once(nodes: Node) -> None:
+    """A batch whose events keep no history appends nothing, but its scope is recorded: a retry
+    elsewhere is a replay (with no positions), not a second publish."""
+    a, _ = nodes()
+    b, _ = nodes()
+    assert settle(a.append([], scope("k4"))) == Appended(a.epoch, ())
+    assert settle(b.append([], scope("k4"))) == Appended(a.epoch, (), replayed=True)  # the first epoch
+    with pytest.raises(IdempotencyMismatch):
+        settle(b.append([], scope("k4", "f2")))
+    assert settle(b.append(batch("t"))).events[0].cursor == 1  # no cursor was used
+
+
+def test_a_keys_rate_limit_is_one_bucket_for_the_cluster(nodes: Node) -> None:
+    """A burst of 3 at 0.5/s shared by two nodes: the 4th request, on either node, waits 2 s; another
+    key is unaffected; time refills it; a replayed nonce takes no token; more than the burst is inf."""
+    now = [1000.0]
+    prefix = f"n{secrets.token_hex(6)}"
+    a = RedisStore(store_link(), prefix=prefix, clock=lambda: now[0])
+    b = RedisStore(store_link(), prefix=prefix, clock=lambda: now[0])
+    try:
+        quota = Quota(per_second=0.5, burst=3, count=1)
+        assert [settle(s.admit("dev", f"n{i}", 60.0, quota)) for i, s in enumerate([a, b, a])] == [0.0] * 3
+        assert settle(b.admit("dev", "n3", 60.0, quota)) == 2.0
+        assert settle(a.admit("dev", "n4", 60.0, quota)) == 2.0
+        assert settle(a.admit("other", "n5", 60.0, quota)) == 0.0  # a bucket per key id
+        assert settle(b.admit("dev", "n0", 60.0, quota)) is None  # a replay: refused before the bucket
+        now[0] += 1.0
+        assert settle(b.admit("dev", "n6", 60.0, quota)) == 1.0
+        now[0] += 1.0
+        assert settle(b.admit("dev", "n7", 60.0, quota)) == 0.0
+        assert settle(a.admit("dev", "n8", 60.0, quota)) == 2.0
+        assert settle(a.admit("dev", "n9", 60.0, Quota(0.5, 3, 4))) == float("inf")
+        now[0] += 100.0  # refilled, never above the burst
+        assert settle(a.admit("dev", "n10", 60.0, Quota(0.5, 3, 3))) == 0.0
+        assert settle(a.admit("dev", "n11", 60.0, quota)) == 2.0
+    finally:
+        a.close()
+        b.close()

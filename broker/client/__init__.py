@@ -12,7 +12,7 @@ it. crossbar pins ``idna==2.5`` and pulls in web3 and NumPy, and even httpx
 
     publisher = Publisher("http://127.0.0.1:8080", "dev", secret)
     published = publisher.publish("public.stock", {"item": "tea", "left": 3})
-    published.id  # the router's publication id
+    published.id  # the router's publication id (None: a retry another cluster node answered)
 
 :func:`mint_token` signs a short-lived per-user token (HS256, stdlib) that a
 browser presents to the node as its WAMP ticket; see :mod:`broker.core.tokens`.

@@ -35,11 +35,13 @@ class Published:
     """One published event: its topic, the router's publication id, and its position.
 
     ``position`` is ``{"epoch", "seq", "cursor"}`` (docs/positions.md), or None
-    for a topic whose history policy keeps nothing.
+    for a topic whose history policy keeps nothing. ``id`` is None in the answer
+    to a retry that reached another node of a cluster than the one that
+    published (publication ids belong to one node; docs/http-publish.md).
     """
 
     topic: str
-    id: int
+    id: int | None
     position: dict[str, Any] | None = None
 
 
@@ -94,7 +96,7 @@ def batch_body(events: Iterable[Event], idempotency_key: str) -> tuple[bytes, in
 
 def _published(item: Any) -> Published:
     topic, id_, position = item["topic"], item["id"], item.get("position")
-    if not isinstance(topic, str) or not isinstance(id_, int) or isinstance(id_, bool):
+    if not isinstance(topic, str) or not isinstance(id_, int | None) or isinstance(id_, bool):
         raise TypeError(f"not a published event: {item!r}")
     if position is not None and not isinstance(position, dict):
         raise TypeError(f"not a position: {position!r}")
@@ -104,7 +106,7 @@ def _published(item: Any) -> Published:
 def parse_published(body: bytes, expected: int) -> list[Published]:
     """The events a 200 answer reports, checked to be ``expected`` many.
 
-    Anything else than ``{"published": [{"topic": str, "id": int}, ...]}`` raises
+    Anything else than ``{"published": [{"topic": str, "id": int | null}, ...]}`` raises
     :class:`PublishError` with status 200: the node may have published, but the
     SDK cannot tell the caller what.
     """

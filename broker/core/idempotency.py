@@ -12,7 +12,9 @@ again. With an :class:`AnswerJournal` (durable storage, see
 starts and its answer before the answer is sent; a new cache starts from
 what the journal kept. A key whose request was cut off by the restart
 (started, never answered) may or may not have been published: a repeat is
-refused (:class:`broker.errors.IdempotencyUnknown`), never published again.
+refused (:class:`broker.errors.IdempotencyUnknown`), never published again,
+unless the history engine itself knows (Redis records each key atomically
+with its append): then the repeat goes on and the engine answers it.
 """
 
 from __future__ import annotations
@@ -98,12 +100,14 @@ class IdempotencyCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def begin(self, scope: Scope, fingerprint: str) -> Entry | None:
+    def begin(self, scope: Scope, fingerprint: str, engine_knows: bool = False) -> Entry | None:
         """Start a request; None means "go ahead and publish", else the existing entry.
 
         An existing entry is either answered (give its answer) or pending (add
         a waiter). Raises :class:`IdempotencyMismatch` for a different body and
-        :class:`IdempotencyUnknown` for a request a restart cut off.
+        :class:`IdempotencyUnknown` for a request a restart cut off, unless
+        ``engine_knows`` (the history engine publishes once per key by itself):
+        that request goes on as a new one.
         """
         horizon = self._expire()
         entry = self._entries.get(scope)
@@ -112,6 +116,9 @@ class IdempotencyCache:
                 raise IdempotencyMismatch(
                     f"idempotency key {scope[1]!r} was already used for a different request"
                 )
+            if entry.interrupted and engine_knows:
+                entry.interrupted = False  # the engine answers whether it was published
+                return None
             if entry.interrupted:
                 raise IdempotencyUnknown(
                     f"idempotency key {scope[1]!r}: the node restarted while the first request "

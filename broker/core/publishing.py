@@ -30,7 +30,7 @@ from broker.core.grants import Grants
 from broker.core.idempotency import AnswerJournal, IdempotencyCache
 from broker.core.protocol import MAX_JSON_NESTING, json_nesting_exceeds
 from broker.core.publishers import HttpPublishSettings, PublisherKey
-from broker.core.ratelimit import TokenBucket
+from broker.core.ratelimit import Quota, TokenBucket
 from broker.core.replay import NonceCache, NonceJournal
 from broker.core.uris import check_uri
 from broker.errors import (
@@ -142,7 +142,11 @@ class PublishGate:
     """Admits or refuses publish requests; holds the replay, idempotency and rate state.
 
     Without ``journals`` nothing survives the process, so requests signed
-    before the gate was created are refused (they could be replays).
+    before the gate was created are refused (they could be replays). With
+    ``cluster_rate_limits`` (a history engine shared by several nodes) the
+    gate takes no tokens itself: the engine keeps one bucket per key for the
+    cluster (:meth:`quota`), and a bucket of this node's could refuse what the
+    cluster's would accept.
     """
 
     def __init__(
@@ -151,7 +155,9 @@ class PublishGate:
         publishers: Mapping[str, PublisherKey],
         journals: Journals | None = None,
         clock: Callable[[], float] = time.time,
+        cluster_rate_limits: bool = False,
     ) -> None:
+        self.cluster_rate_limits = cluster_rate_limits
         self.settings = settings
         self.publishers = publishers
         self.grants = Grants({key_id: key.topics for key_id, key in publishers.items()})
@@ -218,12 +224,21 @@ class PublishGate:
         for event in events:
             if not self.grants.allows(key_id, "publish", event.topic):
                 raise NotAuthorized(f"publisher key {key_id!r} may not publish to {event.topic!r}")
-        bucket = self.buckets.get(key_id)
+        bucket = None if self.cluster_rate_limits else self.buckets.get(key_id)
         if bucket is not None:
             wait = bucket.take(len(events))
             if wait:
                 raise RateLimited(f"publisher key {key_id!r} is over its rate limit", retry_after=wait)
         return Admitted(key_id, events, idempotency_key, hashlib.sha256(body).hexdigest(), nonce)
+
+    def quota(self, admitted: Admitted) -> Quota | None:
+        """What the cluster's bucket must give ``admitted`` (None: this gate took the tokens, or the
+        key has no rate limit)."""
+        key = self.publishers.get(admitted.key_id)
+        limit = None if key is None else key.rate_limit
+        if not self.cluster_rate_limits or limit is None:
+            return None
+        return Quota(limit.per_second, limit.burst, len(admitted.events))
 
     def nonce_ttl(self) -> float:
         """How long (s) a nonce claimed beyond this node must be kept: a timestamp up to one

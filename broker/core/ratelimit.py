@@ -1,9 +1,21 @@
-"""Per-publisher-key rate limits as token buckets (pure, clock injected)."""
+"""Per-publisher-key rate limits as token buckets (pure, clock injected), and the :class:`Quota`
+a cluster-wide bucket is asked for."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Quota:
+    """A publisher key's rate limit as a history engine shared by several nodes keeps it, one
+    bucket for the whole cluster: ``per_second``, ``burst``, and ``count`` tokens to take now."""
+
+    per_second: float
+    burst: int
+    count: int
 
 
 class TokenBucket:

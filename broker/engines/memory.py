@@ -12,12 +12,14 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from broker.core.ratelimit import Quota
 from broker.history import (
     DEFAULT_MAX_TOPICS,
     Appended,
     Feed,
     Lost,
     NewEvent,
+    Once,
     Retention,
     Snapshot,
     StoredEvent,
@@ -43,7 +45,8 @@ class MemoryStore:
     least recently published one with all its history (see docs/positions.md).
     """
 
-    #: One node's history: topics without history never reach it (see ``HistoryStore.shared``).
+    #: One node's history: topics without history never reach it, and its publish gate keeps
+    #: the HTTP API's limits (see ``HistoryStore.shared``).
     shared = False
 
     def __init__(self, clock: Callable[[], float] = time.time, max_topics: int = DEFAULT_MAX_TOPICS) -> None:
@@ -58,7 +61,7 @@ class MemoryStore:
         #: highest cursor any evicted topic had issued (0: nothing evicted)
         self._evicted_cursor = 0
 
-    async def append(self, batch: Sequence[NewEvent]) -> Appended:
+    async def append(self, batch: Sequence[NewEvent], once: Once | None = None) -> Appended:
         """Store ``batch`` in order (:meth:`broker.history.HistoryStore.append`)."""
         stored = tuple(self._append(e.topic, e.args, e.kwargs, e.retention) for e in batch)
         return Appended(self.epoch, stored)
@@ -113,9 +116,9 @@ class MemoryStore:
         """The highest cursor issued (0: none yet)."""
         return self._cursor
 
-    async def claim_nonce(self, key_id: str, nonce: str, ttl: float) -> bool:
-        """Always: one node's nonces are its own journal's to refuse (the publish gate's)."""
-        return True
+    async def admit(self, key_id: str, nonce: str, ttl: float, quota: Quota | None = None) -> float | None:
+        """Always: one node's nonces and rate limits are its own publish gate's to refuse."""
+        return 0.0
 
     def problem(self) -> None:
         """Nothing: an engine inside the node has nothing to lose contact with."""

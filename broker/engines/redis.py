@@ -39,24 +39,18 @@ background reader.
 from __future__ import annotations
 
 import itertools
-import json
 import logging
-import math
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, cast
 
+from broker.core.ratelimit import Quota
+from broker.engines import redis_limits as limits
 from broker.engines import redis_scripts as scripts
+from broker.engines import redis_wire as wire
 from broker.engines.redis_wire import Connect as Connect
-from broker.engines.redis_wire import Entry as _Entry
 from broker.engines.redis_wire import RedisLink as RedisLink
-from broker.engines.redis_wire import describe as _describe
-from broker.engines.redis_wire import entry as _entry
-from broker.engines.redis_wire import fields as _fields
-from broker.engines.redis_wire import probe_id as _probe
-from broker.engines.redis_wire import propose as _propose
-from broker.engines.redis_wire import stored as _stored
 from broker.history import (
     DEFAULT_MAX_TOPICS,
     DEFAULT_REDIS_TIMEOUT,
@@ -64,6 +58,7 @@ from broker.history import (
     Feed,
     Lost,
     NewEvent,
+    Once,
     Snapshot,
     StoredEvent,
     parse_redis_url,
@@ -88,7 +83,8 @@ _log = logging.getLogger("broker.engines.redis")
 class RedisStore:
     """A :class:`broker.history.HistoryStore` in Redis, shared by every node on it."""
 
-    #: Other nodes read what this one appends: topics without history come too (``NO_HISTORY``).
+    #: Other nodes read what this one appends (topics without history too, ``NO_HISTORY``), and
+    #: nonces, idempotency scopes and rate limits are kept here for every node on this Redis.
     shared = True
 
     def __init__(
@@ -113,7 +109,7 @@ class RedisStore:
         #: tests move time by hand; None: Redis TIME, one clock for every node
         self._clock = clock
         #: the epoch as last seen from Redis (until then, one no other store has)
-        self.epoch = _propose()
+        self.epoch = wire.propose()
         self._node = secrets.token_hex(6)
         self._batches = itertools.count(1)
         #: the highest cursor delivered here (fed, or appended and returned)
@@ -121,7 +117,7 @@ class RedisStore:
         #: the highest cursor the reader has taken from the log
         self._read = 0
         self._top = 0
-        self._buffer: dict[int, _Entry] = {}
+        self._buffer: dict[int, wire.Entry] = {}
         #: batch ids of this node's appends still waiting for Redis's answer
         self._inflight: set[str] = set()
         self._feed: Feed | None = None
@@ -143,15 +139,15 @@ class RedisStore:
 
     # -- the HistoryStore interface ----------------------------------------
 
-    async def append(self, batch: Sequence[NewEvent]) -> Appended:
-        """Store ``batch`` with one script (:meth:`broker.history.HistoryStore.append`)."""
-        if not batch:
+    async def append(self, batch: Sequence[NewEvent], once: Once | None = None) -> Appended:
+        """Store ``batch`` with one script (:meth:`broker.history.HistoryStore.append`), which also
+        checks and records ``once`` (:mod:`broker.engines.redis_limits`)."""
+        if not batch and once is None:
             return Appended(self.epoch, ())
-        payloads = [json.dumps([e.args, e.kwargs], separators=(",", ":")) for e in batch]
         batch_id = f"{self._node}:{next(self._batches)}"
         args = [
             self._base,
-            _propose(),
+            wire.propose(),
             self.epoch,
             str(self._fed),
             self._node,
@@ -160,20 +156,24 @@ class RedisStore:
             str(self.max_topics),
             str(self._log_max),
             str(len(batch)),
+            *wire.event_args(batch),
         ]
-        for event, payload in zip(batch, payloads, strict=True):
-            retention = event.retention
-            args += [event.topic, str(retention.max_events), repr(float(retention.max_age)), payload]
+        scope, after_events = limits.once_call(self._base, once)
         self._inflight.add(batch_id)
         try:
-            epoch, now, positions, gap = await self._call(scripts.APPEND, args)
+            reply = await self._call(scripts.APPEND, [*args, *after_events], [self._meta, *scope])
+            epoch, now, positions, gap, held = reply
         except BaseException:
             self._inflight.discard(batch_id)  # it may have been stored: the reader then feeds it
             self._link.call_soon(self._drain)
             raise
+        if int(held) != limits.APPENDED:  # nothing appended: the scope's first answer, or a reused key
+            self._inflight.discard(batch_id)
+            self._link.call_soon(self._drain)
+            return limits.replayed(once, batch, int(held), epoch, now, positions)
         self._adopt(epoch)
-        self._take(_entry(raw) for raw in gap if _probe(raw) is None)
-        first, last = int(positions[0][1]), int(positions[-1][1])
+        self._take(wire.entry(raw) for raw in gap if wire.probe_id(raw) is None)
+        first, last = [int(p[1]) for p in positions[:1] + positions[-1:]] or [self._fed + 1, self._fed]
         self._bridge(first - 1)  # everything before this batch (it stops at the batch, still in flight)
         self._advance(last)
         self._inflight.discard(batch_id)
@@ -188,7 +188,7 @@ class RedisStore:
         """One snapshot (:meth:`broker.history.HistoryStore.read`), at the first script's cursor."""
         while True:
             epoch, top, evicted, names, trims = await self._call(
-                scripts.TOPICS, [self._base, _propose(), str(cursor), self.epoch, str(self._top)]
+                scripts.TOPICS, [self._base, wire.propose(), str(cursor), self.epoch, str(self._top)]
             )
             self._adopt(epoch)
             snapshot = int(top)
@@ -199,7 +199,7 @@ class RedisStore:
                 return Snapshot(epoch, snapshot, None)
             if not matching:
                 return Snapshot(epoch, snapshot, [])
-            args = [self._base, _propose(), str(cursor), str(snapshot), str(max(limit, 1)), *matching]
+            args = [self._base, wire.propose(), str(cursor), str(snapshot), str(max(limit, 1)), *matching]
             again, ok, found = await self._call(scripts.EVENTS, args)
             if again != epoch:  # the history was reset in between: read the new one
                 self._adopt(again)
@@ -207,19 +207,16 @@ class RedisStore:
             if not int(ok):
                 return Snapshot(epoch, snapshot, None)
             pairs = zip(matching, found, strict=True)
-            events = [_stored(name, raw) for name, entries in pairs for raw in entries]
+            events = [wire.stored(name, raw) for name, entries in pairs for raw in entries]
             events.sort(key=lambda e: e.cursor)
             return Snapshot(epoch, snapshot, events[:limit])
 
-    async def claim_nonce(self, key_id: str, nonce: str, ttl: float) -> bool:
-        """Claim a signed request's nonce for the whole cluster, for ``ttl`` seconds.
-
-        True: this call is the first on any node on this Redis; False: a
-        replay, refused. Not tied to the epoch: a reset history reopens no nonce.
-        """
-        key = f"{self._base}:nonce:{len(key_id)}:{key_id}:{nonce}"
-        claimed = await self._call(scripts.CLAIM_NONCE, [str(max(1, math.ceil(ttl * 1000)))], key)
-        return bool(int(claimed))
+    async def admit(self, key_id: str, nonce: str, ttl: float, quota: Quota | None = None) -> float | None:
+        """Claim the nonce and take the key's tokens for the whole cluster, in one script
+        (:meth:`broker.history.HistoryStore.admit`). Not tied to the epoch: a reset history
+        reopens no nonce."""
+        keys, args = limits.admit_call(self._base, key_id, nonce, ttl, quota, self._clock)
+        return limits.admitted(await self._call(scripts.ADMIT, args, keys))
 
     def cursor(self) -> int:
         """The highest cursor seen from Redis (0: none yet)."""
@@ -255,13 +252,13 @@ class RedisStore:
 
     # -- the shared log ------------------------------------------------------
 
-    async def _call(self, source: str, args: Sequence[str], key: str | None = None) -> Any:
-        """One script (on ``key``, else the meta hash) on the command connection; its outcome is
+    async def _call(self, source: str, args: Sequence[str], keys: Sequence[str] | None = None) -> Any:
+        """One script (on ``keys``, else the meta hash) on the command connection; its outcome is
         the "commands" health."""
         try:
-            reply = await self._link.script(source, [self._meta if key is None else key], args)
+            reply = await self._link.script(source, [self._meta] if keys is None else keys, args)
         except Exception as error:
-            self._problems["commands"] = f"Redis commands fail ({_describe(error)})"
+            self._problems["commands"] = f"Redis commands fail ({wire.describe(error)})"
             raise
         self._problems.pop("commands", None)
         return reply
@@ -297,7 +294,7 @@ class RedisStore:
                 if self._closed:
                     return
                 self._read_at = time.monotonic()
-                self._problems["reader"] = f"the Redis log reader fails ({_describe(error)})"
+                self._problems["reader"] = f"the Redis log reader fails ({wire.describe(error)})"
                 _log.warning("Redis log reader: %s; retrying in %.1f s", error, pause)
                 await self._link.sleep(pause)
                 pause = min(pause * 2, 2.0)
@@ -313,7 +310,7 @@ class RedisStore:
             self._link.reset_reader()
         self._probe_token = f"{self._node}:{next(self._probes)}"
         self._probe_due = now + self._probe_interval
-        args = [self._base, _propose(), self.epoch, str(self._top), self._probe_token, str(self._log_max)]
+        args = [self._base, wire.propose(), self.epoch, str(self._top), self._probe_token, str(self._log_max)]
         epoch, cursor = await self._call(scripts.PROBE, args)
         self._adopt(epoch)
         self._top = max(self._top, int(cursor))
@@ -324,7 +321,7 @@ class RedisStore:
         """Learn Redis's epoch and cursor; a joining node delivers only what is appended after it."""
         known = [self.epoch, str(self._top)]
         epoch, cursor = await self._call(
-            scripts.INIT, [self._base, _propose(), self._node, "1" if joining else "0", *known]
+            scripts.INIT, [self._base, wire.propose(), self._node, "1" if joining else "0", *known]
         )
         self._adopt(epoch)
         if joining:
@@ -332,11 +329,12 @@ class RedisStore:
         self._top = max(self._top, int(cursor))
 
     def _from_log(self, raws: Sequence[Any]) -> None:
-        entries = [_entry(raw) for raw in raws if _probe(raw) is None]
+        entries = [wire.entry(raw) for raw in raws if wire.probe_id(raw) is None]
         for raw in raws:
-            if (probe := _probe(raw)) is not None:
+            if (probe := wire.probe_id(raw)) is not None:
                 self._probe_id = max(self._probe_id, probe)
-                self._probe_since = None if _fields(raw[1])["n"] == self._probe_token else self._probe_since
+                if wire.fields(raw[1])["n"] == self._probe_token:
+                    self._probe_since = None
         first = next((e.event.cursor for e in entries if e.event.cursor > self._fed), None)
         if first is not None and first > self._fed + 1 and not self._buffer:
             self._skip(self._fed + 1, first - 1)
@@ -392,7 +390,7 @@ class RedisStore:
 
     def _drain(self) -> None:
         """Feed the buffered entries that come next, in cursor order, up to one still in flight."""
-        run: list[_Entry] = []
+        run: list[wire.Entry] = []
         while (entry := self._buffer.get(self._fed + 1)) is not None and entry.batch not in self._inflight:
             del self._buffer[self._fed + 1]
             self._fed += 1
@@ -402,7 +400,7 @@ class RedisStore:
             run.append(entry)
         self._hand(run)
 
-    def _hand(self, run: list[_Entry]) -> None:
+    def _hand(self, run: list[wire.Entry]) -> None:
         if run and self._feed is not None:
             self._feed(Appended(self.epoch, tuple(entry.event for entry in run)))
 

@@ -16,7 +16,12 @@ Keys (``B`` = ``{prefix}``, ``E`` = ``B:<epoch>``):
 - ``E:log`` stream (``MAXLEN ~``): every event of every node, same ID and fields plus
   ``t`` topic and ``b`` the batch id (``<node>:<n>``) the other nodes read; an event of a
   topic without history is here only, with ``s`` 0;
-- ``E:node:<node>``: the cursor a node last saw on its command connection (a day's expiry).
+- ``E:node:<node>``: the cursor a node last saw on its command connection (a day's expiry);
+- ``B:once:<len(key id)>:<key id>:<idempotency key>``: JSON ``[fingerprint, epoch, now,
+  [[seq, cursor]...]]`` of the batch appended under that key (``PX`` the idempotency window);
+- ``B:nonce:<len(key id)>:<key id>:<nonce>``: a nonce claimed (``PX`` two timestamp windows);
+- ``B:rate:<len(key id)>:<key id>`` hash: ``k`` tokens, ``t`` when counted, of a key's bucket
+  (``PX`` until it would be full again).
 
 A probe (:data:`PROBE`) is a log entry ``<cursor>-<n>`` (``n`` > 0) with one field ``n``, the
 probing node's token: it takes no cursor or seq, and every reader skips it but its own node's.
@@ -64,16 +69,29 @@ return {epoch, cursor}
 """
 )
 
+#: KEYS: meta, and (optional) the batch's idempotency scope ``B:once:...``.
 #: ARGV: base, proposed epoch, known epoch, known cursor, node, batch id, now ('' = Redis TIME),
-#: max_topics, log_max, n, then per event: topic, max_events, max_age, payload.
+#: max_topics, log_max, n, then per event: topic, max_events, max_age, payload; then, with a
+#: scope, the request's fingerprint and how long to keep the scope (ms).
 #: An event with max_events 0 (a topic without history) goes to the log only: no seq (0), no
 #: topic stream, not in ``E:recent``, nothing trimmed or evicted; it takes a cursor like any other.
-#: Returns {epoch, now, {{seq, cursor}...}, gap}: ``gap`` holds the log entries after what this
-#: node last saw and before this batch, so it can feed them first (per-topic order).
+#: Returns {epoch, now, {{seq, cursor}...}, gap, once}: ``gap`` holds the log entries after what
+#: this node last saw and before this batch, so it can feed them first (per-topic order);
+#: ``once`` is 0 (appended), 1 (the scope was held: nothing appended, the epoch, time and
+#: positions are the first append's, no gap) or 2 (held with another fingerprint: nothing appended).
 APPEND: Final = (
     _EPOCH
     + """
 rewind(ARGV[3], ARGV[4])
+local once_at = 11 + 4 * tonumber(ARGV[10])
+if KEYS[2] then
+  local kept = redis.call('GET', KEYS[2])
+  if kept then
+    local first = cjson.decode(kept)
+    if first[1] ~= ARGV[once_at] then return {epoch, '', {}, {}, 2} end
+    return {first[2], first[3], first[4], {}, 1}
+  end
+end
 local now = ARGV[7]
 if now == '' then
   local t = redis.call('TIME')
@@ -148,7 +166,12 @@ for i = 0, tonumber(ARGV[10]) - 1 do
 end
 redis.call('HSET', meta, 'c', cursor, 'ev', ev)
 redis.call('SET', nodekey, cursor, 'EX', 86400)
-return {epoch, now, out, gap}
+if KEYS[2] then
+  local kept = {}
+  for i, p in ipairs(out) do kept[i] = {string.format('%d', p[1]), string.format('%d', p[2])} end
+  redis.call('SET', KEYS[2], cjson.encode({ARGV[once_at], epoch, now, kept}), 'PX', ARGV[once_at + 1])
+end
+return {epoch, now, out, gap, 0}
 """
 )
 
@@ -197,9 +220,30 @@ return {epoch, cursor}
 """
 )
 
-#: KEYS: the nonce's key; ARGV: how long to keep it (ms). Returns 1 if this call claimed the nonce,
-#: 0 if a node had already claimed it (``SET NX PX``: atomic, one winner on the whole cluster).
-CLAIM_NONCE: Final = """
-if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return 1 end
-return 0
+#: KEYS: the nonce's key, and (optional) the publisher key's bucket; ARGV: how long to keep the
+#: nonce (ms), then with a bucket: per_second, burst, tokens to take, now ('' = Redis TIME).
+#: Returns {claimed, wait}: ``claimed`` 0 if a node had already claimed the nonce (``SET NX PX``:
+#: one winner on the whole cluster; nothing else is done), else 1 and ``wait`` the seconds until
+#: the bucket holds the tokens ('0': taken, 'inf': more than the burst), as a string.
+ADMIT: Final = """
+if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return {0, '0'} end
+if not KEYS[2] then return {1, '0'} end
+local rate, burst, take = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+if take > burst then return {1, 'inf'} end
+local now = tonumber(ARGV[5])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+local tokens, at = unpack(redis.call('HMGET', KEYS[2], 'k', 't'))
+if tokens then
+  tokens = math.min(burst, tonumber(tokens) + math.max(0, now - tonumber(at)) * rate)
+else
+  tokens = burst
+end
+if tokens < take then return {1, string.format('%.17g', (take - tokens) / rate)} end
+tokens = tokens - take
+redis.call('HSET', KEYS[2], 'k', string.format('%.17g', tokens), 't', string.format('%.17g', now))
+redis.call('PEXPIRE', KEYS[2], math.ceil((burst - tokens) / rate * 1000) + 1000)
+return {1, '0'}
 """

@@ -15,7 +15,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from broker.history import RedisAddress, StoredEvent
+from broker.history import NewEvent, RedisAddress, StoredEvent
 
 
 class RedisLink(Protocol):
@@ -107,3 +107,14 @@ def stored(topic: str, raw: Sequence[Any]) -> StoredEvent:
     found = fields(raw[1])
     args, kwargs = json.loads(found["d"])
     return StoredEvent(topic, int(found["s"]), cursor_of(raw[0]), float(found["p"]), args, kwargs)
+
+
+def event_args(batch: Sequence[NewEvent]) -> list[str]:
+    """``APPEND``'s four arguments per event: topic, max_events, max_age and the payload
+    ``[args, kwargs]`` as compact JSON."""
+    args: list[str] = []
+    for event in batch:
+        retention = event.retention
+        payload = json.dumps([event.args, event.kwargs], separators=(",", ":"))
+        args += [event.topic, str(retention.max_events), repr(float(retention.max_age)), payload]
+    return args

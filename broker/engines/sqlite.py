@@ -18,12 +18,14 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from broker.core.ratelimit import Quota
 from broker.history import (
     DEFAULT_MAX_TOPICS,
     Appended,
     Feed,
     Lost,
     NewEvent,
+    Once,
     Retention,
     Snapshot,
     StoredEvent,
@@ -59,7 +61,8 @@ UPDATE topics SET last_cursor = MAX(
 class SQLiteStore:
     """History in an SQLite database file (created if missing)."""
 
-    #: One node's history: topics without history never reach it (see ``HistoryStore.shared``).
+    #: One node's history: topics without history never reach it, and its publish gate keeps
+    #: the HTTP API's limits (see ``HistoryStore.shared``).
     shared = False
 
     def __init__(
@@ -91,7 +94,7 @@ class SQLiteStore:
         if stored is not None:  # events may all be trimmed: the cursor never goes back
             self._cursor = max(self._cursor, int(stored[0]))
 
-    async def append(self, batch: Sequence[NewEvent]) -> Appended:
+    async def append(self, batch: Sequence[NewEvent], once: Once | None = None) -> Appended:
         """Store ``batch`` in one transaction (:meth:`broker.history.HistoryStore.append`)."""
         now = self.clock()
         db = self._db
@@ -183,9 +186,9 @@ class SQLiteStore:
         """The highest cursor issued (0: none yet); it never goes back."""
         return self._cursor
 
-    async def claim_nonce(self, key_id: str, nonce: str, ttl: float) -> bool:
-        """Always: one node's nonces are its own journal's to refuse (the publish gate's)."""
-        return True
+    async def admit(self, key_id: str, nonce: str, ttl: float, quota: Quota | None = None) -> float | None:
+        """Always: one node's nonces and rate limits are its own publish gate's to refuse."""
+        return 0.0
 
     def problem(self) -> None:
         """Nothing: an engine inside the node has nothing to lose contact with."""

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Protocol
 from urllib.parse import unquote, urlsplit
 
+from broker.core.ratelimit import Quota
 from broker.errors import ConfigError
 
 #: Where an event's position travels: ``kwargs[POSITION_KEY] = {"epoch", "seq", "cursor"}``.
@@ -72,11 +73,31 @@ class Appended:
 
     epoch: str
     events: tuple[StoredEvent, ...]
+    #: the engine already held this batch's idempotency scope (:class:`Once`): nothing was
+    #: appended, the positions are those it stored the first time
+    replayed: bool = False
 
     def positions(self) -> list[dict[str, Any] | None]:
         """Each event's position, in order; None for one of a topic without history that a shared
         engine passed on (``seq`` 0, see :data:`NO_HISTORY`)."""
         return [event.position(self.epoch) if event.seq else None for event in self.events]
+
+
+@dataclass(frozen=True)
+class Once:
+    """An append's idempotency scope, for an engine shared by several nodes (Redis).
+
+    The engine appends the batch only if it holds no answer for ``(key_id, key)``,
+    and records its positions under it for ``ttl`` seconds in the same step;
+    a scope it holds with another ``fingerprint`` is the same key reused for a
+    different request (:class:`broker.errors.IdempotencyMismatch`).
+    """
+
+    key_id: str
+    key: str
+    #: SHA-256 of the request body
+    fingerprint: str
+    ttl: float
 
 
 @dataclass(frozen=True)
@@ -145,13 +166,21 @@ class HistoryStore(Protocol):
     #: Identifies this history: it changes when the history is lost (a new memory store).
     #: An engine shared by several processes keeps the epoch it last saw here.
     epoch: str
-    #: Whether other nodes share this history (Redis): then every event published here, with
-    #: history or without (:data:`NO_HISTORY`), goes through :meth:`append` so that they get it.
-    #: False for an engine of one node (memory, SQLite): it pays nothing for a topic without history.
+    #: Whether other nodes share this history (Redis). Then every event published here, with
+    #: history or without (:data:`NO_HISTORY`), goes through :meth:`append` so that they get it,
+    #: and the engine keeps what must hold cluster-wide for the HTTP API: nonces, idempotency
+    #: answers (:class:`Once`) and rate limits (:class:`Quota`). False for an engine of one
+    #: node (memory, SQLite): it pays nothing for a topic without history.
     shared: bool
 
-    async def append(self, batch: Sequence[NewEvent]) -> Appended:
-        """Store ``batch`` in order, trimming each topic to its retention; return it with positions."""
+    async def append(self, batch: Sequence[NewEvent], once: Once | None = None) -> Appended:
+        """Store ``batch`` in order, trimming each topic to its retention; return it with positions.
+
+        With ``once``, a shared engine appends only if no node appended under that
+        scope yet, atomically with the append, else returns the stored positions
+        (``replayed``) or raises :class:`broker.errors.IdempotencyMismatch`; an
+        engine of one node ignores it (the node's own idempotency cache decides).
+        """
         ...
 
     async def read(self, topics: Callable[[str], bool], cursor: int, limit: int) -> Snapshot:
@@ -172,12 +201,15 @@ class HistoryStore(Protocol):
         cheap signal, read on every ``/health`` and ``/metrics`` answer, from outcomes already seen."""
         ...
 
-    async def claim_nonce(self, key_id: str, nonce: str, ttl: float) -> bool:
-        """Take a signed request's nonce for ``ttl`` seconds; False if some node already took it.
+    async def admit(self, key_id: str, nonce: str, ttl: float, quota: Quota | None = None) -> float | None:
+        """Take a signed request's nonce for ``ttl`` seconds and, with ``quota``, its rate-limit tokens.
 
-        The HTTP API asks before it appends. An engine of one node answers True:
-        the node's own nonce journal is the whole memory; an engine shared by
-        several nodes (Redis) must refuse a nonce any of them took.
+        None: some node already took the nonce (a replay, refused). Else the
+        seconds to wait before the key may publish this many events (0.0:
+        admitted, tokens taken). The HTTP API asks before it appends. An
+        engine of one node admits everything: the node's own nonce journal
+        and token buckets decide; a shared engine (Redis) must refuse a nonce
+        any node took, and keep one bucket per key for the whole cluster.
         """
         ...
 

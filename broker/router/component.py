@@ -230,7 +230,9 @@ class BrokerComponent(ApplicationSession):
             _recover, RECOVER_PROCEDURE, options=RegisterOptions(invoke="single", details_arg="details")
         )
         journals = open_publish_memory(history.store, base_dir=self._cbdir)  # on disk, whatever the store
-        STATE.publish_gate = PublishGate(self.settings.http_publish, self.settings.publishers, journals)
+        STATE.publish_gate = PublishGate(
+            self.settings.http_publish, self.settings.publishers, journals, cluster_rate_limits=store.shared
+        )
         reload = reloader.Reloader.for_node(self, STATE, Path(self._cbdir))
 
         def _reload() -> dict[str, list[str]]:

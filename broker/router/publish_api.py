@@ -16,6 +16,7 @@ bridge is not exposed (it answers 200 for refused events and accepts replays).
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
 
@@ -28,8 +29,17 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from broker.core.idempotency import Answer
 from broker.core.publishing import PUBLISH_PATH, Admitted, Event
-from broker.errors import BrokerError, NotReady, PayloadTooLarge, RateLimited, Replayed, ServerError
-from broker.history import POSITION_KEY, NewEvent
+from broker.core.ratelimit import Quota
+from broker.errors import (
+    BrokerError,
+    IdempotencyMismatch,
+    NotReady,
+    PayloadTooLarge,
+    RateLimited,
+    Replayed,
+    ServerError,
+)
+from broker.history import POSITION_KEY, NewEvent, Once
 from broker.history.recovery import check_deliverable
 from broker.router import metrics
 from broker.router.delivery import LocalDelivery, Outgoing
@@ -46,6 +56,8 @@ _log = Logger(namespace="broker.publish_api")
 
 #: The ``Retry-After`` (s) of a 503 that names no other: the node starting, the history engine away.
 UNAVAILABLE_RETRY_AFTER = 1
+#: The longest ``Retry-After`` (s) sent: a day, for a wait that has no end.
+MAX_RETRY_AFTER = 86400
 
 
 def error_answer(error: BrokerError) -> Answer:
@@ -53,13 +65,20 @@ def error_answer(error: BrokerError) -> Answer:
     return error.http_status, {"error": error.wamp_uri, "message": str(error)}
 
 
-async def publish_all(delivery: LocalDelivery, events: tuple[Event, ...]) -> Answer:
+async def publish_all(
+    delivery: LocalDelivery, events: tuple[Event, ...], once: Once | None = None
+) -> tuple[Answer, bool]:
     """Store ``events`` in one append, deliver them in order; the 200 answer lists ids and positions.
 
     Refused whole, before anything is stored: an event too large to deliver
     (``PayloadTooLarge``), a node that is stopping or a history engine that
     fails (``ApplicationError``: ``history_unavailable`` is answered 503 with ``Retry-After``,
-    the others 502 with their URI).
+    the others 502 with their URI). With ``once`` a shared engine appends the
+    batch at most once per idempotency scope on the whole cluster: a scope
+    some node already published under is delivered nothing here and answered
+    with the positions stored then and ``id`` null (the ids are the first
+    node's); the second value says so (a replay). A reused key with another
+    body is ``IdempotencyMismatch``.
     """
     store = STATE.history
     # on a cluster node every event but a reserved topic's is appended, those without history
@@ -73,16 +92,23 @@ async def publish_all(delivery: LocalDelivery, events: tuple[Event, ...]) -> Ans
         NewEvent(e.topic, [e.data], {}, r) for e, r in zip(events, retentions, strict=True) if r is not None
     ]
     positions: list[dict[str, Any] | None] = []
-    if batch:
+    replayed = False
+    if batch or (once is not None and store is not None and store.shared):
         if STATE.stopping or store is None:
             raise ApplicationError(NotReady.wamp_uri, STOPPING)
         try:
-            positions = (await store.append(batch)).positions()
+            appended = await store.append(batch, once)
+        except IdempotencyMismatch:
+            raise
         except Exception:  # the engine's own errors vary; any of them means "not stored"
             _log.failure("history store failed; refusing a batch of {count}", count=len(batch))
             raise ApplicationError(HISTORY_UNAVAILABLE, NOT_STORED) from None
+        positions, replayed = appended.positions(), appended.replayed
     issued = iter(positions)
     found = [next(issued) if r is not None else None for r in retentions]
+    if replayed:  # published once already, by some node: delivered from there, not again
+        again = [{"topic": e.topic, "id": None, "position": p} for e, p in zip(events, found, strict=True)]
+        return (200, {"published": again}), True
     out = [
         Outgoing(e.topic, [e.data], {} if p is None else {POSITION_KEY: p})
         for e, p in zip(events, found, strict=True)
@@ -91,36 +117,56 @@ async def publish_all(delivery: LocalDelivery, events: tuple[Event, ...]) -> Ans
     published = [
         {"topic": e.topic, "id": i, "position": p} for e, i, p in zip(events, ids, found, strict=True)
     ]
-    return 200, {"published": published}
+    return (200, {"published": published}), False
 
 
-async def claim_nonce(admitted: Admitted, ttl: float) -> None:
-    """Claim the request's nonce on the whole cluster, if the history engine is shared.
+async def admit(admitted: Admitted, ttl: float, quota: Quota | None = None) -> None:
+    """Claim the request's nonce, and take its rate-limit tokens, on the whole cluster, if the
+    history engine is shared: one call (:meth:`~broker.history.HistoryStore.admit`).
 
-    The gate's per-node memory has already refused a replay to this node; the
-    engine's :meth:`~broker.history.HistoryStore.claim_nonce` refuses one
-    another node accepted (an engine shared by several nodes, Redis:
-    ``Replayed``, 409) before anything is appended; memory and SQLite always
-    grant it. An engine that fails to answer is ``history_unavailable`` (503):
-    nothing is published.
+    The gate's per-node memory has already refused a replay to this node; a
+    shared engine (Redis) refuses one another node accepted (``Replayed``,
+    409) and a key over its cluster-wide ``quota`` (``RateLimited``, 429 with
+    ``Retry-After``) before anything is appended; memory and SQLite admit
+    everything (the gate decided). An engine that fails to answer is
+    ``history_unavailable`` (503): nothing is published.
     """
     store = STATE.history
     if store is None:  # no history engine: nothing but the node's own journal to ask
         return
     try:
-        claimed = await store.claim_nonce(admitted.key_id, admitted.nonce, ttl)
+        wait = await store.admit(admitted.key_id, admitted.nonce, ttl, quota)
     except Exception:  # the engine's own errors vary; any of them means "not claimed"
         _log.failure("claiming a nonce failed; refusing a batch of {count}", count=len(admitted.events))
         raise ApplicationError(HISTORY_UNAVAILABLE, NOT_STORED) from None
-    if not claimed:
+    if wait is None:
         raise Replayed(
             f"nonce {admitted.nonce!r} was already used on another node: every request needs a fresh nonce"
         )
+    if wait:
+        raise RateLimited(f"publisher key {admitted.key_id!r} is over its rate limit", retry_after=wait)
 
 
-async def _claim_and_publish(delivery: LocalDelivery, admitted: Admitted, ttl: float) -> Answer:
-    await claim_nonce(admitted, ttl)
-    return await publish_all(delivery, admitted.events)
+@dataclass(frozen=True)
+class Outcome:
+    """How a publish request that went on to the history engine ended: its answer, whether it is
+    a replay of a publish some node made before, and the ``Retry-After`` of a 429."""
+
+    answer: Answer
+    replayed: bool = False
+    retry_after: float | None = None
+
+
+async def _admit_and_publish(delivery: LocalDelivery, admitted: Admitted) -> Outcome:
+    gate = STATE.publish_gate
+    if gate is not None:
+        await admit(admitted, gate.nonce_ttl(), gate.quota(admitted))
+    once = None
+    if admitted.idempotency_key is not None and gate is not None:
+        window = gate.settings.idempotency_window
+        once = Once(admitted.key_id, admitted.idempotency_key, admitted.fingerprint, window)
+    answer, replayed = await publish_all(delivery, admitted.events, once)
+    return Outcome(answer, replayed)
 
 
 def _check_deliverable(event: Event, epoch: str | None) -> None:
@@ -152,7 +198,11 @@ class PublishResource(Resource):
             entry = (
                 None
                 if admitted.scope is None
-                else gate.idempotency.begin(admitted.scope, admitted.fingerprint)
+                else gate.idempotency.begin(
+                    admitted.scope,
+                    admitted.fingerprint,
+                    engine_knows=STATE.history is not None and STATE.history.shared,
+                )
             )
         except RateLimited as error:
             STATE.count_rejection("http_rate_limited")
@@ -169,14 +219,22 @@ class PublishResource(Resource):
                 return self._send(request, entry.answer, replayed=True)
             entry.waiters.append(lambda answer: self._send_later(request, answer, replayed=True))
             return NOT_DONE_YET
-        d = defer.ensureDeferred(_claim_and_publish(delivery, admitted, gate.nonce_ttl()))
+        d = defer.ensureDeferred(_admit_and_publish(delivery, admitted))
         d.addErrback(self._failed, admitted)
         d.addCallback(self._finish, request, admitted)
         return NOT_DONE_YET
 
-    def _failed(self, failure: Failure, admitted: Admitted) -> Answer:
+    def _failed(self, failure: Failure, admitted: Admitted) -> Outcome:
         error = failure.value
-        if isinstance(error, (PayloadTooLarge, Replayed)):  # refused up front, nothing stored
+        retry_after = error.retry_after if isinstance(error, RateLimited) else None
+        return Outcome(self._failure(failure, admitted), retry_after=retry_after)
+
+    def _failure(self, failure: Failure, admitted: Admitted) -> Answer:
+        error = failure.value
+        if isinstance(error, RateLimited):  # by the cluster's bucket: nothing stored
+            STATE.count_rejection("http_rate_limited")
+            return error_answer(error)
+        if isinstance(error, (PayloadTooLarge, Replayed, IdempotencyMismatch)):  # nothing stored
             STATE.count_rejection(f"http_{type(error).__name__}")
             return error_answer(error)
         if isinstance(error, ApplicationError) and error.error == PayloadTooLarge.wamp_uri:
@@ -192,14 +250,15 @@ class PublishResource(Resource):
         _log.failure("publish for key {key} failed", failure=failure, key=admitted.key_id)
         return error_answer(ServerError("publishing failed inside the node"))
 
-    def _finish(self, answer: Answer, request: Request, admitted: Admitted) -> None:
+    def _finish(self, outcome: Outcome, request: Request, admitted: Admitted) -> None:
+        answer = outcome.answer
         gate = STATE.publish_gate
         try:
             if admitted.scope is not None and gate is not None:
                 gate.idempotency.finish(admitted.scope, answer, keep=answer[0] == 200)
         except Exception:  # the events are published: the answer says so, the log says what failed
             _log.failure("keeping the answer for key {key} failed", key=admitted.key_id)
-        self._send_later(request, answer)
+        self._send_later(request, answer, replayed=outcome.replayed, retry_after=outcome.retry_after)
 
     @staticmethod
     def _send(
@@ -214,15 +273,18 @@ class PublishResource(Resource):
         if retry_after is None and status == 503:
             retry_after = UNAVAILABLE_RETRY_AFTER  # every 503 says when to try again
         if retry_after is not None:
-            request.setHeader(b"retry-after", str(max(1, round(retry_after))).encode())
+            wait = min(retry_after, MAX_RETRY_AFTER)  # inf: a batch larger than the key's burst
+            request.setHeader(b"retry-after", str(max(1, round(wait))).encode())
         if replayed:
             request.setHeader(b"idempotent-replayed", b"true")
         return payload
 
     @classmethod
-    def _send_later(cls, request: Request, answer: Answer, replayed: bool = False) -> None:
+    def _send_later(
+        cls, request: Request, answer: Answer, replayed: bool = False, retry_after: float | None = None
+    ) -> None:
         """Answer a request whose render returned NOT_DONE_YET (unless the client left)."""
         if request.finished or getattr(request, "_disconnected", False):
             return
-        request.write(cls._send(request, answer, replayed=replayed))
+        request.write(cls._send(request, answer, retry_after=retry_after, replayed=replayed))
         request.finish()

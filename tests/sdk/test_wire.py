@@ -86,6 +86,13 @@ def test_parse_published() -> None:
     assert parse_published(raw, 2) == [Published("a", 7), Published("b", 9007199254740991)]
 
 
+def test_a_replay_from_another_cluster_node_has_no_id() -> None:
+    """A retry that reached another node than the one that published: the positions, ``id`` null."""
+    position = {"epoch": "e", "seq": 1, "cursor": 5}
+    raw = json.dumps({"published": [{"topic": "a", "id": None, "position": position}]}).encode()
+    assert parse_published(raw, 1) == [Published("a", None, position)]
+
+
 @pytest.mark.parametrize(
     "raw",
     [
