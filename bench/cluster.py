@@ -184,9 +184,21 @@ def _cell_rate(cases: list[Case]) -> Callable[[Case], str]:
 def _cell_latency(case: Case) -> str:
     if not sound(case) or case.p50_ms is None or case.p99_ms is None:
         return "failed"
-    marks = ["sat."] if _saturated(case) else []
-    marks += [f"{case.refused:,} refused"] if case.refused else []
-    return f"{case.p50_ms:.1f} / {case.p99_ms:.1f}" + (f" ({', '.join(marks)})" if marks else "")
+    return f"{case.p50_ms:.1f} / {case.p99_ms:.1f}" + (" (sat.)" if _saturated(case) else "")
+
+
+def refusals(cases: list[Case]) -> list[str]:
+    """One line per case in which a node refused publishes, or none."""
+    refused = [c for c in cases if c.refused]
+    if not refused:
+        return ["No publish was refused."]
+    lines = ["Publishes refused (both runs of the case; the publisher got an error):", ""]
+    for c in refused:
+        lines.append(
+            f"- {c.system}, N={c.subscribers}: {c.refused:,} refused, "
+            f"{refused_delivered(c):,} deliveries of them arrived anyway"
+        )
+    return lines
 
 
 def fanout_markdown(cases: list[Case]) -> list[str]:
@@ -230,6 +242,8 @@ def fanout_markdown(cases: list[Case]) -> list[str]:
         "#### The issue's targets",
         "",
         *targets(cases),
+        "",
+        *refusals(cases),
         "",
         "#### Every case",
         "",

@@ -175,7 +175,9 @@ def markdown(result: Capacity, quick: bool) -> list[str]:
         f"{PROCESSES_PER_NODE} client processes per node, source addresses 127.0.0.2-9. *Broadcast* = "
         "one acknowledged publish on node 1 until the last connection on every node got it (median "
         f"of {BROADCASTS}). Memory per connection = the nodes' RSS growth (controllers + routers) "
-        "since they were idle / connections.",
+        "since they were idle / connections. The nodes, Redis and the client processes share this "
+        "machine's cores, so a broadcast's time here is their CPU shared out, not what nodes on "
+        "machines of their own would take.",
         "",
         "| connections | per node | nodes RSS (MB) | KiB/conn | Redis RSS (MB) | router fds (max) "
         "| broadcast to all |",

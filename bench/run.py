@@ -150,7 +150,7 @@ def only(title: str, quick: bool, output: Path | None) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer cases and events (about 3 minutes)")
+    parser.add_argument("--quick", action="store_true", help="fewer cases and events (about 7 minutes)")
     parser.add_argument(
         "--only",
         choices=["fan-out", *(title for title, _ in SECTIONS)],
@@ -160,6 +160,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.output is not None and args.output.resolve() == OUTPUT.resolve():
         parser.error(f"{OUTPUT.relative_to(ROOT)} is written by a full run only")
+    if args.output is not None and not args.only:
+        parser.error("--output goes with --only (a full run writes docs/benchmarks.md)")
     if args.only:
         return only(args.only, args.quick, args.output)
     clock = Clock()
