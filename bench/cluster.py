@@ -23,6 +23,7 @@ Broker system did not start, or the capacity part did not hold its target.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -237,7 +238,10 @@ def fanout_markdown(cases: list[Case]) -> list[str]:
         "",
         "*sat.*: the offered rate exceeds what the system delivers at saturation, so the figure is "
         f"queueing (at N=1, {LATENCY_RATE:,} publishes/s). The hop's cost is {ACROSS} over "
-        f"{REDIS}: the same engine and path, the deliveries on other nodes than the publisher's.",
+        f"{REDIS}: the same engine and path, the deliveries on other nodes than the publisher's. "
+        f"Three routers, Redis and {fanout.PROCESSES + 1} client processes share {os.cpu_count()} "
+        "cores here, so the cross-node "
+        "figures include waiting for a core; nodes on machines of their own would not.",
         "",
         "#### The issue's targets",
         "",
