@@ -116,7 +116,7 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[node,test,bench]'
 	touch $(BENCH_STAMP)
 
-# not part of `make test`: rewrites docs/benchmarks.md and its plots (about 20 min; bench-quick about 3)
+# not part of `make test`: rewrites docs/benchmarks.md and its plots (about 20 min; bench-quick about 7)
 bench: bench-deps js
 	$(BIN)/python -m bench.run
 

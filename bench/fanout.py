@@ -107,6 +107,11 @@ class Case:
     client_cpu: float = 0.0
     #: seconds to connect the subscribers added for this N
     connect_s: float = 0.0
+    #: publishes (both runs) the server refused (the publisher was told), and never answered
+    refused: int = 0
+    unanswered: int = 0
+    #: subscriber connections the server closed
+    dropped: int = 0
     error: str | None = None
 
     @property
@@ -154,6 +159,7 @@ def measure_case(loadgen: LoadGenerator, server: Server, client: Client, case: C
     if delivery.delivered:
         case.rate = delivery.delivered / max(1e-6, delivery.last - published.first)
     problems = []
+    case.refused, case.unanswered = published.refused, published.events - published.acked - published.refused
     if published.acked < published.events:
         problems.append(f"{published.events - published.acked} publishes not acknowledged")
     if delivery.delivered != delivery.expected:
@@ -164,8 +170,13 @@ def measure_case(loadgen: LoadGenerator, server: Server, client: Client, case: C
         client, latency_events, LATENCY_RATE / n, latency_events, PUBLISH_TIMEOUT, latency=True
     )
     case.latency_expected, case.latency_delivered = delivery.expected, delivery.delivered
+    case.refused += published.refused
+    case.unanswered += published.events - published.acked - published.refused
+    if published.refused:
+        problems.append(f"latency: {published.refused} publishes refused")
     if delivery.delivered != delivery.expected:
         problems.append(f"latency: {delivery.delivered}/{delivery.expected} delivered in time")
+    case.dropped = delivery.dropped
     if delivery.latencies:
         case.p50_ms = 1e3 * percentile(delivery.latencies, 0.5)
         case.p99_ms = 1e3 * percentile(delivery.latencies, 0.99)

@@ -5,7 +5,8 @@ same machine in the same run, and the doc must say which machine, which
 versions and which command produced them. The sections run one after
 another (each starts and stops its own servers, so they never share the
 cores): fan-out side by side (:mod:`bench.fanout`), capacity, HTTP publish,
-and the router profile (:mod:`bench.router_profile`). A section that raises
+the router profile (:mod:`bench.router_profile`) and the cluster
+(:mod:`bench.cluster`: nodes sharing Redis). A section that raises
 is reported as failed with the error instead of ending the run; the doc is
 written either way, and the exit code is 1 if any section fell short (lost
 events, a server that did not start).
@@ -14,6 +15,11 @@ Run from the repository root as a module (``bench`` and ``tests`` are
 packages there), never as a script:
 
     .venv/bin/python -m bench.run [--quick]
+    .venv/bin/python -m bench.run --only cluster [--quick] [--output FILE]
+
+``--only`` runs one section for development and prints its Markdown (or
+writes it to ``--output``), never docs/benchmarks.md: the doc comes from one
+full run. Sections still write their plots under docs/bench/.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from pathlib import Path
 
 import psutil
 
-from bench import capacity, fanout, http_publish, router_profile
+from bench import capacity, cluster, fanout, http_publish, router_profile
 from bench.report import ROOT, Progress, Section, SectionRunner
 
 OUTPUT = ROOT / "docs" / "benchmarks.md"
@@ -38,6 +44,7 @@ SECTIONS: list[tuple[str, SectionRunner]] = [
     ("capacity", capacity.run),
     ("HTTP publish", http_publish.run),
     ("profile", router_profile.run),
+    ("cluster", cluster.run),
 ]
 
 
@@ -128,10 +135,35 @@ def document(quick: bool, summary: str, sections: list[Section], minutes: float)
     return "\n".join(lines) + "\n" + "\n".join(s.markdown for s in sections)
 
 
+def only(title: str, quick: bool, output: Path | None) -> int:
+    """Run the section ``title`` alone; its Markdown to ``output`` or stdout; 1 if it fell short."""
+    clock = Clock()
+    runners: dict[str, SectionRunner] = {"fan-out": fanout.run, **dict(SECTIONS)}
+    section = guarded(title, runners[title], quick, clock)
+    if output is not None:
+        output.write_text(section.markdown)
+        clock(f"wrote {output}")
+    else:
+        print(section.markdown)
+    return 0 if section.ok else 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer cases and events (about 3 minutes)")
+    parser.add_argument("--quick", action="store_true", help="fewer cases and events (about 7 minutes)")
+    parser.add_argument(
+        "--only",
+        choices=["fan-out", *(title for title, _ in SECTIONS)],
+        help="run one section; its Markdown goes to stdout (or --output), not to docs/benchmarks.md",
+    )
+    parser.add_argument("--output", type=Path, help="with --only: write the section's Markdown here")
     args = parser.parse_args()
+    if args.output is not None and args.output.resolve() == OUTPUT.resolve():
+        parser.error(f"{OUTPUT.relative_to(ROOT)} is written by a full run only")
+    if args.output is not None and not args.only:
+        parser.error("--output goes with --only (a full run writes docs/benchmarks.md)")
+    if args.only:
+        return only(args.only, args.quick, args.output)
     clock = Clock()
     clock(f"benchmarks{' (quick)' if args.quick else ''}: writing {OUTPUT.relative_to(ROOT)}")
     cases: list[fanout.Case] = []

@@ -25,6 +25,7 @@ import os
 import resource
 import struct
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -266,16 +267,30 @@ def _serve(conn: Any, url: str, origin: str, topic: str, sources: list[str]) -> 
 
 
 class Fleet:
-    """``processes`` client processes against one WebSocket URL, driven in lock-step."""
+    """``processes`` client processes against one WebSocket URL, driven in lock-step.
 
-    def __init__(self, url: str, origin: str, topic: str, processes: int, sources: int = 8) -> None:
+    ``targets`` (``(url, origin)`` pairs) spreads the processes round-robin over
+    several nodes instead: process ``i`` connects to ``targets[i % len(targets)]``.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        origin: str,
+        topic: str,
+        processes: int,
+        sources: int = 8,
+        targets: Sequence[tuple[str, str]] = (),
+    ) -> None:
         ctx = multiprocessing.get_context("spawn")
         addresses = [f"127.0.0.{2 + i}" for i in range(sources)]
+        targets = list(targets) or [(url, origin)]
         self.conns = []
         self.procs = []
-        for _ in range(processes):
+        for i in range(processes):
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_serve, args=(child, url, origin, topic, addresses), daemon=True)
+            url_i, origin_i = targets[i % len(targets)]
+            proc = ctx.Process(target=_serve, args=(child, url_i, origin_i, topic, addresses), daemon=True)
             proc.start()
             self.conns.append(parent)
             self.procs.append(proc)
