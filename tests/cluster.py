@@ -18,6 +18,7 @@ import ssl
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,8 +67,11 @@ class Cluster:
                 extra["history"]["store"] = {**store, "timeout": self.redis_timeout}
 
         try:
-            for i in range(DOC_NODES):
-                self.nodes.append(Node(self.directory / f"node{i + 1}", mutate=behind_proxy).start())
+            self.nodes = [
+                Node(self.directory / f"node{i + 1}", mutate=behind_proxy) for i in range(DOC_NODES)
+            ]
+            with ThreadPoolExecutor(DOC_NODES) as pool:  # started side by side: each waits for its own
+                list(pool.map(Node.start, self.nodes))
             cert = None
             if self.tls:
                 cert = self_signed(self.directory)
@@ -163,8 +167,8 @@ class Cluster:
         return [(method, uri, upstream, int(status)) for method, uri, upstream, status in rows]
 
     def stop(self) -> None:
-        """Stop nginx, then every node, each by PID."""
+        """Stop nginx, then every node (all at once), each by PID."""
         if self.nginx is not None:
             self.nginx.stop()
-        for node in self.nodes:
-            node.stop()
+        with ThreadPoolExecutor(max(1, len(self.nodes))) as pool:  # side by side, each by its PID
+            list(pool.map(Node.stop, self.nodes))

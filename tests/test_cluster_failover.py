@@ -6,6 +6,8 @@ multi-node block, :mod:`tests.cluster`), for the whole module; a node a test kil
 again (same port, same id) after it. A subscriber's node is the one whose ``broker_sessions``
 gauge rose as it joined through nginx (:meth:`tests.cluster.Cluster.joined`).
 
+- HTTP, WAMP and ``broker publish`` on each node and through nginx reach exact, prefix and
+  wildcard subscribers on every node once each, at the one position the publisher was answered.
 - A raw WAMP subscriber on each node, through nginx; publishers on the two nodes of the others
   (WAMP and HTTP, each publish acknowledged) and one on the victim with publishes in flight; the
   victim is killed mid-stream. Its subscriber reconnects through nginx, lands on a survivor,
@@ -21,6 +23,7 @@ gauge rose as it joined through nginx (:meth:`tests.cluster.Cluster.joined`).
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import uuid
@@ -36,6 +39,7 @@ from tests.node import PUBLISHER_SECRET, Node
 from tests.rawwamp import CALL, ERROR, EVENT, PUBLISH, PUBLISHED, RESULT, SUBSCRIBED, Closed, RawWamp
 from tests.redisserver import RedisServer
 from tests.test_browser import WATCH
+from tests.test_cli_e2e import broker
 from tests.test_metrics import scrape, series
 from tests.test_recovery import POSITION, backend
 from tools.nginxconf import NGINX
@@ -67,15 +71,27 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 
 @pytest.fixture
-def survivors(cluster: Cluster) -> Iterator[Cluster]:
-    """The module's cluster; whatever node the test killed is started again after it."""
-    yield cluster
+def whole(cluster: Cluster) -> Cluster:
+    """The module's cluster with its three nodes: one an earlier test killed is started again."""
     cluster.revive()
+    return cluster
+
+
+#: The test's connections through nginx, closed after it (nginx's graceful stop waits for them).
+THROUGH_NGINX: list[RawWamp] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_through_nginx() -> Iterator[None]:
+    yield
+    while THROUGH_NGINX:
+        THROUGH_NGINX.pop().close()
 
 
 def through_nginx(cluster: Cluster) -> RawWamp:
-    """An anonymous WAMP session opened through nginx's ``/ws``."""
+    """An anonymous WAMP session opened through nginx's ``/ws`` (closed after the test)."""
     client = RawWamp(cluster.ws_url, origin=cluster.public)
+    THROUGH_NGINX.append(client)
     assert client.hello()[0] == 2
     return client
 
@@ -138,10 +154,66 @@ def recover_live(
     raise AssertionError("broker.recover still has more after 20 pages")
 
 
+def http_publish(url: str, topic: str, data: Any) -> dict[str, Any]:
+    """``POST /api/publish`` to ``url`` (a node or nginx) with the SDK; the position answered."""
+    position = Publisher(url, "dev", PUBLISHER_SECRET).publish(topic, data).position
+    assert position is not None
+    return position
+
+
+def cli_publish(url: str, topic: str, data: Any) -> dict[str, Any]:
+    """``broker publish`` (a process of its own) to ``url``; the position it printed."""
+    result = broker("publish", topic, json.dumps(data), "--url", url)
+    assert result.returncode == 0, result.stderr
+    position: dict[str, Any] = json.loads(result.stdout)["position"]
+    return position
+
+
+def test_every_path_on_every_node_reaches_every_subscriber_once_at_one_position(whole: Cluster) -> None:
+    """HTTP, WAMP and ``broker publish``, on each node's port and through nginx; exact, prefix
+    and wildcard subscribers on every node: all see the same events at the same positions,
+    the ones their publishers were answered."""
+    cluster = whole
+    uid = uuid.uuid4().hex[:8]
+    topic = f"public.paths.{uid}.x.feed"
+    patterns = [
+        ("exact", topic),
+        ("prefix", f"public.paths.{uid}."),
+        ("wildcard", f"public.paths.{uid}..feed"),
+    ]
+    subscribers = []
+    for node in cluster.nodes:
+        for match, pattern in patterns:
+            client = RawWamp(node.ws_url, origin=node.origin)
+            assert client.hello()[0] == 2
+            assert client.subscribe(pattern, match)[0] == SUBSCRIBED
+            subscribers.append(client)
+    answered: dict[Any, dict[str, Any]] = {}
+    published: list[Any] = []
+    for node in cluster.nodes:
+        data = f"http {node.node_id}"
+        answered[data] = http_publish(node.url, topic, data)
+        data = f"wamp {node.node_id}"
+        assert backend(node).publish(topic, [data])[0] == PUBLISHED  # type: ignore[index]
+        published.append(data)
+        data = f"cli {node.node_id}"
+        answered[data] = cli_publish(node.ws_url, topic, data)
+    answered["http nginx"] = http_publish(cluster.public, topic, "http nginx")
+    answered["cli nginx"] = cli_publish(cluster.ws_url, topic, "cli nginx")
+    published += answered
+    seen = [until(client, "cli nginx", 2 * len(published)) for client in subscribers]
+    assert all(each == seen[0] for each in seen), "the subscribers disagree"
+    assert sorted(arg for arg, _ in seen[0]) == sorted(published)  # each once
+    positions = dict(seen[0])
+    assert all(positions[data] == position for data, position in answered.items())
+    assert [p["seq"] for _, p in seen[0]] == list(range(1, len(published) + 1))
+    assert len({p["epoch"] for _, p in seen[0]}) == 1
+
+
 def test_a_subscriber_of_a_killed_node_recovers_through_nginx_with_the_positions_of_all(
-    survivors: Cluster,
+    whole: Cluster,
 ) -> None:
-    cluster = survivors
+    cluster = whole
     uid = uuid.uuid4().hex[:8]
     topic = f"public.failover.{uid}.feed"
     subscribers: list[RawWamp] = []
@@ -244,9 +316,9 @@ def recoveries(node: Node) -> float:
 
 
 def test_a_page_through_nginx_sees_other_nodes_events_and_recovers_after_its_node_is_killed(
-    survivors: Cluster, pages: Callable[..., Page]
+    whole: Cluster, pages: Callable[..., Page]
 ) -> None:
-    cluster = survivors
+    cluster = whole
     page, home = cluster.joining(lambda: pages(f"{cluster.public}/"))
     other = next(node for node in cluster.nodes if node.node_id != home.node_id)
     prefix = f"public.failover.page{uuid.uuid4().hex[:8]}."
