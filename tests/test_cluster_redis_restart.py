@@ -10,8 +10,9 @@ once it is started again on the same port, no node restarted.
   recovers from a position of the old epoch gets ``unrecoverable``, never a silent gap; new
   publishes on both nodes work and reach the subscribers of both with the same positions.
 - With AOF and ``appendfsync always`` (in the same directory) Redis comes back with every
-  write it acknowledged: the same epoch goes on, seq and cursor continue where they were, and
-  a subscriber away across the outage recovers exactly what it missed, on the other node.
+  write it acknowledged: the same epoch goes on, seq and cursor continue where they were,
+  every publish acknowledged as it was killed (a pipelined burst) is there, and a subscriber
+  away across the outage recovers exactly what it missed, on the other node.
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ from typing import Any
 import pytest
 
 from tests.node import Node
-from tests.rawwamp import ERROR, PUBLISHED, SUBSCRIBED, RawWamp
+from tests.rawwamp import ERROR, PUBLISH, PUBLISHED, SUBSCRIBED, RawWamp
 from tests.redisserver import RedisServer
 from tests.test_cluster import assert_next_is_a_sentinel, events, on_redis
-from tests.test_cluster_outage import wait_for_health
+from tests.test_cluster_outage import events_until, wait_for_health
 from tests.test_publish_api import request
 from tests.test_recovery import anonymous, backend, recover
 
@@ -37,6 +38,10 @@ pytestmark = pytest.mark.node
 TIMEOUT = 0.5
 #: How long a node may take to notice Redis back (its link reconnects with a backoff), s.
 BACK_WITHIN = 30
+#: Publishes pipelined on one node as Redis is killed (some acknowledged before, some refused).
+BURST = 300
+#: Any single read here gives up after this long (s).
+READ_TIMEOUT = 15
 
 
 class Restartable:
@@ -110,7 +115,22 @@ def test_redis_killed_and_restarted(make_node: Callable[..., Node], redis: Resta
     assert before[0] == (0, first) and before[1][0] == 1 and before[2] == (2, third)
     epoch = first["epoch"]
 
+    # publishes in flight as Redis dies: a burst from a backend on A, Redis killed at its first ack
+    burst = backend(a)
+    requests: dict[int, str] = {}
+    for k in range(BURST):
+        requests[burst.next_id()] = f"b{k}"
+        burst.send([PUBLISH, max(requests), {"acknowledge": True}, topic, [f"b{k}"], {}])
+    reply = burst.recv(READ_TIMEOUT)
+    assert reply[0] == PUBLISHED, reply
     redis.server.kill()
+    acked = [requests[reply[1]]]
+    for _ in range(BURST - 1):
+        reply = burst.recv(READ_TIMEOUT)
+        if reply[0] == PUBLISHED:
+            acked.append(requests[reply[1]])
+        else:
+            assert reply[0] == ERROR and reply[4] == "broker.error.history_unavailable", reply
     refused_while_dead([a, b], from_a, topic)
     redis.restart()
     for node in (a, b):
@@ -118,10 +138,14 @@ def test_redis_killed_and_restarted(make_node: Callable[..., Node], redis: Resta
 
     after = [(3, publish(a, topic, 3)), (4, publish(b, topic, 4))]
     assert acknowledged(from_a, topic, 5)
-    seen = [events(watcher, 3) for watcher in watchers]
-    assert seen[0] == seen[1]  # delivery resumed on both nodes, the same positions
-    assert seen[0][:2] == after and seen[0][2][0] == 5
-    positions = [position for _, position in seen[0]]
+    seen = [list(events_until(watcher, 5, BURST + 3)) for watcher in watchers]
+    for each in seen:
+        args = [arg for arg, _ in each]
+        assert len(args) == len(set(args)), args  # nothing twice
+        assert args[-3:] == [3, 4, 5] and each[-3:-1] == after
+        burst_seen = args[:-3]
+        assert burst_seen == sorted(burst_seen, key=lambda b: int(b[1:]))  # in the order sent
+    positions = [position for _, position in seen[0][-3:]]
     new_epoch = positions[0]["epoch"]
     assert {p["epoch"] for p in positions} == {new_epoch}  # one epoch, both nodes
 
@@ -130,14 +154,19 @@ def test_redis_killed_and_restarted(make_node: Callable[..., Node], redis: Resta
     again = recover(anonymous(b), topic, "exact", epoch, first["cursor"])
     if redis.persistence:
         # every acknowledged write kept: the same history goes on where it was
+        assert seen[0] == seen[1]  # delivery resumed on both nodes, the same positions
         assert new_epoch == epoch
-        assert [p["seq"] for p in positions] == [4, 5, 6]
-        assert positions[0]["cursor"] > third["cursor"]
+        assert set(acked) <= {arg for arg, _ in seen[0]}, "an acknowledged publish was lost"
+        assert [p["seq"] for _, p in seen[0]] == list(range(4, 4 + len(seen[0])))  # seq goes on
+        assert seen[0][0][1]["cursor"] > third["cursor"]
         assert answer == again
         assert answer["unrecoverable"] is False
         assert [(e["args"][0], e["position"]) for e in answer["events"]] == [*before[1:], *seen[0]]
     else:
-        # empty: a new history, and whoever comes from the old one is told so
+        # empty: a new history, and whoever comes from the old one is told so; the burst's events
+        # a node had delivered before the kill are of the old epoch, the rest is gone with Redis
+        assert seen[0][-3:] == seen[1][-3:]
+        assert all(p["epoch"] == epoch for each in seen for _, p in each[:-3])
         assert new_epoch != epoch
         assert [p["seq"] for p in positions] == [1, 2, 3]
         for told in (answer, again):
@@ -146,5 +175,5 @@ def test_redis_killed_and_restarted(make_node: Callable[..., Node], redis: Resta
             assert (told["epoch"], told["cursor"]) == (new_epoch, positions[-1]["cursor"])
         fresh = [recover(anonymous(node), topic, "exact", new_epoch, 0) for node in (a, b)]
         assert fresh[0] == fresh[1]
-        assert [(e["args"][0], e["position"]) for e in fresh[0]["events"]] == seen[0]
+        assert [(e["args"][0], e["position"]) for e in fresh[0]["events"]] == seen[0][-3:]
     assert_next_is_a_sentinel(b, topic, watchers)
