@@ -13,6 +13,10 @@ once it is started again on the same port, no node restarted.
   write it acknowledged: the same epoch goes on, seq and cursor continue where they were,
   every publish acknowledged as it was killed (a pipelined burst) is there, and a subscriber
   away across the outage recovers exactly what it missed, on the other node.
+
+Either way a ``broker tail --from`` connected through it all prints what is published after
+the restart, at its positions (without persistence the new history's cursors start below
+the old ones: they are not duplicates).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import pytest
 from tests.node import Node
 from tests.rawwamp import ERROR, PUBLISH, PUBLISHED, SUBSCRIBED, RawWamp
 from tests.redisserver import RedisServer
+from tests.test_cli_e2e import Tail
 from tests.test_cluster import assert_next_is_a_sentinel, events, on_redis
 from tests.test_cluster_outage import events_until, wait_for_health
 from tests.test_publish_api import request
@@ -34,12 +39,14 @@ from tests.test_recovery import anonymous, backend, recover
 
 pytestmark = pytest.mark.node
 
-#: The nodes' Redis call timeout (s).
-TIMEOUT = 0.5
+#: The nodes' Redis call timeout (s): generous, a pipelined burst is one script on a busy machine.
+TIMEOUT = 2.0
 #: How long a node may take to notice Redis back (its link reconnects with a backoff), s.
 BACK_WITHIN = 30
 #: Publishes pipelined on one node as Redis is killed (some acknowledged before, some refused).
 BURST = 300
+#: Events published elsewhere before the tail's start, so its cursor is above a new history's.
+FILLER = 50
 #: Any single read here gives up after this long (s).
 READ_TIMEOUT = 15
 
@@ -71,6 +78,17 @@ def redis(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Restartabl
         own.server.stop()
 
 
+@pytest.fixture
+def tails() -> Iterator[list[Tail]]:
+    """``broker tail`` processes of the test, killed (by PID) if still running after it."""
+    started: list[Tail] = []
+    yield started
+    for tail in started:
+        if tail.proc.poll() is None:
+            tail.proc.kill()
+            tail.proc.wait()
+
+
 def publish(node: Node, topic: str, data: Any) -> dict[str, Any]:
     """An HTTP publish on ``node`` that must succeed; its position."""
     status, body, _ = request(node, {"topic": topic, "data": data})
@@ -96,7 +114,9 @@ def refused_while_dead(nodes: list[Node], publisher: RawWamp, topic: str) -> Non
         assert wait_for_health(node, 503, 10)["problem"].startswith("history engine: ")
 
 
-def test_redis_killed_and_restarted(make_node: Callable[..., Node], redis: Restartable) -> None:
+def test_redis_killed_and_restarted(
+    make_node: Callable[..., Node], redis: Restartable, tails: list[Tail]
+) -> None:
     mutate = on_redis(redis.url, f"r{uuid.uuid4().hex[:8]}", timeout=TIMEOUT)
     a, b = make_node(mutate), make_node(mutate)
     topic = f"public.restart.{uuid.uuid4().hex[:8]}"
@@ -114,6 +134,14 @@ def test_redis_killed_and_restarted(make_node: Callable[..., Node], redis: Resta
     assert events(watchers[1], 3) == before
     assert before[0] == (0, first) and before[1][0] == 1 and before[2] == (2, third)
     epoch = first["epoch"]
+    # ``broker tail --from`` on B, on a topic of its own, connected through it all
+    tail_topic = f"{topic}.tail"
+    filler = {"events": [{"topic": f"{topic}.filler", "data": n} for n in range(FILLER)]}
+    assert request(a, filler)[0] == 200  # the tail's start cursor well above a new history's
+    start = publish(a, tail_topic, "t0")
+    tail = Tail(b, tail_topic, "--anonymous", "--from", f"{epoch}:{start['cursor']}", "--count", "2")
+    tails.append(tail)
+    assert "subscribed" in tail.ready_line, tail.ready_line
 
     # publishes in flight as Redis dies: a burst from a backend on A, Redis killed at its first ack
     burst = backend(a)
@@ -177,3 +205,9 @@ def test_redis_killed_and_restarted(make_node: Callable[..., Node], redis: Resta
         assert fresh[0] == fresh[1]
         assert [(e["args"][0], e["position"]) for e in fresh[0]["events"]] == seen[0][-3:]
     assert_next_is_a_sentinel(b, topic, watchers)
+    # the tail prints what is published after the restart, at its positions: without persistence
+    # the new history's cursors are below the old one's, and still no duplicates
+    ends = [publish(a, tail_topic, "t1"), publish(b, tail_topic, "t2")]
+    printed = [(line["args"], line["position"]) for line in tail.lines(timeout=READ_TIMEOUT)]
+    assert printed == [(["t1"], ends[0]), (["t2"], ends[1])]
+    assert tail.proc.returncode == 0
