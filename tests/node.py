@@ -62,6 +62,7 @@ class Node:
         mutate: Callable[[dict[str, Any]], None] | None = None,
         env: dict[str, str] | None = None,
         port: int | None = None,
+        node_id: str | None = None,
     ) -> None:
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -75,6 +76,8 @@ class Node:
         self.workers: list[int] = []
         #: the id this start passed in ``BROKER_NODE_ID``; /health must echo it
         self.node_id = ""
+        #: start with this id (a restart that keeps its name, e.g. in nginx's map) instead of a new one
+        self.fixed_id = node_id
 
     @property
     def url(self) -> str:
@@ -125,7 +128,7 @@ class Node:
         config = self.config_path()
         for _attempt in range(3):
             self.port = self.fixed_port or free_port()
-            self.node_id = uuid.uuid4().hex
+            self.node_id = self.fixed_id or uuid.uuid4().hex
             log = self.log_path.open("ab")
             self.proc = subprocess.Popen(
                 [

@@ -26,9 +26,14 @@ from tests.node import free_port
 
 
 class RedisServer:
-    """``redis-server`` on a free port (or ``port``: a restart), no persistence; stopped by PID."""
+    """``redis-server`` on a free port (or ``port``: a restart), stopped by PID.
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    No persistence by default (a restart is an empty Redis); ``persistence=True`` is AOF
+    with ``appendfsync always`` in ``workdir``, so a restart in the same ``workdir`` comes
+    back with every write Redis acknowledged, even after :meth:`kill`.
+    """
+
+    def __init__(self, workdir: Path, port: int | None = None, persistence: bool = False) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed: `make test` installs it (apt)")
@@ -36,7 +41,10 @@ class RedisServer:
         self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.log = workdir / "redis.log"
-        options = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        options = ["--bind", "127.0.0.1", "--save", ""]
+        options += (
+            ["--appendonly", "yes", "--appendfsync", "always"] if persistence else ["--appendonly", "no"]
+        )
         files = ["--dir", str(workdir), "--logfile", str(self.log)]
         self.proc = subprocess.Popen([binary, "--port", str(self.port), *options, *files])
         deadline = time.monotonic() + 10
@@ -50,6 +58,12 @@ class RedisServer:
                 self.stop()
                 raise RuntimeError(f"redis-server did not start: {self.log.read_text(errors='replace')}")
             time.sleep(0.02)
+
+    def kill(self) -> None:
+        """``kill -9`` the server by its PID (and reap it): nothing flushed, nothing said."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=10)
 
     def stop(self) -> None:
         """Stop the server by its PID (and wait for it)."""

@@ -6,15 +6,16 @@ nodes and sends every later request of a session to the node its transport id na
 (``<node id>.<random>``, :mod:`broker.core.nodeid`). Each session here is opened through
 nginx, works end to end (HELLO, SUBSCRIBE, an event published on its own node through that
 node's ``/api/publish``), and nginx's log shows every one of its requests reached its node and
-no other. A page in headless Chromium without WebSocket does the same through the JS client.
-Events published on one node reach only that node's subscribers until Redis joins the nodes
-(issue 14, another part).
+no other. The nodes share one Redis (one broker, issue 14): a page in headless Chromium
+without WebSocket long-polls its node through nginx with the JS client and receives the events
+published on every node, its own and the two others, once each with their positions.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import time
 import urllib.request
 import uuid
@@ -29,6 +30,7 @@ from tests.cluster import Cluster
 from tests.lpclient import LongPollSession, post
 from tests.node import PUBLISHER_SECRET, Node
 from tests.rawwamp import EVENT, SUBSCRIBED, WELCOME
+from tests.redisserver import RedisServer
 from tests.test_browser import WATCH
 from tests.test_reverse_proxy import NGINX
 
@@ -39,11 +41,14 @@ SESSIONS = 9
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """Three nodes behind the doc's nginx block, with TLS; stopped by PID afterwards."""
+def cluster(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer) -> Iterator[Cluster]:
+    """Three nodes on the session's Redis behind the doc's nginx block, with TLS; stopped by PID."""
     if not (os.path.isfile(NGINX) and os.access(NGINX, os.X_OK)):
         pytest.fail(f"nginx is not installed ({NGINX} not found): run `make nginx` first")
-    running = Cluster(tmp_path_factory.mktemp("cluster")).start()
+    prefix = f"lp{secrets.token_hex(6)}"
+    running = Cluster(
+        tmp_path_factory.mktemp("cluster"), redis_url=redis_server.url, redis_prefix=prefix
+    ).start()
     try:
         yield running
     finally:
@@ -165,12 +170,20 @@ def test_a_page_without_websocket_long_polls_its_node_through_nginx(
     transports = {entry[1].split("/")[2] for entry in lp if entry[1] != "/lp/open"}
     assert len(transports) == 1, lp
     own = cluster.node(str(issuing_node(transports.pop())))
-    # one event per node: only its own node's reaches it (no Redis between the nodes yet)
+    # one event published on each node's own port: all three reach the page, once each, in the
+    # order they were published, with the positions their publishers were answered
     prefix = f"public.cluster.page{uuid.uuid4().hex[:8]}."
-    positions = {node.node_id: publish_on(node, f"{prefix}a", node.node_id) for node in cluster.nodes}
-    [shown] = page.ask(expect=1, prefix=prefix)["events"]
-    assert shown["data"] == own.node_id
-    assert shown["cursor"] == positions[own.node_id]["cursor"]  # type: ignore[index]
+    positions = [publish_on(node, f"{prefix}a", node.node_id) for node in cluster.nodes]
+    shown = sorted(page.ask(expect=3, prefix=prefix)["events"], key=lambda e: e["cursor"])
+    assert [e["data"] for e in shown] == [node.node_id for node in cluster.nodes]
+    assert [{"seq": e["seq"], "cursor": e["cursor"]} for e in shown] == [
+        {"seq": p["seq"], "cursor": p["cursor"]}  # type: ignore[index]
+        for p in positions
+    ]
+    last = publish_on(own, f"{prefix}a", "last")
+    shown = sorted(page.ask(expect=4, prefix=prefix)["events"], key=lambda e: e["cursor"])
+    assert [e["data"] for e in shown] == [*(node.node_id for node in cluster.nodes), "last"]  # none twice
+    assert shown[-1]["cursor"] == last["cursor"]  # type: ignore[index]
     # every long-poll request of the page went to that node
     lp = [entry for entry in cluster.served()[before:] if entry[1].startswith("/lp/")]
     own_address = f"127.0.0.1:{own.port}"

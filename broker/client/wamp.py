@@ -150,7 +150,9 @@ class Gapless(Generic[E]):
         self.deliver, self.make_event = deliver, make_event
         self.resume_from = resume_from
         self.timeout, self.clock, self.describe = timeout, clock, describe
-        self.buffer: ResumeBuffer[E] | None = ResumeBuffer(resume_from[1]) if resume_from else None
+        self.buffer: ResumeBuffer[E] | None = None
+        if resume_from is not None:
+            self.buffer = ResumeBuffer(resume_from[1], resume_from[0])
 
     def on_event(self, *args: Any, **kwargs: Any) -> None:
         """The subscription's handler: deliver a live event now, or hold it while recovering."""
@@ -161,7 +163,8 @@ class Gapless(Generic[E]):
         if self.buffer is None:
             self.deliver([event])
         else:
-            self.deliver(self.buffer.live((kwargs.get(POSITION_KEY) or {}).get("cursor"), event))
+            position = kwargs.get(POSITION_KEY) or {}
+            self.deliver(self.buffer.live(position.get("cursor"), event, position.get("epoch")))
 
     async def subscribe(self) -> Any:
         """Subscribe ``on_event``; returns autobahn's subscription (its errors propagate)."""
