@@ -149,6 +149,13 @@ def test_a_redis_restarted_from_an_older_snapshot_is_one_new_epoch_and_recovery_
     try:
         for node in (a, b):
             wait_for_health(node, 200, 15)
+        # a new history under B's subscriber: it is told (it may have missed events), and comes back
+        watcher.wait_closed(timeout=15)
+        goodbyes = [m for m in watcher.received_before_close if m[0] == GOODBYE]
+        assert [g[2] for g in goodbyes] == ["broker.error.delivery_gap"], watcher.received_before_close
+        assert "(the history was reset: a new epoch)" in goodbyes[0][1]["message"]
+        watcher = anonymous(b)
+        assert watcher.subscribe(topic)[0] == SUBSCRIBED
         status, body, _ = request(b, {"topic": topic, "data": "after the restore"})
         assert status == 200, body
         fresh = body["published"][0]["position"]

@@ -30,7 +30,7 @@ import pytest
 
 from broker.client import Publisher, Unavailable
 from tests.node import PUBLISHER_SECRET, Node
-from tests.rawwamp import ERROR, SUBSCRIBED, RawWamp
+from tests.rawwamp import ERROR, GOODBYE, SUBSCRIBED, RawWamp
 from tests.redisserver import RedisServer
 from tests.test_cluster import events, on_redis
 from tests.test_metrics import scrape, series
@@ -170,7 +170,8 @@ def test_an_idle_node_notices_redis_gone_through_its_reader_and_back_by_itself(
     make_node: Callable[..., Node], frozen_redis: RedisServer, tmp_path: Path
 ) -> None:
     """No publish at all: the log reader alone tells /health that Redis is gone (stopped), and
-    that it is back (restarted empty on the same port), with a subscriber connected throughout."""
+    that it is back (restarted empty on the same port); its subscriber, connected throughout, is
+    then told the history was reset (GOODBYE ``broker.error.delivery_gap``) and resubscribes."""
     node = make_node(on_redis(frozen_redis.url, "idle", timeout=TIMEOUT))
     topic = "public.outage.idle"
     bystander = anonymous(node)
@@ -185,10 +186,18 @@ def test_an_idle_node_notices_redis_gone_through_its_reader_and_back_by_itself(
     try:
         assert wait_for_health(node, 200, 10)["status"] == "ready"
         assert available(node) == 1
+        # Redis came back empty, a new history: what the node had not delivered of the old one
+        # is gone, so its subscribers are told (never a silent gap) and come back to recover
+        bystander.wait_closed(timeout=10)
+        goodbyes = [m for m in bystander.received_before_close if m[0] == GOODBYE]
+        assert [g[2] for g in goodbyes] == ["broker.error.delivery_gap"], bystander.received_before_close
+        assert "(the history was reset: a new epoch)" in goodbyes[0][1]["message"]
+        again = anonymous(node)
+        assert again.subscribe(topic)[0] == SUBSCRIBED
         status, body, _ = request(node, {"topic": topic, "data": "after"})
         assert status == 200, body
-        [(arg, position)] = events(bystander, 1)
+        [(arg, position)] = events(again, 1)
         assert (arg, position) == ("after", body["published"][0]["position"])
-        assert position["seq"] == 1  # Redis came back empty: a new history
+        assert position["seq"] == 1
     finally:
         back.stop()

@@ -6,17 +6,19 @@ that error), never answered 200; both nodes say so on ``/health`` and come back 
 once it is started again on the same port, no node restarted.
 
 - Without persistence (``--save '' --appendonly no``, what ``make cluster`` runs) Redis comes
-  back empty: the cluster moves to one new epoch, the same on both nodes; a subscriber that
-  recovers from a position of the old epoch gets ``unrecoverable``, never a silent gap; new
-  publishes on both nodes work and reach the subscribers of both with the same positions.
+  back empty: the cluster moves to one new epoch, the same on both nodes; every subscriber
+  connected through it is ended with GOODBYE ``broker.error.delivery_gap`` (its node may not
+  have delivered all it had acknowledged), and one that recovers from a position of the old
+  epoch gets ``unrecoverable``, never a silent gap; new publishes on both nodes work and reach
+  the subscribers of both with the same positions.
 - With AOF and ``appendfsync always`` (in the same directory) Redis comes back with every
   write it acknowledged: the same epoch goes on, seq and cursor continue where they were,
   every publish acknowledged as it was killed (a pipelined burst) is there, and a subscriber
   away across the outage recovers exactly what it missed, on the other node.
 
-Either way a ``broker tail --from`` connected through it all prints what is published after
-the restart, at its positions (without persistence the new history's cursors start below
-the old ones: they are not duplicates).
+With persistence a ``broker tail --from`` connected through it all prints what is published
+after the restart, at its positions; without, it is ended like every subscriber, and stops
+saying so.
 """
 
 from __future__ import annotations
@@ -29,13 +31,13 @@ from typing import Any
 import pytest
 
 from tests.node import Node
-from tests.rawwamp import ERROR, PUBLISH, PUBLISHED, SUBSCRIBED, RawWamp
+from tests.rawwamp import ERROR, EVENT, GOODBYE, PUBLISH, PUBLISHED, SUBSCRIBED, RawWamp
 from tests.redisserver import RedisServer
 from tests.test_cli_e2e import Tail
 from tests.test_cluster import assert_next_is_a_sentinel, events, on_redis
 from tests.test_cluster_outage import events_until, wait_for_health
 from tests.test_publish_api import request
-from tests.test_recovery import anonymous, backend, recover
+from tests.test_recovery import POSITION, anonymous, backend, recover
 
 pytestmark = pytest.mark.node
 
@@ -102,6 +104,17 @@ def acknowledged(publisher: RawWamp, topic: str, arg: Any) -> bool:
     return reply is not None and reply[0] == PUBLISHED
 
 
+def ended_by_reset(client: RawWamp) -> list[tuple[Any, dict[str, Any]]]:
+    """The events ``client`` got before its node ended it for a reset history (GOODBYE
+    ``broker.error.delivery_gap`` naming the new epoch), which must come."""
+    client.wait_closed(timeout=READ_TIMEOUT)
+    got = client.received_before_close
+    goodbyes = [m for m in got if m[0] == GOODBYE]
+    assert [g[2] for g in goodbyes] == ["broker.error.delivery_gap"], got
+    assert "(the history was reset: a new epoch)" in goodbyes[0][1]["message"], goodbyes
+    return [(m[4][0], m[5][POSITION]) for m in got if m[0] == EVENT]
+
+
 def refused_while_dead(nodes: list[Node], publisher: RawWamp, topic: str) -> None:
     """Every publish path on every node is refused: never 200."""
     for node in nodes:
@@ -164,6 +177,18 @@ def test_redis_killed_and_restarted(
     for node in (a, b):
         assert wait_for_health(node, 200, BACK_WITHIN)["status"] == "ready"  # no node restarted
 
+    if not redis.persistence:  # a new history: every subscriber is told, and comes back
+        before_reset = [ended_by_reset(watcher) for watcher in watchers]
+        for each in before_reset:
+            assert all(p["epoch"] == epoch for _, p in each)  # what it got before: the old history
+            args = [arg for arg, _ in each]
+            assert args == sorted(args, key=lambda b: int(b[1:])), args  # in the order sent
+        assert tail.proc.wait(timeout=READ_TIMEOUT) != 0  # it cannot go on: it says so and stops
+        assert tail.proc.stderr is not None
+        assert "the router closed the connection" in tail.proc.stderr.read()
+        watchers = [anonymous(a), anonymous(b)]
+        for client in watchers:
+            assert client.subscribe(topic)[0] == SUBSCRIBED
     after = [(3, publish(a, topic, 3)), (4, publish(b, topic, 4))]
     assert acknowledged(from_a, topic, 5)
     seen = [list(events_until(watcher, 5, BURST + 3)) for watcher in watchers]
@@ -205,8 +230,9 @@ def test_redis_killed_and_restarted(
         assert fresh[0] == fresh[1]
         assert [(e["args"][0], e["position"]) for e in fresh[0]["events"]] == seen[0][-3:]
     assert_next_is_a_sentinel(b, topic, watchers)
-    # the tail prints what is published after the restart, at its positions: without persistence
-    # the new history's cursors are below the old one's, and still no duplicates
+    if not redis.persistence:
+        return
+    # the tail prints what is published after the restart, at its positions
     ends = [publish(a, tail_topic, "t1"), publish(b, tail_topic, "t2")]
     printed = [(line["args"], line["position"]) for line in tail.lines(timeout=READ_TIMEOUT)]
     assert printed == [(["t1"], ends[0]), (["t2"], ends[1])]

@@ -18,7 +18,13 @@ from typing import Any, Final
 from broker.engines import redis
 from broker.engines.memory import MemoryStore
 from broker.engines.sqlite import SQLiteStore
-from broker.history import DEFAULT_MAX_TOPICS, HistoryStore, check_store_spec
+from broker.history import (
+    DEFAULT_MAX_TOPICS,
+    DEFAULT_REDIS_TIMEOUT,
+    HistoryStore,
+    check_store_spec,
+    parse_redis_url,
+)
 
 #: A builder: ``(spec, base_dir, connect) -> store``; relative file paths are taken from
 #: ``base_dir``, a server engine's connection from ``connect`` (None: there is none).
@@ -35,7 +41,16 @@ def _sqlite(spec: Mapping[str, Any], base_dir: str, connect: redis.Connect | Non
 
 
 def _redis(spec: Mapping[str, Any], base_dir: str, connect: redis.Connect | None) -> HistoryStore:
-    return redis.build(spec, connect)
+    if connect is None:
+        raise ValueError("a Redis store needs a connection: run it in the node (broker run)")
+    timeout = float(spec.get("timeout", DEFAULT_REDIS_TIMEOUT))
+    return redis.RedisStore(
+        connect(parse_redis_url(spec["url"]), timeout),
+        timeout=timeout,
+        prefix=spec.get("prefix", redis.DEFAULT_PREFIX),
+        max_topics=spec.get("max_topics", DEFAULT_MAX_TOPICS),
+        log_max=spec.get("log_max", redis.DEFAULT_LOG_MAX),
+    )
 
 
 #: Every engine, by the ``type`` a spec names.

@@ -42,7 +42,7 @@ import itertools
 import logging
 import secrets
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final, cast
 
 from broker.core.ratelimit import Quota
@@ -61,7 +61,6 @@ from broker.history import (
     Once,
     Snapshot,
     StoredEvent,
-    parse_redis_url,
 )
 
 #: Defaults of the store's options (see :data:`broker.history.STORE_OPTIONS`).
@@ -355,18 +354,23 @@ class RedisStore:
         """Go on past cursors ``low`` to ``high``, trimmed from the log before this node read
         them: ``lost`` first, so the sessions that may have missed them learn it."""
         _log.warning("Redis log lost cursors %d to %d: not delivered here", low, high)
-        if self._lost is not None:
-            try:
-                self._lost(low, high)
-            except Exception:
-                _log.exception("Redis log: reporting lost cursors %d to %d failed", low, high)
+        self._report(low, high)
         self._advance(high)
 
+    def _report(self, low: int, high: int | None) -> None:
+        try:
+            if self._lost is not None:
+                self._lost(low, high)
+        except Exception:
+            _log.exception("Redis log: reporting lost cursors %d to %s failed", low, high or "the end")
+
     def _adopt(self, epoch: str) -> None:
-        """Take Redis's epoch: a different one is a new history, read from its start."""
+        """Take Redis's epoch: a different one is a new history, read from its start; what this
+        node had not fed of the old one may be lost (Redis lost its data): ``lost`` first."""
         if epoch != self.epoch:
             if self._adopted:
                 _log.warning("Redis history is a new epoch %s (was %s)", epoch, self.epoch)
+                self._report(self._fed + 1, None)
             self.epoch = epoch
             self._fed = self._read = self._top = 0
             self._probe_id = (0, 0)
@@ -403,18 +407,3 @@ class RedisStore:
     def _hand(self, run: list[wire.Entry]) -> None:
         if run and self._feed is not None:
             self._feed(Appended(self.epoch, tuple(entry.event for entry in run)))
-
-
-def build(spec: Mapping[str, Any], connect: Connect | None) -> RedisStore:
-    """The store a checked ``{"type": "redis", ...}`` spec describes, over ``connect``'s link."""
-    if connect is None:
-        raise ValueError("a Redis store needs a connection: run it in the node (broker run)")
-    timeout = float(spec.get("timeout", DEFAULT_REDIS_TIMEOUT))
-    link = connect(parse_redis_url(spec["url"]), timeout)
-    return RedisStore(
-        link,
-        timeout=timeout,
-        prefix=spec.get("prefix", DEFAULT_PREFIX),
-        max_topics=spec.get("max_topics", DEFAULT_MAX_TOPICS),
-        log_max=spec.get("log_max", DEFAULT_LOG_MAX),
-    )

@@ -117,8 +117,9 @@ class Snapshot:
 Feed = Callable[[Appended], None]
 
 #: Where an engine says that cursors ``low`` to ``high`` will never be fed here (a shared log
-#: trimmed past this node): the router ends the sessions that may have missed them.
-Lost = Callable[[int, int], None]
+#: trimmed past this node; ``high`` None: every cursor from ``low`` on, the history was reset
+#: under this node, a new epoch): the router ends the sessions that may have missed them.
+Lost = Callable[[int, int | None], None]
 
 
 class HistoryStore(Protocol):

@@ -35,15 +35,15 @@ GAPS = Counter(
 )
 
 
-def end_subscribers(router: Any, low: int, high: int) -> None:
-    """Cursors ``low`` to ``high`` will not be delivered here: end every subscribed client
-    session of ``router`` (each counted as a ``DeliveryGap`` rejection)."""
+def end_subscribers(router: Any, low: int, high: int | None) -> None:
+    """Cursors ``low`` to ``high`` (None: the history was reset) will not be delivered here: end
+    every subscribed client session of ``router`` (each counted as a ``DeliveryGap`` rejection)."""
     GAPS.inc()
+    missed = f"at cursors {low} to {high}" if high is not None else f"from cursor {low} on"
+    reset = "" if high is not None else " (the history was reset: a new epoch)"
     error = DeliveryGap(
-        f"events at cursors {low} to {high} could not be delivered on this node: "
+        f"events {missed} could not be delivered on this node{reset}: "
         "reconnect and recover them (broker.recover)"
     )
     ended = sum(end_session(router, session_id, error) for session_id in subscribed_sessions(router))
-    _log.warn(
-        "delivery gap at cursors {low}..{high}: ended {n} subscribed sessions", low=low, high=high, n=ended
-    )
+    _log.warn("delivery gap {missed}: ended {n} subscribed sessions", missed=missed, n=ended)
