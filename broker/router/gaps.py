@@ -4,7 +4,9 @@ Why: with the Redis engine a node feeds other nodes' events from a shared log
 that keeps about ``log_max`` entries. A node whose reader fell further
 behind than that finds entries gone (:meth:`broker.engines.redis.RedisStore.subscribe`'s
 ``lost``); the events are still in their topics' history, but the node cannot
-tell which topics they were on. So every client session here holding a
+tell which topics they were on. The same holds when Redis came back without
+what this node had not delivered yet (a new epoch: ``lost`` with no upper
+cursor). So every client session here holding a
 subscription (:func:`broker.router.crossbar.subscribers.subscribed_sessions`)
 is ended, before anything after the gap is delivered, with GOODBYE
 ``broker.error.delivery_gap`` (:class:`broker.errors.DeliveryGap`): the
