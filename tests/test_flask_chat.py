@@ -270,6 +270,29 @@ def test_a_page_opened_later_shows_the_rooms_last_messages_from_history(
     assert later.wait("after")[-2:] == [said("grace", "<i>newest</i>", True), said("grace", "after")]
 
 
+def short_chat_history(config: dict[str, Any]) -> None:
+    extra = config["workers"][0]["components"][0]["extra"]
+    policy = {"uri": "public.chat.", "match": "prefix", "max_events": 20, "max_age": 3600}
+    extra["history"]["policies"].insert(0, policy)
+
+
+@pytest.mark.node
+def test_a_room_that_keeps_fewer_messages_than_the_page_shows_lists_all_it_keeps(
+    make_node: Callable[..., Node], start_app: Callable[..., ChatApp], pages: Callable[..., Page]
+) -> None:
+    node = make_node(short_chat_history)
+    app = start_app(node.url)
+    room = new_room()
+    publisher = Publisher(node.url, "dev", PUBLISHER_SECRET)
+    for n in range(45):  # the node keeps the last 20: reading further back is unrecoverable
+        publisher.publish(f"public.chat.{room}", {"user": "bot", "text": f"old {n}"})
+        publisher.publish("public.elsewhere", {"n": n})
+
+    page = pages(f"{app.url}/rooms/{room}")
+    assert page.ready["history"] == "partial"  # older ones existed and were trimmed
+    assert page.ready["messages"] == [said("bot", f"old {n}", True) for n in range(25, 45)]
+
+
 @pytest.mark.node
 def test_an_over_long_message_is_refused_with_the_limit_and_not_published(
     app: ChatApp, pages: Callable[..., Page]
@@ -345,6 +368,18 @@ def test_a_rate_limit_or_a_node_that_is_down_is_told_to_the_user_not_a_500(
     status, page_html, _ = client.post(room, {"csrf_token": client.csrf(room), "name": "ada", "text": "down"})
     assert status == 503
     assert "The chat service is unavailable right now" in page_html
+    opened_while_down = pages(f"{app.url}/rooms/{room}")  # the client cannot even load
+    assert (opened_while_down.ready["state"], opened_while_down.ready["history"]) == (
+        "unavailable",
+        "unavailable",
+    )
+    assert opened_while_down.ready["notice"].startswith(
+        f"Live updates are unavailable: the JS client did not load from {node.url} "
+    )
+    assert opened_while_down.ready["messages"] == []
+    assert opened_while_down.send("still down", name="ada")["refused"].startswith(
+        "The chat service is unavailable"
+    )
     log = app.log()
     assert "Traceback" not in log and '" 500 ' not in log
     assert '" 429 ' in log and '" 503 ' in log

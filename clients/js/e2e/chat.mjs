@@ -1,7 +1,7 @@
 // Drives one page of examples/flask_chat in real headless Chromium for tests/test_flask_chat.py.
 //
 // Env: PAGE_URL (a room's page). Protocol on stdin/stdout, one JSON object per line:
-//   -> {"ready": true, "state", "history", "messages": [...]}   once the page has loaded its history
+//   -> {"ready": true, "state", "history", "notice", "messages": [...]}   once the page loaded its history
 //   <- {"send": {"text": "...", "name": "..."}}   fill the form, click Send, wait for the app's answer
 //   -> {"refused": "..." | "", "messages": [...]}  (#error's text; "" when the message was taken)
 //   <- {"wait": "text"}                          wait until a message with exactly this text is listed
@@ -40,7 +40,13 @@ const text = (selector) => page.locator(selector).innerText();
 try {
   await page.goto(process.env.PAGE_URL);
   await page.waitForFunction(() => document.body.dataset.history !== undefined, null, { timeout: TIMEOUT });
-  out({ ready: true, state: await text("#state"), history: await page.evaluate(() => document.body.dataset.history), messages: await messages() });
+  out({
+    ready: true,
+    state: await text("#state"),
+    history: await page.evaluate(() => document.body.dataset.history),
+    notice: await page.evaluate(() => document.querySelector("#notice").textContent),
+    messages: await messages(),
+  });
   for await (const line of createInterface({ input: process.stdin })) {
     const cmd = JSON.parse(line);
     if (cmd.quit) break;
