@@ -338,6 +338,24 @@ def test_the_form_works_without_javascript_and_needs_its_csrf_token(
     assert 'value="ada"' in page  # the name is remembered
 
 
+@pytest.mark.node
+def test_a_key_the_node_rejects_is_a_502_for_the_user_and_the_reason_in_the_log(
+    node: Node, start_app: Callable[..., ChatApp]
+) -> None:
+    app = start_app(node.url, BROKER_SECRET="not-the-dev-secret")
+    room = new_room()
+    client = Browser(app)
+    fields = {"csrf_token": client.csrf(room), "name": "ada", "text": "hello"}
+    status, body, _ = client.post(room, fields, "application/json")
+    message = "The chat service refused the message; it was not sent. Please tell the site's operator."
+    assert (status, json.loads(body)) == (502, {"error": message})
+    status, page, _ = client.post(room, fields)
+    assert status == 502 and message.replace("'", "&#39;") in page
+    log = app.log()
+    assert "publish refused, check the chat's BROKER_* settings: HTTP 401 broker.error.unauthenticated" in log
+    assert "Traceback" not in log and "not-the-dev-secret" not in log
+
+
 def limited(config: dict[str, Any]) -> None:
     extra = config["workers"][0]["components"][0]["extra"]
     extra["publishers"]["dev"]["rate_limit"] = {"per_second": 0.01, "burst": 2}
@@ -353,8 +371,14 @@ def test_a_rate_limit_or_a_node_that_is_down_is_told_to_the_user_not_a_500(
     page = pages(f"{app.url}/rooms/{room}")
     assert page.send("one", name="ada")["refused"] == ""
     assert page.send("two")["refused"] == ""
+    too_fast = r"You are sending messages too fast\. Try again in \d+ s\."
     refused = page.send("three")["refused"]
-    assert re.fullmatch(r"You are sending messages too fast\. Try again in \d+ s\.", refused), refused
+    assert re.fullmatch(too_fast, refused), refused
+    client = Browser(app)
+    fields = {"csrf_token": client.csrf(room), "name": "ada", "text": "four"}
+    status, body, headers = client.post(room, fields, "application/json")
+    assert status == 429 and re.fullmatch(too_fast, json.loads(body)["error"]), body
+    assert int(headers["Retry-After"]) >= 1
     assert [m["text"] for m in page.wait("two")] == ["one", "two"]
 
     node.stop()
@@ -364,7 +388,6 @@ def test_a_rate_limit_or_a_node_that_is_down_is_told_to_the_user_not_a_500(
         answer["refused"]
         == "The chat service is unavailable right now; your message was not sent. Try again."
     )
-    client = Browser(app)
     status, page_html, _ = client.post(room, {"csrf_token": client.csrf(room), "name": "ada", "text": "down"})
     assert status == 503
     assert "The chat service is unavailable right now" in page_html

@@ -42,23 +42,31 @@ HISTORY_LIMIT = 50
 
 
 class Failed(Exception):
-    """A POST that sends nothing: ``message`` is shown to the user, ``status`` answered."""
+    """A POST that sends nothing: ``message`` is shown to the user, ``status`` answered
+    (with ``Retry-After`` when the node gave a hint)."""
 
-    def __init__(self, message: str, status: int) -> None:
+    def __init__(self, message: str, status: int, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
+        self.retry_after = retry_after
 
 
 def refusal(exc: PublishError) -> Failed:
-    """What the user is told when the node did not take the message (logged in full here)."""
-    log.warning("publish failed: %s", exc)
+    """What the user is told when the node did not take the message; the details go to the log."""
     if isinstance(exc, RateLimited):
+        log.warning("publish refused: %s", exc)
         wait = f" in {max(1, round(exc.retry_after))} s" if exc.retry_after else " in a moment"
-        return Failed(f"You are sending messages too fast. Try again{wait}.", 429)
+        return Failed(f"You are sending messages too fast. Try again{wait}.", 429, exc.retry_after)
     if isinstance(exc, Unavailable):
-        return Failed("The chat service is unavailable right now; your message was not sent. Try again.", 503)
-    return Failed("The chat service refused the message; it was not sent. The operator has been told.", 502)
+        log.warning("publish failed: %s", exc)
+        message = "The chat service is unavailable right now; your message was not sent. Try again."
+        return Failed(message, 503, exc.retry_after)
+    # a key, secret or grant that does not fit the node: the user can do nothing about it
+    log.error("publish refused, check the chat's BROKER_* settings: %s", exc)
+    return Failed(
+        "The chat service refused the message; it was not sent. Please tell the site's operator.", 502
+    )
 
 
 def _origin(url: str) -> str:
@@ -166,9 +174,13 @@ def create_app(environ: dict[str, str] | None = None) -> Flask:
             except PublishError as exc:
                 raise refusal(exc) from exc
         except Failed as failed:
+            headers = {"Retry-After": str(max(1, round(failed.retry_after)))} if failed.retry_after else {}
             if wants_json():
-                return jsonify(error=failed.message), failed.status
-            return room_page(room, failed.status, failed.message, form.get("name", ""), form.get("text", ""))
+                return jsonify(error=failed.message), failed.status, headers
+            page, status = room_page(
+                room, failed.status, failed.message, form.get("name", ""), form.get("text", "")
+            )
+            return page, status, headers
         if wants_json():
             return jsonify(sent=True)
         return redirect(url_for("room", room=room), 303)
