@@ -44,7 +44,7 @@ try {
     ready: true,
     state: await text("#state"),
     history: await page.evaluate(() => document.body.dataset.history),
-    notice: await page.evaluate(() => document.querySelector("#notice").textContent),
+    notice: await page.evaluate(() => document.querySelector("#notice").textContent), // may be hidden
     messages: await messages(),
   });
   for await (const line of createInterface({ input: process.stdin })) {
@@ -69,8 +69,10 @@ try {
       );
       out({ messages: await messages() });
     } else if (cmd.state) {
-      await page.waitForFunction((s) => document.querySelector("#state").textContent === s, cmd.state, { timeout: TIMEOUT });
-      out({ state: await text("#state"), notice: await page.evaluate(() => document.querySelector("#notice").textContent) });
+      await page.waitForFunction((s) => document.querySelector("#state").textContent === s, cmd.state, {
+        timeout: TIMEOUT,
+      });
+      out({ state: await text("#state"), notice: await text("#notice") });
     } else if (cmd.inspect) {
       const pwned = await page.evaluate(() => window.pwned ?? null);
       const elements = await page.$$eval("#messages .text *", (found) => found.length);

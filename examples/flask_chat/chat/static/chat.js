@@ -123,10 +123,10 @@ function withTimeout(promise, ms) {
 
 /** Go live from where the room is now, then list the messages published before. */
 async function start(client) {
-  const call = (epoch, after) =>
-    withTimeout(client.session.call("broker.recover", [topic], { match: "exact", epoch, after }), CALL_TIMEOUT_MS).then(
-      normalize,
-    );
+  const call = (epoch, after) => {
+    const answer = client.session.call("broker.recover", [topic], { match: "exact", epoch, after });
+    return withTimeout(answer, CALL_TIMEOUT_MS).then(normalize);
+  };
   const live = (from) =>
     client.subscribe(topic, showLive, {
       recover: true,
