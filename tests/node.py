@@ -62,6 +62,7 @@ class Node:
         mutate: Callable[[dict[str, Any]], None] | None = None,
         env: dict[str, str] | None = None,
         port: int | None = None,
+        loglevel: str = "warn",
     ) -> None:
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -72,6 +73,8 @@ class Node:
         self.port = 0
         #: start on this port (a restart at the same address) instead of a free one
         self.fixed_port = port
+        #: crossbar's log level (``broker run --loglevel``)
+        self.loglevel = loglevel
         self.workers: list[int] = []
         #: the id this start passed in ``BROKER_NODE_ID``; /health must echo it
         self.node_id = ""
@@ -137,6 +140,8 @@ class Node:
                     str(self.port),
                     "--cbdir",
                     str(self.workdir / "run"),
+                    "--loglevel",
+                    self.loglevel,
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
