@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,8 @@ class SseClient:
     headers: dict[str, str] = field(default_factory=dict)
     timeout: float = 30.0
     rcvbuf: int | None = None
+    #: TLS to ``localhost`` (a proxy in front of the node) with this context
+    ssl_context: ssl.SSLContext | None = None
     status: int = 0
     response_headers: dict[str, str] = field(default_factory=dict)
     comments: list[str] = field(default_factory=list)
@@ -46,6 +49,8 @@ class SseClient:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)
         sock.settimeout(self.timeout)
         sock.connect(("127.0.0.1", self.port))
+        if self.ssl_context is not None:
+            sock = self.ssl_context.wrap_socket(sock, server_hostname="localhost")
         lines = [f"GET {self.target} HTTP/1.0", "Host: 127.0.0.1"]
         lines += [f"{k}: {v}" for k, v in self.headers.items()]
         sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
