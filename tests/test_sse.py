@@ -118,6 +118,7 @@ def test_another_epoch_is_one_unrecoverable_event_then_live(
     node: Node, streams: Callable[..., SseClient]
 ) -> None:
     topic = f"public.sse.{uuid.uuid4().hex[:8]}"
+    before = series(scrape(node)[1], "broker_recoveries_total", "outcome").get("unrecoverable", 0)
     client = streams(node, target(topic), headers={"Last-Event-ID": "0123456789abcdef:5"})
     event = client.next()
     assert event.event == "unrecoverable"
@@ -126,6 +127,9 @@ def test_another_epoch_is_one_unrecoverable_event_then_live(
     assert ready(client) == {"epoch": event.data["epoch"], "cursor": event.data["cursor"]}
     publisher(node).publish(topic, "live")
     assert [e.data["args"] for e in client.events(1)] == [["live"]]
+    # counted as broker.recover counts it: the lost-events alert covers streams too
+    after = series(scrape(node)[1], "broker_recoveries_total", "outcome").get("unrecoverable", 0)
+    assert after == before + 1
 
 
 def _iso(timestamp: float) -> str:

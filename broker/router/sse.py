@@ -36,12 +36,12 @@ from broker.core.tokens import USER_ROLE, verify
 from broker.core.uris import is_reserved
 from broker.errors import BrokerError, ConfigError, InvalidToken, NotAuthorized, NotReady, TokenExpired
 from broker.history import POSITION_KEY, HistoryStore
-from broker.history.recovery import MAX_EVENTS, answer
+from broker.history.recovery import MAX_EVENTS, answer, recovery_outcome
+from broker.router import metrics
 from broker.router.counters import REGISTRY
 from broker.router.crossbar import backpressure, cors
 from broker.router.crossbar import publish as crossbar_publish
 from broker.router.crossbar.context import Clock
-from broker.router.metrics import FOREIGN_ORIGIN
 from broker.router.positions import HISTORY_UNAVAILABLE
 from broker.router.state import STATE
 
@@ -100,9 +100,11 @@ class Stream:
             wanted = MAX_EVENTS + 1 if since is not None else 0
             snapshot = await store.read(self.wanted.wants, after, wanted)
             if since is None:
+                metrics.count_recovery("position")
                 self.go_live(snapshot.epoch, snapshot.cursor)
                 return
             page = answer(snapshot, epoch, after)
+            metrics.count_recovery(recovery_outcome(epoch, page))  # as broker.recover counts, per page
             if page["unrecoverable"]:
                 reason = {"reason": page["reason"], "epoch": page["epoch"], "cursor": page["cursor"]}
                 self._write(sse.frame(sse.UNRECOVERABLE, reason, sse.event_id(page["epoch"], page["cursor"])))
@@ -252,7 +254,7 @@ class SseResource(Resource):
         request.uri = sse.redact(request.uri)  # before anything logs it (the access log, at the end)
         origin = request.getHeader(b"origin")
         if origin is not None and not cors.allowed(origin):
-            STATE.count_rejection(FOREIGN_ORIGIN)
+            STATE.count_rejection(metrics.FOREIGN_ORIGIN)
             return _error(request, NotAuthorized(f"origin {origin.decode('latin-1')!r} is not allowed"))
         cors.set_cross_origin_headers(request)
         session, store = STATE.session, STATE.history
