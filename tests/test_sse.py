@@ -348,3 +348,33 @@ def test_metrics_count_streams_and_events(node: Node, streams: Callable[..., Sse
     _, samples = scrape(node)
     assert series(samples, "broker_sse_events_total", "kind").get("live", 0) == before + 1
     assert samples[("broker_sse_connections", ())] >= 1
+
+
+def three_connections(config: dict[str, Any]) -> None:
+    config["workers"][0]["transports"][0]["max_connections"] = 3
+
+
+def test_streams_count_against_max_connections(
+    make_node: Callable[..., Node], streams: Callable[..., SseClient]
+) -> None:
+    node = make_node(three_connections)
+    topic = f"public.sse.{uuid.uuid4().hex[:8]}"
+    opened = [streams(node, target(topic)) for _ in range(3)]
+    for client in opened:
+        ready(client)
+    with pytest.raises((EOFError, ConnectionError)):  # crossbar's cap: closed at accept
+        streams(node, target(topic))
+    opened[2].close()
+    deadline = time.monotonic() + 20
+    while True:  # the node notices the freed slot when it reads the close
+        try:
+            fourth = streams(node, target(topic))
+            break
+        except (EOFError, ConnectionError):
+            assert time.monotonic() < deadline, "the freed slot was never reused"
+            time.sleep(0.1)
+    ready(fourth)
+    fourth.close()  # a slot for the publish (the SDK retries until the node has freed it)
+    publisher(node).publish(topic, "to the streams that stayed")
+    for client in opened[:2]:
+        assert [e.data["args"] for e in client.events(1)] == [["to the streams that stayed"]]
