@@ -8,9 +8,12 @@ open beside it goes on receiving.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
+import urllib.error
 import urllib.parse
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -206,6 +209,13 @@ def test_each_bad_request_is_refused_exactly_and_a_good_stream_goes_on(
         refused = streams(node, path, headers=headers)
         assert (refused.status, refused.body()) == (status, body), path
         assert refused.response_headers["content-type"] == "application/json"
+    posted = urllib.request.Request(f"{node.url}{target(topic)}", data=b"{}", method="POST")
+    with pytest.raises(urllib.error.HTTPError) as refused_post:
+        urllib.request.urlopen(posted, timeout=10)
+    assert (refused_post.value.code, json.loads(refused_post.value.read())) == (
+        405,
+        {"error": "broker.error.method_not_allowed", "message": "/sse answers GET only"},
+    )
     result = publisher(node).publish(topic, "still here")
     [event] = good.events(1)
     assert event.data["args"] == ["still here"]

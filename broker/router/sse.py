@@ -31,10 +31,19 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from broker.core import sse
+from broker.core.backpressure import slow_subscriber
 from broker.core.grants import Grants
 from broker.core.tokens import USER_ROLE, verify
 from broker.core.uris import is_reserved
-from broker.errors import BrokerError, ConfigError, InvalidToken, NotAuthorized, NotReady, TokenExpired
+from broker.errors import (
+    BrokerError,
+    ConfigError,
+    InvalidToken,
+    MethodNotAllowed,
+    NotAuthorized,
+    NotReady,
+    TokenExpired,
+)
 from broker.history import POSITION_KEY, HistoryStore
 from broker.history.recovery import MAX_EVENTS, answer, recovery_outcome
 from broker.router import metrics
@@ -133,8 +142,9 @@ class Stream:
         for out in self.gate.live(cursor, data, len(data)):
             EVENTS.labels("live").inc()
             self._write(out)
-        if self.gate.held_bytes > backpressure_limit():
-            self._end(SLOW, None)
+        limit = backpressure_limit()
+        if self.gate.held_bytes > limit:  # held while the replay is read: the same bound
+            self._let_go(slow_subscriber(self.gate.held_bytes, limit) or "")
 
     def _write(self, data: bytes) -> None:
         if self.closed:
@@ -142,11 +152,15 @@ class Stream:
         self.request.write(data)
         reason = backpressure.slow_stream(self.request.transport, backpressure_limit())
         if reason is not None:
-            _log.warn(
-                "closing SSE stream of {peer}: {reason}", peer=self.request.getClientAddress(), reason=reason
-            )
-            STATE.count_rejection("SlowSubscriber")
-            self._end(SLOW, None, abort=True)
+            self._let_go(reason)
+
+    def _let_go(self, reason: str) -> None:
+        """Drop a slow stream's connection now, freeing what waits for it; counted and logged once."""
+        _log.warn(
+            "closing SSE stream of {peer}: {reason}", peer=self.request.getClientAddress(), reason=reason
+        )
+        STATE.count_rejection("SlowSubscriber")
+        self._end(SLOW, None, abort=True)
 
     def _end(self, reason: str, last: bytes | None, abort: bool = False) -> None:
         """End the response (after ``last``, if any), counted under ``reason``."""
@@ -249,6 +263,12 @@ class SseResource(Resource):
             )
         self.keepalive = float(keepalive)
         crossbar_publish.tap(HUB.dispatched)
+
+    def render(self, request: Request) -> bytes | int:
+        if request.method not in (b"GET", b"HEAD"):
+            request.setHeader(b"allow", b"GET")
+            return _error(request, MethodNotAllowed("/sse answers GET only"))
+        return self.render_GET(request)
 
     def render_GET(self, request: Request) -> bytes | int:
         request.uri = sse.redact(request.uri)  # before anything logs it (the access log, at the end)
