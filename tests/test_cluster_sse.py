@@ -4,14 +4,18 @@ A stream on one node receives what is published on the other (HTTP API and
 WAMP alike) once, with the position the publisher was given, because the
 stream taps the same delivery path WAMP subscribers are served from, the
 engine's feed included; and a stream that reconnects to either node resumes
-from the one shared history.
+from the one shared history. A node the shared log left behind closes its
+streams (``broker.error.delivery_gap``), and their reconnects replay the rest.
 """
 
 from __future__ import annotations
 
+import os
 import secrets
+import signal
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +26,9 @@ from tests.rawwamp import PUBLISHED
 from tests.redisserver import RedisServer
 from tests.sseclient import SseClient
 from tests.test_cluster import on_redis
+from tests.test_cluster_integrity import BATCHES, LOG_MAX, TIMEOUT, lagging_batch, with_log_max
+from tests.test_metrics import scrape, series
+from tests.test_publish_api import request
 from tests.test_recovery import backend
 
 pytestmark = pytest.mark.node
@@ -84,3 +91,50 @@ def test_events_published_on_one_node_reach_a_stream_on_the_other(
     [replayed] = resumed.events(1)
     assert (replayed.data["args"], replayed.data["position"]) == (["while away"], missed.position)
     assert resumed.next().event == "ready"
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path / "redis")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_a_stream_on_a_node_the_log_left_behind_is_closed_and_its_reconnect_replays_everything(
+    make_node: Callable[..., Node], own_redis: RedisServer, streams: Callable[..., SseClient]
+) -> None:
+    """As a WAMP subscriber there is ended with broker.error.delivery_gap (test_cluster_integrity.py),
+    a stream gets ``closed`` naming it, nothing after the gap; its Last-Event-ID replays the rest."""
+    mutate = with_log_max(on_redis(own_redis.url, f"g{secrets.token_hex(4)}", timeout=TIMEOUT), LOG_MAX)
+    a, b = make_node(mutate), make_node(mutate)
+    topic = f"public.ssegap.{uuid.uuid4().hex[:8]}"
+    lagging, beside = streams(a, f"/sse?topic={topic}"), streams(b, f"/sse?topic={topic}")
+    for stream in (lagging, beside):
+        assert stream.next().event == "ready"
+    status, body, _ = request(b, {"topic": topic, "data": "before"})
+    assert status == 200, body
+    [before] = lagging.events(1)
+    assert before.data["position"] == body["published"][0]["position"]
+    for worker in a.workers:
+        os.kill(worker, signal.SIGSTOP)
+    try:
+        for number in range(BATCHES):
+            status, body, _ = request(b, {"events": lagging_batch(number, topic)})
+            assert status == 200, body
+    finally:
+        for worker in a.workers:
+            os.kill(worker, signal.SIGCONT)
+    closing = lagging.next()
+    assert closing.event == "closed"
+    assert closing.data["error"] == "broker.error.delivery_gap"
+    assert closing.data["message"].endswith("reconnect and recover them (broker.recover)")
+    assert lagging.ended()  # and nothing after the gap
+    again = streams(a, f"/sse?topic={topic}", headers={"Last-Event-ID": str(before.id)})
+    replayed = again.events(10)
+    assert [e.data["args"][0] for e in replayed] == list(range(10))
+    assert [e.data["position"]["seq"] for e in replayed] == list(range(2, 12))
+    assert [e.data["args"][0] for e in beside.events(11)] == ["before", *range(10)]
+    samples = scrape(a)[1]
+    assert series(samples, "broker_sse_closes_total", "reason").get("delivery_gap") == 1

@@ -7,7 +7,8 @@ behind than that finds entries gone (:meth:`broker.engines.redis.RedisStore.subs
 tell which topics they were on. So every client session here holding a
 subscription (:func:`broker.router.crossbar.subscribers.subscribed_sessions`)
 is ended, before anything after the gap is delivered, with GOODBYE
-``broker.error.delivery_gap`` (:class:`broker.errors.DeliveryGap`): the
+``broker.error.delivery_gap`` (:class:`broker.errors.DeliveryGap`), and
+every ``GET /sse`` stream with a ``closed`` event naming it: the
 clients reconnect and ``broker.recover`` from their last position, getting
 what the history still holds or an explicit ``unrecoverable``. Each gap is
 counted in ``broker_delivery_gaps_total``, each session ended in
@@ -22,6 +23,7 @@ from prometheus_client import Counter
 from twisted.logger import Logger
 
 from broker.errors import DeliveryGap
+from broker.router import sse
 from broker.router.counters import REGISTRY
 from broker.router.crossbar.subscribers import subscribed_sessions
 from broker.router.expiry import end_session
@@ -44,6 +46,11 @@ def end_subscribers(router: Any, low: int, high: int) -> None:
         "reconnect and recover them (broker.recover)"
     )
     ended = sum(end_session(router, session_id, error) for session_id in subscribed_sessions(router))
+    streams = sse.HUB.end_all(error)  # GET /sse streams: each reconnects and replays
     _log.warn(
-        "delivery gap at cursors {low}..{high}: ended {n} subscribed sessions", low=low, high=high, n=ended
+        "delivery gap at cursors {low}..{high}: ended {n} subscribed sessions, {s} SSE streams",
+        low=low,
+        high=high,
+        n=ended,
+        s=streams,
     )

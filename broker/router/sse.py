@@ -57,7 +57,13 @@ from broker.router.state import STATE
 _log = Logger(namespace="broker.sse")
 
 #: Why a stream ended (``broker_sse_closes_total{reason}``).
-CLIENT, SLOW, EXPIRED, UNAVAILABLE = "client", "slow", "token_expired", "history_unavailable"
+CLIENT, SLOW, EXPIRED, UNAVAILABLE, GAP = (
+    "client",
+    "slow",
+    "token_expired",
+    "history_unavailable",
+    "delivery_gap",
+)
 #: The slow-subscriber limit before the node's settings are known (the shipped one).
 DEFAULT_MAX_BUFFER: Final = 1048576
 
@@ -70,7 +76,8 @@ EVENTS = Counter(
 )
 CLOSES = Counter(
     "broker_sse_closes",
-    "Server-Sent Events streams ended, by reason: client, slow, token_expired, history_unavailable.",
+    "Server-Sent Events streams ended, by reason: client, slow, token_expired, history_unavailable, "
+    "delivery_gap.",
     ["reason"],
     registry=REGISTRY,
 )
@@ -224,6 +231,14 @@ class Hub:
             except Exception:  # one broken stream must not stop delivery to the others
                 _log.failure("writing to an SSE stream failed")
                 stream.close(CLIENT)
+
+    def end_all(self, error: BrokerError) -> int:
+        """End every stream with a ``closed`` event naming ``error`` (events this node will never
+        deliver: :mod:`broker.router.gaps`); the browsers reconnect and replay from history."""
+        streams = list(self.streams)
+        for stream in streams:
+            stream._end(GAP, sse.frame(sse.CLOSED, {"error": error.wamp_uri, "message": str(error)}))
+        return len(streams)
 
 
 HUB = Hub()
