@@ -69,16 +69,18 @@ def test_an_event_source_survives_a_node_restart_and_sees_every_event_once(
     try:
         for n in (1, 2, 3):  # most likely before the browser is back (it waits retry: 2 s)
             publisher(restarted).publish(f"{prefix}a", n)
-        notes = page.ask(state="open")["notes"]
+        page.ask(state="open")
         for n in (4, 5):
             publisher(restarted).publish(f"{prefix}b", n)
-        shown = page.events(prefix, 6)
+        answer = page.ask(expect=6, prefix=prefix)
+        shown, notes = answer["events"], answer["notes"]
         assert [e["data"] for e in shown] == [0, 1, 2, 3, 4, 5]  # each exactly once, in order
         assert [e["seq"] for e in shown] == [1, 2, 3, 4, 1, 2]
         cursors = [e["cursor"] for e in shown]
         assert cursors == sorted(cursors)
         assert [e["id"].rsplit(":", 1)[1] for e in shown] == [str(c) for c in cursors]
         assert not [n for n in notes if n.startswith("unrecoverable")]  # SQLite kept the epoch
+        assert len([n for n in notes if n.startswith("ready")]) == 2  # the first visit, the reconnect
         assert len(page.events(prefix, 6)) == 6  # and nothing came twice since
     finally:
         restarted.stop()
