@@ -54,8 +54,9 @@ def publisher(node: Node) -> Publisher:
     return Publisher(node.url, "dev", PUBLISHER_SECRET)
 
 
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGTERM], ids=["killed", "stopped"])
 def test_an_event_source_survives_a_node_restart_and_sees_every_event_once(
-    make_node: Callable[..., Node], pages: Callable[..., Page]
+    make_node: Callable[..., Node], pages: Callable[..., Page], stop: signal.Signals
 ) -> None:
     node = make_node(sqlite_history)
     prefix = f"public.sserestart.{uuid.uuid4().hex[:8]}."
@@ -63,7 +64,7 @@ def test_an_event_source_survives_a_node_restart_and_sees_every_event_once(
     page.ask(state="open")
     publisher(node).publish(f"{prefix}a", 0)
     assert [e["data"] for e in page.events(prefix, 1)] == [0]
-    node.stop(signal.SIGKILL)
+    node.stop(stop)  # stopped: a reconnect while it stops is told to retry, not refused
     page.ask(state="reconnecting")
     restarted = Node(node.workdir, mutate=sqlite_history, port=node.port).start()
     try:

@@ -253,6 +253,17 @@ def _error(request: Request, error: BrokerError) -> bytes:
     return json.dumps({"error": error.wamp_uri, "message": str(error)}).encode()
 
 
+def _not_ready(request: Request, error: NotReady) -> bytes:
+    """503 JSON, but for an ``EventSource`` (``Accept: text/event-stream``), which would give up
+    for good on any status but 200: a stream of one ``closed`` event, so it retries after ``retry:``."""
+    if b"text/event-stream" not in (request.getHeader(b"accept") or b""):
+        return _error(request, error)
+    request.setHeader(b"content-type", sse.CONTENT_TYPE)
+    request.setHeader(b"cache-control", b"no-store")
+    closing = sse.frame(sse.CLOSED, {"error": error.wamp_uri, "message": str(error)})
+    return f"retry: {sse.RETRY_MS}\n\n".encode() + closing
+
+
 def _may_subscribe(wanted: sse.StreamRequest, role: str, grants: Grants, own: Grants | None) -> None:
     for topic in wanted.topics:
         if grants.allows(role, "subscribe", topic, wanted.match):
@@ -295,7 +306,7 @@ class SseResource(Resource):
         session, store = STATE.session, STATE.history
         settings = getattr(session, "settings", None)
         if settings is None or store is None or STATE.stopping:
-            return _error(request, NotReady("the node is starting or stopping"))
+            return _not_ready(request, NotReady("the node is starting or stopping"))
         query = {
             k.decode("latin-1"): [v.decode("utf-8", "replace") for v in vs] for k, vs in request.args.items()
         }
