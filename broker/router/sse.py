@@ -163,6 +163,8 @@ class Stream:
 
     def _let_go(self, reason: str) -> None:
         """Drop a slow stream's connection now, freeing what waits for it; counted and logged once."""
+        if self.closed:
+            return
         _log.warn(
             "closing SSE stream of {peer}: {reason}", peer=self.request.getClientAddress(), reason=reason
         )
