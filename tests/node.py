@@ -63,6 +63,7 @@ class Node:
         env: dict[str, str] | None = None,
         port: int | None = None,
         node_id: str | None = None,
+        loglevel: str = "warn",
     ) -> None:
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -73,6 +74,8 @@ class Node:
         self.port = 0
         #: start on this port (a restart at the same address) instead of a free one
         self.fixed_port = port
+        #: crossbar's log level (``broker run --loglevel``)
+        self.loglevel = loglevel
         self.workers: list[int] = []
         #: the id this start passed in ``BROKER_NODE_ID``; /health must echo it
         self.node_id = ""
@@ -140,6 +143,8 @@ class Node:
                     str(self.port),
                     "--cbdir",
                     str(self.workdir / "run"),
+                    "--loglevel",
+                    self.loglevel,
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -17,6 +17,7 @@ from broker.config.check.classes import find_class
         "broker.router.health.HealthResource",
         "broker.router.metrics.MetricsResource",
         "broker.router.publish_api.PublishResource",
+        "broker.router.sse.SseResource",
     ],
 )
 def test_the_project_configs_classes_are_found(classname: str) -> None:

@@ -69,13 +69,13 @@ def _health(node: Node) -> tuple[int, dict[str, Any]]:
 
 @pytest.mark.node
 def test_health_waits_for_paths_attached_after_it(tmp_path: Path) -> None:
-    """A path slow to attach (crossbar attaches them in sorted order: api, health, lp, metrics, slow,
-    ws): /health answers 503 naming what is missing until /ws is there, and its first 200 means a
+    """A path slow to attach (crossbar attaches them in sorted order: api, health, lp, metrics, sse,
+    trickle, ws): /health answers 503 naming what is missing until /ws is there, and its first 200 means a
     WebSocket connects at once."""
 
     def slow_path(config: dict[str, Any]) -> None:
         paths = config["workers"][0]["transports"][0]["paths"]
-        paths["slow"] = {"type": "resource", "classname": "tests.slowresource.SlowResource"}
+        paths["trickle"] = {"type": "resource", "classname": "tests.slowresource.SlowResource"}
 
     env = {
         "BROKER_TEST_SLOW_PATH_SECONDS": "3",

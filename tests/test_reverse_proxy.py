@@ -1,5 +1,5 @@
 """docs/operators.md's nginx block, run for real in front of a node: TLS, WebSocket, long-poll,
-the HTTP publish API and a restricted ``/metrics``.
+the HTTP publish API, Server-Sent Events and a restricted ``/metrics``.
 
 The block is taken from the doc itself (the fenced ``nginx`` block after the
 ``tests/test_reverse_proxy.py`` marker), so the doc cannot drift from what
@@ -34,6 +34,7 @@ from websockets.sync.client import connect
 from broker.client import Publisher
 from tests.node import PUBLISHER_SECRET, ROOT, Node, free_port
 from tests.rawwamp import SUBSCRIBED, WELCOME, RawWamp
+from tests.sseclient import SseClient
 from tools.nginxconf import NGINX, Nginx
 
 DOC = ROOT / "docs" / "operators.md"
@@ -191,6 +192,40 @@ def test_wamp_and_http_publish_through_nginx_with_tls(proxied: tuple[Node, str, 
     assert status == 200 and "transport" in json.loads(body), body
     # /metrics is for the monitoring network, not for 127.0.0.1 through the proxy
     assert https(public, context, "/metrics")[0] == 403
+
+
+@pytest.mark.node
+def test_server_sent_events_stream_through_nginx_unbuffered(
+    proxied: tuple[Node, str, ssl.SSLContext],
+) -> None:
+    """Each event reaches the client as it is published, not when nginx's buffer fills; a
+    reconnect through the proxy resumes from ``Last-Event-ID``; a foreign origin gets the node's 403."""
+    _node, public, context = proxied
+    port = int(public.rsplit(":", 1)[1])
+    topic = "public.proxied.sse"
+    stream = SseClient(port, f"/sse?topic={topic}", headers={"Origin": public}, ssl_context=context).open()
+    publisher = Publisher(public, "dev", PUBLISHER_SECRET)
+    publisher.ssl_context = context
+    try:
+        assert stream.status == 200
+        assert stream.next().event == "ready"
+        published = publisher.publish(topic, {"via": "nginx"})
+        event = stream.next()  # one small event: nginx would hold it back if it buffered
+        assert (event.data["args"], event.data["position"]) == ([{"via": "nginx"}], published.position)
+    finally:
+        stream.close()
+    publisher.publish(topic, "missed")
+    again = SseClient(
+        port, f"/sse?topic={topic}", headers={"Last-Event-ID": str(event.id)}, ssl_context=context
+    )
+    try:
+        assert again.open().next().data["args"] == ["missed"]
+    finally:
+        again.close()
+    foreign = SseClient(
+        port, f"/sse?topic={topic}", headers={"Origin": "https://evil.example.com"}, ssl_context=context
+    ).open()
+    assert (foreign.status, foreign.body()["error"]) == (403, "wamp.error.not_authorized")
 
 
 @pytest.mark.node

@@ -9,7 +9,8 @@ what this node had not delivered yet (a new epoch: ``lost`` with no upper
 cursor). So every client session here holding a
 subscription (:func:`broker.router.crossbar.subscribers.subscribed_sessions`)
 is ended, before anything after the gap is delivered, with GOODBYE
-``broker.error.delivery_gap`` (:class:`broker.errors.DeliveryGap`): the
+``broker.error.delivery_gap`` (:class:`broker.errors.DeliveryGap`), and
+every ``GET /sse`` stream with a ``closed`` event naming it: the
 clients reconnect and ``broker.recover`` from their last position, getting
 what the history still holds or an explicit ``unrecoverable``. Each gap is
 counted in ``broker_delivery_gaps_total``, each session ended in
@@ -24,6 +25,7 @@ from prometheus_client import Counter
 from twisted.logger import Logger
 
 from broker.errors import DeliveryGap
+from broker.router import sse
 from broker.router.counters import REGISTRY
 from broker.router.crossbar.subscribers import subscribed_sessions
 from broker.router.expiry import end_session
@@ -48,4 +50,10 @@ def end_subscribers(router: Any, low: int, high: int | None) -> None:
         "reconnect and recover them (broker.recover)"
     )
     ended = sum(end_session(router, session_id, error) for session_id in subscribed_sessions(router))
-    _log.warn("delivery gap {missed}: ended {n} subscribed sessions", missed=missed, n=ended)
+    streams = sse.HUB.end_all(error)  # GET /sse streams: each reconnects and replays
+    _log.warn(
+        "delivery gap {missed}: ended {n} subscribed sessions, {s} SSE streams",
+        missed=missed,
+        n=ended,
+        s=streams,
+    )

@@ -59,6 +59,16 @@ def _waiting(sock: FileDescriptor) -> int:
     return len(sock.dataBuffer) - sock.offset + sock._tempDataLen
 
 
+def slow_stream(transport: Any, default_limit: int) -> str | None:
+    """The close reason if more than the slow-subscriber limit waits to be sent on ``transport``
+    (an HTTP response's, for ``GET /sse``: :mod:`broker.router.sse`), else None. The limit is
+    the one WebSockets are held to, as a live reload last set it."""
+    sock = _socket_of(transport)
+    if sock is None:
+        return None
+    return slow_subscriber(_waiting(sock), limits._installed.get("max_buffer_bytes", default_limit))
+
+
 def _make_websocket_send(state: NodeState, max_buffer_bytes: int, original: Any) -> Any:
     def send(self: Any, msg: Any) -> None:
         if self._broker_slow:

@@ -53,6 +53,11 @@ def configure(origins: list[str], allow_null: bool) -> None:
     POLICY._broker_allow_null_origin = allow_null
 
 
+def allowed(origin: bytes) -> bool:
+    """Whether the node's WebSocket paths allow ``origin`` (``GET /sse`` refuses the others)."""
+    return origin_allowed(POLICY, origin)
+
+
 def set_cross_origin_headers(request: Any) -> None:
     """CORS headers for an allowed origin, none for any other (crossbar's function, corrected)."""
     request.setHeader(b"vary", b"Origin")

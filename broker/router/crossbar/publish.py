@@ -44,6 +44,8 @@ from twisted.python.failure import Failure
 _original: dict[str, Callable[..., Any]] = {}
 #: The hook every PUBLISH goes to once set (:func:`route`); crossbar's own handling until then.
 _route: dict[str, Callable[[Any, Any, Any], None]] = {}
+#: Sees every event :func:`dispatch` hands to crossbar, once it is authorized (:func:`tap`).
+_tap: dict[str, Callable[[str, list[Any], dict[str, Any]], None]] = {}
 
 
 def install() -> None:
@@ -60,6 +62,19 @@ def install() -> None:
 def route(hook: Callable[[Any, Any, Any], None]) -> None:
     """Send every PUBLISH to ``hook(broker, session, publish)`` from now on (see :func:`dispatch`)."""
     _route["hook"] = hook
+
+
+def tap(hook: Callable[[str, list[Any], dict[str, Any]], None]) -> None:
+    """Call ``hook(topic, args, kwargs)`` with every event :func:`dispatch` delivers from now on.
+
+    Every event reaching this node's subscribers passes through :func:`dispatch`
+    (WAMP publishes, the HTTP API's, the engine's feed from other nodes), so the
+    hook sees each once, position in its kwargs. Not passed: a refused or failed
+    authorization, an encrypted payload, and a publish limited to ``eligible``
+    sessions (no WAMP session stands behind the hook). ``GET /sse`` is the hook
+    (:mod:`broker.router.sse`).
+    """
+    _tap["hook"] = hook
 
 
 def _process_publish(self: Any, session: Any, publish: Any) -> None:
@@ -95,6 +110,12 @@ def dispatch(
     finally:
         # crossbar may return without authorizing (a bad URI; nobody to tell and no answer due)
         router.__dict__.pop("authorize", None)
+    hook = _tap.get("hook")
+    if hook is not None and isinstance(authorization, dict) and authorization.get("allow"):
+        if publish.payload is None and not (
+            publish.eligible or publish.eligible_authid or publish.eligible_authrole
+        ):
+            hook(publish.topic, publish.args or [], publish.kwargs or {})
 
 
 class _Acknowledgements:
