@@ -160,3 +160,30 @@ def test_a_topic_presence_is_not_enabled_for_is_refused(make_node: Callable[...,
         "'orders.1' has no presence: no extra.presence.topics pattern enables it",
     )
     assert presence(asker, "public.x") == {"topic": "public.x", "count": 0, "users": [], "anonymous": 0}
+
+
+def without_subscription_meta_events(config: dict[str, Any]) -> None:
+    """A node config from before presence: the ``broker`` role may not subscribe to them."""
+    [realm] = config["workers"][0]["realms"]
+    broker = next(role for role in realm["roles"] if role["name"] == "broker")
+    broker["permissions"] = [
+        p for p in broker["permissions"] if not p["uri"].startswith("wamp.subscription.")
+    ]
+
+
+def test_a_node_whose_role_cannot_see_subscriptions_says_so(make_node: Callable[..., Node]) -> None:
+    node = make_node(without_subscription_meta_events)
+    asker = backend(node)
+    assert refusal(presence(asker, "public.x")) == (
+        "broker.error.presence_unavailable",
+        "this node cannot see who is on 'public.x': role 'broker' may not subscribe to "
+        "wamp.subscription.on_delete (wamp.error.not_authorized)",
+    )
+    assert (
+        "presence unavailable: role 'broker' may not subscribe to wamp.subscription.on_create" in node.log()
+    )
+    # everything else works: a subscriber still gets its events
+    member = anonymous(node)
+    assert member.subscribe("public.x")[0] == SUBSCRIBED
+    assert asker.publish("public.x", ["still here"])[0] == 17
+    assert member.event()[4] == ["still here"]

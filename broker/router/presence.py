@@ -28,7 +28,7 @@ from broker.core.grants import Grants
 from broker.core.presence import PresenceBook, PresenceSettings, PresenceShare, answer, events_topic, union
 from broker.core.tokens import USER_ROLE
 from broker.core.uris import check_uri
-from broker.errors import BrokerError, NotAuthorized, PresenceNotEnabled
+from broker.errors import BrokerError, NotAuthorized, PresenceNotEnabled, PresenceUnavailable
 from broker.history import NO_HISTORY, Appended, NewEvent
 from broker.router.delivery import Outgoing, outgoing
 from broker.router.state import STATE
@@ -47,6 +47,8 @@ class PresenceTracker:
         self.book = PresenceBook()
         self._settings, self._grants = settings, grants
         self.share: PresenceShare | None = None
+        #: Why this node cannot see subscriptions (a meta event its role may not subscribe to), or None.
+        self.blind: str | None = None
 
     async def attach(self, session: Any) -> None:
         """Subscribe ``session`` (Broker's own, in the router) to the meta events it needs."""
@@ -88,7 +90,11 @@ class PresenceTracker:
             (unsubscribed, "wamp.subscription.on_unsubscribe"),
             (deleted, "wamp.subscription.on_delete"),
         ):
-            await session.subscribe(handler, topic)
+            try:
+                await session.subscribe(handler, topic)
+            except ApplicationError as error:  # a node config from before presence: the role lacks it
+                self.blind = f"role 'broker' may not subscribe to {topic} ({error.error})"
+                _log.warn("presence unavailable: {why} (see docs/presence.md)", why=self.blind)
 
     def _emit(self, changes: Sequence[Any]) -> None:
         settings = self._settings()
@@ -135,6 +141,8 @@ class PresenceTracker:
                 raise PresenceNotEnabled(
                     f"{uri!r} has no presence: no extra.presence.topics pattern enables it"
                 )
+            if self.blind is not None:
+                raise PresenceUnavailable(f"this node cannot see who is on {uri!r}: {self.blind}")
             others = [] if self.share is None else await self.share.others(uri)
             return answer(uri, union([self.book.entry(uri), *others]))
         except BrokerError as error:
