@@ -1,6 +1,6 @@
 """The dashboard's presence view, in real Chromium: the operator panel (``/?operator``) lists who is
 on each subscribed topic with presence (``broker.presence``) and the latest joins and leaves (events
-on ``broker.presence.public.``), updated as sessions come and go."""
+on ``broker.presence.public.room.``), updated as sessions come and go."""
 
 from __future__ import annotations
 

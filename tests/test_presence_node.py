@@ -1,5 +1,5 @@
 """``broker.presence`` and its join/leave events on one real node (the shipped config: presence on
-``public.``, granted to ``backend`` and ``operator``).
+``public.room.``, granted to ``backend`` and ``operator``).
 
 What must hold: the answer counts sessions with an exact subscription (a session subscribing
 twice once, a prefix watcher never), lists token sessions by user id with their number of
@@ -118,14 +118,21 @@ def test_a_caller_without_the_presence_grant_is_refused(node: Node) -> None:
     )
     # nor its joins and leaves
     assert refusal_of_subscribe(stranger, f"broker.presence.{topic}") == "wamp.error.not_authorized"
-    assert refusal_of_subscribe(stranger, "broker.presence.public.", "prefix") == "wamp.error.not_authorized"
-    # backend's grant is on public. only: not on another application topic
+    assert (
+        refusal_of_subscribe(stranger, "broker.presence.public.room.", "prefix")
+        == "wamp.error.not_authorized"
+    )
+    # backend's grant is on public.room. only: not on another application topic
+    assert refusal(presence(asker, "public.x")) == (
+        "wamp.error.not_authorized",
+        "role 'backend' may not see who is on 'public.x' (no presence grant)",
+    )
     assert refusal(presence(asker, "orders.1")) == (
         "wamp.error.not_authorized",
         "role 'backend' may not see who is on 'orders.1' (no presence grant)",
     )
     assert presence(asker, topic) == {"topic": topic, "count": 1, "users": [], "anonymous": 1}
-    assert asker.subscribe("broker.presence.public.", "prefix")[0] == SUBSCRIBED
+    assert asker.subscribe("broker.presence.public.room.", "prefix")[0] == SUBSCRIBED
 
 
 def refusal_of_subscribe(client: RawWamp, uri: str, match: str = "exact") -> str:
@@ -144,7 +151,7 @@ def test_a_bad_topic_uri_is_refused(node: Node) -> None:
         "wamp.error.invalid_uri",
         "invalid topic 42: a URI must be a string, not int",
     )
-    assert presence(asker, "public.fine")["count"] == 0
+    assert presence(asker, "public.room.fine")["count"] == 0
 
 
 def with_grant_outside_presence(config: dict[str, Any]) -> None:
@@ -159,7 +166,12 @@ def test_a_topic_presence_is_not_enabled_for_is_refused(make_node: Callable[...,
         "broker.error.presence_not_enabled",
         "'orders.1' has no presence: no extra.presence.topics pattern enables it",
     )
-    assert presence(asker, "public.x") == {"topic": "public.x", "count": 0, "users": [], "anonymous": 0}
+    assert presence(asker, "public.room.x") == {
+        "topic": "public.room.x",
+        "count": 0,
+        "users": [],
+        "anonymous": 0,
+    }
 
 
 def without_subscription_meta_events(config: dict[str, Any]) -> None:
@@ -174,9 +186,9 @@ def without_subscription_meta_events(config: dict[str, Any]) -> None:
 def test_a_node_whose_role_cannot_see_subscriptions_says_so(make_node: Callable[..., Node]) -> None:
     node = make_node(without_subscription_meta_events)
     asker = backend(node)
-    assert refusal(presence(asker, "public.x")) == (
+    assert refusal(presence(asker, "public.room.x")) == (
         "broker.error.presence_unavailable",
-        "this node cannot see who is on 'public.x': role 'broker' may not subscribe to "
+        "this node cannot see who is on 'public.room.x': role 'broker' may not subscribe to "
         "wamp.subscription.on_delete (wamp.error.not_authorized)",
     )
     assert (

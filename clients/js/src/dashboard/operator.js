@@ -29,7 +29,7 @@ const el = (tag, props = {}, ...children) => {
 };
 
 /** Mounts the login form and, once joined, the live tables into `root`. */
-export function mountOperator(root, { url, realm = "app", refreshMs = 5000, presencePrefix = "public.", maxPresenceEvents = 20 }) {
+export function mountOperator(root, { url, realm = "app", refreshMs = 5000, presencePrefix = "public.room.", maxPresenceEvents = 20 }) {
   const form = root.querySelector("form");
   const status = root.querySelector(".op-status");
   const out = root.querySelector(".op-output");
