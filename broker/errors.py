@@ -20,10 +20,13 @@ errors the same way everywhere. The tree separates the caller's fault from ours:
     │   ├── UnsupportedMediaType      broker.error.unsupported_media_type 415
     │   ├── IdempotencyMismatch       broker.error.idempotency_mismatch 422
     │   ├── IdempotencyUnknown        broker.error.idempotency_unknown  409
-    │   └── RateLimited               broker.error.rate_limited         429
+    │   ├── RateLimited               broker.error.rate_limited         429
+    │   └── PresenceNotEnabled        broker.error.presence_not_enabled 404
     ├── ConfigError                   the operator's config is wrong; names its JSON path
     ├── ServerError                   our fault or not ready (5xx)
-    │   └── NotReady                  broker.error.not_ready            503
+    │   ├── NotReady                  broker.error.not_ready            503
+    │   ├── DeliveryGap               broker.error.delivery_gap         503
+    │   └── PresenceUnavailable       broker.error.presence_unavailable 503
     ├── ConnectionFailed              (client side) the router could not be reached
     └── WampError                     (client side) the router answered with a WAMP error
 """
@@ -166,6 +169,13 @@ class RateLimited(ClientError):
         self.retry_after = retry_after
 
 
+class PresenceNotEnabled(ClientError):
+    """``broker.presence`` was asked about a topic no ``extra.presence.topics`` pattern enables."""
+
+    wamp_uri = "broker.error.presence_not_enabled"
+    http_status = 404
+
+
 class ConfigError(BrokerError):
     """The node config or Broker's settings are invalid.
 
@@ -205,6 +215,13 @@ class DeliveryGap(ServerError):
     them): the session is ended so that its client reconnects and recovers them."""
 
     wamp_uri = "broker.error.delivery_gap"
+    http_status = 503
+
+
+class PresenceUnavailable(ServerError):
+    """The other nodes' presence could not be read from the shared engine (Redis)."""
+
+    wamp_uri = "broker.error.presence_unavailable"
     http_status = 503
 
 

@@ -180,7 +180,7 @@ def test_grant_refusals_name_the_path(uri: str, match: str, actions: list[str], 
             f"{EXTRA}.grants.anonymous[2]",
             "role 'anonymous'",
         ),
-        ("user", "broker.", "prefix", ["call"], f"{EXTRA}.grants.user[1]", "a prefix grant"),
+        ("user", "broker.", "prefix", ["call"], f"{EXTRA}.grants.user[2]", "a prefix grant"),
         # merged into the existing broker.recover grant: the merged actions are checked
         (
             "anonymous",

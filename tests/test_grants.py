@@ -115,7 +115,9 @@ def test_reserved_registration(role: str | None, uri: str, match: str, refused: 
 
 
 RESERVED = "the wamp. and broker. namespaces are reserved for the node"
-NOT_YOURS = "(role 'operator' may be granted exact URIs there; every role may call broker.recover)"
+NOT_YOURS = (
+    "(role 'operator' may be granted exact URIs there; every role may call broker.presence, broker.recover)"
+)
 
 
 def covering(match: str, uri: str) -> str:

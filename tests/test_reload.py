@@ -89,7 +89,7 @@ def test_ports_transports_realms_roles_and_the_store_need_a_restart() -> None:
     extra(new)["history"]["store"] = {"type": "sqlite", "path": "history.db"}
     extra(new)["grants"]["backend"].pop()
     plan = plan_reload(running(), new, ENV)
-    assert plan.live == (f"{EXTRA}.grants.backend[1]",)
+    assert plan.live == (f"{EXTRA}.grants.backend[3]",)
     assert plan.restart == (
         "$.workers[0].realms[0].roles[5]",
         f"{EXTRA}.history.store.type",

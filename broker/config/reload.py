@@ -42,7 +42,16 @@ RELOAD_PROCEDURE: Final = "broker.reload"
 
 #: Broker settings (keys of the component's ``extra``) the router takes over live.
 LIVE_SETTINGS: Final = frozenset(
-    {"grants", "publishers", "http_publish", "slow_subscriber", "tokens", "hello_timeout", "metrics"}
+    {
+        "grants",
+        "publishers",
+        "http_publish",
+        "slow_subscriber",
+        "tokens",
+        "hello_timeout",
+        "metrics",
+        "presence",
+    }
 )
 #: ``history`` members that apply live (the store itself needs a restart).
 LIVE_HISTORY: Final = frozenset({"policies"})

@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar, cast
 
 from broker.config.envref import env_reference
+from broker.config.presence import parse_presence
 from broker.core.grants import ACTIONS, Action, Grant, Grants, reserved_grant
+from broker.core.presence import PresenceSettings
 from broker.core.publishers import HttpPublishSettings, PublisherKey, RateLimit
 from broker.core.tokens import ALGORITHMS, DEFAULT_AUDIENCE, DEFAULT_LEEWAY, Algorithm, TokenKey
 from broker.core.uris import MATCH_POLICIES, Match, check_uri
@@ -36,6 +38,7 @@ _SETTINGS_KEYS: Final = frozenset(
         "slow_subscriber",
         "tokens",
         "metrics",
+        "presence",
     }
 )
 _TOKENS_KEYS: Final = frozenset({"audience", "keys", "max_ttl", "leeway"})
@@ -117,6 +120,7 @@ class BrokerSettings:
     #: ``None``: no token authentication (every ticket is refused).
     tokens: TokenSettings | None = None
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    presence: PresenceSettings = field(default_factory=PresenceSettings)
 
     def publisher_grants(self) -> Grants:
         """The publisher keys' topic grants, keyed by key id."""
@@ -354,6 +358,7 @@ def parse_settings(raw: object, path: str = "$", env: Mapping[str, str] | None =
         slow_subscriber=slow_subscriber,
         tokens=tokens,
         metrics=metrics,
+        presence=parse_presence(raw.get("presence", {}), f"{path}.presence"),
     )
 
 

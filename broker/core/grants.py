@@ -22,9 +22,11 @@ from typing import Final, Literal
 from broker.core.uris import RESERVED_PREFIXES, Match, is_reserved, topic_matches
 from broker.errors import NotAuthorized
 
-Action = Literal["publish", "subscribe", "call", "register"]
+Action = Literal["publish", "subscribe", "call", "register", "presence"]
 
-ACTIONS: Final[tuple[Action, ...]] = ("publish", "subscribe", "call", "register")
+#: ``presence`` is Broker's own: who is on a topic (``broker.presence``) and its join/leave
+#: events (:mod:`broker.core.presence`); crossbar never asks the authorizer for it.
+ACTIONS: Final[tuple[Action, ...]] = ("publish", "subscribe", "call", "register", "presence")
 
 _RESERVED_NAMES: Final[frozenset[str]] = frozenset(p.rstrip(".") for p in RESERVED_PREFIXES)
 
@@ -32,8 +34,9 @@ _RESERVED_NAMES: Final[frozenset[str]] = frozenset(p.rstrip(".") for p in RESERV
 #: component (``broker.*``) and crossbar's service session (``wamp.*``).
 NODE_ROLES: Final[frozenset[str]] = frozenset({"broker", "trusted"})
 
-#: The procedures Broker registers for every client (history recovery): any role may call them.
-CLIENT_PROCEDURES: Final[frozenset[str]] = frozenset({"broker.recover"})
+#: The procedures Broker registers for every client (history recovery, presence): any role may
+#: be granted to call them (``broker.presence`` checks a ``presence`` grant on the topic too).
+CLIENT_PROCEDURES: Final[frozenset[str]] = frozenset({"broker.recover", "broker.presence"})
 
 #: The one configured role that may be granted other reserved URIs (the router's meta
 #: API, ``broker.reload``), each by its exact name. It authenticates with a secret.
@@ -155,7 +158,7 @@ def reserved_grant(role: str, uri: str, match: Match, actions: Iterable[str]) ->
     if not _is_exact(uri, match):
         return f"a {match} grant on {uri!r} would cover every name under it: {where}; grant exact URIs"
     wanted = set(actions)
-    forbidden = sorted(wanted & {"publish", "register"})
+    forbidden = sorted(wanted & {"publish", "register", "presence"})
     if forbidden:
         return f"{forbidden[0]} on {uri!r} is not grantable: {where}"
     if uri in CLIENT_PROCEDURES and wanted <= {"call"}:

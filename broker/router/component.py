@@ -3,7 +3,8 @@
 It registers ``broker.authorize`` (the dynamic authorizer over
 :mod:`broker.core.grants`), ``broker.authenticate`` (the dynamic WAMP-ticket
 authenticator for per-user tokens, :mod:`broker.core.tokens`) and
-``broker.recover`` (missed events, see :mod:`broker.history.recovery`), opens
+``broker.recover`` (missed events, see :mod:`broker.history.recovery`) and
+``broker.presence`` (who is on a topic, :mod:`broker.router.presence`), opens
 the history store, installs the position hook (:mod:`broker.router.positions`)
 and owns the node's local delivery (:mod:`broker.router.delivery`), which the
 HTTP publish API and the history engine's feed hand stored events to; every
@@ -38,17 +39,20 @@ from broker.config import nodeconfig
 from broker.config.reload import RELOAD_PROCEDURE
 from broker.config.settings import BrokerSettings, TokenSettings, parse_settings, without_runtime
 from broker.core.grants import ACTIONS, Grants
+from broker.core.presence import PRESENCE_PROCEDURE, watched_topic
 from broker.core.publishing import PublishGate
 from broker.core.sessions import UserSessions
 from broker.core.tokens import USER_ROLE, verify
 from broker.core.uris import MATCH_POLICIES, Match, check_uri, is_valid_uri
 from broker.engines import create_store
 from broker.engines.publish_memory import open_publish_memory
+from broker.engines.redis_presence import open_presence
 from broker.errors import BrokerError, ConfigError, InvalidToken, NotAuthorized
 from broker.history import HistoryStore
 from broker.history.recovery import recover, recovery_outcome
 from broker.router import crossbar, expiry, gaps, metrics, positions, readiness, redislink, reloader
 from broker.router.delivery import LocalDelivery
+from broker.router.presence import PresenceTracker
 from broker.router.state import STATE
 
 AUTHORIZE_PROCEDURE = "broker.authorize"
@@ -62,10 +66,13 @@ def _may_subscribe(
     grants: Grants, users: UserSessions | None, role: str, session: object, authid: object
 ) -> Callable[[str, Match], bool]:
     """Whether this session may subscribe to ``(uri, match)``: its role's grants, and a
-    token session's own grants on top."""
+    token session's own grants on top; ``broker.presence.T``: a ``presence`` grant on ``T``."""
     own = users.grants_for(session, authid) if users is not None and role == USER_ROLE else None
 
     def check(uri: str, match: Match) -> bool:
+        watched = watched_topic(uri)
+        if watched is not None:
+            return grants.allows(role, "presence", watched, match)
         return grants.allows(role, "subscribe", uri, match) or (
             own is not None and own.allows(USER_ROLE, "subscribe", uri, match)
         )
@@ -170,6 +177,7 @@ class BrokerComponent(ApplicationSession):
         extra = without_runtime(config.extra or {})
         self._cbdir: str = (config.extra or {}).get("cbdir") or "."
         self.settings: BrokerSettings = parse_settings(extra, "$.extra")
+        self._presence: PresenceTracker | None = None
         # every patch but the position hook, before crossbar starts the transports; raises
         # UnpinnedVersion (one line) on crossbar/autobahn/Twisted/txaio other than the pinned ones
         crossbar.install(
@@ -187,6 +195,10 @@ class BrokerComponent(ApplicationSession):
         # before the procedures: a token session must not join while its leave could be missed
         await self.subscribe(lambda info: timers.joined((info or {}).get("session")), "wamp.session.on_join")
         await self.subscribe(timers.left, "wamp.session.on_leave")
+        self._presence = presence = PresenceTracker(
+            lambda: self.settings.presence, lambda: self.settings.grants
+        )
+        await presence.attach(self)
 
         def _authorize(
             session: dict[str, Any], uri: str, action: str, options: dict[str, Any]
@@ -211,6 +223,16 @@ class BrokerComponent(ApplicationSession):
         # events other processes append, and those it lost (never, for memory/SQLite)
         store.subscribe(delivery.feed, lambda low, high: gaps.end_subscribers(router, low, high))
         positions.install()
+        presence.share = open_presence(
+            history.store, presence.book, lambda: self.settings.presence, STATE.node_id, redislink.connect
+        )
+
+        async def _presence(topic: object, details: Any = None) -> dict[str, Any]:
+            return await presence.ask(topic, details.caller_authrole or "", details.caller_authid)
+
+        await self.register(
+            _presence, PRESENCE_PROCEDURE, options=RegisterOptions(invoke="single", details_arg="details")
+        )
 
         async def _recover(
             topic: str, match: str = "exact", epoch: object = None, after: object = 0, details: Any = None
@@ -285,6 +307,8 @@ class BrokerComponent(ApplicationSession):
         STATE.session = None
         STATE.publish_gate = None
         STATE.delivery = None
+        if self._presence is not None:
+            self._presence.close()
         if STATE.history is not None:
             STATE.history.close()
             STATE.history = None

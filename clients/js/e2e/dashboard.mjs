@@ -20,6 +20,8 @@
 //   -> {"state", "transport", "canvas": {"width", "height"} | null, "errors": [...], "stats": {...}, "rows": N (in #events)}
 //   <- {"operator": "secret"}                           sign in on the operator panel (page opened with ?operator)
 //   -> {"sessions": "3", "subscriptions": "2", "status": "..."}
+//   <- {"presence": "public.room.1", "count": N}        wait until the operator panel's presence row for that topic shows N sessions
+//   -> {"count": "N", "users": "alice ×2, bob", "anonymous": "1", "events": ["12:00:01 join public.room.1 alice", ...]}
 //   <- {"screenshot": "path.png", "colorScheme": "dark" | "light", "fullPage": false}
 //   -> {"screenshot": "path.png"}
 //   <- {"quit": true}
@@ -165,6 +167,16 @@ try {
       const sessions = await page.$eval("#op-sessions", (b) => b.textContent).catch(() => null);
       const subscriptions = await page.$eval("#op-subscriptions", (b) => b.textContent).catch(() => null);
       out({ sessions, subscriptions, status: await text(".op-status") });
+    } else if (cmd.presence !== undefined) {
+      const row = `#op-presence tr[data-topic="${cmd.presence}"]`;
+      await page.waitForFunction(
+        ([sel, n]) => document.querySelector(sel)?.children[1]?.textContent === String(n),
+        [row, cmd.count],
+        { timeout: TIMEOUT },
+      );
+      const cells = await page.$$eval(`${row} td`, (tds) => tds.map((td) => td.textContent));
+      const events = await page.$$eval("#op-presence-events li", (lis) => lis.map((li) => li.textContent));
+      out({ count: cells[1], users: cells[2], anonymous: cells[3], events });
     } else if (cmd.screenshot) {
       await page.emulateMedia({ colorScheme: cmd.colorScheme || "dark" });
       await page.waitForTimeout(300); // the chart redraws with the scheme's colours

@@ -1,6 +1,10 @@
 // The dashboard's operator panel (index.html loads it only with `?operator`):
 // joins as authid `operator` with WAMP-CRA and shows sessions and subscriptions
-// from the WAMP meta API. Bundled into dist/dashboard-operator.js.
+// from the WAMP meta API, and presence: who is on each subscribed topic
+// (`broker.presence`, for the topics the node enables and the operator's
+// `presence` grant covers) and the latest joins and leaves (events on
+// `broker.presence.<presencePrefix>`, docs/presence.md). Bundled into
+// dist/dashboard-operator.js.
 //
 // The browser bundle replaces crypto-js with a stub (src/shims/unused-auth.cjs),
 // so autobahn.auth_cra is unavailable: the CRA signature is computed here with
@@ -25,13 +29,14 @@ const el = (tag, props = {}, ...children) => {
 };
 
 /** Mounts the login form and, once joined, the live tables into `root`. */
-export function mountOperator(root, { url, realm = "app", refreshMs = 5000 }) {
+export function mountOperator(root, { url, realm = "app", refreshMs = 5000, presencePrefix = "public.room.", maxPresenceEvents = 20 }) {
   const form = root.querySelector("form");
   const status = root.querySelector(".op-status");
   const out = root.querySelector(".op-output");
   const logout = root.querySelector(".op-logout");
   let connection = null;
   let timer = null;
+  let presenceEvents = [];
 
   const say = (text, kind = "") => {
     status.textContent = text;
@@ -62,6 +67,40 @@ export function mountOperator(root, { url, realm = "app", refreshMs = 5000 }) {
       }),
     );
 
+    // who is on each exact application topic someone subscribed to; a topic without presence
+    // (not enabled, or outside the operator's presence grant) is refused and left out
+    const topics = [...new Set(subscriptions.filter((s) => s && s.match === "exact" && !/^(wamp|broker)\./.test(s.uri)).map((s) => s.uri))];
+    const present = (
+      await Promise.all(topics.slice(0, 50).map((topic) => session.call("broker.presence", [topic]).catch(() => null)))
+    ).filter(Boolean);
+    const presenceTable = el(
+      "table",
+      { className: "op-table", id: "op-presence" },
+      el("thead", {}, el("tr", {}, el("th", { textContent: "topic" }), el("th", { className: "num", textContent: "sessions" }), el("th", { textContent: "users" }), el("th", { className: "num", textContent: "anonymous" }))),
+      el(
+        "tbody",
+        {},
+        ...present
+          .sort((a, b) => a.topic.localeCompare(b.topic))
+          .map((p) => {
+            const row = el(
+              "tr",
+              {},
+              el("td", { className: "topic", textContent: p.topic }),
+              el("td", { className: "num", textContent: String(p.count) }),
+              el("td", { className: "users", textContent: p.users.map((u) => (u.sessions > 1 ? `${u.id} ×${u.sessions}` : u.id)).join(", ") }),
+              el("td", { className: "num", textContent: String(p.anonymous) }),
+            );
+            row.dataset.topic = p.topic;
+            return row;
+          }),
+      ),
+    );
+    const presenceList = el(
+      "ol",
+      { id: "op-presence-events" },
+      ...presenceEvents.map((e) => el("li", { textContent: `${e.time} ${e.presence} ${e.topic} ${e.user ?? "(anonymous)"}` })),
+    );
     const byRole = {};
     for (const s of sessions) if (s) byRole[s.authrole] = (byRole[s.authrole] || 0) + 1;
     const sessionTable = el(
@@ -116,6 +155,9 @@ export function mountOperator(root, { url, realm = "app", refreshMs = 5000 }) {
       el("div", { className: "table-x" }, sessionTable),
       el("h3", { textContent: "Subscriptions" }),
       el("div", { className: "table-x" }, subTable),
+      el("h3", { textContent: "Presence" }),
+      el("div", { className: "table-x" }, presenceTable),
+      presenceList,
     );
     say(`signed in as operator · refreshed ${new Date().toLocaleTimeString()}`, "ok");
   }
@@ -134,6 +176,7 @@ export function mountOperator(root, { url, realm = "app", refreshMs = 5000 }) {
     }
     form.hidden = false;
     logout.hidden = true;
+    presenceEvents = [];
     out.replaceChildren();
   }
 
@@ -171,6 +214,11 @@ export function mountOperator(root, { url, realm = "app", refreshMs = 5000 }) {
       tick();
       timer = setInterval(tick, refreshMs);
       for (const topic of ["wamp.session.on_join", "wamp.session.on_leave"]) session.subscribe(topic, tick).catch(() => {});
+      const onPresence = (args, kwargs) => {
+        presenceEvents = [{ ...kwargs, time: new Date().toLocaleTimeString() }, ...presenceEvents].slice(0, maxPresenceEvents);
+        tick();
+      };
+      session.subscribe(`broker.presence.${presencePrefix}`, onPresence, { match: "prefix" }).catch(() => {});
     };
     c.onclose = (reason, details) => {
       if (connection === c) {
