@@ -22,11 +22,17 @@ needs to be safe here (measured while designing issue 14):
   from Redis (``ResponseError``) keeps the connection;
 - its reconnect backoff grows to 10 s (``RedisFactory.maxDelay``, read at each
   attempt), so a node could stay refusing publishes for 10 s after Redis is
-  back: each connection's factory gets :data:`RECONNECT_MAX_DELAY` instead.
+  back: each connection's factory gets :data:`RECONNECT_MAX_DELAY` instead;
+- a call that timed out waiting for a connection was never sent
+  (:class:`~broker.engines.redis_wire.NotSent`: Redis did nothing), one that
+  timed out after it was sent may have run: the engine tells its publishers
+  which; so a script call first takes the connection (bounded), then sends
+  ``EVALSHA`` on it with the script's digest computed once.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
@@ -38,7 +44,7 @@ from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from broker.engines.redis_wire import RedisLink
+from broker.engines.redis_wire import ErrorReply, Future, NotSent, RedisLink
 from broker.history import RedisAddress
 
 _log = Logger(namespace="broker.redis")
@@ -57,6 +63,8 @@ class TwistedRedisLink:
         self._reactor = reactor
         self._commands = self._connect(timeout)
         self._reader: Any = None
+        #: each script's SHA-1, computed once
+        self._digests: dict[str, str] = {}
 
     def _connect(self, reply_timeout: float) -> Any:
         address = self._address
@@ -89,12 +97,25 @@ class TwistedRedisLink:
         return deferred.addTimeout(seconds, self._reactor).addErrback(late)
 
     async def script(self, source: str, keys: Sequence[str], args: Sequence[str]) -> Any:
-        """EVALSHA ``source`` (txredisapi loads it on NOSCRIPT), within the timeout."""
+        """EVALSHA ``source`` (EVAL on NOSCRIPT), within the timeout: :class:`NotSent` if no
+        connection came in time, :class:`ErrorReply` for Redis's error reply."""
         connection = self._commands
+        started = self._reactor.seconds()
         try:
-            return await self._bounded(connection.eval(source, list(keys), list(args)), self._timeout)
-        except txredisapi.ResponseError:
-            raise
+            try:  # a connected protocol (txredisapi's handler would look it up again for each call)
+                protocol = await self._bounded(connection._factory.getConnection(peek=True), self._timeout)
+            except Exception as error:
+                raise NotSent(f"no connection to Redis within {self._timeout:g} s ({error})") from error
+            sha = self._digests.get(source)
+            if sha is None:
+                sha = self._digests[source] = hashlib.sha1(source.encode()).hexdigest()  # noqa: S324
+            left = max(self._timeout - (self._reactor.seconds() - started), 0.001)
+            try:
+                return await self._bounded(protocol.evalsha(sha, keys, args), left)
+            except txredisapi.ScriptDoesNotExist:
+                return await self._bounded(protocol.eval(source, keys, args), left)
+        except txredisapi.ResponseError as error:
+            raise ErrorReply(str(error)) from error
         except Exception:
             if self._commands is connection:  # the first of its calls to fail replaces it
                 self._commands = self._connect(self._timeout)
@@ -139,11 +160,33 @@ class TwistedRedisLink:
         """Call ``function`` on the reactor's next turn."""
         self._reactor.callLater(0, function)
 
+    def future(self) -> Future:
+        """A :class:`Deferred`-backed future on the reactor."""
+        return _Future()
+
     def close(self) -> None:
         """Disconnect both connections (the reader's wait ends with an error it ignores)."""
         for connection in (self._commands, self._reader):
             if connection is not None:
                 connection.disconnect()
+
+
+class _Future:
+    """:class:`~broker.engines.redis_wire.Future` over a Deferred (resuming its waiter at once)."""
+
+    def __init__(self) -> None:
+        self._deferred: Deferred[Any] = Deferred()
+
+    def __await__(self) -> Any:
+        return self._deferred.__await__()
+
+    def resolve(self, value: Any) -> None:
+        """Resume the waiter with ``value``."""
+        self._deferred.callback(value)
+
+    def fail(self, error: BaseException) -> None:
+        """Resume the waiter by raising ``error``."""
+        self._deferred.errback(Failure(error))
 
 
 def _drop(connection: Any) -> None:
