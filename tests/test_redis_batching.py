@@ -24,7 +24,7 @@ from broker.core.publishing import Event
 from broker.engines import redis as engine
 from broker.engines.memory import MemoryStore
 from broker.engines.redis import RedisStore
-from broker.engines.redis_batcher import MAYBE_STORED, NOT_STORED
+from broker.engines.redis_batcher import MAYBE_STORED, NOT_STORED, Batcher, Pending
 from broker.engines.redis_wire import NotSent
 from broker.errors import HistoryUnanswered, HistoryUnavailable, IdempotencyMismatch
 from broker.history import Appended, NewEvent, Once, Retention, parse_redis_url
@@ -278,3 +278,30 @@ def test_the_http_refusal_says_whether_the_batch_was_stored(error: Exception, me
     finally:
         STATE.history, STATE.history_policies, STATE.message_limit, STATE.stopping = saved
     assert (caught.value.error, caught.value.args[0]) == ("broker.error.history_unavailable", message)
+
+
+# -- the queue itself (pure) ------------------------------------------------------
+
+
+def pending(n: int, since: float = 0.0, events: int = 1) -> Pending:
+    return Pending(f"node:{n}", one("t") * events, [], None, since)
+
+
+def test_a_call_carries_at_most_group_events_but_always_its_first_batch() -> None:
+    queue = Batcher(1.0, group_events=4)
+    assert queue.enqueue(pending(0, events=9)) is False  # nothing in flight: it leads
+    for n in range(1, 7):
+        assert queue.enqueue(pending(n)) is True
+    assert [p.batch_id for p in queue.take()] == ["node:0"]  # larger than a call: alone
+    assert [p.batch_id for p in queue.take()] == ["node:1", "node:2", "node:3", "node:4"]
+    assert queue.release() is queue.queue[0]  # the turn goes to the next waiting batch
+    assert [p.batch_id for p in queue.take()] == ["node:5", "node:6"]
+    assert (queue.release(), queue.busy, queue.queued) == (None, False, 0)
+
+
+def test_only_the_batches_that_waited_too_long_expire() -> None:
+    queue = Batcher(1.0)
+    for n, since in enumerate([0.0, 0.5, 1.2]):
+        queue.enqueue(pending(n, since))
+    assert [p.batch_id for p in queue.expire(1.6)] == ["node:0", "node:1"]  # waited 1.6 s and 1.1 s
+    assert [p.batch_id for p in queue.take()] == ["node:2"]

@@ -3,11 +3,13 @@
 Why: one ``EVALSHA`` per publish costs a round trip and txredisapi's per-call
 work each, and under load thousands of them queue on the connection until the
 link's timeout fires for calls Redis then runs anyway (a publisher told "not
-stored" for an event that was stored and delivered). So a node keeps at most
-:data:`WINDOW` ``APPEND`` calls in flight; the batches that arrive meanwhile
-wait here, and the next call carries all of them (up to :data:`GROUP_EVENTS`
-events), each with its own batch id, idempotency scope and answer
-(:data:`broker.engines.redis_scripts.APPEND`).
+stored" for an event that was stored and delivered). So a node keeps one ``APPEND`` call in flight; the
+batches that arrive meanwhile wait here, and the next call carries all of them
+(up to :data:`GROUP_EVENTS` events), each with its own batch id, idempotency
+scope and answer (:data:`broker.engines.redis_scripts.APPEND`). One, not more:
+a call's batches are answered in their order, the first at once and the
+others on the next turn, and the next call is sent only then, so no later
+call's answer can overtake them.
 
 The queue is bounded: a batch that would make it hold more than
 :data:`QUEUE_EVENTS` events, or that has waited longer than it may (half the
@@ -30,8 +32,6 @@ from broker.engines import redis_wire as wire
 from broker.errors import HistoryUnanswered, HistoryUnavailable, IdempotencyMismatch
 from broker.history import Appended, NewEvent, Once, StoredEvent
 
-#: ``APPEND`` calls one node keeps in flight at most.
-WINDOW: Final = 1
 #: Events one ``APPEND`` call carries at most (a batch larger than that goes alone).
 GROUP_EVENTS: Final = 512
 #: Events that may wait for a call at most; a batch beyond it is refused, nothing sent.
@@ -67,26 +67,19 @@ class Pending:
 
 
 class Batcher:
-    """The queue of appends waiting for a call, and how many calls are in flight (or handed on)."""
+    """The queue of appends waiting for a call, and whether one is in flight (or handed on)."""
 
     def __init__(
-        self,
-        max_wait: float,
-        window: int = WINDOW,
-        group_events: int = GROUP_EVENTS,
-        queue_events: int = QUEUE_EVENTS,
+        self, max_wait: float, group_events: int = GROUP_EVENTS, queue_events: int = QUEUE_EVENTS
     ) -> None:
-        if window < 1:
-            raise ValueError(f"window must be at least 1, not {window}")
         self.max_wait = max_wait
-        self.window = window
         self.group_events = group_events
         self.queue_events = queue_events
         self.queue: deque[Pending] = deque()
         #: events in :attr:`queue`
         self.queued = 0
-        #: calls in flight, or whose turn was handed to a waiting append that has not sent it yet
-        self.slots = 0
+        #: a call is in flight, or its turn was handed to a waiting append that has not sent it yet
+        self.busy = False
 
     def refusal(self, count: int) -> HistoryUnavailable | None:
         """Why a batch of ``count`` events cannot wait (None: it can)."""
@@ -103,14 +96,14 @@ class Batcher:
         return HistoryUnavailable(f"the node is overloaded: {waited}: {NOT_STORED}")
 
     def enqueue(self, pending: Pending) -> bool:
-        """Queue ``pending``; True if its caller must wait for its turn (every slot is taken), else
-        it takes a slot and leads the next call itself."""
+        """Queue ``pending``; True if its caller must wait for its turn (a call is in flight),
+        else it takes the turn and leads the next call itself."""
         self.queue.append(pending)
         self.queued += len(pending.events)
-        if self.slots < self.window:
-            self.slots += 1
-            return False
-        return True
+        if self.busy:
+            return True
+        self.busy = True
+        return False
 
     def expire(self, now: float) -> list[Pending]:
         """Take the batches that have waited longer than :attr:`max_wait` (a prefix: the queue
@@ -130,10 +123,10 @@ class Batcher:
         return group
 
     def release(self) -> Pending | None:
-        """A call is done: the append whose turn it is now (it keeps the slot), or None."""
+        """A call is done: the append whose turn it is now (the turn stays taken), or None."""
         if self.queue:
             return self.queue[0]
-        self.slots -= 1
+        self.busy = False
         return None
 
     def _pop(self) -> Pending:

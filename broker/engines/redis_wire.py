@@ -149,12 +149,16 @@ def stored(topic: str, raw: Sequence[Any]) -> StoredEvent:
     return StoredEvent(topic, int(found["s"]), cursor_of(raw[0]), float(found["p"]), args, kwargs)
 
 
+#: Compact JSON; one encoder (``json.dumps`` with separators builds one per call).
+_compact = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def event_args(batch: Sequence[NewEvent]) -> list[str]:
     """``APPEND``'s four arguments per event: topic, max_events, max_age and the payload
     ``[args, kwargs]`` as compact JSON."""
     args: list[str] = []
     for event in batch:
         retention = event.retention
-        payload = json.dumps([event.args, event.kwargs], separators=(",", ":"))
+        payload = _compact([event.args, event.kwargs])
         args += [event.topic, str(retention.max_events), repr(float(retention.max_age)), payload]
     return args
