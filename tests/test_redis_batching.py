@@ -196,8 +196,8 @@ def test_a_full_queue_refuses_at_once_and_sends_nothing(
     first, queued = start_held(store, link)
     with pytest.raises(HistoryUnavailable) as refused:
         step(store.append(one("t", 7) + one("u", 8)))
-    waiting = "2 events already wait for the history engine (at most 3)"
-    assert str(refused.value) == f"the node is overloaded: {waiting}: {NOT_STORED}"
+    waiting = "2 events already wait for it (at most 3)"
+    assert str(refused.value) == f"the history engine is behind: {waiting}: {NOT_STORED}"
     assert step(store.append(one("u", 9))) is None  # one more still fits
     assert link.calls == 1
     step(first)
@@ -227,7 +227,10 @@ def test_a_batch_that_waited_past_its_bound_is_refused_unsent(
     link.hold_scripts = False
     with pytest.raises(HistoryUnavailable) as refused:
         step(late)
-    assert str(refused.value) == f"the node is overloaded: no turn to store it within 1 s: {NOT_STORED}"
+    assert (
+        str(refused.value)
+        == f"the history engine is behind: the event waited 1 s without being sent: {NOT_STORED}"
+    )
     assert positions_of(step(fresh)) == [("t", 2, 2)]  # handed the turn, sent alone
     assert link.calls == 2
     assert [e.args for e in after(other, lambda t: True, 0, 10) or []] == [[1], [3]]
@@ -239,10 +242,10 @@ def test_a_batch_that_waited_past_its_bound_is_refused_unsent(
 def test_the_wamp_refusal_says_whether_the_event_was_stored() -> None:
     maybe, certain = (
         HistoryUnanswered(UNANSWERED),
-        HistoryUnavailable(f"the node is overloaded: x: {NOT_STORED}"),
+        HistoryUnavailable(f"the history engine is behind: x: {NOT_STORED}"),
     )
     assert positions.refusal(Failure(maybe), "t") == UNANSWERED
-    assert positions.refusal(Failure(certain), "t") == f"the node is overloaded: x: {NOT_STORED}"
+    assert positions.refusal(Failure(certain), "t") == f"the history engine is behind: x: {NOT_STORED}"
     assert positions.refusal(Failure(OSError("disk full")), "t") == positions.NOT_STORED
 
 
@@ -262,8 +265,8 @@ class FailingStore(MemoryStore):
     [
         (HistoryUnanswered(UNANSWERED), f"{UNANSWERED}; {RETRY_ONCE}"),
         (
-            HistoryUnavailable(f"the node is overloaded: x: {NOT_STORED}"),
-            f"the node is overloaded: x: {NOT_STORED}",
+            HistoryUnavailable(f"the history engine is behind: x: {NOT_STORED}"),
+            f"the history engine is behind: x: {NOT_STORED}",
         ),
         (OSError("disk full"), positions.NOT_STORED),
     ],

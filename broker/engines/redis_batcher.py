@@ -84,16 +84,14 @@ class Batcher:
     def refusal(self, count: int) -> HistoryUnavailable | None:
         """Why a batch of ``count`` events cannot wait (None: it can)."""
         if self.queue and self.queued + count > self.queue_events:
-            waiting = (
-                f"{self.queued} events already wait for the history engine (at most {self.queue_events})"
-            )
-            return HistoryUnavailable(f"the node is overloaded: {waiting}: {NOT_STORED}")
+            waiting = f"{self.queued} events already wait for it (at most {self.queue_events})"
+            return HistoryUnavailable(f"the history engine is behind: {waiting}: {NOT_STORED}")
         return None
 
     def late(self) -> HistoryUnavailable:
         """The refusal of a batch that waited too long (:meth:`expire`)."""
-        waited = f"no turn to store it within {self.max_wait:g} s"
-        return HistoryUnavailable(f"the node is overloaded: {waited}: {NOT_STORED}")
+        waited = f"the event waited {self.max_wait:g} s without being sent"
+        return HistoryUnavailable(f"the history engine is behind: {waited}: {NOT_STORED}")
 
     def enqueue(self, pending: Pending) -> bool:
         """Queue ``pending``; True if its caller must wait for its turn (a call is in flight),

@@ -105,7 +105,8 @@ class TwistedRedisLink:
             try:  # a connected protocol (txredisapi's handler would look it up again for each call)
                 protocol = await self._bounded(connection._factory.getConnection(peek=True), self._timeout)
             except Exception as error:
-                raise NotSent(f"no connection to Redis within {self._timeout:g} s ({error})") from error
+                why = f"within {self._timeout:g} s" if isinstance(error, TimeoutError) else f"({error})"
+                raise NotSent(f"no connection to Redis {why}") from error
             sha = self._digests.get(source)
             if sha is None:
                 sha = self._digests[source] = hashlib.sha1(source.encode()).hexdigest()  # noqa: S324
