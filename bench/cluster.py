@@ -91,8 +91,8 @@ def lost(case: Case) -> int:
     """Deliveries of events acknowledged to the publisher that did not arrive (both runs).
 
     A refused publish (the node answered ``broker.error.history_unavailable``:
-    its Redis call outlasted the store's timeout) is not owed to anyone: the
-    publisher was told. The load generator counts events, it does not name
+    overloaded, or its Redis call outlasted the store's timeout) is not owed to
+    anyone: the publisher was told. The load generator counts events, it does not name
     them, so with refusals this is the shortfall beyond what the refusals explain.
     """
     return max(0, _missing(case) - case.refused * case.subscribers)
@@ -213,18 +213,20 @@ def fanout_markdown(cases: list[Case]) -> list[str]:
         f"latency at {LATENCY_RATE:,} deliveries/s in total). Each system has its own redis-server "
         "(no persistence), started and stopped with it; Redis's CPU counts as the server's. "
         f"**{MEMORY}** is the fan-out section's Broker (JSON); **{REDIS}** the same node with "
-        "`BROKER_REDIS_URL` (every publish one Lua script per batch, delivered by the origin after "
-        f"it answers); **{THREE}**: subscribers round-robin over nodes 1-3, the publisher on node 1 "
+        "`BROKER_REDIS_URL` (one Lua script call in flight, carrying every batch published meanwhile, "
+        "each delivered by the origin after it answers); "
+        f"**{THREE}**: subscribers round-robin over nodes 1-3, the publisher on node 1 "
         f"(a third of the subscribers local, the rest through Redis's log); **{ACROSS}**: every "
         f"delivery crosses Redis; **{SOCKETIO}**: `socketio.AsyncRedisManager`, subscribers "
         "round-robin over the three, the publisher on the first (every emit goes through Redis "
         "pub/sub, also to the first server's own members). Publishes/s = deliveries/s / N. "
-        "*Refused*: publishes a node answered with `broker.error.history_unavailable` because its "
-        "Redis call outlasted the store's timeout (2 s) behind thousands of others (so far only in "
-        f"the latency run at N=1, which offers {LATENCY_RATE:,} publishes/s, all in flight at once): "
-        "the publisher is told, so it is not lost, but it may still have been stored (the script ran "
-        "after the node stopped waiting) and then it is delivered: *delivered anyway* counts those "
-        "deliveries. *Lost* = deliveries missing beyond what the refusals explain (events are "
+        "*Refused*: publishes a node answered with `broker.error.history_unavailable`: overloaded "
+        "(so far only in "
+        f"the latency run at N=1, which offers {LATENCY_RATE:,} publishes/s, all in flight at once), "
+        "it refuses what waited half the store's timeout (2 s) before sending it: not stored; a call "
+        "sent that outlasted the timeout may still have been stored (the script ran after the node "
+        "stopped waiting, and the answer says so) and then it is delivered: *delivered anyway* counts "
+        "those deliveries. *Lost* = deliveries missing beyond what the refusals explain (events are "
         "counted, not named): any in a Broker case fails the section; python-socketio's are shown, "
         "they do not fail it.",
         "",

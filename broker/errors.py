@@ -26,7 +26,9 @@ errors the same way everywhere. The tree separates the caller's fault from ours:
     ├── ServerError                   our fault or not ready (5xx)
     │   ├── NotReady                  broker.error.not_ready            503
     │   ├── DeliveryGap               broker.error.delivery_gap         503
-    │   └── PresenceUnavailable       broker.error.presence_unavailable 503
+    │   ├── PresenceUnavailable       broker.error.presence_unavailable 503
+    │   └── HistoryUnavailable        broker.error.history_unavailable  503  not stored
+    │       └── HistoryUnanswered     broker.error.history_unavailable  503  maybe stored
     ├── ConnectionFailed              (client side) the router could not be reached
     └── WampError                     (client side) the router answered with a WAMP error
 """
@@ -208,6 +210,22 @@ class NotReady(ServerError):
 
     wamp_uri = "broker.error.not_ready"
     http_status = 503
+
+
+class HistoryUnavailable(ServerError):
+    """The history engine did not store the event, for certain (it was refused before anything
+    was sent to the engine, or the engine refused it): it was not published; the publisher may
+    send it again later."""
+
+    wamp_uri = "broker.error.history_unavailable"
+    http_status = 503
+
+
+class HistoryUnanswered(HistoryUnavailable):
+    """The history engine was asked to store the event but did not answer in time (or the
+    connection was lost first): it may have been stored, and then it is delivered. The same URI
+    and status as :class:`HistoryUnavailable` (clients already retry it), another message: a
+    retry with the same ``Idempotency-Key`` publishes it at most once."""
 
 
 class DeliveryGap(ServerError):

@@ -83,6 +83,31 @@ class _Pause:
         yield None
 
 
+class _Future:
+    """A future for the engine's queued appends: awaiting it suspends (like :class:`_Pause`) until
+    it is resolved, so a test resumes each waiting coroutine itself."""
+
+    def __init__(self) -> None:
+        self.done = False
+        self._value: Any = None
+        self._error: BaseException | None = None
+
+    def __await__(self) -> Generator[None, None, Any]:
+        while not self.done:
+            yield None
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+    def resolve(self, value: Any) -> None:
+        """Done with ``value``."""
+        self.done, self._value = True, value
+
+    def fail(self, error: BaseException) -> None:
+        """Done with ``error``."""
+        self.done, self._error = True, error
+
+
 class _Connection:
     """One blocking RESP2 connection."""
 
@@ -206,6 +231,10 @@ class SocketLink:
     def call_soon(self, function: Callable[[], None]) -> None:
         """Kept until :meth:`run_soon` (the test's "next turn")."""
         self.soon.append(function)
+
+    def future(self) -> _Future:
+        """A future the test's own resumptions drive."""
+        return _Future()
 
     def reset_reader(self) -> None:
         """Close the reader's connection; its next read opens another (counted in :attr:`resets`)."""

@@ -16,7 +16,8 @@ import pytest
 
 from broker.core.ratelimit import Quota
 from broker.engines.redis import RedisStore
-from broker.errors import IdempotencyMismatch
+from broker.engines.redis_batcher import MAYBE_STORED
+from broker.errors import HistoryUnanswered, IdempotencyMismatch
 from broker.history import NO_HISTORY, Appended, NewEvent, Once, Retention
 from tests.engines import after, settle
 from tests.redisserver import RedisServer, SocketLink, store_link
@@ -284,8 +285,10 @@ def test_a_stored_append_whose_answer_was_lost_is_not_appended_again(nodes: Node
     a_link.hold_scripts = True
     pending = a.append(batch("t"), scope("k3"))
     pending.send(None)  # sent and run by Redis; the answer is never read
-    with pytest.raises(TimeoutError):
+    with pytest.raises(HistoryUnanswered) as unanswered:
         pending.throw(TimeoutError("the link gave up"))
+    maybe = f"the history engine did not answer within 2 s: {MAYBE_STORED}"
+    assert str(unanswered.value) == maybe
     retried = settle(b.append(batch("t"), scope("k3")))
     assert retried.replayed is True
     assert [(e.seq, e.cursor) for e in retried.events] == [(1, 1)]

@@ -12,10 +12,19 @@ Events of topics without history come through the log too (retention
 :data:`broker.history.NO_HISTORY`: a cursor, no seq, no topic stream), so
 every node delivers them, in the same order, without a position.
 
+Group commit: a node keeps one ``APPEND`` call in flight; the appends that
+arrive meanwhile wait and share the next call, each with its own answer, and
+one that cannot be answered in time is refused before it is sent
+(:mod:`broker.engines.redis_batcher`). A refusal says whether the event was
+stored: :class:`broker.errors.HistoryUnavailable` (not, for certain) or
+:class:`broker.errors.HistoryUnanswered` (the call went unanswered: perhaps).
+
 Order: the log holds every cursor, in order. Before an append returns, every
 foreign entry below its first cursor is fed (the script returns those this
 node has not seen), and the reader never feeds past an entry of an append
-still waiting for its answer: per-topic order is seq order on every node.
+still waiting for its answer; the appends sharing a call are answered in
+their order, this node going past each one's cursors only as it is answered
+(:mod:`broker.engines.redis_feed`): per-topic order is seq order on every node.
 
 Health: :meth:`RedisStore.problem` says what is wrong from outcomes already
 seen (the last script call failed, the reader's last ``XREAD`` failed, the
@@ -46,9 +55,12 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final, cast
 
 from broker.core.ratelimit import Quota
+from broker.engines import redis_batcher as batcher
 from broker.engines import redis_limits as limits
 from broker.engines import redis_scripts as scripts
 from broker.engines import redis_wire as wire
+from broker.engines.redis_batcher import Pending
+from broker.engines.redis_feed import Feeder
 from broker.engines.redis_wire import Connect as Connect
 from broker.engines.redis_wire import RedisLink as RedisLink
 from broker.history import (
@@ -60,7 +72,6 @@ from broker.history import (
     NewEvent,
     Once,
     Snapshot,
-    StoredEvent,
 )
 
 #: Defaults of the store's options (see :data:`broker.history.STORE_OPTIONS`).
@@ -97,6 +108,7 @@ class RedisStore:
         clock: Callable[[], float] | None = None,
         probe_interval: float = PROBE_INTERVAL,
         probe_bound: float = PROBE_BOUND,
+        queue_events: int = batcher.QUEUE_EVENTS,
     ) -> None:
         if max_topics < 1:
             raise ValueError(f"max_topics must be at least 1, not {max_topics}")
@@ -111,16 +123,11 @@ class RedisStore:
         self.epoch = wire.propose()
         self._node = secrets.token_hex(6)
         self._batches = itertools.count(1)
-        #: the highest cursor delivered here (fed, or appended and returned)
-        self._fed = 0
-        #: the highest cursor the reader has taken from the log
-        self._read = 0
-        self._top = 0
-        self._buffer: dict[int, wire.Entry] = {}
-        #: batch ids of this node's appends still waiting for Redis's answer
-        self._inflight: set[str] = set()
-        self._feed: Feed | None = None
-        self._lost: Lost | None = None  # called with cursors the log lost before the reader got them
+        #: what is fed and held back (:mod:`broker.engines.redis_feed`)
+        self._feeder = Feeder(self.epoch)
+        self._timeout = timeout
+        #: the appends waiting for a call (they wait half the timeout at most, then are refused)
+        self._batcher = batcher.Batcher(timeout / 2, queue_events=queue_events)
         self._adopted = False  # whether the epoch came from Redis (a change is then worth a warning)
         self._closed = False
         #: what failed last, by path ("commands": scripts, "reader": the log's XREAD); cleared on success
@@ -139,59 +146,88 @@ class RedisStore:
     # -- the HistoryStore interface ----------------------------------------
 
     async def append(self, batch: Sequence[NewEvent], once: Once | None = None) -> Appended:
-        """Store ``batch`` with one script (:meth:`broker.history.HistoryStore.append`), which also
-        checks and records ``once`` (:mod:`broker.engines.redis_limits`)."""
+        """Store ``batch`` (:meth:`broker.history.HistoryStore.append`) in the next ``APPEND`` call,
+        which carries every append that arrived while one was in flight
+        (:mod:`broker.engines.redis_batcher`) and checks and records ``once``
+        (:mod:`broker.engines.redis_limits`). Raises :class:`HistoryUnavailable` if it was not
+        stored for certain, :class:`HistoryUnanswered` if it may have been."""
         if not batch and once is None:
             return Appended(self.epoch, ())
-        batch_id = f"{self._node}:{next(self._batches)}"
-        args = [
-            self._base,
-            wire.propose(),
-            self.epoch,
-            str(self._fed),
-            self._node,
-            batch_id,
-            "" if self._clock is None else repr(float(self._clock())),
-            str(self.max_topics),
-            str(self._log_max),
-            str(len(batch)),
-            *wire.event_args(batch),
-        ]
-        scope, after_events = limits.once_call(self._base, once)
-        self._inflight.add(batch_id)
-        try:
-            reply = await self._call(scripts.APPEND, [*args, *after_events], [self._meta, *scope])
-            epoch, now, positions, gap, held = reply
-        except BaseException:
-            self._inflight.discard(batch_id)  # it may have been stored: the reader then feeds it
-            self._link.call_soon(self._drain)
-            raise
-        if int(held) != limits.APPENDED:  # nothing appended: the scope's first answer, or a reused key
-            self._inflight.discard(batch_id)
-            self._link.call_soon(self._drain)
-            return limits.replayed(once, batch, int(held), epoch, now, positions)
-        self._adopt(epoch)
-        self._take(wire.entry(raw) for raw in gap if wire.probe_id(raw) is None)
-        first, last = [int(p[1]) for p in positions[:1] + positions[-1:]] or [self._fed + 1, self._fed]
-        self._bridge(first - 1)  # everything before this batch (it stops at the batch, still in flight)
-        self._advance(last)
-        self._inflight.discard(batch_id)
-        self._link.call_soon(self._drain)  # what the reader holds after it, once this batch is out
-        stored = tuple(
-            StoredEvent(e.topic, int(seq), int(cursor), float(now), e.args, e.kwargs)
-            for e, (seq, cursor) in zip(batch, positions, strict=True)
+        refusal = self._batcher.refusal(len(batch))
+        if refusal is not None:
+            raise refusal
+        since = time.monotonic()
+        me = Pending(f"{self._node}:{next(self._batches)}", batch, wire.event_args(batch), once, since)
+        if self._batcher.enqueue(me):
+            me.waiter = self._link.future()
+            done = await me.waiter  # its answer, or None: its turn to send the next call
+            if done is not None:
+                return cast(Appended, done)
+        return await self._lead(me)
+
+    async def _lead(self, me: Pending) -> Appended:
+        """Send the next call, ``me`` first; answer ``me``, the others in order on the next turn."""
+        if expired := self._batcher.expire(time.monotonic()):
+            late = self._batcher.late()
+            self._answer([(p, late) for p in expired if p is not me], hand_on=me in expired)
+            if me in expired:
+                raise late
+        group = self._batcher.take()
+        ids = [p.batch_id for p in group]
+        now = "" if self._clock is None else repr(float(self._clock()))
+        head = [self._base, wire.propose(), self.epoch, str(self._feeder.fed), self._node, now]
+        keys, args = batcher.call(
+            [*head, str(self.max_topics), str(self._log_max)], group, self._meta, self._base
         )
-        return Appended(epoch, stored)
+        self._feeder.inflight.update(ids)
+        try:
+            epoch, _, gap, results = await self._call(scripts.APPEND, args, keys)
+            outcomes = [batcher.outcome(p, r) for p, r in zip(group, results, strict=True)]
+        except Exception as error:
+            self._feeder.inflight.difference_update(ids)  # it may have been stored: the reader then feeds it
+            failure = batcher.failure(error, self._timeout)
+            self._finish(group, [failure] * len(group))
+            raise failure from error
+        if any(int(r[0]) == limits.APPENDED for r in results):
+            self._adopt(epoch)
+            self._feeder.take(wire.entry(raw) for raw in gap if wire.probe_id(raw) is None)
+            cursors = [o.events[0].cursor for o in outcomes if isinstance(o, Appended) and o.events]
+            self._feeder.bridge(
+                min(cursors, default=self._feeder.fed + 1) - 1
+            )  # stops at a batch still in flight
+        self._finish(group, outcomes)
+        if isinstance(outcomes[0], Exception):
+            raise outcomes[0]
+        return outcomes[0]
+
+    def _finish(self, group: Sequence[Pending], outcomes: Sequence[Any]) -> None:
+        """Answer the call's first batch now (its leader returns it), the others in order on the
+        next turn, after the leader's caller has dispatched; then the turn passes on."""
+        self._answer([(group[0], outcomes[0])], hand_on=len(group) == 1)
+        if len(group) > 1:
+            rest = list(zip(group[1:], outcomes[1:], strict=True))
+            self._link.call_soon(lambda: self._answer(rest, hand_on=True))
+        self._link.call_soon(self._feeder.drain)  # what the reader holds after them, once they are out
+
+    def _answer(self, answers: Sequence[tuple[Pending, Any]], hand_on: bool) -> None:
+        """Give each batch its outcome in order, going past its cursors only then (nothing the log
+        holds after it is fed before it); with ``hand_on`` the call's turn passes on."""
+        for pending, outcome in answers:
+            self._feeder.advance(batcher.last_cursor(outcome) or 0)
+            self._feeder.inflight.discard(pending.batch_id)
+            pending.answer(outcome)
+        if hand_on and (following := self._batcher.release()) is not None:
+            following.answer(None)
 
     async def read(self, topics: Callable[[str], bool], cursor: int, limit: int) -> Snapshot:
         """One snapshot (:meth:`broker.history.HistoryStore.read`), at the first script's cursor."""
         while True:
             epoch, top, evicted, names, trims = await self._call(
-                scripts.TOPICS, [self._base, wire.propose(), str(cursor), self.epoch, str(self._top)]
+                scripts.TOPICS, [self._base, wire.propose(), str(cursor), self.epoch, str(self._feeder.top)]
             )
             self._adopt(epoch)
             snapshot = int(top)
-            self._top = max(self._top, snapshot)
+            self._feeder.top = max(self._feeder.top, snapshot)
             matching = [name for name in names if topics(name)]
             trimmed = [int(t) for n, t in zip(names, trims, strict=True) if topics(n)]
             if int(evicted) > cursor or any(t > cursor for t in trimmed):
@@ -219,7 +255,7 @@ class RedisStore:
 
     def cursor(self) -> int:
         """The highest cursor seen from Redis (0: none yet)."""
-        return self._top
+        return self._feeder.top
 
     def problem(self) -> str | None:
         """What is wrong with Redis as this node last saw it (None: nothing), without asking it."""
@@ -239,7 +275,7 @@ class RedisStore:
 
     def subscribe(self, feed: Feed, lost: Lost | None = None) -> None:
         """Feed other nodes' batches to ``feed``, cursors the log lost to ``lost``; starts the reader."""
-        self._feed, self._lost = feed, lost
+        self._feeder.feed, self._feeder.lost = feed, lost
         self._read_at = self._probe_due = time.monotonic()
         self._probe_due += self._probe_interval
         self._link.spawn(self._run())
@@ -273,7 +309,7 @@ class RedisStore:
                     started = True
                 await self._probe()
                 stream = f"{self._base}:{self.epoch}:log"
-                after = max(self._read, self._fed)
+                after = max(self._feeder.read, self._feeder.fed)
                 skip = self._probe_id[1] if self._probe_id[0] == after else 0
                 # after a failure (here or a script's): a short read, then a script, to learn soon
                 # that both work again (and the epoch), even with no publish on this node
@@ -309,60 +345,41 @@ class RedisStore:
             self._link.reset_reader()
         self._probe_token = f"{self._node}:{next(self._probes)}"
         self._probe_due = now + self._probe_interval
-        args = [self._base, wire.propose(), self.epoch, str(self._top), self._probe_token, str(self._log_max)]
+        args = [
+            self._base,
+            wire.propose(),
+            self.epoch,
+            str(self._feeder.top),
+            self._probe_token,
+            str(self._log_max),
+        ]
         epoch, cursor = await self._call(scripts.PROBE, args)
         self._adopt(epoch)
-        self._top = max(self._top, int(cursor))
+        self._feeder.top = max(self._feeder.top, int(cursor))
         if self._probe_since is None:
             self._probe_since = now
 
     async def _init(self, joining: bool = False) -> None:
         """Learn Redis's epoch and cursor; a joining node delivers only what is appended after it."""
-        known = [self.epoch, str(self._top)]
+        known = [self.epoch, str(self._feeder.top)]
         epoch, cursor = await self._call(
             scripts.INIT, [self._base, wire.propose(), self._node, "1" if joining else "0", *known]
         )
         self._adopt(epoch)
         if joining:
-            self._advance(int(cursor))
-        self._top = max(self._top, int(cursor))
+            self._feeder.advance(int(cursor))
+        self._feeder.top = max(self._feeder.top, int(cursor))
 
     def _from_log(self, raws: Sequence[Any]) -> None:
-        entries = [wire.entry(raw) for raw in raws if wire.probe_id(raw) is None]
+        entries = []
         for raw in raws:
-            if (probe := wire.probe_id(raw)) is not None:
-                self._probe_id = max(self._probe_id, probe)
-                if wire.fields(raw[1])["n"] == self._probe_token:
-                    self._probe_since = None
-        first = next((e.event.cursor for e in entries if e.event.cursor > self._fed), None)
-        if first is not None and first > self._fed + 1 and not self._buffer:
-            self._skip(self._fed + 1, first - 1)
-        self._take(entries)
-        self._drain()
-
-    def _bridge(self, upto: int) -> None:
-        """Feed what is buffered up to ``upto``; cursors missing from it the log no longer holds."""
-        self._drain()
-        while self._fed < upto:
-            following = min((c for c in self._buffer if c <= upto), default=upto + 1)
-            if following == self._fed + 1:
-                return  # an append of this node still in flight: it goes first
-            self._skip(self._fed + 1, following - 1)
-            self._drain()
-
-    def _skip(self, low: int, high: int) -> None:
-        """Go on past cursors ``low`` to ``high``, trimmed from the log before this node read
-        them: ``lost`` first, so the sessions that may have missed them learn it."""
-        _log.warning("Redis log lost cursors %d to %d: not delivered here", low, high)
-        self._report(low, high)
-        self._advance(high)
-
-    def _report(self, low: int, high: int | None) -> None:
-        try:
-            if self._lost is not None:
-                self._lost(low, high)
-        except Exception:
-            _log.exception("Redis log: reporting lost cursors %d to %s failed", low, high or "the end")
+            if (probe := wire.probe_id(raw)) is None:
+                entries.append(wire.entry(raw))
+                continue
+            self._probe_id = max(self._probe_id, probe)
+            if wire.fields(raw[1])["n"] == self._probe_token:
+                self._probe_since = None
+        self._feeder.from_log(entries)
 
     def _adopt(self, epoch: str) -> None:
         """Take Redis's epoch: a different one is a new history, read from its start; what this
@@ -370,40 +387,8 @@ class RedisStore:
         if epoch != self.epoch:
             if self._adopted:
                 _log.warning("Redis history is a new epoch %s (was %s)", epoch, self.epoch)
-                self._report(self._fed + 1, None)
+                self._feeder.report(self._feeder.fed + 1, None)
             self.epoch = epoch
-            self._fed = self._read = self._top = 0
+            self._feeder.reset(epoch)
             self._probe_id = (0, 0)
-            self._buffer.clear()
         self._adopted = True
-
-    def _advance(self, cursor: int) -> None:
-        self._fed = max(self._fed, cursor)
-        self._read = max(self._read, self._fed)
-        self._top = max(self._top, self._fed)
-        for old in [c for c in self._buffer if c <= self._fed]:
-            del self._buffer[old]
-
-    def _take(self, entries: Any) -> None:
-        for entry in entries:
-            cursor = entry.event.cursor
-            if cursor > self._fed:
-                self._buffer[cursor] = entry
-                self._read = max(self._read, cursor)
-                self._top = max(self._top, cursor)
-
-    def _drain(self) -> None:
-        """Feed the buffered entries that come next, in cursor order, up to one still in flight."""
-        run: list[wire.Entry] = []
-        while (entry := self._buffer.get(self._fed + 1)) is not None and entry.batch not in self._inflight:
-            del self._buffer[self._fed + 1]
-            self._fed += 1
-            if run and run[-1].batch != entry.batch:
-                self._hand(run)
-                run = []
-            run.append(entry)
-        self._hand(run)
-
-    def _hand(self, run: list[wire.Entry]) -> None:
-        if run and self._feed is not None:
-            self._feed(Appended(self.epoch, tuple(entry.event for entry in run)))

@@ -69,30 +69,24 @@ return {epoch, cursor}
 """
 )
 
-#: KEYS: meta, and (optional) the batch's idempotency scope ``B:once:...``.
-#: ARGV: base, proposed epoch, known epoch, known cursor, node, batch id, now ('' = Redis TIME),
-#: max_topics, log_max, n, then per event: topic, max_events, max_age, payload; then, with a
-#: scope, the request's fingerprint and how long to keep the scope (ms).
+#: KEYS: meta, then the idempotency scopes ``B:once:...`` of the batches that have one.
+#: ARGV: base, proposed epoch, known epoch, known cursor, node, now ('' = Redis TIME), max_topics,
+#: log_max, the number of batches, then per batch (:func:`broker.engines.redis_batcher.call`): its
+#: id, the index of its scope in KEYS ('0': none), the request's fingerprint and how long to keep
+#: the scope (ms), n, then per event: topic, max_events, max_age, payload.
 #: An event with max_events 0 (a topic without history) goes to the log only: no seq (0), no
 #: topic stream, not in ``E:recent``, nothing trimmed or evicted; it takes a cursor like any other.
-#: Returns {epoch, now, {{seq, cursor}...}, gap, once}: ``gap`` holds the log entries after what
-#: this node last saw and before this batch, so it can feed them first (per-topic order);
-#: ``once`` is 0 (appended), 1 (the scope was held: nothing appended, the epoch, time and
-#: positions are the first append's, no gap) or 2 (held with another fingerprint: nothing appended).
+#: Returns {epoch, now, gap, results}: ``gap`` holds the log entries after what this node last saw
+#: and before the first batch appended, so it can feed them first (per-topic order; empty if none
+#: was); per batch ``{once, epoch, now, {{seq, cursor}...}}``, ``once`` 0 (appended), 1 (the scope
+#: was held: nothing appended, the epoch, time and positions are the first append's) or 2 (held
+#: with another fingerprint: nothing appended). Batches are appended in order, so one's cursors
+#: follow the previous one's.
 APPEND: Final = (
     _EPOCH
     + """
 rewind(ARGV[3], ARGV[4])
-local once_at = 11 + 4 * tonumber(ARGV[10])
-if KEYS[2] then
-  local kept = redis.call('GET', KEYS[2])
-  if kept then
-    local first = cjson.decode(kept)
-    if first[1] ~= ARGV[once_at] then return {epoch, '', {}, {}, 2} end
-    return {first[2], first[3], first[4], {}, 1}
-  end
-end
-local now = ARGV[7]
+local now = ARGV[6]
 if now == '' then
   local t = redis.call('TIME')
   now = t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
@@ -101,77 +95,103 @@ local nowf = tonumber(now)
 local cursor = tonumber(redis.call('HGET', meta, 'c'))
 local ev = tonumber(redis.call('HGET', meta, 'ev'))
 local nodekey = e .. ':node:' .. ARGV[5]
-local from = 0
-if ARGV[3] == epoch then from = tonumber(ARGV[4]) end
-local mark = redis.call('GET', nodekey)
-if mark and tonumber(mark) > from then from = tonumber(mark) end
 local log = e .. ':log'
-local gap = {}
-if from < cursor then gap = redis.call('XRANGE', log, (from + 1) .. '-0', '+') end
 local seqs, trims, recent = e .. ':seq', e .. ':trim', e .. ':recent'
-local max_topics = tonumber(ARGV[8])
-local out = {}
-for i = 0, tonumber(ARGV[10]) - 1 do
-  local topic = ARGV[11 + 4 * i]
-  local max_events = tonumber(ARGV[12 + 4 * i])
-  local horizon = nowf - tonumber(ARGV[13 + 4 * i])
-  local payload = ARGV[14 + 4 * i]
-  local stream = e .. ':t:' .. topic
-  local kept = max_events > 0  -- else a topic without history: in the log only, seq 0
-  local seq = 0
-  if kept then seq = redis.call('HINCRBY', seqs, topic, 1) end
-  if seq == 1 then
-    local count = redis.call('ZCARD', recent)
-    if count >= max_topics then
-      local victims = redis.call('ZRANGE', recent, 0, count - max_topics, 'WITHSCORES')
-      for j = 1, #victims, 2 do
-        local v = victims[j]
-        redis.call('DEL', e .. ':t:' .. v)
-        redis.call('HDEL', seqs, v)
-        redis.call('HDEL', trims, v)
-        redis.call('ZREM', recent, v)
-        local last = tonumber(victims[j + 1])
-        if last > ev then ev = last end
-      end
+local max_topics = tonumber(ARGV[7])
+local gap = nil
+local results = {}
+local at = 10
+for b = 1, tonumber(ARGV[9]) do
+  local batch, scope, fingerprint, keep, n = ARGV[at], tonumber(ARGV[at + 1]), ARGV[at + 2],
+    ARGV[at + 3], tonumber(ARGV[at + 4])
+  local first = at + 5
+  at = first + 4 * n
+  local held = false
+  if scope > 0 then
+    local kept = redis.call('GET', KEYS[scope])
+    if kept then
+      held = true
+      local was = cjson.decode(kept)
+      if was[1] ~= fingerprint then results[b] = {2, epoch, '', {}}
+      else results[b] = {1, was[2], was[3], was[4]} end
     end
   end
-  cursor = cursor + 1
-  local id = cursor .. '-0'
-  if kept then
-    redis.call('XADD', stream, id, 's', seq, 'p', now, 'd', payload)
-    redis.call('ZADD', recent, cursor, topic)
-    local trimmed = 0
-    local excess = redis.call('XLEN', stream) - max_events
-    if excess > 0 then
-      local old = redis.call('XRANGE', stream, '-', '+', 'COUNT', excess)
-      trimmed = tonumber(string.match(old[#old][1], '^(%d+)'))
+  if not held then
+    if not gap then
+      local from = 0
+      if ARGV[3] == epoch then from = tonumber(ARGV[4]) end
+      local mark = redis.call('GET', nodekey)
+      if mark and tonumber(mark) > from then from = tonumber(mark) end
+      gap = {}
+      if from < cursor then gap = redis.call('XRANGE', log, (from + 1) .. '-0', '+') end
     end
-    local aged = true
-    while aged do
-      local oldest = redis.call('XRANGE', stream, (trimmed + 1) .. '-0', '+', 'COUNT', 64)
-      aged = #oldest > 0
-      for _, entry in ipairs(oldest) do
-        if tonumber(entry[2][4]) >= horizon then aged = false break end
-        trimmed = tonumber(string.match(entry[1], '^(%d+)'))
+    local out = {}
+    for i = first, at - 1, 4 do
+      local topic = ARGV[i]
+      local max_events = tonumber(ARGV[i + 1])
+      local horizon = nowf - tonumber(ARGV[i + 2])
+      local payload = ARGV[i + 3]
+      local stream = e .. ':t:' .. topic
+      local kept = max_events > 0  -- else a topic without history: in the log only, seq 0
+      local seq = 0
+      if kept then seq = redis.call('HINCRBY', seqs, topic, 1) end
+      if seq == 1 then
+        local count = redis.call('ZCARD', recent)
+        if count >= max_topics then
+          local victims = redis.call('ZRANGE', recent, 0, count - max_topics, 'WITHSCORES')
+          for j = 1, #victims, 2 do
+            local v = victims[j]
+            redis.call('DEL', e .. ':t:' .. v)
+            redis.call('HDEL', seqs, v)
+            redis.call('HDEL', trims, v)
+            redis.call('ZREM', recent, v)
+            local last = tonumber(victims[j + 1])
+            if last > ev then ev = last end
+          end
+        end
       end
+      cursor = cursor + 1
+      local id = cursor .. '-0'
+      if kept then
+        redis.call('XADD', stream, id, 's', seq, 'p', now, 'd', payload)
+        redis.call('ZADD', recent, cursor, topic)
+        local trimmed = 0
+        local excess = redis.call('XLEN', stream) - max_events
+        if excess > 0 then
+          local old = redis.call('XRANGE', stream, '-', '+', 'COUNT', excess)
+          trimmed = tonumber(string.match(old[#old][1], '^(%d+)'))
+        end
+        local aged, look = true, 1  -- the oldest is seldom too old: look at one, then at more
+        while aged do
+          local oldest = redis.call('XRANGE', stream, (trimmed + 1) .. '-0', '+', 'COUNT', look)
+          aged, look = #oldest > 0, 64
+          for _, entry in ipairs(oldest) do
+            if tonumber(entry[2][4]) >= horizon then aged = false break end
+            trimmed = tonumber(string.match(entry[1], '^(%d+)'))
+          end
+        end
+        if trimmed > 0 then
+          redis.call('XTRIM', stream, 'MINID', (trimmed + 1) .. '-0')
+          redis.call('HSET', trims, topic, trimmed)
+        end
+      end
+      redis.call('XADD', log, 'MAXLEN', '~', ARGV[8], id, 's', seq, 'p', now, 'd', payload,
+                 't', topic, 'b', batch)
+      out[#out + 1] = {seq, cursor}
     end
-    if trimmed > 0 then
-      redis.call('XTRIM', stream, 'MINID', (trimmed + 1) .. '-0')
-      redis.call('HSET', trims, topic, trimmed)
+    if scope > 0 then
+      local kept = {}
+      for i, p in ipairs(out) do kept[i] = {string.format('%d', p[1]), string.format('%d', p[2])} end
+      redis.call('SET', KEYS[scope], cjson.encode({fingerprint, epoch, now, kept}), 'PX', keep)
     end
+    results[b] = {0, epoch, now, out}
   end
-  redis.call('XADD', log, 'MAXLEN', '~', ARGV[9], id, 's', seq, 'p', now, 'd', payload,
-             't', topic, 'b', ARGV[6])
-  out[#out + 1] = {seq, cursor}
 end
-redis.call('HSET', meta, 'c', cursor, 'ev', ev)
-redis.call('SET', nodekey, cursor, 'EX', 86400)
-if KEYS[2] then
-  local kept = {}
-  for i, p in ipairs(out) do kept[i] = {string.format('%d', p[1]), string.format('%d', p[2])} end
-  redis.call('SET', KEYS[2], cjson.encode({ARGV[once_at], epoch, now, kept}), 'PX', ARGV[once_at + 1])
+if gap then
+  redis.call('HSET', meta, 'c', cursor, 'ev', ev)
+  redis.call('SET', nodekey, cursor, 'EX', 86400)
 end
-return {epoch, now, out, gap, 0}
+return {epoch, now, gap or {}, results}
 """
 )
 

@@ -11,18 +11,44 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine, Generator, Sequence
 from typing import Any, Protocol
 
 from broker.history import NewEvent, RedisAddress, StoredEvent
 
 
+class NotSent(ConnectionError):
+    """A call the link gave up on before sending it (no connection to Redis in time): Redis did
+    nothing, for certain."""
+
+
+class ErrorReply(RuntimeError):
+    """Redis answered a call with an error (a script refused or failed): it did not store it."""
+
+
+class Future(Protocol):
+    """A value one coroutine awaits and another supplies: an append waiting for its turn."""
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        """Suspend until :meth:`resolve` or :meth:`fail` (at once if already done)."""
+        ...
+
+    def resolve(self, value: Any) -> None:
+        """Resume the waiter with ``value``."""
+        ...
+
+    def fail(self, error: BaseException) -> None:
+        """Resume the waiter by raising ``error``."""
+        ...
+
+
 class RedisLink(Protocol):
     """What the engine needs from a Redis client and the event loop it runs on.
 
-    Every call is bounded by the link's timeout and raises on failure; replies
-    come as RESP values (bulk strings as ``str``, integers as ``int``, nil as None).
+    Every call is bounded by the link's timeout and raises on failure (:class:`NotSent` when
+    it never reached Redis, a ``RuntimeError`` such as :class:`ErrorReply` for an error reply, anything else:
+    Redis may have run it); replies come as RESP values (bulk strings as ``str``, integers as
+    ``int``, nil as None).
     """
 
     async def script(self, source: str, keys: Sequence[str], args: Sequence[str]) -> Any:
@@ -43,6 +69,10 @@ class RedisLink(Protocol):
 
     def call_soon(self, function: Callable[[], None]) -> None:
         """Call ``function`` once the current callbacks are done."""
+        ...
+
+    def future(self) -> Future:
+        """A new :class:`Future` on this link's event loop."""
         ...
 
     def reset_reader(self) -> None:
@@ -80,12 +110,22 @@ def fields(flat: Sequence[str]) -> dict[str, str]:
     return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
-@dataclass(frozen=True)
 class Entry:
-    """One entry of the shared log."""
+    """One entry of the shared log. Its event is decoded only when it is fed: most entries a
+    node reads back are its own, already delivered, and are dropped by cursor undecoded."""
 
-    batch: str
-    event: StoredEvent
+    __slots__ = ("_flat", "batch", "cursor")
+
+    def __init__(self, batch: str, cursor: int, flat: Sequence[str]) -> None:
+        self.batch = batch
+        self.cursor = cursor
+        self._flat = flat
+
+    def event(self) -> StoredEvent:
+        """The entry's event, with its position."""
+        found = fields(self._flat)
+        args, kwargs = json.loads(found["d"])
+        return StoredEvent(found["t"], int(found["s"]), self.cursor, float(found["p"]), args, kwargs)
 
 
 def probe_id(raw: Sequence[Any]) -> tuple[int, int] | None:
@@ -95,11 +135,11 @@ def probe_id(raw: Sequence[Any]) -> tuple[int, int] | None:
 
 
 def entry(raw: Sequence[Any]) -> Entry:
-    """The event of one log entry (not a probe: see :func:`probe_id`)."""
-    found = fields(raw[1])
-    args, kwargs = json.loads(found["d"])
-    event = StoredEvent(found["t"], int(found["s"]), cursor_of(raw[0]), float(found["p"]), args, kwargs)
-    return Entry(found["b"], event)
+    """One log entry of an event (not a probe: see :func:`probe_id`), still encoded. The script
+    writes its fields in one order (``s p d t b``), so the batch id is the last."""
+    flat = raw[1]
+    batch = flat[9] if len(flat) == 10 and flat[8] == "b" else fields(flat)["b"]
+    return Entry(batch, cursor_of(raw[0]), flat)
 
 
 def stored(topic: str, raw: Sequence[Any]) -> StoredEvent:
@@ -109,12 +149,16 @@ def stored(topic: str, raw: Sequence[Any]) -> StoredEvent:
     return StoredEvent(topic, int(found["s"]), cursor_of(raw[0]), float(found["p"]), args, kwargs)
 
 
+#: Compact JSON; one encoder (``json.dumps`` with separators builds one per call).
+_compact = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def event_args(batch: Sequence[NewEvent]) -> list[str]:
     """``APPEND``'s four arguments per event: topic, max_events, max_age and the payload
     ``[args, kwargs]`` as compact JSON."""
     args: list[str] = []
     for event in batch:
         retention = event.retention
-        payload = json.dumps([event.args, event.kwargs], separators=(",", ":"))
+        payload = _compact([event.args, event.kwargs])
         args += [event.topic, str(retention.max_events), repr(float(retention.max_age)), payload]
     return args

@@ -159,7 +159,8 @@ class HistoryStore(Protocol):
       engine of one node.
 
     The Redis engine (:mod:`broker.engines.redis`) does all of the above over
-    Redis shared by several nodes: one atomic script per batch, a read bound
+    Redis shared by several nodes: one atomic script per call (carrying the batches
+    queued while the previous call was in flight, each with its own answer), a read bound
     by one snapshot cursor, the epoch as last seen from Redis, and a feed of
     what the other nodes appended, read from a shared log.
     """

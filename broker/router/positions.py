@@ -17,11 +17,14 @@ put in its own kwargs is dropped, never forwarded. If the store fails the publis
 and once Broker's component has left (the node is stopping: SIGTERM, Ctrl-C)
 every publish to a topic with history is refused with ``broker.error.not_ready``:
 the store is closed, and an acknowledged event must be one that recovery can
-return. On a cluster node (a shared engine, ``HistoryStore.shared``) a topic
-without history is appended too (:func:`retention_of`: ``NO_HISTORY``, no
-position), so the other nodes deliver it from the shared log; this node
-dispatches it once the append has answered, and refuses it like a topic with
-history when the engine fails or the node stops. An event that would not fit
+return. The refusal's message is the engine's when it says whether the event
+was stored (the Redis engine: not stored, for certain, or "may have been
+stored" after a call that went unanswered: :func:`refusal`). On a cluster
+node (a shared engine, ``HistoryStore.shared``) a topic without history is
+appended too (:func:`retention_of`: ``NO_HISTORY``, no position), so the
+other nodes deliver it from the shared log; this node dispatches it once the
+append has answered, and refuses it like a topic with history when the engine
+fails or the node stops. An event that would not fit
 the node's message limit once its position is added, as a live EVENT or as
 a recovery answer of its own (:func:`broker.history.recovery.check_deliverable`),
 is refused before it is stored, with ``broker.error.too_large`` (counted ``EventTooLarge``):
@@ -45,7 +48,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from broker.core.uris import is_reserved
-from broker.errors import NotReady, PayloadTooLarge
+from broker.errors import HistoryUnavailable, NotReady, PayloadTooLarge
 from broker.history import NO_HISTORY, POSITION_KEY, Appended, NewEvent, Retention
 from broker.history.policy import retention_for
 from broker.history.recovery import check_deliverable
@@ -107,6 +110,19 @@ def retention_of(topic: str) -> Retention | None:
     return retention
 
 
+def refusal(failure: Failure, topic: str) -> str:
+    """The message of a publish the history engine did not store: a shared engine's own
+    (:class:`~broker.errors.HistoryUnavailable`: not stored, or
+    :class:`~broker.errors.HistoryUnanswered`: it may have been), else :data:`NOT_STORED`
+    (another engine's errors vary; any of them means "not stored")."""
+    error = failure.value
+    if isinstance(error, HistoryUnavailable):
+        _log.warn("refusing a publish to {topic}: {error}", topic=topic, error=str(error))
+        return str(error)
+    _log.failure("history store failed; refusing a publish to {topic}", failure, topic=topic)
+    return NOT_STORED
+
+
 def process_publish(self: Any, session: Any, publish: Any) -> None:
     """Crossbar's ``Broker.processPublish``, with positions: authorize once, store, dispatch."""
     received = perf_counter()  # the start of broker_delivery_latency_seconds
@@ -150,10 +166,8 @@ def process_publish(self: Any, session: Any, publish: Any) -> None:
             metrics.dispatch(publication, crossbar_publish.dispatch, self, session, publish, authorization)
 
         def not_stored(failure: Failure) -> None:
-            # the engine's own errors vary; any of them means "not stored"
-            _log.failure("history store failed; refusing publish to {topic}", failure, topic=publish.topic)
             STATE.count_rejection(HISTORY_UNAVAILABLE_REASON)
-            _refuse(session, publish, HISTORY_UNAVAILABLE, NOT_STORED)
+            _refuse(session, publish, HISTORY_UNAVAILABLE, refusal(failure, publish.topic))
 
         batch = [NewEvent(publish.topic, list(publish.args or []), kwargs, retention)]
         # memory and SQLite never suspend: stored() runs before this returns, as before the seam

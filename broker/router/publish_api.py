@@ -32,6 +32,7 @@ from broker.core.publishing import PUBLISH_PATH, Admitted, Event
 from broker.core.ratelimit import Quota
 from broker.errors import (
     BrokerError,
+    HistoryUnanswered,
     IdempotencyMismatch,
     NotReady,
     PayloadTooLarge,
@@ -48,6 +49,7 @@ from broker.router.positions import (
     HISTORY_UNAVAILABLE_REASON,
     NOT_STORED,
     STOPPING,
+    refusal,
     retention_of,
 )
 from broker.router.state import STATE
@@ -56,6 +58,11 @@ _log = Logger(namespace="broker.publish_api")
 
 #: The ``Retry-After`` (s) of a 503 that names no other: the node starting, the history engine away.
 UNAVAILABLE_RETRY_AFTER = 1
+#: What a 503 for an append that may have been stored adds to the engine's message.
+RETRY_ONCE = (
+    "retry with the same Idempotency-Key to publish it at most once "
+    "(without one, a retry may publish it twice)"
+)
 #: The longest ``Retry-After`` (s) sent: a day, for a wait that has no end.
 MAX_RETRY_AFTER = 86400
 
@@ -73,12 +80,13 @@ async def publish_all(
     Refused whole, before anything is stored: an event too large to deliver
     (``PayloadTooLarge``), a node that is stopping or a history engine that
     fails (``ApplicationError``: ``history_unavailable`` is answered 503 with ``Retry-After``,
-    the others 502 with their URI). With ``once`` a shared engine appends the
-    batch at most once per idempotency scope on the whole cluster: a scope
-    some node already published under is delivered nothing here and answered
-    with the positions stored then and ``id`` null (the ids are the first
-    node's); the second value says so (a replay). A reused key with another
-    body is ``IdempotencyMismatch``.
+    the others 502 with their URI). A 503's message says whether the batch was stored: not,
+    for certain, or perhaps (the engine was asked and did not answer in time:
+    :data:`RETRY_ONCE`). With ``once`` a shared engine appends the batch at most once per
+    idempotency scope on the whole cluster: a scope some node already published under is
+    delivered nothing here and answered with the positions stored then and ``id`` null (the
+    ids are the first node's); the second value says so (a replay). A reused key with
+    another body is ``IdempotencyMismatch``.
     """
     store = STATE.history
     # on a cluster node every event but a reserved topic's is appended, those without history
@@ -100,9 +108,13 @@ async def publish_all(
             appended = await store.append(batch, once)
         except IdempotencyMismatch:
             raise
-        except Exception:  # the engine's own errors vary; any of them means "not stored"
-            _log.failure("history store failed; refusing a batch of {count}", count=len(batch))
-            raise ApplicationError(HISTORY_UNAVAILABLE, NOT_STORED) from None
+        except HistoryUnanswered as error:  # sent, not answered: it may have been stored
+            _log.warn("refusing a batch of {count}: {error}", count=len(batch), error=str(error))
+            raise ApplicationError(HISTORY_UNAVAILABLE, f"{error}; {RETRY_ONCE}") from None
+        except Exception:  # not stored (the engine's own errors vary; any of them means that)
+            raise ApplicationError(
+                HISTORY_UNAVAILABLE, refusal(Failure(), batch[0].topic if batch else "")
+            ) from None
         positions, replayed = appended.positions(), appended.replayed
     issued = iter(positions)
     found = [next(issued) if r is not None else None for r in retentions]

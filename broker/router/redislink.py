@@ -22,11 +22,22 @@ needs to be safe here (measured while designing issue 14):
   from Redis (``ResponseError``) keeps the connection;
 - its reconnect backoff grows to 10 s (``RedisFactory.maxDelay``, read at each
   attempt), so a node could stay refusing publishes for 10 s after Redis is
-  back: each connection's factory gets :data:`RECONNECT_MAX_DELAY` instead.
+  back: each connection's factory gets :data:`RECONNECT_MAX_DELAY` instead;
+- a call that timed out waiting for a connection was never sent
+  (:class:`~broker.engines.redis_wire.NotSent`: Redis did nothing), one that
+  timed out after it was sent may have run: the engine tells its publishers
+  which; so a script call first takes the connection (bounded), then sends
+  ``EVALSHA`` on it with the script's digest computed once;
+- txredisapi's own reply parser (without hiredis) pauses the transport and
+  waits for the reactor's next turn after every bulk string of a reply (a log
+  read of 512 entries took over 5,000 reactor turns), so each connection's
+  protocol reads replies with :class:`_Replies` instead, as txredisapi's
+  hiredis protocol would.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
@@ -38,7 +49,7 @@ from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from broker.engines.redis_wire import RedisLink
+from broker.engines.redis_wire import ErrorReply, Future, NotSent, RedisLink
 from broker.history import RedisAddress
 
 _log = Logger(namespace="broker.redis")
@@ -57,6 +68,8 @@ class TwistedRedisLink:
         self._reactor = reactor
         self._commands = self._connect(timeout)
         self._reader: Any = None
+        #: each script's SHA-1, computed once
+        self._digests: dict[str, str] = {}
 
     def _connect(self, reply_timeout: float) -> Any:
         address = self._address
@@ -72,6 +85,7 @@ class TwistedRedisLink:
         )
         factory = getattr(connection, "_factory", None)  # txredisapi 1.6's RedisFactory
         if factory is not None:
+            factory.protocol = _Protocol  # before it connects: the reactor's next turn at the soonest
             factory.maxDelay = RECONNECT_MAX_DELAY
             factory.initialDelay = min(factory.initialDelay, RECONNECT_MAX_DELAY / 4)
             ready = getattr(factory, "deferred", None)  # a lazy connection's "connected": nobody waits
@@ -89,12 +103,26 @@ class TwistedRedisLink:
         return deferred.addTimeout(seconds, self._reactor).addErrback(late)
 
     async def script(self, source: str, keys: Sequence[str], args: Sequence[str]) -> Any:
-        """EVALSHA ``source`` (txredisapi loads it on NOSCRIPT), within the timeout."""
+        """EVALSHA ``source`` (EVAL on NOSCRIPT), within the timeout: :class:`NotSent` if no
+        connection came in time, :class:`ErrorReply` for Redis's error reply."""
         connection = self._commands
+        started = self._reactor.seconds()
         try:
-            return await self._bounded(connection.eval(source, list(keys), list(args)), self._timeout)
-        except txredisapi.ResponseError:
-            raise
+            try:  # a connected protocol (txredisapi's handler would look it up again for each call)
+                protocol = await self._bounded(connection._factory.getConnection(peek=True), self._timeout)
+            except Exception as error:
+                why = f"within {self._timeout:g} s" if isinstance(error, TimeoutError) else f"({error})"
+                raise NotSent(f"no connection to Redis {why}") from error
+            sha = self._digests.get(source)
+            if sha is None:
+                sha = self._digests[source] = hashlib.sha1(source.encode()).hexdigest()  # noqa: S324
+            left = max(self._timeout - (self._reactor.seconds() - started), 0.001)
+            try:
+                return await self._bounded(protocol.evalsha(sha, keys, args), left)
+            except txredisapi.ScriptDoesNotExist:
+                return await self._bounded(protocol.eval(source, keys, args), left)
+        except txredisapi.ResponseError as error:
+            raise ErrorReply(str(error)) from error
         except Exception:
             if self._commands is connection:  # the first of its calls to fail replaces it
                 self._commands = self._connect(self._timeout)
@@ -139,11 +167,110 @@ class TwistedRedisLink:
         """Call ``function`` on the reactor's next turn."""
         self._reactor.callLater(0, function)
 
+    def future(self) -> Future:
+        """A :class:`Deferred`-backed future on the reactor."""
+        return _Future()
+
     def close(self) -> None:
         """Disconnect both connections (the reader's wait ends with an error it ignores)."""
         for connection in (self._commands, self._reader):
             if connection is not None:
                 connection.disconnect()
+
+
+class _Incomplete(Exception):
+    """The buffer ends inside a reply."""
+
+
+class _Replies:
+    """RESP2 replies from the bytes a connection received, parsed in one pass each (bulk strings
+    decoded as UTF-8 where they are, error replies as ``txredisapi.ResponseError``)."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._at = 0
+
+    def feed(self, data: bytes) -> None:
+        """Append received bytes."""
+        self._buffer = self._buffer[self._at :] + data
+        self._at = 0
+
+    def next(self) -> tuple[bool, Any]:
+        """``(True, reply)`` for the next complete reply, ``(False, None)`` if none is complete."""
+        try:
+            reply, self._at = self._parse(self._at)
+        except _Incomplete:
+            return False, None
+        return True, reply
+
+    def _parse(self, at: int) -> tuple[Any, int]:
+        buffer = self._buffer
+        end = buffer.find(b"\r\n", at)
+        if end < 0:
+            raise _Incomplete
+        kind, line, after = buffer[at], buffer[at + 1 : end], end + 2
+        if kind == 36:  # $ bulk string
+            size = int(line)
+            if size < 0:
+                return None, after
+            if len(buffer) < after + size + 2:
+                raise _Incomplete
+            data = buffer[after : after + size]
+            try:
+                return data.decode(), after + size + 2
+            except UnicodeDecodeError:
+                return data, after + size + 2
+        if kind == 42:  # * array
+            count = int(line)
+            if count < 0:
+                return None, after
+            items = []
+            for _ in range(count):
+                item, after = self._parse(after)
+                items.append(item)
+            return items, after
+        if kind == 58:  # : integer
+            return int(line), after
+        if kind == 43:  # + status
+            return line.decode(), after
+        if kind == 45:  # - error
+            return txredisapi.ResponseError(line.decode(errors="replace")), after
+        raise txredisapi.InvalidResponse(f"unexpected reply {buffer[at:end]!r}")
+
+
+class _Protocol(txredisapi.BaseRedisProtocol):  # type: ignore[misc]
+    """txredisapi's protocol with replies read by :class:`_Replies` (no pub/sub, no MULTI)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._replies = _Replies()
+
+    def dataReceived(self, data: bytes, unpause: bool = False) -> None:
+        """Hand on every complete reply received so far."""
+        self._replies.feed(data)
+        while True:
+            complete, reply = self._replies.next()
+            if not complete:
+                return
+            self.replyReceived(reply)
+
+
+class _Future:
+    """:class:`~broker.engines.redis_wire.Future` over a Deferred (resuming its waiter at once)."""
+
+    def __init__(self) -> None:
+        self._deferred: Deferred[Any] = Deferred()
+
+    def __await__(self) -> Any:
+        return self._deferred.__await__()
+
+    def resolve(self, value: Any) -> None:
+        """Resume the waiter with ``value``."""
+        self._deferred.callback(value)
+
+    def fail(self, error: BaseException) -> None:
+        """Resume the waiter by raising ``error``."""
+        self._deferred.errback(Failure(error))
 
 
 def _drop(connection: Any) -> None:
