@@ -112,7 +112,7 @@ async def publish_lines(target: Target, publisher: Publisher, fd: int, on_joined
             for sleeper in waiting:
                 sleeper.callback(None)
 
-        leaving = []
+        leaving: list[bool] = []
 
         def lost(_: object) -> None:
             if not leaving:  # not our own GOODBYE
@@ -139,6 +139,17 @@ async def _pump(
     pending: deque[bytes | PayloadTooLarge] = deque()
     options = PublishOptions(acknowledge=True)
     ended = False
+    chunks: deque[bytes] = deque()
+    reading: list[bool] = []
+    failed: list[BaseException] = []
+
+    def got(data: bytes | BaseException) -> None:
+        reading.clear()
+        if isinstance(data, BaseException):
+            failed.append(data)
+        else:
+            chunks.append(data)
+        wake_up()
 
     def acknowledged(_: object) -> None:
         window.acknowledged()
@@ -180,14 +191,19 @@ async def _pump(
             sent.addCallbacks(acknowledged, refused, errbackArgs=(line,))
         if window.stopped or (ended and not pending):
             return
-        if not pending and window.has_room():
-            data = await reader.read()
+        if failed:
+            raise failed[0]
+        if not pending and chunks:
+            data = chunks.popleft()
             if data:
                 pending.extend(splitter.feed(data))
             else:
                 ended = True
                 pending.extend(splitter.finish())
             continue
+        if not pending and not reading and window.has_room():
+            reading.append(True)  # read while waiting, so a lost connection still wakes the loop
+            reader.read().addCallbacks(got, lambda failure: got(failure.value))
         waiting: defer.Deferred[None] = defer.Deferred()
         wake.append(waiting)
         await waiting
