@@ -38,6 +38,7 @@ SECTIONS: list[tuple[str, SectionRunner]] = [
     ("capacity", capacity.run),
     ("HTTP publish", http_publish.run),
     ("profile", router_profile.run),
+    ("publish --lines", __import__("bench.lines", fromlist=["run"]).run),
 ]
 
 

@@ -29,7 +29,7 @@ from broker.core.window import Window
 from broker.errors import BrokerError, ConfigError, InvalidUri, WampError
 
 #: Publishes in flight at most, unless ``--window`` says otherwise.
-DEFAULT_WINDOW: Final = 100
+DEFAULT_WINDOW: Final = 500
 #: The message limit when there is no config to read it from: the shipped config's.
 DEFAULT_MESSAGE_LIMIT: Final = 65536
 #: ``broker pipe``'s status when Broker itself ended the run (after ``env`` and ``timeout``).

@@ -43,6 +43,9 @@ CHUNK: Final = 65536
 _EPOCH_LIKE: Final = "0" * 16
 #: The reasons of a session that ended (autobahn fails the publishes in flight with them).
 _SESSION_CLOSED: Final = "wamp.close."
+#: Bytes an event's envelope and position take at most besides its payload and topic (see
+#: :func:`~broker.history.recovery.check_deliverable`: 512 reserved, the position ~100).
+_MARGIN: Final = 2048
 #: Seconds between two looks at whether a child has exited.
 _POLL: Final = 0.02
 
@@ -90,6 +93,14 @@ class Publisher:
         the limit would not even be refused, the node would close the connection.
         """
         check_deliverable(self.topic, [payload], {}, _EPOCH_LIKE, self.max_bytes)
+
+    def fits_surely(self, raw: bytes) -> bool:
+        """Whether a line this short cannot be too large in any encoding (no need to :meth:`check`).
+
+        Escaping takes a byte to at most 6 (``\\u001f``), as does any encoding of
+        a number; the rest is the envelope, the position and the topic.
+        """
+        return 6 * (len(raw) + len(self.topic)) + _MARGIN < self.max_bytes
 
 
 async def publish_lines(target: Target, publisher: Publisher, fd: int, on_joined: Any = None) -> None:
@@ -153,7 +164,8 @@ async def _pump(
 
     def acknowledged(_: object) -> None:
         window.acknowledged()
-        wake_up()
+        if window.in_flight <= window.size // 2:  # refill by halves: one wake-up per many acks
+            wake_up()
 
     def refused(failure: Any, line: int) -> None:
         error = failure.value
@@ -178,7 +190,8 @@ async def _pump(
                 continue
             try:
                 payload = line_payload(item)
-                publisher.check(payload)
+                if not publisher.fits_surely(item):
+                    publisher.check(payload)
             except BrokerError as exc:
                 window.refuse(line, exc.wamp_uri, str(exc), in_flight=False)
                 break

@@ -32,6 +32,10 @@ def _not_json(constant: str) -> Any:
     raise ValueError(f"{constant} is not JSON")
 
 
+#: One decoder for every line (``json.loads`` with an argument builds a new one per call).
+_DECODER: Final = json.JSONDecoder(parse_constant=_not_json)
+
+
 def line_payload(raw: bytes) -> Any:
     """The event payload of one line (its ending removed): the JSON value, or ``{"line": text}``.
 
@@ -42,7 +46,7 @@ def line_payload(raw: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise ClientError(f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})") from None
     try:
-        return json.loads(text, parse_constant=_not_json)
+        return _DECODER.decode(text)
     except ValueError:  # JSONDecodeError, or NaN/Infinity
         return {LINE_KEY: text}
 
