@@ -5,7 +5,8 @@ same machine in the same run, and the doc must say which machine, which
 versions and which command produced them. The sections run one after
 another (each starts and stops its own servers, so they never share the
 cores): fan-out side by side (:mod:`bench.fanout`), capacity, HTTP publish,
-the router profile (:mod:`bench.router_profile`) and the cluster
+the router profile (:mod:`bench.router_profile`), `broker publish --lines`
+(:mod:`bench.lines`) and the cluster
 (:mod:`bench.cluster`: nodes sharing Redis). A section that raises
 is reported as failed with the error instead of ending the run; the doc is
 written either way, and the exit code is 1 if any section fell short (lost
@@ -35,7 +36,7 @@ from pathlib import Path
 
 import psutil
 
-from bench import capacity, cluster, fanout, http_publish, router_profile
+from bench import capacity, cluster, fanout, http_publish, lines, router_profile
 from bench.report import ROOT, Progress, Section, SectionRunner
 
 OUTPUT = ROOT / "docs" / "benchmarks.md"
@@ -44,6 +45,7 @@ SECTIONS: list[tuple[str, SectionRunner]] = [
     ("capacity", capacity.run),
     ("HTTP publish", http_publish.run),
     ("profile", router_profile.run),
+    ("publish --lines", lines.run),
     ("cluster", cluster.run),
 ]
 

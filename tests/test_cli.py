@@ -486,9 +486,42 @@ def test_help_shows_examples_that_parse(capsys: pytest.CaptureFixture[str]) -> N
     out = capsys.readouterr().out
     assert out.endswith(cli.EXAMPLES)
     commands = [line.strip() for line in cli.EXAMPLES.splitlines() if line.startswith("  broker ")]
-    assert len(commands) == 9
+    assert len(commands) == 10
     for command in commands:
         for part in command.split(" && "):
             words = shlex.split(part.split("  ")[0])  # the text after two spaces describes it
             assert words[0] == "broker"
             cli._parser().parse_args(words[1:])  # exits 2 on a usage error
+
+
+@pytest.mark.parametrize(
+    ("argv", "program"),
+    [
+        (["pipe", "t", "--", "sh", "-c", "echo --url x"], ["sh", "-c", "echo --url x"]),
+        (["pipe", "t", "--url", "ws://h/ws", "--grace", "1", "--", "ls", "-l"], ["ls", "-l"]),
+        (["pipe", "t", "--", "broker", "pipe", "u", "--", "ls"], ["broker", "pipe", "u", "--", "ls"]),
+    ],
+)
+def test_pipe_takes_everything_after_the_first_double_dash_as_the_program(
+    monkeypatch: pytest.MonkeyPatch, argv: list[str], program: list[str]
+) -> None:
+    seen: list[list[str]] = []
+    monkeypatch.setattr(cli, "cmd_pipe", lambda args: seen.append(args.program) or 0)
+    assert cli.main(argv) == 0
+    assert seen == [program]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["pipe", "t"], "broker: no command to run: broker pipe TOPIC -- COMMAND [ARGS...]"),
+        (
+            ["publish", "t"],
+            "broker: nothing to publish: give JSON, or --lines to read events from standard input",
+        ),
+        (["publish", "t", "1", "--lines"], "broker: give either JSON or --lines, not both"),
+    ],
+)
+def test_lines_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
+    assert cli.main(argv) == 2
+    assert capsys.readouterr().err == message + "\n"

@@ -9,10 +9,17 @@ import sys
 from typing import Any
 
 from broker.cli.common import fail, run_client
+from broker.cli.lines import cmd_publish_lines
 from broker.history import POSITION_KEY
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
+    if args.lines:
+        if args.json is not None:
+            return fail("give either JSON or --lines, not both", status=2)
+        return cmd_publish_lines(args)
+    if args.json is None:
+        return fail("nothing to publish: give JSON, or --lines to read events from standard input", status=2)
     try:
         payload = json.loads(args.json)
     except json.JSONDecodeError as exc:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -30,6 +31,7 @@ from broker.cli.common import (
     parse_positive,
 )
 from broker.cli.events import cmd_publish, cmd_tail
+from broker.cli.lines import DEFAULT_WINDOW, cmd_pipe
 from broker.cli.run import cmd_run
 from broker.cli.token import cmd_token, parse_grant
 from broker.core.uris import MATCH_POLICIES
@@ -43,12 +45,23 @@ examples:
   broker tail 'orders..created' --match wildcard      WAMP wildcards are empty components
   broker tail public.demo --from 6f1c0e2ab4d39e87:42  first what was missed after a printed position
   broker publish public.demo '{"n": 1}'               prints {"topic": ..., "id": ..., "position": ...}
+  tail -f app.log | broker publish logs.app --lines   one event per line, over one session
+  broker pipe public.ticks -- vmstat 1                run a program, publish each line it prints
   broker token 42 --subscribe user.42.:prefix --ttl 3600
   broker config grant anonymous news. --match prefix --allow subscribe && broker reload
   broker check                                        validate .crossbar/config.json
 
 'broker COMMAND --help' describes each command.
 """
+
+
+def _window(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "--window",
+        type=parse_positive,
+        default=DEFAULT_WINDOW,
+        help="publishes in flight at most; input is not read while they are (default: %(default)s)",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -107,7 +120,24 @@ def _parser() -> argparse.ArgumentParser:
 
     publish = client("publish", cmd_publish, "publish one event and wait for the router's ack")
     publish.add_argument("topic", metavar="TOPIC")
-    publish.add_argument("json", metavar="JSON", help="the event's payload (its only argument)")
+    publish.add_argument("json", metavar="JSON", nargs="?", help="the event's payload (its only argument)")
+    publish.add_argument(
+        "--lines",
+        action="store_true",
+        help='publish each line of standard input instead (JSON if it parses, else {"line": ...})',
+    )
+    _window(publish)
+
+    pipe = client("pipe", cmd_pipe, "run a program and publish each line it prints as an event")
+    pipe.add_argument("topic", metavar="TOPIC")
+    pipe.add_argument("program", nargs="*", metavar="-- COMMAND ARGS...")
+    pipe.add_argument(
+        "--grace",
+        type=float,
+        default=5.0,
+        help="seconds between SIGTERM and SIGKILL when the program must stop (default: %(default)s)",
+    )
+    _window(pipe)
 
     tail = client("tail", cmd_tail, "print each event on a topic as a JSON line")
     tail.set_defaults(interrupted=0)
@@ -147,7 +177,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``broker`` command line; returns the exit status."""
-    args = _parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    program: list[str] = []
+    if words[:1] == ["pipe"] and "--" in words:  # argparse cannot tell options after "--" from its own
+        cut = words.index("--")
+        words, program = words[:cut], words[cut + 1 :]
+    args = _parser().parse_args(words)
+    if program:
+        args.program = [*args.program, *program]
     try:
         status: int = args.func(args)
     except KeyboardInterrupt:  # before the reactor took over SIGINT
