@@ -17,7 +17,8 @@ crossbar. Per case:
 
 Broker runs in three variants (:mod:`bench.systems.broker_node`) so that the
 difference to plain crossbar splits into history/positions, token
-authorization and Broker's hooks, measured rather than guessed. The load
+authorization and Broker's hooks, measured rather than guessed; as shipped
+it runs once more with its subscribers on ``GET /sse`` streams. The load
 generator (:mod:`bench.systems.loadgen`) spreads subscribers over several
 processes speaking each protocol over raw ``websockets``. Every wait is
 bounded; a system that does not start or loses events is a failed row.
@@ -71,8 +72,10 @@ BASELINE = "plain crossbar"
 BROKER = "Broker"
 HISTORY_OFF = "Broker, history off"
 ANONYMOUS = "Broker, history off, anonymous"
+#: Broker as shipped, its subscribers on ``GET /sse`` streams instead of WebSocket.
+SSE = "Broker, SSE"
 #: Systems whose lost events fail the run; the others' are findings about them, shown in the tables.
-CROSSBAR_BASED = (BASELINE, BROKER, HISTORY_OFF, ANONYMOUS)
+CROSSBAR_BASED = (BASELINE, BROKER, SSE, HISTORY_OFF, ANONYMOUS)
 
 
 def systems() -> list[Server]:
@@ -80,6 +83,7 @@ def systems() -> list[Server]:
     return [
         PlainCrossbar(),
         BrokerNode(BROKER),
+        BrokerNode(SSE, serializers=("json",), sse=True),
         BrokerNode(HISTORY_OFF, history=False, serializers=("json",)),
         BrokerNode(ANONYMOUS, history=False, tokens=False, serializers=("json",)),
         PythonSocketIO(),
@@ -405,7 +409,10 @@ def section(cases: list[Case], quick: bool) -> Section:
         "Systems: **Broker** as shipped (positions, in-memory history, token-authenticated "
         f"subscribers); **{HISTORY_OFF}** (no history, so no positions); **{ANONYMOUS}** (also "
         "without tokens: only Broker's hooks remain); **plain crossbar** (one realm, anonymous "
-        "allowed everything, the same web transport options, no Broker component).",
+        "allowed everything, the same web transport options, no Broker component). "
+        f"**{SSE}** is Broker as shipped with its subscribers on `GET /sse?topic=…&token=…` streams "
+        "(HTTP/1.0 over raw sockets in the same client processes, `data:` decoded as the WAMP "
+        "frames are) and the same WebSocket publisher; its column *serializer* is the stream's JSON.",
         "",
         "### Deliveries per second at saturation (ratio to plain crossbar)",
         "",

@@ -10,6 +10,10 @@ Three variants split what Broker's features cost on the delivery path:
 * ``broker, history off, anonymous`` — also without tokens: subscribers join
   as ``anonymous`` (allowed ``public.``), so the only difference left to
   plain crossbar is Broker's hooks (hardening patches, the dynamic authorizer).
+
+Any of them can serve its subscribers as ``GET /sse`` streams instead
+(:mod:`bench.systems.sse`, ``sse=True``), the same token in the query, the
+same WebSocket publisher: "Broker, SSE" beside "Broker".
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.systems import TOPIC, Client, Server, StartError, tree
+from bench.systems.sse import SseClient
 from bench.systems.wamp import WampClient
 from broker.core.tokens import mint
 from tests.node import BACKEND_SECRET, TOKEN_SECRET, Node
@@ -39,11 +44,13 @@ class BrokerNode(Server):
         history: bool = True,
         tokens: bool = True,
         serializers: tuple[str, ...] = ("json", "msgpack"),
+        sse: bool = False,
     ) -> None:
         self.name = name
         self.serializers = serializers
         self.history = history
         self.tokens = tokens
+        self.sse = sse
         self.node: Node | None = None
 
     def start(self, workdir: Path) -> Client:
@@ -56,9 +63,10 @@ class BrokerNode(Server):
         if self.tokens:
             grant = [{"uri": TOPIC, "match": "exact"}]
             ticket = mint(TOKEN_SECRET, "bench", grant, ttl=TOKEN_TTL)
-        return WampClient(
+        wamp = WampClient(
             self.node.ws_url, self.node.origin, ticket=ticket, publisher_cra=("backend", BACKEND_SECRET)
         )
+        return SseClient("127.0.0.1", self.node.port, wamp, token=ticket) if self.sse else wamp
 
     def pids(self) -> list[int]:
         return tree(self.node.pid) if self.node and self.node.proc else []
