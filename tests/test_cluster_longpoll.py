@@ -31,6 +31,7 @@ from tests.lpclient import LongPollSession, post
 from tests.node import PUBLISHER_SECRET, Node
 from tests.rawwamp import EVENT, SUBSCRIBED, WELCOME
 from tests.redisserver import RedisServer
+from tests.sseclient import SseClient
 from tests.test_browser import WATCH
 from tests.test_reverse_proxy import NGINX
 
@@ -188,3 +189,25 @@ def test_a_page_without_websocket_long_polls_its_node_through_nginx(
     lp = [entry for entry in cluster.served()[before:] if entry[1].startswith("/lp/")]
     own_address = f"127.0.0.1:{own.port}"
     assert all(upstream == own_address for _, uri, upstream, _ in lp if uri != "/lp/open"), lp
+
+
+def test_an_sse_stream_through_nginx_gets_every_nodes_events_unbuffered(cluster: Cluster) -> None:
+    """``GET /sse`` through the doc's multi-node block (``location = /sse``): events published on
+    each node's own port arrive once each, in order, with their positions as ids."""
+    topic = f"public.lp.sse.{uuid.uuid4().hex[:8]}"
+    port = int(cluster.public.rsplit(":", 1)[1])
+    stream = SseClient(port, f"/sse?topic={topic}", {"Origin": cluster.public}, ssl_context=cluster.context)
+    try:
+        assert stream.open().status == 200
+        assert stream.response_headers["content-type"].startswith("text/event-stream")
+        assert stream.next().event == "ready"
+        names = [f"from {node.node_id}" for node in cluster.nodes]
+        pairs = zip(names, cluster.nodes, strict=True)
+        sent = [(name, publish_on(node, topic, name)) for name, node in pairs]
+        got = [stream.next() for _ in sent]
+        assert [(e.event, e.data["args"], e.data["position"]) for e in got] == [
+            ("event", [data], position) for data, position in sent
+        ]
+        assert [e.id for e in got] == [f"{p['epoch']}:{p['cursor']}" for _, p in sent]  # type: ignore[index]
+    finally:
+        stream.close()
