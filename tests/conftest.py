@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tests import redisserver
 from tests.node import BACKEND_SECRET, Node
 from tests.rawwamp import RawWamp
+
+if TYPE_CHECKING:
+    from tests.test_cli_e2e import Tail
 
 
 @pytest.fixture(scope="session")
@@ -75,3 +78,14 @@ def connect(node: Node) -> Iterator[Callable[..., RawWamp]]:
             client.close()
         except Exception:
             pass
+
+
+@pytest.fixture
+def tails() -> Iterator[list[Tail]]:
+    """``broker tail`` processes a test starts: killed (by PID) if still running after it."""
+    started: list[Tail] = []
+    yield started
+    for tail in started:
+        if tail.proc.poll() is None:
+            tail.proc.kill()
+            tail.proc.wait()

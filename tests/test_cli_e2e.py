@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -49,16 +48,6 @@ class Tail:
     def lines(self, timeout: float = 30) -> list[dict[str, object]]:
         out, _ = self.proc.communicate(timeout=timeout)
         return [json.loads(line) for line in out.splitlines()]
-
-
-@pytest.fixture
-def tails() -> Iterator[list[Tail]]:
-    started: list[Tail] = []
-    yield started
-    for tail in started:
-        if tail.proc.poll() is None:
-            tail.proc.kill()
-            tail.proc.wait()
 
 
 @pytest.mark.parametrize(

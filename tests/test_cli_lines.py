@@ -13,7 +13,6 @@ import re
 import signal
 import subprocess
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,16 +21,6 @@ from tests.node import BROKER, Node
 from tests.test_cli_e2e import Tail, cli_env, publish
 
 pytestmark = pytest.mark.node
-
-
-@pytest.fixture
-def tails() -> Iterator[list[Tail]]:
-    started: list[Tail] = []
-    yield started
-    for tail in started:
-        if tail.proc.poll() is None:
-            tail.proc.kill()
-            tail.proc.wait()
 
 
 def run(node: Node, *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[str]:

@@ -80,17 +80,6 @@ def redis(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Restartabl
         own.server.stop()
 
 
-@pytest.fixture
-def tails() -> Iterator[list[Tail]]:
-    """``broker tail`` processes of the test, killed (by PID) if still running after it."""
-    started: list[Tail] = []
-    yield started
-    for tail in started:
-        if tail.proc.poll() is None:
-            tail.proc.kill()
-            tail.proc.wait()
-
-
 def publish(node: Node, topic: str, data: Any) -> dict[str, Any]:
     """An HTTP publish on ``node`` that must succeed; its position."""
     status, body, _ = request(node, {"topic": topic, "data": data})

@@ -88,7 +88,25 @@ def tree(pid: int) -> list[int]:
         return []
 
 
-class Connection(asyncio.Protocol):
+class FrameQueue:
+    """Frames queued until a listener takes over: what every load-generator connection shares."""
+
+    frames: asyncio.Queue[Data | None]
+    on_frame: Callable[[Data], None] | None
+    on_lost: Callable[[], None] | None
+
+    def listen(self, on_frame: Callable[[Data], None], on_lost: Callable[[], None]) -> None:
+        """From now on hand every frame to ``on_frame`` as it arrives (queued ones first)."""
+        while not self.frames.empty():
+            frame = self.frames.get_nowait()
+            if frame is None:
+                on_lost()
+                return
+            on_frame(frame)
+        self.on_frame, self.on_lost = on_frame, on_lost
+
+
+class Connection(FrameQueue, asyncio.Protocol):
     """One client WebSocket on websockets' sans-I/O protocol, with frames handed over synchronously.
 
     Why not ``websockets.asyncio.client``: its ``recv()`` costs a future and a
@@ -169,16 +187,6 @@ class Connection(asyncio.Protocol):
         else:
             self.protocol.send_binary(frame)
         self._flush()
-
-    def listen(self, on_frame: Callable[[Data], None], on_lost: Callable[[], None]) -> None:
-        """From now on hand every frame to ``on_frame`` as it arrives (queued ones first)."""
-        while not self.frames.empty():
-            frame = self.frames.get_nowait()
-            if frame is None:
-                on_lost()
-                return
-            on_frame(frame)
-        self.on_frame, self.on_lost = on_frame, on_lost
 
     def close(self) -> None:
         self.on_lost = None

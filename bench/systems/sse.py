@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bench.systems import HANDSHAKE_TIMEOUT, TOPIC, Client, Connection, Data
+from bench.systems import HANDSHAKE_TIMEOUT, TOPIC, Client, Connection, Data, FrameQueue
 from bench.systems.wamp import WampClient
 
 #: The stream's first event once it is live (docs/sse.md).
@@ -32,7 +32,7 @@ EVENT = "event: event\n"
 MAX_HEAD = 16_384
 
 
-class SseStream(asyncio.Protocol):
+class SseStream(FrameQueue, asyncio.Protocol):
     """One ``GET /sse`` stream, shaped like :class:`bench.systems.Connection` for the load generator.
 
     Event blocks are handed over synchronously from ``data_received`` once
@@ -43,7 +43,7 @@ class SseStream(asyncio.Protocol):
         self.request = f"GET {target} HTTP/1.0\r\nHost: {host}\r\nAccept: text/event-stream\r\n\r\n".encode()
         loop = asyncio.get_running_loop()
         self.opened: asyncio.Future[None] = loop.create_future()
-        self.frames: asyncio.Queue[str | None] = asyncio.Queue()
+        self.frames: asyncio.Queue[str | None] = asyncio.Queue()  # type: ignore[assignment]
         self.on_frame: Callable[[Data], None] | None = None
         self.on_lost: Callable[[], None] | None = None
         self.transport: asyncio.Transport | None = None
@@ -52,7 +52,7 @@ class SseStream(asyncio.Protocol):
 
     # -- asyncio.Protocol -------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = transport
         self.transport.write(self.request)
 
     def data_received(self, data: bytes) -> None:
@@ -107,16 +107,6 @@ class SseStream(asyncio.Protocol):
     def send(self, frame: Data) -> None:
         """A stream is one-way: nothing the load generator sends has a place on it."""
         raise ConnectionError("an SSE stream carries nothing from the client")
-
-    def listen(self, on_frame: Callable[[Data], None], on_lost: Callable[[], None]) -> None:
-        """From now on hand every block to ``on_frame`` as it arrives (queued ones first)."""
-        while not self.frames.empty():
-            frame = self.frames.get_nowait()
-            if frame is None:
-                on_lost()
-                return
-            on_frame(frame)
-        self.on_frame, self.on_lost = on_frame, on_lost
 
     def close(self) -> None:
         self.on_lost = None
