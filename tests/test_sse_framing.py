@@ -1,4 +1,4 @@
-"""The pure part of ``GET /sse`` (:mod:`broker.core.sse`): ids, frames, requests, the live gate."""
+"""The pure part of ``GET /sse`` (:mod:`broker.core.sse`): ids, frames, requests, the live gate, the index."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import pytest
 from broker.core.sse import (
     MAX_TOPICS,
     LiveGate,
+    StreamIndex,
+    StreamRequest,
     event_data,
     event_id,
     frame,
@@ -118,3 +120,38 @@ def test_the_gate_holds_live_events_then_drops_those_the_replay_covered() -> Non
     assert gate.live(5, "five again", 1) == []  # at the boundary: replayed already
     assert gate.live(7, "seven") == ["seven"]
     assert gate.live(None, "unpositioned") == ["unpositioned"]
+
+
+def _wanted(*topics: str, match: str = "exact") -> StreamRequest:
+    return parse_request({"topic": list(topics), "match": [match]}, None)
+
+
+def test_the_index_answers_exact_streams_by_topic_and_asks_pattern_streams() -> None:
+    index: StreamIndex[str] = StreamIndex()
+    index.add("one", _wanted("public.a"))
+    index.add("both", _wanted("public.a", "public.b"))
+    index.add("prefix", _wanted("public.", match="prefix"))
+    index.add("wild", _wanted("public..x", match="wildcard"))
+    assert sorted(index.wanting("public.a")) == ["both", "one", "prefix"]
+    assert sorted(index.wanting("public.b")) == ["both", "prefix"]
+    assert sorted(index.wanting("public.q.x")) == ["prefix", "wild"]
+    assert index.wanting("private.a") == []
+
+
+def test_a_stream_naming_two_matching_topics_is_answered_once() -> None:
+    index: StreamIndex[str] = StreamIndex()
+    index.add("twice", _wanted("public.", "public.a.", match="prefix"))
+    assert index.wanting("public.a.b") == ["twice"]
+
+
+def test_a_discarded_stream_gets_nothing_and_the_others_keep_theirs() -> None:
+    index: StreamIndex[str] = StreamIndex()
+    index.add("gone", _wanted("public.a", "public.b"))
+    index.add("kept", _wanted("public.a"))
+    index.add("gone-prefix", _wanted("public.", match="prefix"))
+    index.discard("gone", _wanted("public.a", "public.b"))
+    index.discard("gone-prefix", _wanted("public.", match="prefix"))
+    index.discard("never-added", _wanted("public.c"))
+    assert index.wanting("public.a") == ["kept"]
+    assert index.wanting("public.b") == []
+    assert index._exact.keys() == {"public.a"}  # no empty entries left behind

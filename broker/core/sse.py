@@ -172,3 +172,46 @@ class LiveGate(Generic[T]):
         self.boundary = boundary
         held, self._held, self.held_bytes = self._held, [], 0
         return [item for cursor, item, _ in held if cursor is None or cursor > boundary]
+
+
+class StreamIndex(Generic[T]):
+    """Which open streams want an event on a topic, without asking every stream.
+
+    Streams of exact topics (most of them) sit in a dict by topic, so an event
+    costs one lookup however many streams are open; prefix and wildcard
+    streams are asked one by one, as crossbar matches its own pattern
+    subscriptions. A stream naming several matching topics is answered once.
+    """
+
+    def __init__(self) -> None:
+        self._exact: dict[str, dict[T, None]] = {}
+        self._patterned: dict[T, StreamRequest] = {}
+
+    def add(self, stream: T, wanted: StreamRequest) -> None:
+        """Index ``stream`` under what it asked for."""
+        if wanted.match != "exact":
+            self._patterned[stream] = wanted
+            return
+        for topic in wanted.topics:
+            self._exact.setdefault(topic, {})[stream] = None
+
+    def discard(self, stream: T, wanted: StreamRequest) -> None:
+        """Forget ``stream`` (indexed under ``wanted``); nothing if it was not indexed."""
+        if wanted.match != "exact":
+            self._patterned.pop(stream, None)
+            return
+        for topic in wanted.topics:
+            streams = self._exact.get(topic)
+            if streams is not None:
+                streams.pop(stream, None)
+                if not streams:
+                    del self._exact[topic]
+
+    def wanting(self, topic: str) -> list[T]:
+        """The streams an event on ``topic`` goes to, each once."""
+        exact = self._exact.get(topic)
+        found = dict(exact) if exact else {}
+        for stream, wanted in self._patterned.items():
+            if wanted.wants(topic):
+                found[stream] = None
+        return list(found)

@@ -98,7 +98,7 @@ class Stream:
     def start(self, ends_at: float | None) -> None:
         """Send the headers and ``retry:``, hold live events, then replay (see :meth:`replay`)."""
         CONNECTIONS.inc()
-        HUB.streams.add(self)
+        HUB.add(self)
         self.request.notifyFinish().addBoth(lambda _: self.close(CLIENT))
         self._write(f"retry: {sse.RETRY_MS}\n\n".encode())
         self._keepalive.start(self._keepalive_seconds, now=False)
@@ -189,7 +189,7 @@ class Stream:
         if self.closed:
             return
         self.closed = True
-        HUB.streams.discard(self)
+        HUB.discard(self)
         CONNECTIONS.dec()
         CLOSES.labels(reason).inc()
         if self._keepalive.running:
@@ -211,6 +211,17 @@ class Hub:
 
     def __init__(self) -> None:
         self.streams: set[Stream] = set()
+        self._index: sse.StreamIndex[Stream] = sse.StreamIndex()
+
+    def add(self, stream: Stream) -> None:
+        """A stream opened: it gets the events it asked for from now on."""
+        self.streams.add(stream)
+        self._index.add(stream, stream.wanted)
+
+    def discard(self, stream: Stream) -> None:
+        """A stream closed."""
+        self.streams.discard(stream)
+        self._index.discard(stream, stream.wanted)
 
     def dispatched(self, topic: str, args: list[Any], kwargs: dict[str, Any]) -> None:
         """One event delivered on this node (see :func:`broker.router.crossbar.publish.tap`)."""
@@ -218,7 +229,7 @@ class Hub:
             return
         data: bytes | None = None
         cursor: int | None = None
-        for stream in [s for s in self.streams if s.wanted.wants(topic)]:
+        for stream in self._index.wanting(topic):
             if data is None:
                 position = kwargs.get(POSITION_KEY)
                 rest = {k: v for k, v in kwargs.items() if k != POSITION_KEY}
