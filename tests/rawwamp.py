@@ -93,6 +93,16 @@ class RawWamp:
             except Closed as closed:
                 return closed
 
+    def ended_by_gap(self, timeout: float = 10) -> tuple[str, list[Any], Closed]:
+        """Read until the node ends this session for a delivery gap, which must come: one GOODBYE
+        ``broker.error.delivery_gap``. Its message, the other messages received before it, and
+        how the connection closed."""
+        closed = self.wait_closed(timeout)
+        got = self.received_before_close
+        goodbyes = [m for m in got if m[0] == GOODBYE]
+        assert [g[2] for g in goodbyes] == ["broker.error.delivery_gap"], got
+        return goodbyes[0][1]["message"], [m for m in got if m[0] != GOODBYE], closed
+
     def next_id(self) -> int:
         self._request += 1
         return self._request
