@@ -86,6 +86,8 @@ class _Session(ApplicationSession):
         self.protocol: WampWebSocketClientProtocol | None = None
         self.joined: defer.Deferred[None] = defer.Deferred()
         self.disconnected: defer.Deferred[None] = defer.Deferred()
+        #: How the router ended the session (its GOODBYE or ABORT), once it has.
+        self.left: CloseDetails | None = None
 
     def onConnect(self) -> None:
         if self.target.secret is None:
@@ -108,6 +110,7 @@ class _Session(ApplicationSession):
         self.joined.callback(None)
 
     def onLeave(self, details: CloseDetails) -> Any:
+        self.left = details
         message = details.message or ""
         source = self.target.secret_source
         if not self.joined.called and source is not None and details.reason in _AUTH_REFUSED:
@@ -281,7 +284,13 @@ async def tail(
     def on_lost(_: object) -> None:
         # only while the tail runs: after it ended (a failed recovery), the close is its own
         # leave, and an errback nobody awaits would print "Unhandled error in Deferred"
-        if not done.called and not leaving:
+        if done.called or leaving:
+            return
+        left = session.left
+        if left is not None and left.reason and left.reason != CloseDetails.REASON_DEFAULT:
+            # the router said why (GOODBYE broker.error.delivery_gap, ...): say it too
+            done.errback(WampError(left.reason, left.message or ""))
+        else:
             done.errback(ConnectionFailed(f"{target.url}: the router closed the connection"))
 
     def deliver(events: list[TailEvent]) -> None:
