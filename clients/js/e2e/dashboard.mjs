@@ -26,15 +26,9 @@
 //   -> {"screenshot": "path.png"}
 //   <- {"quit": true}
 import { createInterface } from "node:readline";
-import { chromium } from "playwright-core";
+import { TIMEOUT, launch, out } from "./browser.mjs";
 
-const TIMEOUT = Number(process.env.WAIT_MS || 30000);
-const out = (obj) => process.stdout.write(JSON.stringify(obj) + "\n");
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
-});
+const browser = await launch();
 const page = await browser.newPage({
   viewport: { width: Number(process.env.WIDTH || 1440), height: Number(process.env.HEIGHT || 1000) },
   deviceScaleFactor: 1,

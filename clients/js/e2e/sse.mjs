@@ -8,19 +8,9 @@
 //   -> {"events": [{"topic", "seq", "cursor", "data", "id"}...], "state": "..."}
 //   <- {"quit": true}
 import { createInterface } from "node:readline";
-import { chromium } from "playwright-core";
+import { TIMEOUT, openPage, out } from "./browser.mjs";
 
-const TIMEOUT = Number(process.env.WAIT_MS || 30000);
-const out = (obj) => process.stdout.write(JSON.stringify(obj) + "\n");
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
-});
-const page = await browser.newPage();
-const logs = [];
-page.on("console", (msg) => logs.push(`${msg.type()}: ${msg.text()}`));
-page.on("pageerror", (err) => logs.push(`pageerror: ${err.message}`));
+const { browser, page, logs } = await openPage();
 const state = () => page.locator("#state").innerText();
 const notes = () => page.$$eval("#notes li", (items) => items.map((li) => li.textContent));
 

@@ -12,26 +12,9 @@
 //   -> {"state": "..."}
 //   <- {"quit": true}
 import { createInterface } from "node:readline";
-import { chromium } from "playwright-core";
+import { TIMEOUT, openPage, out } from "./browser.mjs";
 
-const TIMEOUT = Number(process.env.WAIT_MS || 30000);
-const out = (obj) => process.stdout.write(JSON.stringify(obj) + "\n");
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-  ],
-});
-const page = await browser.newPage({ ignoreHTTPSErrors: process.env.IGNORE_HTTPS_ERRORS === "1" });
-const logs = [];
-page.on("console", (msg) => logs.push(`${msg.type()}: ${msg.text()}`));
-page.on("pageerror", (err) => logs.push(`pageerror: ${err.message}`));
+const { browser, page, logs } = await openPage({ ignoreHTTPSErrors: process.env.IGNORE_HTTPS_ERRORS === "1" });
 if (process.env.NO_WEBSOCKET === "1") {
   await page.addInitScript(() => {
     delete window.WebSocket;
