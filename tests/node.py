@@ -10,6 +10,7 @@ and the node directory are free for whatever starts next.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -194,6 +195,10 @@ class Node:
         for pid in workers:
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            # anything else of the node's own session (started with it as leader): nothing may
+            # outlive the node, not even a worker its controller started after `workers` was read
+            os.killpg(self.proc.pid, signal.SIGKILL)
         deadline = time.monotonic() + timeout
         while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
             time.sleep(0.05)  # SIGKILL is delivered asynchronously: wait until they are gone
