@@ -3,9 +3,9 @@
 One HTTP request per call, unbatched WAMP JSON (one message per receive), as
 autobahn-js does it: ``POST /lp/open`` answers the transport id, every later
 request echoes it in the path (``/lp/<transport>/send``, ``/receive``,
-``/close``). :class:`tests.test_longpoll.LongPoll` is the same against one
-node's port; this one takes ``https://host:port`` with a TLS context, so it
-also runs through nginx.
+``/close``). It takes any ``http(s)://host:port`` (with a TLS context, so it
+also runs through nginx) and an optional ``Origin``;
+:class:`tests.test_longpoll.LongPoll` is this against one node's port.
 """
 
 from __future__ import annotations
@@ -35,7 +35,12 @@ class Answer:
 
 
 def post(
-    base: str, path: str, body: bytes = b"", context: ssl.SSLContext | None = None, timeout: float = 20
+    base: str,
+    path: str,
+    body: bytes = b"",
+    context: ssl.SSLContext | None = None,
+    timeout: float = 20,
+    origin: str | None = None,
 ) -> Answer:
     """One ``POST <base><path>`` (a receive blocks until data, or the transport's poll timeout)."""
     url = urllib.parse.urlsplit(base)
@@ -45,8 +50,11 @@ def post(
         conn = http.client.HTTPSConnection(url.hostname or "", port, timeout=timeout, context=context)
     else:
         conn = http.client.HTTPConnection(url.hostname or "", port, timeout=timeout)
+    headers = {"Content-Type": "application/json"}
+    if origin is not None:
+        headers["Origin"] = origin
     try:
-        conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+        conn.request("POST", path, body=body, headers=headers)
         response = conn.getresponse()
         return Answer(response.status, response.headers, response.read())
     finally:
@@ -56,26 +64,39 @@ def post(
 class LongPollSession:
     """One long-poll transport opened at ``base`` (``http(s)://host:port``)."""
 
-    def __init__(self, base: str, context: ssl.SSLContext | None = None) -> None:
+    def __init__(self, base: str, context: ssl.SSLContext | None = None, origin: str | None = None) -> None:
         self.base = base
         self.context = context
-        opened = post(base, "/lp/open", json.dumps({"protocols": ["wamp.2.json"]}).encode(), context)
+        self.origin = origin
+        opened = post(
+            base, "/lp/open", json.dumps({"protocols": ["wamp.2.json"]}).encode(), context, origin=origin
+        )
         if opened.status != 200:
             raise AssertionError(f"/lp/open answered {opened.status}: {opened.body!r}")
-        self.transport: str = opened.json()["transport"]
+        answer = opened.json()
+        if answer["protocol"] != "wamp.2.json":
+            raise AssertionError(f"/lp/open chose {answer['protocol']!r}")
+        self.transport: str = answer["transport"]
         self._request = 0
 
     def request(self, operation: str, body: bytes = b"") -> Answer:
         """``POST /lp/<transport>/<operation>``."""
-        return post(self.base, f"/lp/{self.transport}/{operation}", body, self.context)
+        return post(self.base, f"/lp/{self.transport}/{operation}", body, self.context, origin=self.origin)
 
     def send(self, msg: list[Any]) -> None:
-        sent = self.request("send", json.dumps(msg).encode())
+        self.send_raw(json.dumps(msg).encode())
+
+    def send_raw(self, body: bytes) -> None:
+        sent = self.request("send", body)
         if sent.status != 204:
             raise AssertionError(f"send answered {sent.status}: {sent.body!r}")
 
+    def receive(self) -> Answer:
+        """One ``receive``, whatever it answers."""
+        return self.request("receive")
+
     def recv(self) -> list[Any]:
-        got = self.request("receive")
+        got = self.receive()
         if got.status != 200:
             raise AssertionError(f"receive answered {got.status}: {got.body!r}")
         return got.json()  # type: ignore[no-any-return]

@@ -5,7 +5,6 @@ bounds a session's receive queue (:mod:`broker.router.crossbar.longpoll`, item 7
 
 from __future__ import annotations
 
-import http.client
 import json
 import socket
 import urllib.request
@@ -16,6 +15,8 @@ from typing import Any
 import pytest
 
 from broker.core.tokens import mint
+from tests import lpclient
+from tests.lpclient import Answer, LongPollSession
 from tests.node import BACKEND_SECRET, TOKEN_SECRET, Node
 from tests.rawwamp import (
     ABORT,
@@ -35,71 +36,20 @@ from tests.test_slow_subscriber import rss
 
 pytestmark = pytest.mark.node
 
-ROLES = {"subscriber": {}, "publisher": {}, "caller": {}}
+ROLES = lpclient.ROLES
 
 
-class Response:
-    def __init__(self, status: int, headers: http.client.HTTPMessage, body: bytes) -> None:
-        self.status = status
-        self.headers = headers
-        self.body = body
+def post(node: Node, path: str, body: bytes = b"", origin: str | None = None, timeout: float = 20) -> Answer:
+    """One ``POST /lp/<path>`` to ``node``; long-poll receives block until data or the session ends."""
+    return lpclient.post(f"http://127.0.0.1:{node.port}", f"/lp/{path}", body, timeout=timeout, origin=origin)
 
 
-def post(
-    node: Node, path: str, body: bytes = b"", origin: str | None = None, timeout: float = 20
-) -> Response:
-    """One ``POST /lp/<path>``; long-poll receives block until data or the session ends."""
-    conn = http.client.HTTPConnection("127.0.0.1", node.port, timeout=timeout)
-    headers = {"Content-Type": "application/json"}
-    if origin is not None:
-        headers["Origin"] = origin
-    try:
-        conn.request("POST", f"/lp/{path}", body=body, headers=headers)
-        response = conn.getresponse()
-        return Response(response.status, response.headers, response.read())
-    finally:
-        conn.close()
-
-
-class LongPoll:
-    """One long-poll transport speaking unbatched WAMP JSON: one message per receive."""
+class LongPoll(LongPollSession):
+    """One long-poll transport on ``node``'s port, speaking unbatched WAMP JSON: one message per receive."""
 
     def __init__(self, node: Node, origin: str | None = None) -> None:
         self.node = node
-        self.origin = origin
-        opened = post(node, "open", json.dumps({"protocols": ["wamp.2.json"]}).encode(), origin)
-        assert opened.status == 200, opened.body
-        answer = json.loads(opened.body)
-        assert answer["protocol"] == "wamp.2.json"
-        self.transport: str = answer["transport"]
-        self._request = 0
-
-    def send(self, msg: list[Any]) -> None:
-        self.send_raw(json.dumps(msg).encode())
-
-    def send_raw(self, body: bytes) -> None:
-        sent = post(self.node, f"{self.transport}/send", body, self.origin)
-        assert sent.status == 204, (sent.status, sent.body)
-
-    def receive(self) -> Response:
-        return post(self.node, f"{self.transport}/receive", origin=self.origin)
-
-    def recv(self) -> list[Any]:
-        got = self.receive()
-        assert got.status == 200, (got.status, got.body)
-        return json.loads(got.body)  # type: ignore[no-any-return]
-
-    def hello(self) -> list[Any]:
-        self.send([HELLO, "app", {"roles": ROLES}])
-        return self.recv()
-
-    def subscribe(self, topic: str) -> list[Any]:
-        self._request += 1
-        self.send([SUBSCRIBE, self._request, {}, topic])
-        return self.recv()
-
-    def close(self) -> None:
-        post(self.node, f"{self.transport}/close", origin=self.origin)
+        super().__init__(f"http://127.0.0.1:{node.port}", origin=origin)
 
 
 def backend(node: Node) -> RawWamp:
