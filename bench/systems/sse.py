@@ -19,7 +19,7 @@ import json
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from bench.systems import HANDSHAKE_TIMEOUT, TOPIC, Client, Connection, Data, FrameQueue
 from bench.systems.wamp import WampClient
@@ -52,7 +52,7 @@ class SseStream(FrameQueue, asyncio.Protocol):
 
     # -- asyncio.Protocol -------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # a TCP connection's
         self.transport.write(self.request)
 
     def data_received(self, data: bytes) -> None:
@@ -144,13 +144,13 @@ class SseClient(Client):
             return stream
 
         stream = await asyncio.wait_for(open_(), HANDSHAKE_TIMEOUT)
-        return stream  # type: ignore[return-value]  # the same shape: recv, listen, send, close
+        return cast(Connection, stream)  # the same shape: recv, listen, send, close
 
     def is_event(self, frame: Data) -> bool:
-        return EVENT in frame  # type: ignore[operator]  # blocks are always str
+        return EVENT in cast(str, frame)  # blocks are always str
 
     def sent_at(self, frame: Data) -> float:
-        data = frame.rpartition("\ndata: ")[2]  # type: ignore[union-attr]
+        data = cast(str, frame).rpartition("\ndata: ")[2]
         return float(json.loads(data)["args"][0]["ts"])
 
     async def publisher(self) -> Connection:
