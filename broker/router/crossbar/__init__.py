@@ -28,6 +28,9 @@ items tests and docs refer to):
 15. :mod:`.listen` — a port taken late is one line (and :mod:`.controller`).
 16. :mod:`.longpoll_sticky` — long-poll transport ids name their node (a proxy routes on
     them); an unknown transport is a JSON 404.
+17. :mod:`.frames` — an EVENT serialized and framed once per serializer, written as it
+    is to every WebSocket that provably sends the same bytes (``fast_path``); a lean
+    ``Router.send``.
 
 Besides: :mod:`.logstyle` (plain, lazy log arguments), :mod:`.counting`
 (refusals crossbar makes on its own, delivery tracking), :mod:`.reload`
@@ -69,7 +72,8 @@ def install_order() -> tuple[Installer, ...]:
     foreign origin gets 403 before anything else; the long-poll service's
     ``create`` is wrapped by the limits, then the origins, then the reload
     hook. The publish reach-in is a step; the position hook it routes to is
-    set by the component on join, when the history engine is open.
+    set by the component on join, when the history engine is open. The
+    fast-path send goes before the slow-subscriber bound, which wraps it.
     """
     from broker.router.crossbar import (
         backpressure,
@@ -77,6 +81,7 @@ def install_order() -> tuple[Installer, ...]:
         connections,
         cors,
         counting,
+        frames,
         hello,
         limits,
         listen,
@@ -103,6 +108,10 @@ def install_order() -> tuple[Installer, ...]:
         ("limits", lambda door: limits.set_initial(door.hello_timeout, door.max_buffer_bytes)),
         ("protocol", protocol.install),
         ("hello", hello.install),
+        (
+            "frames",
+            lambda door: frames.install(door.fast_path),
+        ),  # before backpressure: its bound wraps the fast send
         ("backpressure", backpressure.install),
         ("longpoll", longpoll.install),
         ("longpoll_cors", longpoll_origins.install_defaults),
@@ -131,6 +140,7 @@ def install(
     max_buffer_bytes: int,
     max_namespaces: int,
     reactor: Clock | None = None,
+    fast_path: bool = True,
 ) -> None:
     """Check the installed versions, then apply every patch once (idempotent).
 
@@ -147,14 +157,19 @@ def install(
         from twisted.internet import reactor as global_reactor
 
         reactor = cast(Clock, global_reactor)
-    door = Door(state, reactor, hello_timeout, max_buffer_bytes, max_namespaces)
+    door = Door(state, reactor, hello_timeout, max_buffer_bytes, max_namespaces, fast_path)
     for name, installer in install_order():
         installer(door)
         _applied.append(name)
 
 
-def configure(hello_timeout: float, max_buffer_bytes: int) -> None:
-    """A live reload's new HELLO deadline and slow-subscriber limit (:mod:`.limits`)."""
+def configure(hello_timeout: float, max_buffer_bytes: int, fast_path: bool = True) -> None:
+    """A live reload's new HELLO deadline and slow-subscriber limit (:mod:`.limits`), and
+    ``fast_path`` (:mod:`.frames`)."""
     from broker.router.crossbar import limits
 
     limits.configure(hello_timeout, max_buffer_bytes)
+    if _applied:  # frames imports crossbar's router: only where the patches are installed
+        from broker.router.crossbar import frames
+
+        frames.configure(fast_path)
