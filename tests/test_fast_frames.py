@@ -24,13 +24,17 @@ import warnings
 from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 import txaio
 
 txaio.use_twisted()  # autobahn's serializers keep statistics with txaio's clock
 
+from autobahn.exception import PayloadExceededError  # noqa: E402
+from autobahn.wamp import message  # noqa: E402
 from autobahn.wamp import serializer as wamp_serializer  # noqa: E402
+from autobahn.wamp.exception import SerializationError  # noqa: E402
 from autobahn.websocket.protocol import PreparedMessage, WebSocketProtocol  # noqa: E402
 
 from broker.config.settings import parse_settings  # noqa: E402
@@ -120,6 +124,126 @@ def test_which_connections_qualify() -> None:
             return super().serialize(msg)
 
     assert frames.eligible(protocol(_serializer=Counting())) is None
+
+
+class Sent:
+    """Where a fake connection's sends go: autobahn's path (``normal``) or the socket (``written``)."""
+
+    def __init__(self) -> None:
+        self.normal: list[Any] = []
+        self.written: list[bytes] = []
+
+    def original(self, protocol: Any, msg: Any) -> None:
+        self.normal.append(msg)
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+
+def connection(sent: Sent, serializer: Any = None, **changes: Any) -> SimpleNamespace:
+    """A connection :func:`frames.eligible` admitted, as the fast send reads it."""
+    ser = serializer or wamp_serializer.JsonSerializer()
+    fields: dict[str, Any] = dict(
+        _broker_frame_key=frames.frame_key(ser._serializer),
+        _serializer=ser,
+        _session=object(),
+        send_queue=[],
+        maxMessagePayloadSize=0,
+        transport=SimpleNamespace(write=sent.write),
+        log=SimpleNamespace(warn=lambda text: None, error=lambda text: None),
+    )
+    fields.update(changes)
+    return SimpleNamespace(**fields)
+
+
+def event(size: int = 10) -> message.Event:
+    return message.Event(1234, 5678, args=["x" * size], kwargs={"n": 1}, topic="public.t")
+
+
+@pytest.mark.parametrize(
+    "serializer",
+    [wamp_serializer.JsonSerializer, wamp_serializer.MsgPackSerializer, wamp_serializer.CBORSerializer],
+)
+@pytest.mark.parametrize("batched", [False, True])
+def test_fast_send_writes_autobahns_bytes_and_keeps_the_serializer_statistics(
+    serializer: Any, batched: bool
+) -> None:
+    sent, msg = Sent(), event(300)
+    fast_ser, normal_ser = serializer(batched=batched), serializer(batched=batched)
+    fast, other = connection(sent, fast_ser), connection(sent, serializer(batched=batched))
+    send = frames._make_send(sent.original)
+    before = frames.frames_written()
+    send(fast, msg)
+    send(other, msg)  # another connection, another instance: the frame cached on the message
+    payload, binary = normal_ser.serialize(msg)
+    expected = PreparedMessage(payload, binary, applyMask=False, doNotCompress=True).payloadHybi
+    assert sent.written == [expected, expected] and sent.normal == []
+    assert frames.frames_written() - before == 2
+    assert fast_ser.stats(reset=False) == {**normal_ser.stats(reset=False), "timestamp": ANY, "duration": ANY}
+
+
+def test_what_the_fast_send_leaves_to_autobahn() -> None:
+    sent = Sent()
+    send = frames._make_send(sent.original)
+    autoreset = wamp_serializer.JsonSerializer()
+    autoreset.set_stats_autoreset(10, None, lambda stats: None)
+    cases = [
+        (connection(sent, _broker_frame_key=None), event()),  # not eligible when it opened
+        (connection(sent), message.Published(1, 2)),  # not an EVENT
+        (connection(sent, send_queue=[(b"queued", False)]), event()),  # autobahn would queue it
+        (connection(sent, _session=None), event()),  # autobahn raises TransportLost
+        (connection(sent, autoreset), event()),  # crossbar's session statistics
+    ]
+    for protocol, msg in cases:
+        send(protocol, msg)
+    frames.configure(False)
+    try:
+        send(connection(sent), event())
+    finally:
+        frames.configure(True)
+    assert sent.written == []
+    assert len(sent.normal) == len(cases) + 1
+
+
+def test_an_oversize_event_is_refused_as_sendmessage_refuses_it() -> None:
+    sent = Sent()
+    protocol = connection(sent, maxMessagePayloadSize=100)
+    with pytest.raises(PayloadExceededError) as refused:
+        frames._make_send(sent.original)(protocol, event(200))
+    n = len(wamp_serializer.JsonSerializer().serialize(event(200))[0])
+    assert str(refused.value) == (
+        f"tried to send WebSocket message with size {n} exceeding payload limit of 100 octets"
+    )
+    assert protocol.wasMaxMessagePayloadSizeExceeded is True
+    assert sent.written == []
+
+
+def test_a_serialization_error_is_autobahns() -> None:
+    sent = Sent()
+    with pytest.raises(SerializationError, match="WAMP message serialization error"):
+        frames._make_send(sent.original)(connection(sent), message.Event(1, 2, args=[object()]))
+    assert sent.written == []
+
+
+def test_lean_router_send_counts_as_router_send_and_leaves_tracing_to_it() -> None:
+    calls: list[tuple[Any, Any]] = []
+
+    def original(router: Any, session: Any, msg: Any) -> None:
+        calls.append((session, msg))
+
+    send = frames.lean_router_send(original)
+    transport = SimpleNamespace(sent=[])
+    transport.send = transport.sent.append
+    router = SimpleNamespace(_trace_traffic=False, _is_traced=False, _message_stats={"sent": {}})
+    session = SimpleNamespace(_transport=transport)
+    for msg in (event(), event(), message.Published(1, 2)):
+        send(router, session, msg)
+    assert router._message_stats["sent"] == {"event": 2, "published": 1}
+    assert len(transport.sent) == 3 and calls == []
+    for changed in ({"_trace_traffic": True}, {"_is_traced": True}):
+        send(SimpleNamespace(**{**vars(router), **changed}), session, event())
+    send(router, SimpleNamespace(_transport=None), event())
+    assert len(calls) == 3 and len(transport.sent) == 3
 
 
 # -- against a node -------------------------------------------------------------------
