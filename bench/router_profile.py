@@ -74,10 +74,9 @@ class Rule:
 
 LOG_ARGUMENTS = "log arguments of dropped debug lines (hl*, click)"
 SEND_HOOK = "Broker: send hook (slow subscriber)"
-FAST_FRAMES = "Broker: fast frames (cached EVENT frame, write)"
-LEAN_SEND = "Broker: lean Router.send"
+FAST_FRAMES = "Broker: fast path (Router.send writing the cached EVENT frame)"
 #: Buckets of Broker's code that replaces crossbar's and autobahn's per-delivery path.
-FAST_PATH = (FAST_FRAMES, LEAN_SEND)
+FAST_PATH = (FAST_FRAMES,)
 #: First match wins. Broker's own modules named here must exist (:func:`check_rules`, before
 #: profiling), so a module that moves fails the section instead of landing in "Broker: other".
 RULES: list[Rule] = [
@@ -100,9 +99,8 @@ RULES: list[Rule] = [
     Rule(
         FAST_FRAMES,
         ("broker.router.crossbar.frames", "broker.core.wsframe"),
-        ("_make_send", "_build", "frame", "payload_length", "FrameKey"),
+        ("make_router_send", "_build", "frame", "payload_length", "FrameKey"),
     ),
-    Rule(LEAN_SEND, ("broker.router.crossbar.frames",), ("lean_router_send",)),
     Rule(
         "Broker: inbound checks (hardening)",
         (
@@ -409,7 +407,7 @@ def markdown(broker: Run, plain: Run, seconds: int, elapsed: float) -> str:
         "this shared machine run-to-run noise is ±20%, and while other work competes for the cores a "
         "preempted router still counts as sampled, so the µs grow; the shares stay comparable). "
         f"Not counted in it: {' and '.join(f'*{b}*' for b in FAST_PATH)}, Broker's own code that stands "
-        "in for autobahn's serialization and framing and crossbar's `Router.send` "
+        "in for crossbar's `Router.send` and autobahn's serialization and framing "
         "(`broker/router/crossbar/frames.py`): an EVENT serialized and framed once per serializer, then "
         "written to each subscriber.",
         "",

@@ -41,6 +41,7 @@ from broker.config.settings import parse_settings  # noqa: E402
 from broker.core.wsframe import frame, payload_length  # noqa: E402
 from broker.errors import ConfigError  # noqa: E402
 from broker.history import POSITION_KEY  # noqa: E402
+from broker.router.state import STATE  # noqa: E402
 from tests.lpclient import LongPollSession  # noqa: E402
 from tests.node import BACKEND_SECRET, Node, free_port  # noqa: E402
 from tests.rawframes import SERIALIZERS, RawSocketFrames, WsFrames, decode  # noqa: E402
@@ -127,29 +128,39 @@ def test_which_connections_qualify() -> None:
 
 
 class Sent:
-    """Where a fake connection's sends go: autobahn's path (``normal``) or the socket (``written``)."""
+    """Where a fake connection's messages go: the fast write (``written``), the transport's own
+    ``send`` (``normal``: autobahn's path) or crossbar's ``Router.send`` (``crossbar``)."""
 
     def __init__(self) -> None:
-        self.normal: list[Any] = []
         self.written: list[bytes] = []
+        self.normal: list[Any] = []
+        self.crossbar: list[Any] = []
+        self.router = SimpleNamespace(_trace_traffic=False, _is_traced=False, _message_stats={"sent": {}})
+        # the fake connections are SimpleNamespaces: that is the WebSocket class here
+        self._send = frames.make_router_send(STATE, 1 << 20, self._crossbar, websocket=SimpleNamespace)
 
-    def original(self, protocol: Any, msg: Any) -> None:
-        self.normal.append(msg)
+    def _crossbar(self, router: Any, session: Any, msg: Any) -> None:
+        self.crossbar.append(msg)
 
-    def write(self, data: bytes) -> None:
-        self.written.append(data)
+    def __call__(self, protocol: Any, msg: Any, router: Any = None) -> None:
+        """``Router.send`` of ``msg`` to the session whose transport is ``protocol``."""
+        self._send(router or self.router, SimpleNamespace(_transport=protocol), msg)
 
 
 def connection(sent: Sent, serializer: Any = None, **changes: Any) -> SimpleNamespace:
-    """A connection :func:`frames.eligible` admitted, as the fast send reads it."""
+    """A connection :func:`frames.eligible` admitted when it opened, as ``Router.send`` reads it."""
     ser = serializer or wamp_serializer.JsonSerializer()
     fields: dict[str, Any] = dict(
         _broker_frame_key=frames.frame_key(ser._serializer),
+        _broker_slow=False,
+        _broker_socket=None,
+        state=WebSocketProtocol.STATE_OPEN,
         _serializer=ser,
         _session=object(),
         send_queue=[],
         maxMessagePayloadSize=0,
-        transport=SimpleNamespace(write=sent.write),
+        transport=SimpleNamespace(write=sent.written.append),
+        send=sent.normal.append,
         log=SimpleNamespace(warn=lambda text: None, error=lambda text: None),
     )
     fields.update(changes)
@@ -170,80 +181,75 @@ def test_fast_send_writes_autobahns_bytes_and_keeps_the_serializer_statistics(
 ) -> None:
     sent, msg = Sent(), event(300)
     fast_ser, normal_ser = serializer(batched=batched), serializer(batched=batched)
-    fast, other = connection(sent, fast_ser), connection(sent, serializer(batched=batched))
-    send = frames._make_send(sent.original)
     before = frames.frames_written()
-    send(fast, msg)
-    send(other, msg)  # another connection, another instance: the frame cached on the message
+    sent(connection(sent, fast_ser), msg)
+    # another connection, another serializer instance: the frame cached on the message
+    sent(connection(sent, serializer(batched=batched)), msg)
     payload, binary = normal_ser.serialize(msg)
     expected = PreparedMessage(payload, binary, applyMask=False, doNotCompress=True).payloadHybi
-    assert sent.written == [expected, expected] and sent.normal == []
+    assert sent.written == [expected, expected] and sent.normal == [] and sent.crossbar == []
     assert frames.frames_written() - before == 2
     assert fast_ser.stats(reset=False) == {**normal_ser.stats(reset=False), "timestamp": ANY, "duration": ANY}
+    assert sent.router._message_stats["sent"] == {"event": 2}
 
 
-def test_what_the_fast_send_leaves_to_autobahn() -> None:
+class OtherTransport(SimpleNamespace):
+    """A transport of another class than the WebSocket's (its attributes are never read)."""
+
+
+def test_what_the_fast_send_leaves_to_the_transport() -> None:
     sent = Sent()
-    send = frames._make_send(sent.original)
     autoreset = wamp_serializer.JsonSerializer()
     autoreset.set_stats_autoreset(10, None, lambda stats: None)
     cases = [
         (connection(sent, _broker_frame_key=None), event()),  # not eligible when it opened
         (connection(sent), message.Published(1, 2)),  # not an EVENT
+        (connection(sent, _broker_slow=True), event()),  # let go: .backpressure discards it
+        (connection(sent, state=WebSocketProtocol.STATE_CLOSING), event()),  # closing: discarded too
         (connection(sent, send_queue=[(b"queued", False)]), event()),  # autobahn would queue it
         (connection(sent, _session=None), event()),  # autobahn raises TransportLost
         (connection(sent, autoreset), event()),  # crossbar's session statistics
+        (OtherTransport(send=sent.normal.append), event()),  # RawSocket, long-poll: another class
     ]
     for protocol, msg in cases:
-        send(protocol, msg)
+        sent(protocol, msg)
+    switched_off = event()
     frames.configure(False)
     try:
-        send(connection(sent), event())
+        sent(connection(sent), switched_off)
     finally:
         frames.configure(True)
-    assert sent.written == []
-    assert len(sent.normal) == len(cases) + 1
+    assert sent.written == [] and sent.crossbar == []
+    assert [id(msg) for msg in sent.normal] == [id(msg) for _, msg in cases] + [id(switched_off)]
+    assert sent.router._message_stats["sent"] == {"event": len(cases), "published": 1}  # 7 + 1
+
+
+def test_crossbars_router_send_keeps_tracing_and_transportless_sessions() -> None:
+    sent = Sent()
+    for changed in ({"_trace_traffic": True}, {"_is_traced": True}):
+        sent(connection(sent), event(), SimpleNamespace(**{**vars(sent.router), **changed}))
+    sent(None, event())
+    assert len(sent.crossbar) == 3 and sent.written == [] and sent.normal == []
 
 
 def test_an_oversize_event_is_refused_as_sendmessage_refuses_it() -> None:
     sent = Sent()
     protocol = connection(sent, maxMessagePayloadSize=100)
     with pytest.raises(PayloadExceededError) as refused:
-        frames._make_send(sent.original)(protocol, event(200))
+        sent(protocol, event(200))
     n = len(wamp_serializer.JsonSerializer().serialize(event(200))[0])
     assert str(refused.value) == (
         f"tried to send WebSocket message with size {n} exceeding payload limit of 100 octets"
     )
     assert protocol.wasMaxMessagePayloadSizeExceeded is True
-    assert sent.written == []
+    assert sent.written == [] and sent.router._message_stats["sent"] == {}  # as Router.send: not counted
 
 
 def test_a_serialization_error_is_autobahns() -> None:
     sent = Sent()
     with pytest.raises(SerializationError, match="WAMP message serialization error"):
-        frames._make_send(sent.original)(connection(sent), message.Event(1, 2, args=[object()]))
+        sent(connection(sent), message.Event(1, 2, args=[object()]))
     assert sent.written == []
-
-
-def test_lean_router_send_counts_as_router_send_and_leaves_tracing_to_it() -> None:
-    calls: list[tuple[Any, Any]] = []
-
-    def original(router: Any, session: Any, msg: Any) -> None:
-        calls.append((session, msg))
-
-    send = frames.lean_router_send(original)
-    transport = SimpleNamespace(sent=[])
-    transport.send = transport.sent.append
-    router = SimpleNamespace(_trace_traffic=False, _is_traced=False, _message_stats={"sent": {}})
-    session = SimpleNamespace(_transport=transport)
-    for msg in (event(), event(), message.Published(1, 2)):
-        send(router, session, msg)
-    assert router._message_stats["sent"] == {"event": 2, "published": 1}
-    assert len(transport.sent) == 3 and calls == []
-    for changed in ({"_trace_traffic": True}, {"_is_traced": True}):
-        send(SimpleNamespace(**{**vars(router), **changed}), session, event())
-    send(router, SimpleNamespace(_transport=None), event())
-    assert len(calls) == 3 and len(transport.sent) == 3
 
 
 # -- against a node -------------------------------------------------------------------

@@ -72,8 +72,7 @@ def install_order() -> tuple[Installer, ...]:
     foreign origin gets 403 before anything else; the long-poll service's
     ``create`` is wrapped by the limits, then the origins, then the reload
     hook. The publish reach-in is a step; the position hook it routes to is
-    set by the component on join, when the history engine is open. The
-    fast-path send goes before the slow-subscriber bound, which wraps it.
+    set by the component on join, when the history engine is open.
     """
     from broker.router.crossbar import (
         backpressure,
@@ -108,10 +107,7 @@ def install_order() -> tuple[Installer, ...]:
         ("limits", lambda door: limits.set_initial(door.hello_timeout, door.max_buffer_bytes)),
         ("protocol", protocol.install),
         ("hello", hello.install),
-        (
-            "frames",
-            lambda door: frames.install(door.fast_path),
-        ),  # before backpressure: its bound wraps the fast send
+        ("frames", frames.install),
         ("backpressure", backpressure.install),
         ("longpoll", longpoll.install),
         ("longpoll_cors", longpoll_origins.install_defaults),

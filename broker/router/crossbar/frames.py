@@ -2,51 +2,52 @@
 
 What crossbar 26.10 does (item 17 of the index in :mod:`broker.router.crossbar`):
 it builds one ``message.Event`` per subscription and hands the same object to
-each receiver's transport (``Router.send``), where autobahn serializes it
+each receiver's transport (``Router.send``, then Broker's slow-subscriber
+wrapper, then autobahn's ``send``), where autobahn serializes it
 again (``Message.serialize`` caches per object-serializer *instance*, and
 every connection has its own) and frames it again (``sendMessage`` ->
 ``sendFrame`` -> ``sendData``): per delivered event that was more than half
 of the router's time (``bench/router_profile.py``). ``Router.send`` itself
 looks up the trace settings and the message's type name on every call.
 
-What Broker does instead, on crossbar's ``WampWebSocketServerProtocol``: a
-connection whose bytes are provably those of the normal path gets a
-:class:`FrameKey` when it opens (state OPEN, no permessage-deflate,
-``autoFragmentSize`` 0, server frames unmasked, ``logFrames``/``logOctets``
-and timing tracking off, no ``debug_traffic``, and an object serializer of a
-class it knows: JSON, MessagePack, CBOR, UBJSON, batched or not; the key is
-the class and the options its ``serialize`` reads). An EVENT sent on it is
-serialized by the connection's own object serializer once per key, framed
-once (:func:`broker.core.wsframe.frame`), kept on the message (in its
+What Broker does instead: a crossbar ``WampWebSocketServerProtocol`` whose
+bytes are provably those of the normal path gets a :class:`FrameKey` when it
+opens (state OPEN, no permessage-deflate, ``autoFragmentSize`` 0, server
+frames unmasked, ``logFrames``/``logOctets`` and timing tracking off, no
+``debug_traffic``, and an object serializer of a class it knows: JSON,
+MessagePack, CBOR, UBJSON, batched or not; the key is the class and the
+options its ``serialize`` reads). ``Router.send`` (:func:`make_router_send`)
+writes an EVENT to such a connection itself: serialized by the connection's
+own object serializer once per key, framed once
+(:func:`broker.core.wsframe.frame`), kept on the message (in its
 ``_serialized`` dict, under the key, as crossbar's MQTT bridge keeps its own
 forms there) and written with ``transport.write``, as ``sendData`` does when
-nothing is queued. Everything else takes autobahn's path: other message
-types, a connection with a queued write (``send_queue``), a serializer whose
-statistics trigger callbacks (``set_stats_autoreset``), ``fast_path`` false
-(:func:`configure`, live). Kept as the normal path keeps them: the
-serializer's statistics (crossbar publishes them as ``wamp.session.on_stats``),
-``maxMessagePayloadSize`` (``PayloadExceededError``, which crossbar's dispatch
-loop catches) and a serialization error's ``SerializationError``. Not kept:
+nothing is queued; one Python call per delivery instead of four. Everything
+else goes to the transport's ``send`` as before (autobahn's path, with
+:mod:`.backpressure`'s wrapper): other message types and transports, a peer
+let go or closing, a connection with a queued write (``send_queue``), a
+serializer whose statistics trigger callbacks (``set_stats_autoreset``),
+``fast_path`` false (:func:`configure`, live). Kept as the normal path keeps
+them: the serializer's statistics (crossbar publishes them as
+``wamp.session.on_stats``), ``maxMessagePayloadSize``
+(``PayloadExceededError``, which crossbar's dispatch loop catches), a
+serialization error's ``SerializationError``, the slow-subscriber bound
+after the write (:mod:`.backpressure`'s check and its ``_let_go``), and
+``Router._message_stats["sent"]`` (delivery metrics count it). Not kept:
 autobahn's ``trafficStats`` octet and message counters, which crossbar reads
-only for ``debug_traffic`` (such connections take the normal path). The
-slow-subscriber bound and the discarding of sends to closing peers
-(:mod:`.backpressure`) wrap this send, so they apply after a fast write too.
-Each fast write is counted (:func:`frames_written`: ``broker_fast_frames_total``).
+only for ``debug_traffic`` (such connections take the normal path). Each
+fast write is counted (:func:`frames_written`: ``broker_fast_frames_total``).
+A traced router, or a session without a transport, goes to crossbar's own
+``Router.send``; otherwise the type name is looked up once per class.
 
-:func:`lean_router_send` replaces ``Router.send`` for the untraced case: the
-transport's ``send`` and the ``_message_stats["sent"]`` count, as before, the
-type name looked up once per class; a traced router, or a session without a
-transport, goes to crossbar's own ``send``.
-
-Wraps ``autobahn/wamp/websocket.py: WampWebSocketProtocol.send`` and
-``onOpen`` on ``crossbar/router/protocol.py: WampWebSocketServerProtocol``;
-replaces ``crossbar/router/router.py: Router.send``. Tests:
-``tests/test_fast_frames.py``.
+Wraps ``autobahn/wamp/websocket.py: WampWebSocketProtocol.onOpen`` on
+``crossbar/router/protocol.py: WampWebSocketServerProtocol``; replaces
+``crossbar/router/router.py: Router.send``. Tests: ``tests/test_fast_frames.py``.
 """
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from autobahn.exception import PayloadExceededError
 from autobahn.wamp import message
@@ -56,7 +57,13 @@ from autobahn.websocket.protocol import WebSocketProtocol
 from crossbar.router.protocol import WampWebSocketServerProtocol
 from crossbar.router.router import Router
 
+from broker.core.backpressure import slow_subscriber
 from broker.core.wsframe import HEADER_LENGTH, frame
+from broker.router.crossbar import backpressure, limits
+from broker.router.crossbar.context import Door
+
+if TYPE_CHECKING:
+    from broker.router.state import NodeState
 
 #: Object serializer class name -> the attributes its ``serialize`` reads (the bytes depend on
 #: nothing else). A class missing from autobahn's build (``bjdata`` not installed) is skipped.
@@ -165,37 +172,6 @@ def _refuse_oversize(protocol: Any, n: int) -> None:
     raise PayloadExceededError(emsg)
 
 
-def _make_send(original: Any) -> Any:
-    def send(self: Any, msg: Any) -> None:
-        key = self._broker_frame_key
-        if (
-            key is None
-            or not _enabled
-            or msg.__class__ is not _EVENT
-            or self.send_queue
-            or self._session is None
-        ):
-            original(self, msg)
-            return
-        ser = self._serializer
-        if ser._autoreset_callback is not None:  # crossbar's session statistics: counted as it sends
-            original(self, msg)
-            return
-        data = msg._serialized.get(key) or _build(self, msg, key)
-        n = len(data) - _HEADER[data[1]]
-        # Serializer.serialize's statistics (crossbar publishes them as wamp.session.on_stats)
-        ser._serialized_bytes += n
-        ser._serialized_messages += 1
-        ser._serialized_rated_messages += -(-n // ser.RATED_MESSAGE_SIZE)  # ceil, in integers
-        if 0 < self.maxMessagePayloadSize < n:
-            _refuse_oversize(self, n)
-        self.transport.write(data)  # as sendData; trafficStats: not counted (see the module docstring)
-        global _written
-        _written += 1
-
-    return send
-
-
 def _make_on_open(original: Any) -> Any:
     def on_open(self: Any) -> None:
         original(self)
@@ -204,8 +180,12 @@ def _make_on_open(original: Any) -> Any:
     return on_open
 
 
-def lean_router_send(original: Any) -> Any:
-    """``Router.send`` for an untraced router, the same in effect; traced: ``original``."""
+def make_router_send(
+    state: NodeState, max_buffer_bytes: int, original: Any, websocket: Any = WampWebSocketServerProtocol
+) -> Any:
+    """``Router.send`` with the fast path: an EVENT to a ``websocket`` connection that qualifies
+    is written here; anything else goes to the transport's ``send``, counted the same; a traced
+    router (or a session without a transport) to ``original``, crossbar's own."""
     names: dict[type, str] = {}
 
     def send(self: Any, session: Any, msg: Any) -> None:
@@ -213,8 +193,37 @@ def lean_router_send(original: Any) -> Any:
         if self._trace_traffic or self._is_traced or not transport:
             original(self, session, msg)
             return
-        transport.send(msg)
         cls = msg.__class__
+        if (
+            cls is _EVENT
+            and _enabled
+            and transport.__class__ is websocket
+            and (key := transport._broker_frame_key) is not None
+            and not transport._broker_slow  # else: .backpressure's send discards it
+            and transport.state == _OPEN
+            and not transport.send_queue  # else: autobahn's sendData queues it
+            and transport._session is not None  # else: autobahn raises TransportLost
+            and (ser := transport._serializer)._autoreset_callback is None  # crossbar's session stats
+        ):
+            data = msg._serialized.get(key) or _build(transport, msg, key)
+            n = len(data) - _HEADER[data[1]]
+            # Serializer.serialize's statistics (crossbar publishes them as wamp.session.on_stats)
+            ser._serialized_bytes += n
+            ser._serialized_messages += 1
+            ser._serialized_rated_messages += -(-n // ser.RATED_MESSAGE_SIZE)  # ceil, in integers
+            if 0 < transport.maxMessagePayloadSize < n:
+                _refuse_oversize(transport, n)
+            transport.transport.write(data)  # as sendData; trafficStats not counted (module docstring)
+            global _written
+            _written += 1
+            sock = transport._broker_socket
+            if sock is not None:  # .backpressure's bound, as its send applies it after autobahn's
+                waiting = len(sock.dataBuffer) - sock.offset + sock._tempDataLen
+                limit = limits._installed.get("max_buffer_bytes", max_buffer_bytes)
+                if waiting > limit:
+                    backpressure._let_go(state, transport, sock, slow_subscriber(waiting, limit) or "")
+        else:
+            transport.send(msg)
         name = names.get(cls)
         if name is None:
             name = names[cls] = cls.__name__.lower()
@@ -224,11 +233,10 @@ def lean_router_send(original: Any) -> Any:
     return send
 
 
-def install(fast_path: bool) -> None:
-    """Frame EVENTs once on the WebSockets that can take it; the lean ``Router.send``."""
-    configure(fast_path)
+def install(door: Door) -> None:
+    """Decide which WebSockets take the fast path as they open; ``Router.send`` takes it."""
+    configure(door.fast_path)
     ws = WampWebSocketServerProtocol
     ws._broker_frame_key = None  # type: ignore[attr-defined]  # class default: until opened
     ws.onOpen = _make_on_open(ws.onOpen)  # type: ignore[method-assign]
-    ws.send = _make_send(ws.send)  # type: ignore[method-assign]
-    Router.send = lean_router_send(Router.send)  # type: ignore[method-assign]
+    Router.send = make_router_send(door.state, door.max_buffer_bytes, Router.send)  # type: ignore[method-assign]
