@@ -185,6 +185,7 @@ class BrokerComponent(ApplicationSession):
             hello_timeout=self.settings.hello_timeout,
             max_buffer_bytes=self.settings.slow_subscriber.max_buffer_bytes,
             max_namespaces=self.settings.metrics.max_namespaces,
+            fast_path=self.settings.fast_path,
         )
 
     async def onJoin(self, details: Any) -> None:

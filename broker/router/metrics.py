@@ -209,6 +209,12 @@ def router_subscription_counts(session: Any) -> tuple[int, int] | None:
     return len(observations), sum(len(o.observers) for o in observations.values())
 
 
+def _frames_written() -> int:
+    from broker.router.crossbar.frames import frames_written  # the router's crossbar, loaded by now
+
+    return frames_written()
+
+
 def _by_namespace(name: str, documentation: str, counts: dict[str, int]) -> CounterMetricFamily:
     family = CounterMetricFamily(name, documentation, labels=["namespace"])
     for label, value in sorted(counts.items()):
@@ -229,6 +235,11 @@ class NodeCollector(Collector):
             "broker_deliveries",
             "EVENT messages handed to subscribers' transports, by the publication's namespace.",
             DELIVERIES,
+        )
+        yield CounterMetricFamily(
+            "broker_fast_frames",
+            "EVENT frames written to WebSockets as built once per serializer (the fast path, fast_path).",
+            value=_frames_written(),
         )
         yield HistogramMetricFamily(
             "broker_delivery_latency_seconds",

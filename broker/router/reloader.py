@@ -125,7 +125,9 @@ class Reloader:
         if self.state.publish_gate is not None:
             self.state.publish_gate.reconfigure(settings.http_publish, settings.publishers)
         self.state.history_policies = settings.history.policies
-        crossbar.configure(settings.hello_timeout, settings.slow_subscriber.max_buffer_bytes)
+        crossbar.configure(
+            settings.hello_timeout, settings.slow_subscriber.max_buffer_bytes, settings.fast_path
+        )
         metrics.configure(settings.metrics.max_namespaces)
         _, transport = nodeconfig.web_transport(plan.applied)
         origins, allow_null = websocket_origin_policy(transport.get("paths", {}))

@@ -28,6 +28,9 @@ items tests and docs refer to):
 15. :mod:`.listen` — a port taken late is one line (and :mod:`.controller`).
 16. :mod:`.longpoll_sticky` — long-poll transport ids name their node (a proxy routes on
     them); an unknown transport is a JSON 404.
+17. :mod:`.frames` — an EVENT serialized and framed once per serializer, written as it
+    is to every WebSocket that provably sends the same bytes (``fast_path``); a lean
+    ``Router.send``.
 
 Besides: :mod:`.logstyle` (plain, lazy log arguments), :mod:`.counting`
 (refusals crossbar makes on its own, delivery tracking), :mod:`.reload`
@@ -77,6 +80,7 @@ def install_order() -> tuple[Installer, ...]:
         connections,
         cors,
         counting,
+        frames,
         hello,
         limits,
         listen,
@@ -103,6 +107,7 @@ def install_order() -> tuple[Installer, ...]:
         ("limits", lambda door: limits.set_initial(door.hello_timeout, door.max_buffer_bytes)),
         ("protocol", protocol.install),
         ("hello", hello.install),
+        ("frames", frames.install),
         ("backpressure", backpressure.install),
         ("longpoll", longpoll.install),
         ("longpoll_cors", longpoll_origins.install_defaults),
@@ -131,6 +136,7 @@ def install(
     max_buffer_bytes: int,
     max_namespaces: int,
     reactor: Clock | None = None,
+    fast_path: bool = True,
 ) -> None:
     """Check the installed versions, then apply every patch once (idempotent).
 
@@ -147,14 +153,19 @@ def install(
         from twisted.internet import reactor as global_reactor
 
         reactor = cast(Clock, global_reactor)
-    door = Door(state, reactor, hello_timeout, max_buffer_bytes, max_namespaces)
+    door = Door(state, reactor, hello_timeout, max_buffer_bytes, max_namespaces, fast_path)
     for name, installer in install_order():
         installer(door)
         _applied.append(name)
 
 
-def configure(hello_timeout: float, max_buffer_bytes: int) -> None:
-    """A live reload's new HELLO deadline and slow-subscriber limit (:mod:`.limits`)."""
+def configure(hello_timeout: float, max_buffer_bytes: int, fast_path: bool = True) -> None:
+    """A live reload's new HELLO deadline and slow-subscriber limit (:mod:`.limits`), and
+    ``fast_path`` (:mod:`.frames`)."""
     from broker.router.crossbar import limits
 
     limits.configure(hello_timeout, max_buffer_bytes)
+    if _applied:  # frames imports crossbar's router: only where the patches are installed
+        from broker.router.crossbar import frames
+
+        frames.configure(fast_path)

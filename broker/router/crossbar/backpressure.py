@@ -18,7 +18,9 @@ messages routed to a peer whose WebSocket is already closing: crossbar
 still delivers to it until its session detaches, and autobahn's
 ``Disconnected`` would end crossbar's delivery loop for every subscriber
 after it (and log a traceback). Long-poll's receive queue is bounded by
-:mod:`.longpoll`.
+:mod:`.longpoll`. An EVENT that :mod:`.frames` writes itself (the fast path)
+does not pass this wrapper: it is sent only to a peer neither let go nor
+closing, and the same check follows the write there (calling :func:`_let_go`).
 
 Wraps ``autobahn/wamp/websocket.py: WampWebSocketProtocol.send`` on
 ``crossbar/router/protocol.py: WampWebSocketServerProtocol``. Tests:

@@ -39,3 +39,5 @@ class Door:
     max_buffer_bytes: int
     #: ``metrics.max_namespaces``: the namespace labels' cap.
     max_namespaces: int
+    #: ``fast_path``: EVENTs framed once and written as they are (:mod:`.frames`).
+    fast_path: bool = True
