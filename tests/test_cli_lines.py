@@ -14,6 +14,7 @@ import signal
 import subprocess
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -208,3 +209,22 @@ def test_a_node_that_goes_away_mid_stream_is_a_clear_error(make_node: object, ta
         "broker: after line 1: the connection was lost\n"
         "broker: 1 line read, 1 published, 0 refused, 0 skipped (empty)\n"
     )
+
+
+def _ping_often(config: dict[str, Any]) -> None:
+    options = config["workers"][0]["transports"][0]["paths"]["ws"]["options"]
+    options.update(auto_ping_interval=1000, auto_ping_timeout=1000)  # crossbar's smallest
+
+
+def test_the_nodes_pings_are_answered_while_lines_are_published(make_node: Any, tails: list[Tail]) -> None:
+    # the command reads the connection itself while it publishes: a quiet spell longer than the
+    # node's ping interval and timeout (any traffic counts as a pong) passes only if the ping
+    # is answered; the node would drop the connection otherwise, and line 2 would be lost
+    own: Node = make_node(_ping_often)
+    name = topic()
+    tail = Tail(own, name, "--anonymous", "--count", "2")
+    tails.append(tail)
+    result = pipe(own, name, "sh", "-c", "echo 1; sleep 3.5; echo 2")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "broker: 2 lines read, 2 published, 0 refused, 0 skipped (empty)\n"
+    assert payloads(tail) == [1, 2]

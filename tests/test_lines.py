@@ -8,11 +8,12 @@ than the window is ever in flight and that the first refusal closes it.
 
 from __future__ import annotations
 
+import json
 from collections import deque
 
 import pytest
 
-from broker.core.lines import LineSplitter, line_payload
+from broker.core.lines import LineSplitter, line_json, line_payload
 from broker.core.window import Refusal, Window
 from broker.errors import ClientError, PayloadTooLarge
 
@@ -37,10 +38,30 @@ from broker.errors import ClientError, PayloadTooLarge
 def test_a_line_is_its_json_value_or_a_line_object(raw: bytes, payload: object) -> None:
     assert line_payload(raw) == payload
 
+    # what the publishing loop sends is this value's JSON, decoded to the same value
+    assert json.loads(line_json(raw)) == payload
 
-def test_invalid_utf8_is_refused_naming_the_byte() -> None:
+
+@pytest.mark.parametrize(
+    "raw",
+    [b'{"n": 1}', b"[1,  2]", b'"\\u00e9"', b"1e999", b'{"a": 1, "a": 2}', '\u2028 "q" \\'.encode()],
+    ids=["object", "spaces", "escape", "huge-number", "duplicate-key", "quotes-and-separators"],
+)
+def test_a_json_line_is_sent_as_it_came_and_decodes_as_line_payload_does(raw: bytes) -> None:
+    text = line_json(raw)
+    assert json.loads(text) == line_payload(raw)
+    if raw.startswith((b"{", b"[", b'"', b"1")):
+        assert text == raw
+
+
+def test_a_plain_line_is_encoded_as_a_line_object_in_ascii() -> None:
+    assert line_json('say "hi"\t\u00e9'.encode()) == b'{"line":"say \\"hi\\"\\t\\u00e9"}'
+
+
+@pytest.mark.parametrize("convert", [line_payload, line_json])
+def test_invalid_utf8_is_refused_naming_the_byte(convert: object) -> None:
     with pytest.raises(ClientError) as caught:
-        line_payload(b"ok \xff then")
+        convert(b"ok \xff then")  # type: ignore[operator]
     assert caught.value.wamp_uri == "broker.error.bad_request"
     assert str(caught.value) == "not valid UTF-8 (byte 0xff at offset 3)"
 

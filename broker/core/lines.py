@@ -20,6 +20,7 @@ without a reactor:
 from __future__ import annotations
 
 import json
+from json.encoder import encode_basestring_ascii
 from typing import Any, Final
 
 from broker.errors import ClientError, PayloadTooLarge
@@ -32,6 +33,8 @@ def _not_json(constant: str) -> Any:
     raise ValueError(f"{constant} is not JSON")
 
 
+#: JSON's encoding of a string (ASCII, escapes only where needed).
+_ENCODE: Final = encode_basestring_ascii
 #: One decoder for every line (``json.loads`` with an argument builds a new one per call).
 _DECODER: Final = json.JSONDecoder(parse_constant=_not_json)
 
@@ -49,6 +52,24 @@ def line_payload(raw: bytes) -> Any:
         return _DECODER.decode(text)
     except ValueError:  # JSONDecodeError, or NaN/Infinity
         return {LINE_KEY: text}
+
+
+def line_json(raw: bytes) -> bytes:
+    """:func:`line_payload` as JSON text: the line itself when it is JSON, else ``{"line": text}`` encoded.
+
+    What the node decodes from it is exactly :func:`line_payload` (the same
+    parser decides), without encoding a value that arrived already encoded.
+    Raises :class:`~broker.errors.ClientError` for a line that is not UTF-8.
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ClientError(f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})") from None
+    try:
+        _DECODER.decode(text)
+    except ValueError:  # JSONDecodeError, or NaN/Infinity
+        return b'{"line":' + _ENCODE(text).encode("ascii") + b"}"
+    return raw
 
 
 class LineSplitter:
