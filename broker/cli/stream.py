@@ -2,19 +2,18 @@
 
 Why not ``broker publish`` in a loop: each is a new process and a new session
 (0.7 s). Here one session publishes every line, each with acknowledgement,
-at most ``window`` in flight (:class:`broker.core.window.Window`), written
-and answered over the session's connection without autobahn's per-message
-machinery (:mod:`broker.cli.channel`: a few µs a line instead of ~70), and
-each batch of answers refills the window at once, so the node never waits
-for the command line; while the
-window is full the input is not read, so a fast program blocks on its full
-pipe instead of growing this process's memory. The input is read in a
-daemon thread, one chunk per request from the reactor, because a regular
-file cannot be polled (epoll refuses it) and a thread blocked on a terminal
-must not keep the process alive at exit. The child of ``broker pipe`` is
-stopped with SIGTERM, then SIGKILL after a grace period, whenever the
-publishing ends early (a refusal, the connection lost, Ctrl-C or SIGTERM).
-Imported lazily: it pulls in Twisted.
+at most ``window`` in flight (:class:`broker.core.window.Window`). The
+publishes are written and their answers read on the session's connection
+directly (:mod:`broker.cli.channel`: a few µs a line instead of autobahn's
+~70), and each read's answers refill the window in one write, so the node,
+not this process, sets the pace. While the window is full the input is not
+read, so a fast program blocks on its full pipe instead of growing this
+process's memory. The input is read in a daemon thread, one chunk per
+request from the reactor, because a regular file cannot be polled (epoll
+refuses it) and a thread blocked on a terminal must not keep the process
+alive at exit. The child of ``broker pipe`` is stopped with SIGTERM, then
+SIGKILL after a grace period, whenever the publishing ends early (a refusal,
+the connection lost, Ctrl-C or SIGTERM). Imported lazily: it pulls in Twisted.
 """
 
 from __future__ import annotations
