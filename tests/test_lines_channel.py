@@ -165,17 +165,29 @@ def test_a_goodbye_and_all_after_it_go_back_to_autobahn() -> None:
     [
         text([36, 1, 2, {}, [1]]),
         server_frame(wsframe.TEXT, b"not json"),
-        server_frame(wsframe.CLOSE, b"\x03\xe8"),
         server_frame(1, b"[17,", first=0x01),
+        server_frame(2, b"\x93\x11\x01\x02"),
     ],
-    ids=["unexpected-message", "not-json", "close", "fragment"],
+    ids=["unexpected-message", "not-json", "fragment", "binary"],
 )
 def test_what_the_channel_does_not_read_ends_it_and_goes_to_autobahn(frame: bytes) -> None:
     protocol = Protocol()
     recorder = Recorder(protocol)
     protocol.dataReceived(frame)
-    assert recorder.events[0][0] == "end"
+    assert recorder.events == [
+        ("end", "wamp.error.protocol_violation", "the router sent a message this command does not expect")
+    ]
     assert protocol.autobahn == [frame]
+
+
+def test_a_close_goes_back_to_autobahn_the_loss_tells_the_rest() -> None:
+    protocol = Protocol()
+    recorder = Recorder(protocol)
+    close = server_frame(wsframe.CLOSE, b"\x03\xe8")
+    protocol.dataReceived(text([17, 1, 2]) + close)
+    assert recorder.events == [("answer", 1, None)]
+    assert recorder.channel.released
+    assert protocol.autobahn == [close]
 
 
 def test_release_hands_autobahn_the_part_of_a_frame_already_read() -> None:

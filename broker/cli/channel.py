@@ -29,6 +29,11 @@ PUBLISH: Final = 16
 PUBLISHED: Final = 17
 GOODBYE: Final = 6
 ABORT: Final = 3
+#: What ends the publishing when the router sends what this does not read.
+_UNEXPECTED: Final = (
+    "wamp.error.protocol_violation",
+    "the router sent a message this command does not expect",
+)
 
 
 class Channel:
@@ -90,9 +95,13 @@ class Channel:
                 self._on_answer(*answer)
             elif opcode == wsframe.PING:
                 self._transport.write(wsframe.client_frames(wsframe.PONG, [payload]))
-            elif opcode != wsframe.PONG:  # a close, or a frame not read here
+            elif opcode == wsframe.CLOSE:  # autobahn closes; the loss reaches the session as always
                 self._buffer = buffer[at:]
-                self._hand_back(("wamp.close.transport_lost", "the connection is closing"))
+                self.release()
+                return
+            elif opcode != wsframe.PONG:  # a frame not read here
+                self._buffer = buffer[at:]
+                self._hand_back(_UNEXPECTED)
                 return
             at = end
         self._buffer = buffer[at:]
@@ -129,4 +138,4 @@ def _ending(payload: bytes) -> tuple[str, str]:
     if isinstance(message, list) and len(message) == 3 and message[0] in (GOODBYE, ABORT):
         details = message[1] if isinstance(message[1], dict) else {}
         return str(message[2]), str(details.get("message", ""))
-    return "wamp.error.protocol_violation", "the router sent a message this command does not expect"
+    return _UNEXPECTED
