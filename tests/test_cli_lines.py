@@ -228,3 +228,30 @@ def test_the_nodes_pings_are_answered_while_lines_are_published(make_node: Any, 
     assert result.returncode == 0, result.stderr
     assert result.stderr == "broker: 2 lines read, 2 published, 0 refused, 0 skipped (empty)\n"
     assert payloads(tail) == [1, 2]
+
+
+def test_a_long_non_ascii_line_within_the_limit_is_published_whole(node: Node, tails: list[Tail]) -> None:
+    # 60,000 bytes of UTF-8: it fits the 65536-byte limit as autobahn would send it; escaped
+    # (\u00e9, 6 bytes a character) it would not, and the node would close the connection
+    name = topic()
+    long_line = "\u00e9" * 30000
+    tail = Tail(node, name, "--anonymous", "--count", "2")
+    tails.append(tail)
+    result = run(node, "publish", name, "--lines", stdin=f'{long_line}\n"after"\n'.encode())
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "broker: 2 lines read, 2 published, 0 refused, 0 skipped (empty)\n"
+    assert payloads(tail) == [{"line": long_line}, "after"]
+
+
+def test_a_json_line_near_the_limit_is_sent_as_its_value_not_its_text(node: Node, tails: list[Tail]) -> None:
+    # 65,498 bytes of escapes, within the line limit; sent as it came, with the envelope it
+    # would pass the node's message limit (the node closes the connection); as its value
+    # (21,832 bytes) it fits, as it did through autobahn
+    name = topic()
+    escaped = '"' + "\\u00e9" * 10916 + '"'
+    tail = Tail(node, name, "--anonymous", "--count", "1")
+    tails.append(tail)
+    result = run(node, "publish", name, "--lines", stdin=escaped.encode() + b"\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "broker: 1 line read, 1 published, 0 refused, 0 skipped (empty)\n"
+    assert payloads(tail) == ["\u00e9" * 10916]

@@ -20,7 +20,7 @@ without a reactor:
 from __future__ import annotations
 
 import json
-from json.encoder import encode_basestring_ascii
+from json.encoder import encode_basestring
 from typing import Any, Final
 
 from broker.errors import ClientError, PayloadTooLarge
@@ -33,8 +33,9 @@ def _not_json(constant: str) -> Any:
     raise ValueError(f"{constant} is not JSON")
 
 
-#: JSON's encoding of a string (ASCII, escapes only where needed).
-_ENCODE: Final = encode_basestring_ascii
+#: JSON's encoding of a string, non-ASCII kept as UTF-8 (as autobahn sends it: escaping could
+#: take a line within the node's message limit past it).
+_ENCODE: Final = encode_basestring
 #: One decoder for every line (``json.loads`` with an argument builds a new one per call).
 _DECODER: Final = json.JSONDecoder(parse_constant=_not_json)
 
@@ -68,7 +69,7 @@ def line_json(raw: bytes) -> bytes:
     try:
         _DECODER.decode(text)
     except ValueError:  # JSONDecodeError, or NaN/Infinity
-        return b'{"line":' + _ENCODE(text).encode("ascii") + b"}"
+        return b'{"line":' + _ENCODE(text).encode("utf-8") + b"}"
     return raw
 
 
