@@ -94,8 +94,12 @@ def test_forbidden_topic_refuses_the_first_line_exactly(node: Node) -> None:
             "65536 bytes (max_message_size): make it smaller",
         ),
         (b"caf\xe9", "broker.error.bad_request: not valid UTF-8 (byte 0xe9 at offset 3)"),
+        (
+            b'{"s": "\\udc00"}',
+            "broker.error.bad_request: a JSON string holds a lone surrogate (\\udc00), not Unicode text",
+        ),
     ],
-    ids=["longer-than-the-limit", "event-too-large", "invalid-utf8"],
+    ids=["longer-than-the-limit", "event-too-large", "invalid-utf8", "lone-surrogate"],
 )
 def test_a_bad_line_stops_the_run_earlier_lines_delivered_nothing_after(
     node: Node, tails: list[Tail], bad: bytes, error: str

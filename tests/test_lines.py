@@ -60,6 +60,21 @@ def test_a_plain_line_is_encoded_as_a_line_object_its_non_ascii_as_utf8() -> Non
 
 
 @pytest.mark.parametrize("convert", [line_payload, line_json])
+@pytest.mark.parametrize("raw", [b'"\\ud800"', b'{"a": ["x\\uD800y"]}'], ids=["string", "nested"])
+def test_json_naming_half_a_surrogate_pair_is_refused(convert: object, raw: bytes) -> None:
+    with pytest.raises(ClientError) as caught:
+        convert(raw)  # type: ignore[operator]
+    assert caught.value.wamp_uri == "broker.error.bad_request"
+    assert str(caught.value) == "a JSON string holds a lone surrogate (\\ud800), not Unicode text"
+
+
+def test_a_whole_surrogate_pair_is_one_character() -> None:
+    raw = b'"\\ud83d\\ude00"'
+    assert line_payload(raw) == "\U0001f600"
+    assert line_json(raw) == raw
+
+
+@pytest.mark.parametrize("convert", [line_payload, line_json])
 def test_invalid_utf8_is_refused_naming_the_byte(convert: object) -> None:
     with pytest.raises(ClientError) as caught:
         convert(b"ok \xff then")  # type: ignore[operator]
