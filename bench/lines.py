@@ -17,13 +17,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from bench.fanout import cpu_seconds
 from bench.report import Progress, Section, progress
+from bench.systems import tree
 from bench.wsload import Fleet
 from tests.node import BACKEND_SECRET, BROKER, Node
 
@@ -57,12 +60,20 @@ def run(quick: bool, progress: Progress = progress) -> Section:
         progress(f"publish --lines: {count:,} lines, window {window} ...")
         env = {**os.environ, "BROKER_BACKEND_SECRET": BACKEND_SECRET}
         command = [str(BROKER), "publish", TOPIC, "--lines", "--window", str(window), "--url", node.ws_url]
+        node_pids = tree(node.pid)
+        node_before = cpu_seconds(node_pids)
+        children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         begin = time.monotonic()
         with source.open("rb") as stdin:
             result = subprocess.run(  # noqa: S603 (our own broker command)
                 command, stdin=stdin, capture_output=True, text=True, env=env, timeout=600
             )
         elapsed = time.monotonic() - begin
+        node_cpu = cpu_seconds(node_pids) - node_before
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        command_cpu = (children.ru_utime - children_before.ru_utime) + (
+            children.ru_stime - children_before.ru_stime
+        )
         deadline = time.monotonic() + 30  # the last acknowledged events are still on their way out
         while time.monotonic() < deadline and fleet.stats()["events"] < count:
             time.sleep(0.1)
@@ -72,7 +83,10 @@ def run(quick: bool, progress: Progress = progress) -> Section:
             fleet.close()
         node.stop()
     rate = count / elapsed
-    progress(f"  {rate:,.0f} lines/s, {delivered:,}/{count:,} delivered")
+    progress(
+        f"  {rate:,.0f} lines/s, {delivered:,}/{count:,} delivered; CPU µs/line: command "
+        f"{1e6 * command_cpu / count:.1f}, node {1e6 * node_cpu / count:.1f}"
+    )
     summary = f"broker: {count} lines read, {count} published, 0 refused, 0 skipped (empty)"
     ok = result.returncode == 0 and result.stderr.strip() == summary and delivered == count
     lines = [
@@ -81,11 +95,14 @@ def run(quick: bool, progress: Progress = progress) -> Section:
         f"{count:,} lines (~60 bytes, JSON and plain text alternating) from a file on standard input, "
         f"one session, every publish acknowledged, at most {window} in flight; Broker's project config "
         "(positions, in-memory history), one lean WebSocket subscriber counting events. The time is the "
-        "whole command's (start-up, join and leave included).",
+        "whole command's (start-up, join and leave included). CPU per line: the command's (start-up "
+        "included) and the node's (router and controller, the delivery to the subscriber included).",
         "",
-        "| lines | seconds | lines/s | delivered to the subscriber | exit status |",
-        "| ---: | ---: | ---: | ---: | ---: |",
-        f"| {count:,} | {elapsed:.2f} | {rate:,.0f} | {delivered:,}/{count:,} | {result.returncode} |",
+        "| lines | seconds | lines/s | command CPU µs/line | node CPU µs/line | delivered to the subscriber "
+        "| exit status |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        f"| {count:,} | {elapsed:.2f} | {rate:,.0f} | {1e6 * command_cpu / count:.1f} | "
+        f"{1e6 * node_cpu / count:.1f} | {delivered:,}/{count:,} | {result.returncode} |",
         "",
         f"Target: at least {TARGET:,} lines/s — "
         + ("**met**." if rate >= TARGET else f"**not met** on this run ({rate:,.0f} lines/s)."),

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -93,8 +94,12 @@ def test_forbidden_topic_refuses_the_first_line_exactly(node: Node) -> None:
             "65536 bytes (max_message_size): make it smaller",
         ),
         (b"caf\xe9", "broker.error.bad_request: not valid UTF-8 (byte 0xe9 at offset 3)"),
+        (
+            b'{"s": "\\udc00"}',
+            "broker.error.bad_request: a JSON string holds a lone surrogate (\\udc00), not Unicode text",
+        ),
     ],
-    ids=["longer-than-the-limit", "event-too-large", "invalid-utf8"],
+    ids=["longer-than-the-limit", "event-too-large", "invalid-utf8", "lone-surrogate"],
 )
 def test_a_bad_line_stops_the_run_earlier_lines_delivered_nothing_after(
     node: Node, tails: list[Tail], bad: bytes, error: str
@@ -208,3 +213,49 @@ def test_a_node_that_goes_away_mid_stream_is_a_clear_error(make_node: object, ta
         "broker: after line 1: the connection was lost\n"
         "broker: 1 line read, 1 published, 0 refused, 0 skipped (empty)\n"
     )
+
+
+def _ping_often(config: dict[str, Any]) -> None:
+    options = config["workers"][0]["transports"][0]["paths"]["ws"]["options"]
+    options.update(auto_ping_interval=1000, auto_ping_timeout=1000)  # crossbar's smallest
+
+
+def test_the_nodes_pings_are_answered_while_lines_are_published(make_node: Any, tails: list[Tail]) -> None:
+    # the command reads the connection itself while it publishes: a quiet spell longer than the
+    # node's ping interval and timeout (any traffic counts as a pong) passes only if the ping
+    # is answered; the node would drop the connection otherwise, and line 2 would be lost
+    own: Node = make_node(_ping_often)
+    name = topic()
+    tail = Tail(own, name, "--anonymous", "--count", "2")
+    tails.append(tail)
+    result = pipe(own, name, "sh", "-c", "echo 1; sleep 3.5; echo 2")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "broker: 2 lines read, 2 published, 0 refused, 0 skipped (empty)\n"
+    assert payloads(tail) == [1, 2]
+
+
+def test_a_long_non_ascii_line_within_the_limit_is_published_whole(node: Node, tails: list[Tail]) -> None:
+    # 60,000 bytes of UTF-8: it fits the 65536-byte limit as autobahn would send it; escaped
+    # (\u00e9, 6 bytes a character) it would not, and the node would close the connection
+    name = topic()
+    long_line = "\u00e9" * 30000
+    tail = Tail(node, name, "--anonymous", "--count", "2")
+    tails.append(tail)
+    result = run(node, "publish", name, "--lines", stdin=f'{long_line}\n"after"\n'.encode())
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "broker: 2 lines read, 2 published, 0 refused, 0 skipped (empty)\n"
+    assert payloads(tail) == [{"line": long_line}, "after"]
+
+
+def test_a_json_line_near_the_limit_is_sent_as_its_value_not_its_text(node: Node, tails: list[Tail]) -> None:
+    # 65,498 bytes of escapes, within the line limit; sent as it came, with the envelope it
+    # would pass the node's message limit (the node closes the connection); as its value
+    # (21,832 bytes) it fits, as it did through autobahn
+    name = topic()
+    escaped = '"' + "\\u00e9" * 10916 + '"'
+    tail = Tail(node, name, "--anonymous", "--count", "1")
+    tails.append(tail)
+    result = run(node, "publish", name, "--lines", stdin=escaped.encode() + b"\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "broker: 1 line read, 1 published, 0 refused, 0 skipped (empty)\n"
+    assert payloads(tail) == ["\u00e9" * 10916]

@@ -8,11 +8,12 @@ than the window is ever in flight and that the first refusal closes it.
 
 from __future__ import annotations
 
+import json
 from collections import deque
 
 import pytest
 
-from broker.core.lines import LineSplitter, line_payload
+from broker.core.lines import LineSplitter, line_json, line_payload
 from broker.core.window import Refusal, Window
 from broker.errors import ClientError, PayloadTooLarge
 
@@ -37,10 +38,46 @@ from broker.errors import ClientError, PayloadTooLarge
 def test_a_line_is_its_json_value_or_a_line_object(raw: bytes, payload: object) -> None:
     assert line_payload(raw) == payload
 
+    # what the publishing loop sends is this value's JSON, decoded to the same value
+    assert json.loads(line_json(raw)) == payload
 
-def test_invalid_utf8_is_refused_naming_the_byte() -> None:
+
+@pytest.mark.parametrize(
+    "raw",
+    [b'{"n": 1}', b"[1,  2]", b'"\\u00e9"', b"1e999", b'{"a": 1, "a": 2}', '\u2028 "q" \\'.encode()],
+    ids=["object", "spaces", "escape", "huge-number", "duplicate-key", "quotes-and-separators"],
+)
+def test_a_json_line_is_sent_as_it_came_and_decodes_as_line_payload_does(raw: bytes) -> None:
+    text = line_json(raw)
+    assert json.loads(text) == line_payload(raw)
+    if raw.startswith((b"{", b"[", b'"', b"1")):
+        assert text == raw
+
+
+def test_a_plain_line_is_encoded_as_a_line_object_its_non_ascii_as_utf8() -> None:
+    # escaped as \\u00e9, a line within the node's message limit could grow past it
+    assert line_json('say "hi"\t\u00e9'.encode()) == '{"line":"say \\"hi\\"\\t\u00e9"}'.encode()
+
+
+@pytest.mark.parametrize("convert", [line_payload, line_json])
+@pytest.mark.parametrize("raw", [b'"\\ud800"', b'{"a": ["x\\uD800y"]}'], ids=["string", "nested"])
+def test_json_naming_half_a_surrogate_pair_is_refused(convert: object, raw: bytes) -> None:
     with pytest.raises(ClientError) as caught:
-        line_payload(b"ok \xff then")
+        convert(raw)  # type: ignore[operator]
+    assert caught.value.wamp_uri == "broker.error.bad_request"
+    assert str(caught.value) == "a JSON string holds a lone surrogate (\\ud800), not Unicode text"
+
+
+def test_a_whole_surrogate_pair_is_one_character() -> None:
+    raw = b'"\\ud83d\\ude00"'
+    assert line_payload(raw) == "\U0001f600"
+    assert line_json(raw) == raw
+
+
+@pytest.mark.parametrize("convert", [line_payload, line_json])
+def test_invalid_utf8_is_refused_naming_the_byte(convert: object) -> None:
+    with pytest.raises(ClientError) as caught:
+        convert(b"ok \xff then")  # type: ignore[operator]
     assert caught.value.wamp_uri == "broker.error.bad_request"
     assert str(caught.value) == "not valid UTF-8 (byte 0xff at offset 3)"
 

@@ -13,7 +13,11 @@ Three variants split what Broker's features cost on the delivery path:
 
 Any of them can serve its subscribers as ``GET /sse`` streams instead
 (:mod:`bench.systems.sse`, ``sse=True``), the same token in the query, the
-same WebSocket publisher: "Broker, SSE" beside "Broker".
+same WebSocket publisher: "Broker, SSE" beside "Broker". And any of them can
+run on the Redis engine (``redis=True``): a redis-server of its own
+(:class:`tests.redisserver.RedisServer`, no persistence) in
+``BROKER_REDIS_URL``, its CPU counted as the server's, as a one-node cluster
+would: "Broker, Redis engine" beside the memory engine.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from bench.systems.sse import SseClient
 from bench.systems.wamp import WampClient
 from broker.core.tokens import mint
 from tests.node import BACKEND_SECRET, TOKEN_SECRET, Node
+from tests.redisserver import RedisServer
 
 #: Seconds a subscriber's token stays valid: longer than any run.
 TOKEN_TTL = 3600
@@ -45,17 +50,24 @@ class BrokerNode(Server):
         tokens: bool = True,
         serializers: tuple[str, ...] = ("json", "msgpack"),
         sse: bool = False,
+        redis: bool = False,
     ) -> None:
         self.name = name
         self.serializers = serializers
         self.history = history
         self.tokens = tokens
         self.sse = sse
+        self.redis = redis
         self.node: Node | None = None
+        self.redis_server: RedisServer | None = None
 
     def start(self, workdir: Path) -> Client:
-        self.node = Node(workdir, mutate=None if self.history else history_off)
+        env = {}
         try:
+            if self.redis:
+                self.redis_server = RedisServer(workdir / "redis")
+                env["BROKER_REDIS_URL"] = self.redis_server.url
+            self.node = Node(workdir / "node", mutate=None if self.history else history_off, env=env)
             self.node.start()
         except RuntimeError as exc:
             raise StartError(str(exc)) from None
@@ -69,9 +81,13 @@ class BrokerNode(Server):
         return SseClient("127.0.0.1", self.node.port, wamp, token=ticket) if self.sse else wamp
 
     def pids(self) -> list[int]:
-        return tree(self.node.pid) if self.node and self.node.proc else []
+        pids = tree(self.node.pid) if self.node and self.node.proc else []
+        return pids + ([self.redis_server.proc.pid] if self.redis_server else [])
 
     def stop(self) -> None:
         if self.node is not None:
             self.node.stop()
             self.node = None
+        if self.redis_server is not None:
+            self.redis_server.stop()
+            self.redis_server = None

@@ -2,20 +2,25 @@
 
 Why not ``broker publish`` in a loop: each is a new process and a new session
 (0.7 s). Here one session publishes every line, each with acknowledgement,
-at most ``window`` in flight (:class:`broker.core.window.Window`); while the
-window is full the input is not read, so a fast program blocks on its full
-pipe instead of growing this process's memory. The input is read in a
-daemon thread, one chunk per request from the reactor, because a regular
-file cannot be polled (epoll refuses it) and a thread blocked on a terminal
-must not keep the process alive at exit. The child of ``broker pipe`` is
-stopped with SIGTERM, then SIGKILL after a grace period, whenever the
-publishing ends early (a refusal, the connection lost, Ctrl-C or SIGTERM).
-Imported lazily: it pulls in Twisted.
+at most ``window`` in flight (:class:`broker.core.window.Window`). The
+publishes are written and their answers read on the session's connection
+directly (:mod:`broker.cli.channel`: a few µs a line instead of autobahn's
+~70), and each read's answers refill the window in one write, so the node,
+not this process, sets the pace. While the window is full the input is not
+read, so a fast program blocks on its full pipe instead of growing this
+process's memory. The input is read in a daemon thread, one chunk per
+request from the reactor, because a regular file cannot be polled (epoll
+refuses it) and a thread blocked on a terminal must not keep the process
+alive at exit. The child of ``broker pipe`` is stopped with SIGTERM, then
+SIGKILL after a grace period, whenever the publishing ends early (a refusal,
+the connection lost, Ctrl-C or SIGTERM). Imported lazily: it pulls in Twisted.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
+import json
 import os
 import queue
 import signal
@@ -24,15 +29,15 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from autobahn.wamp.exception import ApplicationError, TransportLost
-from autobahn.wamp.types import PublishOptions
 from twisted.internet import defer, task
 
+from broker.cli.channel import Channel
 from broker.cli.wamp import Target, _joined, reactor
-from broker.core.lines import LineSplitter, line_payload
+from broker.core.lines import LineSplitter, line_json, line_payload
 from broker.core.window import Window
 from broker.errors import BrokerError, PayloadTooLarge
 from broker.history.recovery import check_deliverable
@@ -103,84 +108,80 @@ class Publisher:
         return 6 * (len(raw) + len(self.topic)) + _MARGIN < self.max_bytes
 
 
-async def publish_lines(target: Target, publisher: Publisher, fd: int, on_joined: Any = None) -> None:
-    """Join, then publish every line read from ``fd`` until its end, a refusal or the connection lost.
+class Pump:
+    """Reads, cuts and publishes until the end of the input, a refusal, a loss or :meth:`halt`.
 
-    ``on_joined()`` runs once the session is joined (``broker pipe`` starts its
-    program then). Returns once every publish sent has been answered; the
-    outcome is in ``publisher.window``. Cancelled (Ctrl-C), it still waits
-    for what is in flight, then leaves.
+    ``send(messages)`` writes a batch of serialized PUBLISH messages (a
+    :class:`~broker.cli.channel.Channel`'s); the answers come back through
+    :meth:`answered`, and :meth:`step` sends what the window then allows. The
+    input is read only when every line read so far has been sent and the
+    window has room. :meth:`finished` answers once nothing more will be sent
+    and every publish sent has been answered (or can no longer be).
     """
-    window = publisher.window
-    async with _joined(target) as session:
-        if on_joined is not None:
-            on_joined()
-        wake: list[defer.Deferred[None]] = []
 
-        def wake_up(_: object = None) -> None:
-            # take them all first: a woken coroutine may wait again at once
-            waiting, wake[:] = wake[:], []
-            for sleeper in waiting:
-                sleeper.callback(None)
+    def __init__(self, publisher: Publisher, reader: Reader, send: Callable[[list[bytes]], None]) -> None:
+        self.publisher = publisher
+        self.window = publisher.window
+        self.reader = reader
+        self.send = send
+        self.splitter = LineSplitter(publisher.max_bytes)
+        self.pending: deque[bytes | PayloadTooLarge] = deque()
+        self.ended = False
+        self.reading = False
+        self.halted = False
+        #: Why the input could not be read, raised once what was in flight is answered.
+        self.failure: BaseException | None = None
+        #: The line number of each request in flight.
+        self.lines: dict[int, int] = {}
+        self._requests = itertools.count(1)
+        self._envelope = b',{"acknowledge":true},' + json.dumps(publisher.topic).encode() + b",["
+        self._waiting: list[defer.Deferred[None]] = []
 
-        leaving: list[bool] = []
-
-        def lost(_: object) -> None:
-            if not leaving:  # not our own GOODBYE
-                window.lose("the connection was lost")
-                wake_up()
-
-        session.disconnected.addCallback(lost)
-        try:
-            await _pump(session, publisher, Reader(fd), wake, wake_up)
-        finally:
-            while not window.drained:
-                waiting: defer.Deferred[None] = defer.Deferred()
-                wake.append(waiting)
-                await waiting
-            leaving.append(True)
-
-
-async def _pump(
-    session: Any, publisher: Publisher, reader: Reader, wake: list[defer.Deferred[None]], wake_up: Any
-) -> None:
-    """Read, cut and publish until the end of the input or the window closes."""
-    window = publisher.window
-    splitter = LineSplitter(publisher.max_bytes)
-    pending: deque[bytes | PayloadTooLarge] = deque()
-    options = PublishOptions(acknowledge=True)
-    ended = False
-    chunks: deque[bytes] = deque()
-    reading: list[bool] = []
-    failed: list[BaseException] = []
-
-    def got(data: bytes | BaseException) -> None:
-        reading.clear()
-        if isinstance(data, BaseException):
-            failed.append(data)
-        else:
-            chunks.append(data)
-        wake_up()
-
-    def acknowledged(_: object) -> None:
-        window.acknowledged()
-        if window.in_flight <= window.size // 2:  # refill by halves: one wake-up per many acks
-            wake_up()
-
-    def refused(failure: Any, line: int) -> None:
-        error = failure.value
-        message = " ".join(str(a) for a in getattr(error, "args", ()))
-        uri = error.error if isinstance(error, ApplicationError) else "broker.error.internal"
-        if uri.startswith(_SESSION_CLOSED) or not session.is_connected():
-            # the session ended: one loss says it, not each publish in flight
+    def answered(self, request: int, error: tuple[str, str] | None) -> None:
+        """The node's answer to ``request``: acknowledged (``error`` None), or refused ``(uri, message)``."""
+        line = self.lines.pop(request, None)
+        if line is None:
+            return  # not one of ours
+        window = self.window
+        if error is None:
+            window.acknowledged()
+            return
+        uri, message = error
+        if uri.startswith(_SESSION_CLOSED):
             window.lose(f"the session ended ({uri}: {message})")
         elif window.lost is None:
             window.refuse(line, uri, message)
-        wake_up()
 
-    while True:
-        while pending and window.has_room():
-            item = pending.popleft()
+    def ended_by_router(self, uri: str, message: str) -> None:
+        """The router ended the session (``uri``, ``message``): what is in flight is never answered."""
+        if self.lines:
+            self.window.lose(f"the session ended ({uri}: {message})")
+        self.step()
+
+    def lose(self, reason: str) -> None:
+        """The connection is gone."""
+        self.window.lose(reason)
+        self.step()
+
+    def halt(self) -> None:
+        """Send nothing more (Ctrl-C): what is in flight is still answered."""
+        self.halted = True
+        self.step()
+
+    def finished(self) -> defer.Deferred[None]:
+        """Fires once nothing more will be sent and nothing sent is unanswered."""
+        waiting: defer.Deferred[None] = defer.Deferred()
+        self._waiting.append(waiting)
+        self._check()
+        return waiting
+
+    def step(self) -> None:
+        """Send what the window allows, in one batch; read on when all is sent and there is room."""
+        window = self.window
+        publisher = self.publisher
+        messages: list[bytes] = []
+        while self.pending and not self.halted and window.has_room():
+            item = self.pending.popleft()
             line = window.take()
             if isinstance(item, PayloadTooLarge):
                 window.refuse(line, item.wamp_uri, str(item), in_flight=False)
@@ -189,37 +190,86 @@ async def _pump(
                 window.skip()
                 continue
             try:
-                payload = line_payload(item)
-                if not publisher.fits_surely(item):
-                    publisher.check(payload)
+                if publisher.fits_surely(item):
+                    payload = line_json(item)
+                else:  # near the limit: checked by the node's rule, sent as autobahn would encode it
+                    value = line_payload(item)
+                    publisher.check(value)
+                    payload = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
             except BrokerError as exc:
                 window.refuse(line, exc.wamp_uri, str(exc), in_flight=False)
                 break
-            try:
-                sent = session.publish(publisher.topic, payload, options=options)
-            except TransportLost:
-                window.lose("the connection was lost")
-                break
+            request = next(self._requests)
+            self.lines[request] = line
             window.send()
-            sent.addCallbacks(acknowledged, refused, errbackArgs=(line,))
-        if window.stopped or (ended and not pending):
+            messages.append(b"[16,%d%s%s]]" % (request, self._envelope, payload))
+        if messages:
+            self.send(messages)
+        if not self._sending():
+            self._check()
+        elif not self.pending and not self.reading and window.has_room():
+            self.reading = True
+            self.reader.read().addCallbacks(self._got, self._failed)
+
+    def _sending(self) -> bool:
+        window = self.window
+        return not (window.stopped or self.halted or self.failure or (self.ended and not self.pending))
+
+    def _got(self, data: bytes) -> None:
+        self.reading = False
+        if data:
+            self.pending.extend(self.splitter.feed(data))
+        else:
+            self.ended = True
+            self.pending.extend(self.splitter.finish())
+        self.step()
+
+    def _failed(self, failure: Any) -> None:
+        self.reading = False
+        self.failure = failure.value
+        self.step()
+
+    def _check(self) -> None:
+        if self._sending() or not self.window.drained:
             return
-        if failed:
-            raise failed[0]
-        if not pending and chunks:
-            data = chunks.popleft()
-            if data:
-                pending.extend(splitter.feed(data))
-            else:
-                ended = True
-                pending.extend(splitter.finish())
-            continue
-        if not pending and not reading and window.has_room():
-            reading.append(True)  # read while waiting, so a lost connection still wakes the loop
-            reader.read().addCallbacks(got, lambda failure: got(failure.value))
-        waiting: defer.Deferred[None] = defer.Deferred()
-        wake.append(waiting)
-        await waiting
+        waiting, self._waiting = self._waiting, []
+        for sleeper in waiting:
+            if not sleeper.called:  # a cancelled wait has fired already
+                sleeper.callback(None)
+
+
+async def publish_lines(target: Target, publisher: Publisher, fd: int, on_joined: Any = None) -> None:
+    """Join, then publish every line read from ``fd`` until its end, a refusal or the connection lost.
+
+    ``on_joined()`` runs once the session is joined (``broker pipe`` starts its
+    program then). Returns once every publish sent has been answered; the
+    outcome is in ``publisher.window``. Cancelled (Ctrl-C), it still waits
+    for what is in flight, then leaves.
+    """
+    async with _joined(target) as session:
+        if on_joined is not None:
+            on_joined()
+        pump = Pump(publisher, Reader(fd), lambda messages: None)
+        leaving: list[bool] = []
+
+        def lost(_: object) -> None:
+            if not leaving:  # not our own GOODBYE
+                pump.lose("the connection was lost")
+
+        session.disconnected.addCallback(lost)
+        channel = Channel(session.protocol, pump.answered, pump.step, pump.ended_by_router)
+        pump.send = channel.send
+        try:
+            pump.step()
+            await pump.finished()
+        finally:
+            pump.halt()
+            while not publisher.window.drained:
+                await pump.finished()
+            channel.release()
+            leaving.append(True)
+        if pump.failure is not None:
+            raise pump.failure
 
 
 def exit_status(returncode: int) -> int:

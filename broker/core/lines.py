@@ -11,7 +11,8 @@ without a reactor:
   ``null``); anything else, including ``NaN`` and ``Infinity`` (not JSON, though
   Python's parser takes them), is ``{"line": TEXT}``;
 - a line that is not valid UTF-8 is refused (``broker.error.bad_request``),
-  naming the first bad byte;
+  naming the first bad byte; so is JSON whose string escapes name half a
+  surrogate pair (``"\\ud800"``): no event can carry it;
 - a line longer than the node's message limit is refused
   (``broker.error.too_large``) as soon as that many bytes arrived without an
   ending, so a line without end never fills the memory.
@@ -20,6 +21,7 @@ without a reactor:
 from __future__ import annotations
 
 import json
+from json.encoder import encode_basestring
 from typing import Any, Final
 
 from broker.errors import ClientError, PayloadTooLarge
@@ -32,23 +34,59 @@ def _not_json(constant: str) -> Any:
     raise ValueError(f"{constant} is not JSON")
 
 
+#: JSON's encoding of a string, non-ASCII kept as UTF-8 (as autobahn sends it: escaping could
+#: take a line within the node's message limit past it).
+_ENCODE: Final = encode_basestring
 #: One decoder for every line (``json.loads`` with an argument builds a new one per call).
 _DECODER: Final = json.JSONDecoder(parse_constant=_not_json)
+
+
+def _text(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ClientError(f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})") from None
+
+
+def _json(raw: bytes, text: str) -> tuple[bool, Any]:
+    """``(True, value)`` for a JSON line, ``(False, None)`` otherwise; a lone surrogate is refused."""
+    try:
+        value = _DECODER.decode(text)
+    except ValueError:  # JSONDecodeError, or NaN/Infinity
+        return False, None
+    if b"\\u" in raw:  # an escape may name half a surrogate pair: no text, no event can carry it
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            code = ord(exc.object[exc.start])
+            raise ClientError(
+                f"a JSON string holds a lone surrogate (\\u{code:04x}), not Unicode text"
+            ) from None
+    return True, value
 
 
 def line_payload(raw: bytes) -> Any:
     """The event payload of one line (its ending removed): the JSON value, or ``{"line": text}``.
 
-    Raises :class:`~broker.errors.ClientError` for a line that is not UTF-8.
+    Raises :class:`~broker.errors.ClientError` for a line that is not UTF-8,
+    or whose JSON holds a lone surrogate (``"\\ud800"``).
     """
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ClientError(f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})") from None
-    try:
-        return _DECODER.decode(text)
-    except ValueError:  # JSONDecodeError, or NaN/Infinity
-        return {LINE_KEY: text}
+    text = _text(raw)
+    parsed, value = _json(raw, text)
+    return value if parsed else {LINE_KEY: text}
+
+
+def line_json(raw: bytes) -> bytes:
+    """:func:`line_payload` as JSON text: the line itself when it is JSON, else ``{"line": text}`` encoded.
+
+    What the node decodes from it is exactly :func:`line_payload` (the same
+    parser decides), without encoding a value that arrived already encoded.
+    Raises :class:`~broker.errors.ClientError` as :func:`line_payload` does.
+    """
+    text = _text(raw)
+    if _json(raw, text)[0]:
+        return raw
+    return b'{"line":' + _ENCODE(text).encode("utf-8") + b"}"
 
 
 class LineSplitter:
