@@ -70,8 +70,9 @@ class Admitted:
     fingerprint: str
     #: the signed request's nonce, for a cluster-wide claim (see :meth:`PublishGate.nonce_ttl`)
     nonce: str = ""
-    #: the body's length, for :func:`wire_bound` (0: unknown, every event is measured)
-    body_bytes: int = 0
+    #: at most how many bytes of the body's JSON text the events' topics and data came from
+    #: (:func:`events_text`), for :func:`wire_bound` (0: unknown, every event is measured)
+    text_bytes: int = 0
 
     @property
     def scope(self) -> tuple[str, str] | None:
@@ -170,6 +171,18 @@ def _deeper_than(doc: Any, limit: int) -> bool:
             if type(value) is dict or type(value) is list:
                 stack.append((value, depth + 1))
     return False
+
+
+def events_text(body_bytes: int, count: int) -> int:
+    """At most how many bytes of a parsed body of ``body_bytes`` its ``count`` events' topics and
+    data take as JSON text, plus one byte per event (so that :func:`wire_bound` covers an absent
+    ``data``, a null of 5 bytes on the wire).
+
+    What :func:`parse_body` accepted has, besides those texts, at least ``{"topic":}`` (10 bytes)
+    around each event and, for more than one, ``{"events":[]}`` (13) and the commas between them.
+    """
+    structure = 9 * count + (13 + count - 1 if count > 1 else 0)
+    return max(body_bytes - structure, 0)
 
 
 def wire_bound(text_bytes: int) -> int:
@@ -298,7 +311,8 @@ class PublishGate:
             wait = bucket.take(len(events))
             if wait:
                 raise RateLimited(f"publisher key {key_id!r} is over its rate limit", retry_after=wait)
-        return Admitted(key_id, events, idempotency_key, fingerprint, nonce, len(body))
+        text = events_text(len(body), len(events))
+        return Admitted(key_id, events, idempotency_key, fingerprint, nonce, text)
 
     def quota(self, admitted: Admitted) -> Quota | None:
         """What the cluster's bucket must give ``admitted`` (None: this gate took the tokens, or the

@@ -190,7 +190,7 @@ async def _admit_and_publish(delivery: LocalDelivery, admitted: Admitted) -> Out
     if admitted.idempotency_key is not None and gate is not None:
         window = gate.settings.idempotency_window
         once = Once(admitted.key_id, admitted.idempotency_key, admitted.fingerprint, window)
-    answer, replayed = await publish_all(delivery, admitted.events, once, admitted.body_bytes)
+    answer, replayed = await publish_all(delivery, admitted.events, once, admitted.text_bytes)
     return Outcome(answer, replayed)
 
 
@@ -198,7 +198,8 @@ def _all_fit(events: tuple[Event, ...], text_bytes: int, epochs: set[str | None]
     """Whether every event surely fits the message limit with any of ``epochs``, unmeasured.
 
     An empty event must fit with :func:`wire_bound` to spare: of the ``text_bytes`` of JSON
-    the events were decoded from (0: not known), else of all events' JSON text
+    the events' topics and data were decoded from (0: not known,
+    :func:`~broker.core.publishing.events_text`), else of all events' JSON text
     (``[topic, data]`` each, in one C call), else of the longest event's.
     """
     limit = STATE.message_limit
@@ -210,7 +211,10 @@ def _all_fit(events: tuple[Event, ...], text_bytes: int, epochs: set[str | None]
         lambda: max(len(json.dumps([e.topic, e.data])) for e in events),
     ]
     for text in texts:
-        spare = limit - wire_bound(text())
+        bytes_ = text()
+        if not bytes_:  # not known
+            continue
+        spare = limit - wire_bound(bytes_)
         try:
             for epoch in epochs:
                 check_deliverable("", [], {}, epoch, spare)  # the bound covers the topic and data
