@@ -13,7 +13,11 @@ a request counts only when answered 200 with no error in the body. One
 WebSocket subscriber listens on the topic on each node, so every event is
 really dispatched. Broker's node runs the project config (positions,
 history, metrics) with the dev key's rate limit removed; requests carry no
-idempotency key (crossbar has none to compare with).
+idempotency key (crossbar has none to compare with). A second Broker node
+runs on the Redis engine (its own redis-server), and the router worker's CPU
+per request and per event is measured with psutil. The section ends with
+issue 16's verdicts: single requests at least 1.5x crossbar's signed bridge,
+a batch of 100 at least 50,000 events/s, on each engine.
 
     .venv/bin/python -m bench.http_publish [--quick]
 """
@@ -38,17 +42,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from bench.plainnode import PlainNode
 from bench.report import Progress, Section, progress
 from bench.wsload import Fleet
 from broker.core import signing
 from tests.node import PUBLISHER_SECRET, Node
+from tests.redisserver import RedisServer
 
 TOPIC = "public.httpbench"
 PAYLOAD = {"symbol": "ACME", "price": 123.45, "volume": 1000, "note": "x" * 40}
 BATCH = 100
 #: The signed crossbar path's key and secret (bench-only, loopback).
 CB_KEY, CB_SECRET = "bench", "bench-bridge-secret"
+#: Issue 16's targets: single requests against crossbar's signed bridge, and a batch's events/s.
+SINGLE_RATIO, BATCH_EVENTS = 1.5, 50_000
+SINGLE, BATCHED = "Broker /api/publish, single", f"Broker /api/publish, batch of {BATCH}"
+REDIS_SINGLE, REDIS_BATCHED = f"{SINGLE}, Redis engine", f"{BATCHED}, Redis engine"
+SIGNED = "crossbar bridge, signed"
 
 
 def no_rate_limit(config: dict[str, Any]) -> None:
@@ -162,10 +174,35 @@ class Result:
     errors: dict[str, int]
     delivered: int
     expected: int
+    #: the router worker's CPU seconds (user + system) over the measured window
+    cpu: float = 0.0
+    #: the window's length (s)
+    seconds: float = 1.0
+
+    def us_per_request(self) -> float:
+        return self.cpu / (self.requests_s * self.seconds) * 1e6 if self.requests_s else 0.0
+
+    def us_per_event(self) -> float:
+        return self.cpu / (self.events_s * self.seconds) * 1e6 if self.events_s else 0.0
+
+
+def _cpu(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        times = psutil.Process(pid).cpu_times()
+        total += times.user + times.system
+    return total
 
 
 def measure(
-    label: str, kind: str, port: int, fleet: Fleet, seconds: float, processes: int, threads: int
+    label: str,
+    kind: str,
+    port: int,
+    fleet: Fleet,
+    seconds: float,
+    processes: int,
+    threads: int,
+    workers: list[int] | None = None,
 ) -> Result:
     ctx = multiprocessing.get_context("spawn")
     results = ctx.Queue()
@@ -177,7 +214,10 @@ def measure(
     ]
     for proc in procs:
         proc.start()
+    time.sleep(max(0.0, start_at - time.time()))
+    cpu_before = _cpu(workers or [])
     answers = [results.get(timeout=seconds + 60) for _ in procs]
+    cpu = _cpu(workers or []) - cpu_before  # the window plus the answers' way back: a slight overcount
     for proc in procs:
         proc.join(timeout=10)
     ok = sum(a["ok"] for a in answers)
@@ -191,7 +231,8 @@ def measure(
     while time.monotonic() < deadline and fleet.stats()["events"] - before < ok * per_request:
         time.sleep(0.1)
     delivered = fleet.stats()["events"] - before
-    return Result(label, ok / seconds, ok * per_request / seconds, errors, delivered, ok * per_request)
+    rate = ok / seconds
+    return Result(label, rate, rate * per_request, errors, delivered, ok * per_request, cpu, seconds)
 
 
 def markdown(
@@ -206,19 +247,24 @@ def markdown(
         "~100-byte JSON events, one WebSocket subscriber on the "
         "topic. A request counts when answered 200 without an error in the body (crossbar's bridge answers "
         '200 with `{"error": ...}` for refused events). Broker: project config, dev key without rate limit, '
-        "no idempotency key.",
+        "no idempotency key; the Redis rows: the same config on a node with `BROKER_REDIS_URL` (its own "
+        "redis-server, no persistence: nonces and rate limits claimed cluster-wide, events appended to the "
+        "shared log). Router CPU: the router worker's user + system seconds from the window's start until "
+        "every client answered (psutil), per 200 request and per event.",
         "",
-        "| target | requests/s | events/s | delivered to the subscriber | errors |",
-        "| --- | ---: | ---: | ---: | --- |",
+        "| target | requests/s | events/s | router CPU µs/request | µs/event "
+        "| delivered to the subscriber | errors |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for r in results:
         errors = ", ".join(f"{n}x {k}" for k, n in r.errors.items()) or "none"
         lines.append(
             f"| {r.label} | {r.requests_s:,.0f} | {r.events_s:,.0f} "
+            f"| {r.us_per_request():,.0f} | {r.us_per_event():,.1f} "
             f"| {r.delivered:,}/{r.expected:,} | {errors} |"
         )
-    single, bridge = by.get("Broker /api/publish, single"), by.get("crossbar bridge, signed")
-    unsigned, batch = by.get("crossbar bridge, unsigned"), by.get("Broker /api/publish, batch of 100")
+    single, bridge = by.get(SINGLE), by.get(SIGNED)
+    unsigned, batch = by.get("crossbar bridge, unsigned"), by.get(BATCHED)
     lines.append("")
     if single and bridge and unsigned and bridge.requests_s and unsigned.requests_s:
         lines.append(
@@ -230,6 +276,7 @@ def markdown(
             f"Batched, Broker delivers **{batch.events_s / bridge.events_s:.1f}x** the events/s of "
             "crossbar's signed bridge, which takes one event per request (it has no batch form)."
         )
+    lines += ["", *verdicts(by)]
     lines += [
         "",
         "Context, not measured here (docs/http-publish.md and the crossbar 26.10 notes): crossbar's signed "
@@ -245,12 +292,39 @@ def markdown(
     return "\n".join(lines)
 
 
+def verdicts(by: dict[str, Result]) -> list[str]:
+    """Issue 16's HTTP targets, met or not on this run, for the memory and the Redis engine."""
+    bridge = by.get(SIGNED)
+    lines = ["Issue 16 targets:", ""]
+    for engine, single_label, batch_label in [
+        ("memory", SINGLE, BATCHED),
+        ("Redis", REDIS_SINGLE, REDIS_BATCHED),
+    ]:
+        single, batch = by.get(single_label), by.get(batch_label)
+        if single is not None and bridge is not None and bridge.requests_s:
+            ratio = single.requests_s / bridge.requests_s
+            verdict = "**met**" if ratio >= SINGLE_RATIO else "**not met**"
+            lines.append(
+                f"- single requests, {engine} engine, ≥ {SINGLE_RATIO}x crossbar's signed bridge: {verdict} "
+                f"({single.requests_s:,.0f} / {bridge.requests_s:,.0f} requests/s = {ratio:.2f}x)."
+            )
+        if batch is not None:
+            verdict = "**met**" if batch.events_s >= BATCH_EVENTS else "**not met**"
+            lines.append(
+                f"- a batch of {BATCH}, {engine} engine, ≥ {BATCH_EVENTS:,} events/s: {verdict} "
+                f"({batch.events_s:,.0f} events/s)."
+            )
+    return lines
+
+
 #: (label, request kind, node) in the order measured; rounds alternate through all of them.
 CASES = [
-    ("Broker /api/publish, single", "broker", "broker"),
-    ("crossbar bridge, signed", "crossbar-signed", "crossbar"),
+    (SINGLE, "broker", "broker"),
+    (SIGNED, "crossbar-signed", "crossbar"),
     ("crossbar bridge, unsigned", "crossbar-unsigned", "crossbar"),
-    ("Broker /api/publish, batch of 100", "broker-batch", "broker"),
+    (BATCHED, "broker-batch", "broker"),
+    (REDIS_SINGLE, "broker", "redis"),
+    (REDIS_BATCHED, "broker-batch", "redis"),
 ]
 
 
@@ -258,9 +332,11 @@ def run(quick: bool, progress: Progress = progress) -> Section:
     started = time.monotonic()
     seconds, rounds, processes, threads = (2.0, 1, 2, 2) if quick else (5.0, 2, 3, 2)
     work = Path(tempfile.mkdtemp(prefix="broker-httpbench-"))
+    redis = RedisServer(work / "redis")
     nodes: dict[str, Node | PlainNode] = {
         "broker": Node(work / "broker", mutate=no_rate_limit),
         "crossbar": PlainNode(work / "crossbar", paths=BRIDGE_PATHS),
+        "redis": Node(work / "broker-redis", mutate=no_rate_limit, env={"BROKER_REDIS_URL": redis.url}),
     }
     fleets: dict[str, Fleet] = {}
     best: dict[str, Result] = {}
@@ -274,7 +350,10 @@ def run(quick: bool, progress: Progress = progress) -> Section:
         for round_ in range(rounds):
             for label, kind, name in CASES:
                 progress(f"http publish: {label}, {seconds:.0f} s (round {round_ + 1}/{rounds}) ...")
-                result = measure(label, kind, nodes[name].port, fleets[name], seconds, processes, threads)
+                node = nodes[name]
+                result = measure(
+                    label, kind, node.port, fleets[name], seconds, processes, threads, node.workers
+                )
                 progress(f"  {result.requests_s:,.0f} requests/s, {result.events_s:,.0f} events/s")
                 if label not in best or result.events_s > best[label].events_s:
                     best[label] = result
@@ -283,6 +362,7 @@ def run(quick: bool, progress: Progress = progress) -> Section:
             fleet.close()
         for node in nodes.values():
             node.stop()
+        redis.stop()
     results = [best[label] for label, _, _ in CASES if label in best]
     text = markdown(results, seconds, rounds, processes, threads, time.monotonic() - started)
     ok = len(results) == len(CASES) and all(r.requests_s > 0 and r.delivered >= r.expected for r in results)

@@ -46,6 +46,9 @@ from broker.errors import (
 PUBLISH_PATH: Final = "/api/publish"
 _EVENT_KEYS: Final = frozenset({"topic", "data", "idempotency_key"})
 _BATCH_KEYS: Final = frozenset({"events", "idempotency_key"})
+_FIELDS: Final = frozenset({"topic", "data"})
+#: :func:`wire_bound`'s factor: wire bytes per byte of JSON text, at most.
+WIRE_PER_TEXT_BYTE: Final = 5
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,9 @@ class Admitted:
     fingerprint: str
     #: the signed request's nonce, for a cluster-wide claim (see :meth:`PublishGate.nonce_ttl`)
     nonce: str = ""
+    #: at most how many bytes of the body's JSON text the events' topics and data came from
+    #: (:func:`events_text`), for :func:`wire_bound` (0: unknown, every event is measured)
+    text_bytes: int = 0
 
     @property
     def scope(self) -> tuple[str, str] | None:
@@ -87,17 +93,14 @@ def parse_body(body: bytes, max_batch: int) -> tuple[tuple[Event, ...], str | No
     The body is held to the nesting limit of every WAMP message
     (:data:`broker.core.protocol.MAX_JSON_NESTING`) before it is decoded: deeper
     JSON would be refused over WebSocket, and thousands of levels make the
-    decoder raise ``RecursionError``.
+    decoder raise ``RecursionError``. A batch's checks run once per distinct
+    topic (the errors name the first event that fails, as event by event would).
     """
-    if json_nesting_exceeds(body):
-        raise ClientError(f"body is JSON nested deeper than {MAX_JSON_NESTING} levels")
-    try:
-        doc = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ClientError(f"body is not valid JSON: {exc}") from None
+    doc = _decode(body)
     if not isinstance(doc, dict):
         raise ClientError('body must be a JSON object: one event or {"events": [...]}')
-    if "events" in doc:
+    batch = "events" in doc
+    if batch:
         extra = sorted(set(doc) - _BATCH_KEYS)
         raw_events = doc["events"]
         if not isinstance(raw_events, list) or not 1 <= len(raw_events) <= max_batch:
@@ -112,18 +115,94 @@ def parse_body(body: bytes, max_batch: int) -> tuple[tuple[Event, ...], str | No
         raise ClientError("idempotency_key must be a string of 1 to 200 characters")
     events = []
     for i, raw in enumerate(raw_events):
-        where = "" if "events" not in doc else f"events[{i}]: "
+        if type(raw) is dict and raw.keys() <= _FIELDS and "topic" in raw:  # the common case
+            events.append(Event(raw["topic"], raw.get("data")))
+            continue
+        where = f"events[{i}]: " if batch else ""
         if not isinstance(raw, dict):
             raise ClientError(f"{where}an event must be an object {{topic, data}}")
-        unknown = sorted(set(raw) - {"topic", "data"})
+        unknown = sorted(set(raw) - _FIELDS)
         if unknown:
             raise ClientError(f"{where}unknown field {unknown[0]!r}")
         if "topic" not in raw:
             raise ClientError(f"{where}missing field 'topic'")
-        events.append(Event(topic=raw["topic"], data=raw.get("data")))
+        events.append(Event(raw["topic"], raw.get("data")))
+    checked: set[str] = set()
     for i, event in enumerate(events):
-        check_uri(event.topic, what=f"topic of events[{i}]" if "events" in doc else "topic")
+        topic = event.topic
+        if type(topic) is not str or topic not in checked:
+            check_uri(topic, what=f"topic of events[{i}]" if batch else "topic")
+            checked.add(topic)
     return tuple(events), key
+
+
+def _decode(body: bytes) -> Any:
+    """The JSON document of ``body`` if it nests no deeper than the limit, else :class:`ClientError`.
+
+    The nesting is that of :func:`~broker.core.protocol.json_nesting_exceeds`
+    (brackets outside strings), decided at C speed for most bodies: one with
+    few brackets cannot be too deep; otherwise the decoded document's
+    containers are walked (for valid JSON they are those brackets), and a
+    body that does not decode is scanned, so its error is the same as if it
+    had been scanned first.
+    """
+    few = body.count(b"[") + body.count(b"{") <= MAX_JSON_NESTING
+    try:
+        doc = json.loads(body)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        if not few and json_nesting_exceeds(body):
+            raise ClientError(f"body is JSON nested deeper than {MAX_JSON_NESTING} levels") from None
+        raise ClientError(f"body is not valid JSON: {exc}") from None
+    if not few and _deeper_than(doc, MAX_JSON_NESTING):
+        raise ClientError(f"body is JSON nested deeper than {MAX_JSON_NESTING} levels")
+    return doc
+
+
+def _deeper_than(doc: Any, limit: int) -> bool:
+    """Whether decoded JSON nests objects and arrays more than ``limit`` deep (no recursion)."""
+    if type(doc) is not dict and type(doc) is not list:
+        return False
+    stack = [(doc, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        for value in node.values() if type(node) is dict else node:
+            if type(value) is dict or type(value) is list:
+                stack.append((value, depth + 1))
+    return False
+
+
+def events_text(body_bytes: int, count: int) -> int:
+    """At most how many bytes of a parsed body of ``body_bytes`` its ``count`` events' topics and
+    data take as JSON text, plus one byte per event (so that :func:`wire_bound` covers an absent
+    ``data``, a null of 5 bytes on the wire).
+
+    What :func:`parse_body` accepted has, besides those texts, at least ``{"topic":}`` (10 bytes)
+    around each event and, for more than one, ``{"events":[]}`` (13) and the commas between them.
+    """
+    structure = 9 * count + (13 + count - 1 if count > 1 else 0)
+    return max(body_bytes - structure, 0)
+
+
+def wire_bound(text_bytes: int) -> int:
+    """An upper bound on :func:`broker.history.wiresize.wire_size` of every value (and of the
+    sum of all values) decoded from disjoint parts of ``text_bytes`` bytes of JSON text.
+
+    :data:`WIRE_PER_TEXT_BYTE` times the text: per node of a decoded value the
+    largest encoding is at most five times the node's own text. A float's
+    text has at least 3 characters and takes at most 9 or its ``repr``,
+    which outgrows the text the most for ``1e15`` (``1000000000000000.0``, 18
+    of 4, 4.5 times); ``true``/``null`` take 5 of 4; a string's quoted form
+    never exceeds its text (an escape decodes to no more than it took), and
+    its raw bytes plus a binary header exceed it only beyond 255 bytes, by
+    at most 7; an integer takes its digits, at most 9 for up to 19 of them;
+    a container's punctuation never exceeds its text. Text only adds
+    (whitespace, escapes, repeated keys), and any JSON text that decodes to
+    the value will do (``json.dumps`` of it, say). So a body whose bound fits
+    a limit needs no event measured.
+    """
+    return WIRE_PER_TEXT_BYTE * text_bytes
 
 
 class Journals(Protocol):
@@ -219,17 +298,21 @@ class PublishGate:
         limit = self.settings.max_body_bytes
         if len(body) > limit:
             raise PayloadTooLarge(f"body of {len(body)} bytes is over the limit of {limit}")
-        key_id, nonce = self._authenticate(method, path, headers, body)
+        key_id, nonce, fingerprint = self._authenticate(method, path, headers, body)
         events, idempotency_key = parse_body(body, self.settings.max_batch)
+        allowed: set[str] = set()
         for event in events:
-            if not self.grants.allows(key_id, "publish", event.topic):
-                raise NotAuthorized(f"publisher key {key_id!r} may not publish to {event.topic!r}")
+            if event.topic not in allowed:
+                if not self.grants.allows(key_id, "publish", event.topic):
+                    raise NotAuthorized(f"publisher key {key_id!r} may not publish to {event.topic!r}")
+                allowed.add(event.topic)
         bucket = None if self.cluster_rate_limits else self.buckets.get(key_id)
         if bucket is not None:
             wait = bucket.take(len(events))
             if wait:
                 raise RateLimited(f"publisher key {key_id!r} is over its rate limit", retry_after=wait)
-        return Admitted(key_id, events, idempotency_key, hashlib.sha256(body).hexdigest(), nonce)
+        text = events_text(len(body), len(events))
+        return Admitted(key_id, events, idempotency_key, fingerprint, nonce, text)
 
     def quota(self, admitted: Admitted) -> Quota | None:
         """What the cluster's bucket must give ``admitted`` (None: this gate took the tokens, or the
@@ -247,8 +330,9 @@ class PublishGate:
 
     def _authenticate(
         self, method: str, path: str, headers: Mapping[str, str], body: bytes
-    ) -> tuple[str, str]:
-        """The key id and nonce of a correctly signed request not yet seen by this node."""
+    ) -> tuple[str, str, str]:
+        """The key id, nonce and body SHA-256 (hex) of a correctly signed request not yet seen
+        by this node."""
         key_id = _header(headers, signing.HEADER_KEY)
         timestamp = _header(headers, signing.HEADER_TIMESTAMP)
         nonce = _header(headers, signing.HEADER_NONCE)
@@ -258,8 +342,9 @@ class PublishGate:
             raise Unauthenticated(f"unknown publisher key {key_id[:64]!r}")
         if not timestamp.isdigit():
             raise Unauthenticated(f"{signing.HEADER_TIMESTAMP} must be integer Unix seconds")
-        if not signing.verify(key.secret, key_id, method, path, timestamp, nonce, body, claimed):
+        body_sha256 = hashlib.sha256(body).hexdigest()
+        if not signing.verify(key.secret, key_id, method, path, timestamp, nonce, body, claimed, body_sha256):
             raise Unauthenticated("signature does not match (docs/http-publish.md gives the canonical form)")
         self.nonces.check_timestamp(int(timestamp))
         self.nonces.remember(key_id, nonce, int(timestamp))
-        return key_id, nonce
+        return key_id, nonce, body_sha256

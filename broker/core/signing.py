@@ -51,8 +51,16 @@ def _check(field: str, value: str) -> str:
     return value
 
 
-def canonical(key_id: str, method: str, path: str, timestamp: str, nonce: str, body: bytes) -> bytes:
-    """The exact bytes that are signed."""
+def canonical(
+    key_id: str,
+    method: str,
+    path: str,
+    timestamp: str,
+    nonce: str,
+    body: bytes,
+    body_sha256: str | None = None,
+) -> bytes:
+    """The exact bytes that are signed (``body_sha256``: the body's hex SHA-256, if already known)."""
     fields = [
         SCHEME,
         _check("key id", key_id),
@@ -60,25 +68,40 @@ def canonical(key_id: str, method: str, path: str, timestamp: str, nonce: str, b
         _check("path", path),
         _check("timestamp", timestamp),
         _check("nonce", nonce),
-        hashlib.sha256(body).hexdigest(),
+        hashlib.sha256(body).hexdigest() if body_sha256 is None else body_sha256,
     ]
     return "\n".join(fields).encode("ascii")
 
 
 def signature(
-    secret: str, key_id: str, method: str, path: str, timestamp: str, nonce: str, body: bytes
+    secret: str,
+    key_id: str,
+    method: str,
+    path: str,
+    timestamp: str,
+    nonce: str,
+    body: bytes,
+    body_sha256: str | None = None,
 ) -> str:
     """The hex HMAC-SHA256 of the canonical form."""
-    message = canonical(key_id, method, path, timestamp, nonce, body)
+    message = canonical(key_id, method, path, timestamp, nonce, body, body_sha256)
     return hmac.new(secret.encode("utf-8"), message, hashlib.sha256).hexdigest()
 
 
 def verify(
-    secret: str, key_id: str, method: str, path: str, timestamp: str, nonce: str, body: bytes, claimed: str
+    secret: str,
+    key_id: str,
+    method: str,
+    path: str,
+    timestamp: str,
+    nonce: str,
+    body: bytes,
+    claimed: str,
+    body_sha256: str | None = None,
 ) -> bool:
     """Whether ``claimed`` is the signature of this request (constant-time comparison)."""
     try:
-        expected = signature(secret, key_id, method, path, timestamp, nonce, body)
+        expected = signature(secret, key_id, method, path, timestamp, nonce, body, body_sha256)
     except SigningError:
         return False
     return hmac.compare_digest(expected.encode("ascii"), claimed.encode("ascii", "replace"))

@@ -11,8 +11,9 @@ a small file of its own in the node directory (:data:`MEMORY_STORE_FILE`):
 without it a retry after a restart would publish a second event, and the
 only safe alternative (refusing every idempotency key that might be a retry)
 would make keys useless for a day. Rows are bounded like the caches: expired
-ones are deleted through an index on every write, and neither table outgrows
-its cache's capacity. A file that is new (the first start, or the directory
+ones are deleted through an index (nonces at most once a second, so a nonce
+costs one INSERT), and neither table outgrows its cache's capacity by more
+than a second of requests. A file that is new (the first start, or the directory
 was wiped) records when it began, and requests signed before then are
 refused (see docs/http-publish.md, "Across restarts").
 """
@@ -78,6 +79,8 @@ class SQLitePublishMemory:
 class _Nonces:
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
+        #: the horizon expired rows were last deleted below (at most once a second)
+        self._pruned = float("-inf")
 
     def load(self, horizon: float) -> Remembered:
         meta = dict(self._db.execute("SELECT key, value FROM publish_meta").fetchall())
@@ -88,14 +91,17 @@ class _Nonces:
 
     def record(self, key_id: str, nonce: str, timestamp: float, floor: float, horizon: float) -> None:
         db = self._db
-        db.execute("BEGIN IMMEDIATE")
+        if floor < horizon:  # the common case: one statement, its own transaction
+            db.execute("INSERT INTO publish_nonces VALUES (?, ?, ?)", (key_id, nonce, timestamp))
+            if horizon - self._pruned >= 1:  # expired rows are refused by timestamp: drop them
+                db.execute("DELETE FROM publish_nonces WHERE ts < ?", (horizon,))
+                self._pruned = horizon
+            return
+        db.execute("BEGIN IMMEDIATE")  # the memory was full: keep the floor, drop what it refuses
         try:
             db.execute("INSERT INTO publish_nonces VALUES (?, ?, ?)", (key_id, nonce, timestamp))
-            if floor >= horizon:  # the memory was full: keep the floor, drop what it refuses
-                db.execute("INSERT OR REPLACE INTO publish_meta VALUES ('floor', ?)", (floor,))
-                db.execute("DELETE FROM publish_nonces WHERE ts <= ?", (floor,))
-            else:
-                db.execute("DELETE FROM publish_nonces WHERE ts < ?", (horizon,))
+            db.execute("INSERT OR REPLACE INTO publish_meta VALUES ('floor', ?)", (floor,))
+            db.execute("DELETE FROM publish_nonces WHERE ts <= ?", (floor,))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")

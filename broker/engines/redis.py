@@ -59,6 +59,7 @@ from broker.engines import redis_batcher as batcher
 from broker.engines import redis_limits as limits
 from broker.engines import redis_scripts as scripts
 from broker.engines import redis_wire as wire
+from broker.engines.redis_admit import AdmitGroups
 from broker.engines.redis_batcher import Pending
 from broker.engines.redis_feed import Feeder
 from broker.engines.redis_wire import Connect as Connect
@@ -128,6 +129,7 @@ class RedisStore:
         self._timeout = timeout
         #: the appends waiting for a call (they wait half the timeout at most, then are refused)
         self._batcher = batcher.Batcher(timeout / 2, queue_events=queue_events)
+        self._admits = AdmitGroups(link, self._call)
         self._adopted = False  # whether the epoch came from Redis (a change is then worth a warning)
         self._closed = False
         #: what failed last, by path ("commands": scripts, "reader": the log's XREAD); cleared on success
@@ -247,11 +249,12 @@ class RedisStore:
             return Snapshot(epoch, snapshot, events[:limit])
 
     async def admit(self, key_id: str, nonce: str, ttl: float, quota: Quota | None = None) -> float | None:
-        """Claim the nonce and take the key's tokens for the whole cluster, in one script
-        (:meth:`broker.history.HistoryStore.admit`). Not tied to the epoch: a reset history
+        """Claim the nonce and take the key's tokens for the whole cluster, in one script shared
+        with the requests waiting meanwhile (:meth:`broker.history.HistoryStore.admit`,
+        :mod:`broker.engines.redis_admit`). Not tied to the epoch: a reset history
         reopens no nonce."""
         keys, args = limits.admit_call(self._base, key_id, nonce, ttl, quota, self._clock)
-        return limits.admitted(await self._call(scripts.ADMIT, args, keys))
+        return limits.admitted(await self._admits.admit(keys, args))
 
     def cursor(self) -> int:
         """The highest cursor seen from Redis (0: none yet)."""

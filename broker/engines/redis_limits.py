@@ -4,7 +4,8 @@ Why a module of its own: these are not history, but they must hold on every
 node at once, so they live in the Redis every node shares, each decided by
 one atomic script. The nonce and the publisher key's token bucket are taken
 together before the append (:data:`broker.engines.redis_scripts.ADMIT`, one
-round trip); an idempotency scope is checked and recorded by the append's own
+round trip, shared by the requests that arrive while one is in flight:
+:mod:`broker.engines.redis_admit`); an idempotency scope is checked and recorded by the append's own
 script (:data:`broker.engines.redis_scripts.APPEND`), so a batch is appended
 at most once per scope whichever node runs it, even when an answer from Redis
 was lost on its way back. This module builds those scripts' keys and
@@ -41,13 +42,13 @@ def _ms(seconds: float) -> str:
 def admit_call(
     base: str, key_id: str, nonce: str, ttl: float, quota: Quota | None, clock: Callable[[], float] | None
 ) -> tuple[list[str], list[str]]:
-    """The keys and arguments of ``ADMIT`` for one request (``clock`` None: Redis ``TIME``)."""
-    keys, args = [_key(base, "nonce", key_id, nonce)], [_ms(ttl)]
-    if quota is not None:
-        keys.append(_key(base, "rate", key_id))
-        now = "" if clock is None else repr(float(clock()))
-        args += [repr(float(quota.per_second)), str(quota.burst), str(quota.count), now]
-    return keys, args
+    """The two keys and five arguments of one request in ``ADMIT`` (``clock`` None: Redis ``TIME``)."""
+    claim = _key(base, "nonce", key_id, nonce)
+    if quota is None:
+        return [claim, claim], [_ms(ttl), "", "", "", ""]
+    now = "" if clock is None else repr(float(clock()))
+    rate = [repr(float(quota.per_second)), str(quota.burst), str(quota.count), now]
+    return [claim, _key(base, "rate", key_id)], [_ms(ttl), *rate]
 
 
 def admitted(reply: Sequence[Any]) -> float | None:

@@ -240,30 +240,47 @@ return {epoch, cursor}
 """
 )
 
-#: KEYS: the nonce's key, and (optional) the publisher key's bucket; ARGV: how long to keep the
-#: nonce (ms), then with a bucket: per_second, burst, tokens to take, now ('' = Redis TIME).
-#: Returns {claimed, wait}: ``claimed`` 0 if a node had already claimed the nonce (``SET NX PX``:
-#: one winner on the whole cluster; nothing else is done), else 1 and ``wait`` the seconds until
-#: the bucket holds the tokens ('0': taken, 'inf': more than the burst), as a string.
+#: Admits one or more requests, each as if alone, in order (a key's tokens are taken in that
+#: order). Per request two KEYS: the nonce's key, and the publisher key's bucket (the nonce's
+#: key again without one); five ARGV: how long to keep the nonce (ms), then per_second, burst,
+#: tokens to take, now ('' = Redis TIME), all '' but the first without a bucket.
+#: Returns one {claimed, wait} per request: ``claimed`` 0 if a node had already claimed the
+#: nonce (``SET NX PX``: one winner on the whole cluster; nothing else is done), else 1 and
+#: ``wait`` the seconds until the bucket holds the tokens ('0': taken, 'inf': more than the
+#: burst), as a string.
 ADMIT: Final = """
-if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return {0, '0'} end
-if not KEYS[2] then return {1, '0'} end
-local rate, burst, take = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-if take > burst then return {1, 'inf'} end
-local now = tonumber(ARGV[5])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local out, clock = {}, nil
+for i = 0, #KEYS / 2 - 1 do
+  local bucket, a = KEYS[2 * i + 2], 5 * i
+  local answer = {1, '0'}
+  if not redis.call('SET', KEYS[2 * i + 1], '1', 'NX', 'PX', ARGV[a + 1]) then
+    answer = {0, '0'}
+  elseif ARGV[a + 2] ~= '' then
+    local rate, burst, take = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
+    local now = tonumber(ARGV[a + 5])
+    if not now then
+      clock = clock or redis.call('TIME')
+      now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+    end
+    if take > burst then
+      answer = {1, 'inf'}
+    else
+      local tokens, at = unpack(redis.call('HMGET', bucket, 'k', 't'))
+      if tokens then
+        tokens = math.min(burst, tonumber(tokens) + math.max(0, now - tonumber(at)) * rate)
+      else
+        tokens = burst
+      end
+      if tokens < take then
+        answer = {1, string.format('%.17g', (take - tokens) / rate)}
+      else
+        tokens = tokens - take
+        redis.call('HSET', bucket, 'k', string.format('%.17g', tokens), 't', string.format('%.17g', now))
+        redis.call('PEXPIRE', bucket, math.ceil((burst - tokens) / rate * 1000) + 1000)
+      end
+    end
+  end
+  out[i + 1] = answer
 end
-local tokens, at = unpack(redis.call('HMGET', KEYS[2], 'k', 't'))
-if tokens then
-  tokens = math.min(burst, tonumber(tokens) + math.max(0, now - tonumber(at)) * rate)
-else
-  tokens = burst
-end
-if tokens < take then return {1, string.format('%.17g', (take - tokens) / rate)} end
-tokens = tokens - take
-redis.call('HSET', KEYS[2], 'k', string.format('%.17g', tokens), 't', string.format('%.17g', now))
-redis.call('PEXPIRE', KEYS[2], math.ceil((burst - tokens) / rate * 1000) + 1000)
-return {1, '0'}
+return out
 """

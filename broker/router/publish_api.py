@@ -16,6 +16,7 @@ bridge is not exposed (it answers 200 for refused events and accepts replays).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
@@ -28,7 +29,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from broker.core.idempotency import Answer
-from broker.core.publishing import PUBLISH_PATH, Admitted, Event
+from broker.core.publishing import PUBLISH_PATH, Admitted, Event, wire_bound
 from broker.core.ratelimit import Quota
 from broker.errors import (
     BrokerError,
@@ -40,9 +41,10 @@ from broker.errors import (
     Replayed,
     ServerError,
 )
-from broker.history import POSITION_KEY, NewEvent, Once
+from broker.history import POSITION_KEY, NewEvent, Once, Retention
 from broker.history.recovery import check_deliverable
 from broker.router import metrics
+from broker.router.crossbar.forms import skip_form_parsing
 from broker.router.delivery import LocalDelivery, Outgoing
 from broker.router.positions import (
     HISTORY_UNAVAILABLE,
@@ -73,12 +75,14 @@ def error_answer(error: BrokerError) -> Answer:
 
 
 async def publish_all(
-    delivery: LocalDelivery, events: tuple[Event, ...], once: Once | None = None
+    delivery: LocalDelivery, events: tuple[Event, ...], once: Once | None = None, text_bytes: int = 0
 ) -> tuple[Answer, bool]:
     """Store ``events`` in one append, deliver them in order; the 200 answer lists ids and positions.
 
     Refused whole, before anything is stored: an event too large to deliver
-    (``PayloadTooLarge``), a node that is stopping or a history engine that
+    (``PayloadTooLarge``; events decoded from ``text_bytes`` bytes of JSON whose
+    :func:`~broker.core.publishing.wire_bound` fits the message limit all fit, unmeasured),
+    a node that is stopping or a history engine that
     fails (``ApplicationError``: ``history_unavailable`` is answered 503 with ``Retry-After``,
     the others 502 with their URI). A 503's message says whether the batch was stored: not,
     for certain, or perhaps (the engine was asked and did not answer in time:
@@ -91,10 +95,19 @@ async def publish_all(
     store = STATE.history
     # on a cluster node every event but a reserved topic's is appended, those without history
     # unpositioned (NO_HISTORY), so the other nodes deliver the batch in its order
-    retentions = [retention_of(e.topic) for e in events]
-    for event, retention in zip(events, retentions, strict=True):
-        positioned = retention is not None and retention.max_events > 0
-        _check_deliverable(event, store.epoch if store is not None and positioned else None)
+    by_topic: dict[str, Retention | None] = {}
+    retentions = []
+    for event in events:
+        topic = event.topic
+        if topic not in by_topic:
+            by_topic[topic] = retention_of(topic)
+        retentions.append(by_topic[topic])
+    epoch = store.epoch if store is not None else None
+    epochs = {None if r is None or r.max_events <= 0 else epoch for r in retentions}
+    if events and not _all_fit(events, text_bytes, epochs):
+        for event, retention in zip(events, retentions, strict=True):
+            positioned = retention is not None and retention.max_events > 0
+            _check_deliverable(event, epoch if positioned else None)
     received = perf_counter()  # the start of broker_delivery_latency_seconds
     batch = [
         NewEvent(e.topic, [e.data], {}, r) for e, r in zip(events, retentions, strict=True) if r is not None
@@ -177,8 +190,38 @@ async def _admit_and_publish(delivery: LocalDelivery, admitted: Admitted) -> Out
     if admitted.idempotency_key is not None and gate is not None:
         window = gate.settings.idempotency_window
         once = Once(admitted.key_id, admitted.idempotency_key, admitted.fingerprint, window)
-    answer, replayed = await publish_all(delivery, admitted.events, once)
+    answer, replayed = await publish_all(delivery, admitted.events, once, admitted.text_bytes)
     return Outcome(answer, replayed)
+
+
+def _all_fit(events: tuple[Event, ...], text_bytes: int, epochs: set[str | None]) -> bool:
+    """Whether every event surely fits the message limit with any of ``epochs``, unmeasured.
+
+    An empty event must fit with :func:`wire_bound` to spare: of the ``text_bytes`` of JSON
+    the events' topics and data were decoded from (0: not known,
+    :func:`~broker.core.publishing.events_text`), else of all events' JSON text
+    (``[topic, data]`` each, in one C call), else of the longest event's.
+    """
+    limit = STATE.message_limit
+    if limit is None:
+        return True
+    texts: list[Callable[[], int]] = [
+        lambda: text_bytes,
+        lambda: len(json.dumps([[e.topic, e.data] for e in events])),
+        lambda: max(len(json.dumps([e.topic, e.data])) for e in events),
+    ]
+    for text in texts:
+        bytes_ = text()
+        if not bytes_:  # not known
+            continue
+        spare = limit - wire_bound(bytes_)
+        try:
+            for epoch in epochs:
+                check_deliverable("", [], {}, epoch, spare)  # the bound covers the topic and data
+        except PayloadTooLarge:
+            continue
+        return True
+    return False
 
 
 def _check_deliverable(event: Event, epoch: str | None) -> None:
@@ -195,6 +238,7 @@ class PublishResource(Resource):
         Resource.__init__(self)
 
     def render(self, request: Request) -> bytes | int:
+        skip_form_parsing(request)
         path = request.path.decode("latin-1")
         if path != PUBLISH_PATH:
             return self._send(request, (404, {"error": "broker.error.not_found", "message": f"no {path}"}))
@@ -298,5 +342,7 @@ class PublishResource(Resource):
         """Answer a request whose render returned NOT_DONE_YET (unless the client left)."""
         if request.finished or getattr(request, "_disconnected", False):
             return
-        request.write(cls._send(request, answer, retry_after=retry_after, replayed=replayed))
+        payload = cls._send(request, answer, retry_after=retry_after, replayed=replayed)
+        request.setHeader(b"content-length", b"%d" % len(payload))  # one write, not chunked
+        request.write(payload)
         request.finish()
