@@ -39,6 +39,7 @@ _SETTINGS_KEYS: Final = frozenset(
         "tokens",
         "metrics",
         "presence",
+        "fast_path",
     }
 )
 _TOKENS_KEYS: Final = frozenset({"audience", "keys", "max_ttl", "leeway"})
@@ -121,6 +122,8 @@ class BrokerSettings:
     tokens: TokenSettings | None = None
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     presence: PresenceSettings = field(default_factory=PresenceSettings)
+    #: False: crossbar's own PUBLISH dispatch everywhere (Broker's fast dispatch off).
+    fast_path: bool = True
 
     def publisher_grants(self) -> Grants:
         """The publisher keys' topic grants, keyed by key id."""
@@ -349,6 +352,9 @@ def parse_settings(raw: object, path: str = "$", env: Mapping[str, str] | None =
     )
     tokens = _parse_tokens(raw["tokens"], f"{path}.tokens", env) if "tokens" in raw else None
     metrics = _parse_limits(raw.get("metrics", {}), f"{path}.metrics", _METRICS_LIMITS, MetricsSettings)
+    fast_path = raw.get("fast_path", True)
+    if not isinstance(fast_path, bool):
+        raise ConfigError(f"{path}.fast_path", f"must be true or false, not {fast_path!r}")
     return BrokerSettings(
         grants=Grants(roles),
         hello_timeout=float(hello_timeout),
@@ -359,6 +365,7 @@ def parse_settings(raw: object, path: str = "$", env: Mapping[str, str] | None =
         tokens=tokens,
         metrics=metrics,
         presence=parse_presence(raw.get("presence", {}), f"{path}.presence"),
+        fast_path=fast_path,
     )
 
 

@@ -39,6 +39,7 @@ engine could not store in ``broker_rejections_total{reason="history_unavailable"
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from time import perf_counter
 from typing import Any
 
@@ -170,16 +171,45 @@ def process_publish(self: Any, session: Any, publish: Any) -> None:
             _refuse(session, publish, HISTORY_UNAVAILABLE, refusal(failure, publish.topic))
 
         batch = [NewEvent(publish.topic, list(publish.args or []), kwargs, retention)]
-        # memory and SQLite never suspend: stored() runs before this returns, as before the seam
-        Deferred.fromCoroutine(history.append(batch)).addCallbacks(stored, not_stored)
+        if history.shared:
+            Deferred.fromCoroutine(history.append(batch)).addCallbacks(stored, not_stored)
+        else:  # memory and SQLite never suspend: stored() runs before this returns, no Deferred
+            settle(history.append(batch), stored, not_stored)
 
     def failed(failure: Failure) -> None:
         crossbar_publish.dispatch(self, session, publish, failure)  # crossbar answers the failure itself
 
+    cached = crossbar_publish.cached_authorization(self._router, session, publish.topic)
+    if cached is not None:  # what Router.authorize would answer from its cache, without its Deferreds
+        authorized(cached)
+        return
     authorization = self._router.authorize(
         session, publish.topic, "publish", options=publish.marshal_options()
     )
     authorization.addCallbacks(authorized, failed)
+
+
+def settle(
+    coroutine: Coroutine[Any, Any, Any], done: Callable[[Any], None], failed: Callable[[Failure], None]
+) -> None:
+    """Run ``coroutine`` now, then ``done(result)`` or ``failed(failure)``: what
+    ``Deferred.fromCoroutine(coroutine).addCallbacks(done, failed)`` does, without a Deferred
+    when it finishes without suspending. If it awaits a Deferred, it resumes when that fires
+    (a Deferred hands its own result to the coroutine awaiting it, the value sent is ignored)."""
+    try:
+        waiting = coroutine.send(None)
+    except StopIteration as finished:
+        done(finished.value)
+        return
+    except Exception:  # the engine's error, whatever it is: the publish is refused, not lost
+        failed(Failure())
+        return
+
+    def resume(result: Any) -> Any:
+        settle(coroutine, done, failed)
+        return result  # the awaited Deferred keeps its result
+
+    waiting.addBoth(resume)
 
 
 def install() -> None:
