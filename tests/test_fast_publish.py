@@ -12,6 +12,7 @@ its turn, one whose message is too large) are checked on their own, without a re
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -314,3 +315,17 @@ def test_chunks_skip_vanished_and_too_large_receivers(monkeypatch: pytest.Monkey
         fn(*args)
     assert sent == [("a", msg), ("d", msg), ("f", msg)]
     assert router._message_stats["sent"] == {"event": 3}
+
+
+@pytest.mark.parametrize("length", [0, 1, 3, 4, 5, 150, 4096])
+def test_small_frames_unmask_as_autobahn_does(length: int) -> None:
+    """Whole and in pieces (a frame can arrive over several reads), the same bytes and pointer."""
+    from autobahn.websocket import xormasker
+
+    from broker.router.crossbar.unmask import SmallMasker
+
+    data, mask = os.urandom(length), os.urandom(4)
+    for pieces in ([data], [data[:1], data[1:7], data[7:]]):
+        theirs, ours = xormasker.create_xor_masker(mask, length), SmallMasker(mask)
+        assert [ours.process(p) for p in pieces] == [theirs.process(p) for p in pieces]
+        assert ours.pointer() == theirs.pointer() == length
