@@ -51,6 +51,7 @@ LIVE_SETTINGS: Final = frozenset(
         "hello_timeout",
         "metrics",
         "presence",
+        "fast_path",
     }
 )
 #: ``history`` members that apply live (the store itself needs a restart).

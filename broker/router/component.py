@@ -187,7 +187,7 @@ class BrokerComponent(ApplicationSession):
             max_buffer_bytes=self.settings.slow_subscriber.max_buffer_bytes,
             max_namespaces=self.settings.metrics.max_namespaces,
         )
-        enable_fast_path(self.settings.fast_path)  # extra.fast_path, read at start
+        enable_fast_path(self.settings.fast_path)  # extra.fast_path (a reload applies it too)
 
     async def onJoin(self, details: Any) -> None:
         grants = self.settings.grants

@@ -19,7 +19,8 @@ synchronously, in crossbar's order and with crossbar's answers —
 * the receivers of each matching subscription through crossbar's own
   ``_filter_publish_receivers`` (``eligible``/``exclude`` and their
   ``authid``/``authrole`` variants), ``exclude_me``;
-* PUBLISHED before any EVENT, one ``message.Event`` per subscription (the
+* PUBLISHED before any EVENT (on a JSON transport already serialized, as
+  autobahn would, without a JSON encoder made for it), one ``message.Event`` per subscription (the
   topic in it for a pattern subscription), sent to every receiver of that
   subscription as the same object;
 * at most ``event_dispatching_chunk_size`` receivers per reactor turn, the
@@ -46,6 +47,7 @@ from autobahn.exception import PayloadExceededError
 from autobahn.wamp import message
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.message import _URI_PAT_LOOSE_NON_EMPTY, _URI_PAT_STRICT_NON_EMPTY
+from autobahn.wamp.serializer import JsonObjectSerializer
 from crossbar.router import broker as crossbar_broker
 from crossbar.router.router import Router
 from twisted.logger import Logger
@@ -106,7 +108,16 @@ def _answer(router: Any, session: Any, publish: Any, reply: Any, last: bool) -> 
 
 
 def _acknowledge(router: Any, session: Any, publish: Any, publication: int, last: bool) -> None:
-    _answer(router, session, publish, message.Published(publish.request, publication), last)
+    reply = message.Published(publish.request, publication)
+    serializer = getattr(getattr(session._transport, "_serializer", None), "_serializer", None)
+    if type(serializer) is JsonObjectSerializer and not serializer._batched:
+        # what autobahn's JSON serializer writes for it, without a JSON encoder made per message
+        reply._serialized[serializer] = b"[%d,%d,%d]" % (
+            message.Published.MESSAGE_TYPE,
+            publish.request,
+            publication,
+        )
+    _answer(router, session, publish, reply, last)
 
 
 def publish_now(
