@@ -348,3 +348,48 @@ def test_small_frames_unmask_as_autobahn_does(length: int) -> None:
         theirs, ours = xormasker.create_xor_masker(mask, length), SmallMasker(mask)
         assert [ours.process(p) for p in pieces] == [theirs.process(p) for p in pieces]
         assert ours.pointer() == theirs.pointer() == length
+
+
+ODD_VALUES: list[Any] = [
+    None,
+    True,
+    0,
+    -24,
+    2**64,
+    -(2**70),
+    1.5,
+    1e300,
+    float("nan"),
+    "",
+    "é",
+    "\x00\x01\x1f",
+    '"\\',
+    [],
+    {},
+    [[[]]],
+    {"a": None},
+    {1: 2},
+    {True: None},
+    b"",
+    b"\x00",
+    ["x" * 300, [0] * 1000, {str(i): i for i in range(300)}],
+]
+
+
+@pytest.mark.parametrize("value", ODD_VALUES, ids=lambda v: repr(v)[:20])
+def test_the_size_shortcut_bounds_every_serializer(value: Any) -> None:
+    """``check_deliverable`` skips measuring an event when 18 times the size of a message holding
+    it fits: that must bound :func:`wire_size` for every serializer the message may have used."""
+    import cbor2
+    import msgpack
+
+    from broker.history.recovery import _JSON_FACTOR
+    from broker.history.wiresize import wire_size
+
+    encoders: list[Callable[[Any], bytes]] = [cbor2.dumps, lambda v: json.dumps(v).encode()]
+    if not isinstance(value, int) or abs(value) < 2**63:  # MessagePack has no bigger integers
+        encoders.append(lambda v: msgpack.packb(v, use_bin_type=True))
+    if isinstance(value, bytes):
+        encoders.pop(1)  # JSON has no bytes (autobahn writes them base64, longer)
+    for encode in encoders:
+        assert wire_size(value) <= _JSON_FACTOR * len(encode(value))

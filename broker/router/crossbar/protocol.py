@@ -62,6 +62,17 @@ CLOSE_POLICY_VIOLATION: Final = WebSocketProtocol.CLOSE_STATUS_CODE_POLICY_VIOLA
 
 _log = Logger(namespace="broker.hardening")
 
+#: While :func:`dispatch` hands a message to its session: that session and the size of the
+#: WebSocket (or long-poll) message it came in, in whatever serializer: a bound on what the
+#: message's parts take re-encoded (:func:`inbound_size`).
+INBOUND: dict[str, Any] = {"session": None, "size": None}
+
+
+def inbound_size(session: Any) -> int | None:
+    """The size of the message ``session`` sent that is being handled now (None: not one of its,
+    e.g. a publish of an in-router component made while it is handled)."""
+    return INBOUND["size"] if INBOUND["session"] is session else None
+
 
 def _state(session: Any) -> str:
     """The WAMP session state of crossbar's ``RouterSession`` as :data:`CLIENT_MAY_SEND` keys."""
@@ -140,7 +151,11 @@ def dispatch(state: NodeState, transport: Any, payload: bytes, is_binary: bool |
             msg = serializer.MESSAGE_TYPE_MAP[raw[0]].parse(raw)
         except Exception as exc:  # autobahn's parsers raise ProtocolError, Error and ValueError alike
             raise ProtocolViolation(f"invalid {name(raw[0])}: {str(exc)[:160]}") from None
-        transport._session.onMessage(msg)
+        INBOUND["session"], INBOUND["size"] = transport._session, len(payload)
+        try:
+            transport._session.onMessage(msg)
+        finally:
+            INBOUND["session"] = INBOUND["size"] = None
 
 
 def _truncate(reason: str, limit: int = 120) -> str:
