@@ -99,15 +99,11 @@ def _refusal(publish: Any, reason: str) -> message.Error:
     )
 
 
-def _answer(router: Any, session: Any, publish: Any, reply: Any, last: bool) -> None:
-    reply.correlation_id = publish.correlation_id
-    reply.correlation_uri = publish.topic
-    reply.correlation_is_anchor = False
-    reply.correlation_is_last = last
-    router.send(session, reply)
+def _answer(router: Any, session: Any, reply: Any) -> None:
+    router.send(session, reply)  # no correlation_* fields: only a traced router reads them
 
 
-def _acknowledge(router: Any, session: Any, publish: Any, publication: int, last: bool) -> None:
+def _acknowledge(router: Any, session: Any, publish: Any, publication: int) -> None:
     reply = message.Published(publish.request, publication)
     serializer = getattr(getattr(session._transport, "_serializer", None), "_serializer", None)
     if type(serializer) is JsonObjectSerializer and not serializer._batched:
@@ -117,7 +113,7 @@ def _acknowledge(router: Any, session: Any, publish: Any, publication: int, last
             publish.request,
             publication,
         )
-    _answer(router, session, publish, reply, last)
+    _answer(router, session, reply)
 
 
 def publish_now(
@@ -138,7 +134,7 @@ def publish_now(
     else:
         return _dispatch(broker, router, session, publish, authorization)
     if publish.acknowledge:
-        _answer(router, session, publish, error, True)
+        _answer(router, session, error)
     return error
 
 
@@ -175,17 +171,14 @@ def _dispatch(broker: Any, router: Any, session: Any, publish: Any, authorizatio
         or publish.exclude_authrole
     )
     targets = []
-    total = 0
     for subscription in subscriptions:
         receivers = subscription.observers
         if filtered:
             receivers = broker._filter_publish_receivers(receivers, publish)
-        count = len(receivers) - (1 if broker in receivers else 0)
-        if count:
-            total += count
+        if len(receivers) - (1 if broker in receivers else 0):
             targets.append((subscription, receivers))
     if publish.acknowledge:
-        _acknowledge(router, session, publish, publication, total == 0)
+        _acknowledge(router, session, publish, publication)
     chunk_size = broker._options.event_dispatching_chunk_size
     internal = (session._session_id, session._authid, session._authrole)
     for subscription, receivers in targets:
@@ -201,11 +194,7 @@ def _dispatch(broker: Any, router: Any, session: Any, publish: Any, authorizatio
             transaction_hash=publish.transaction_hash,
             forward_for=forward_for,
         )
-        msg.correlation_id = publish.correlation_id
-        msg.correlation_uri = topic
-        msg.correlation_is_anchor = False
-        msg.correlation_is_last = False
-        msg._router_internal = internal
+        msg._router_internal = internal  # crossbar's router links read it (the correlation_* only tracing)
         pending = [r for r in receivers if me_also or r != session]
         if pending:
             _send_chunk(router, msg, pending, chunk_size, subscription.id)
