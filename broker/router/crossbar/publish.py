@@ -23,11 +23,18 @@ the authorizer a second time. The handing-in is one-shot: crossbar's
 before it sends anything, so an instance attribute on the realm's router
 answers exactly that call and is removed before any EVENT goes out (a
 publish made from an event handler inside the router authorizes normally).
+What :mod:`.fastpublish` covers (an allowed publish on an untraced router
+without ``retain``, an encrypted payload or payload validation, while
+``extra.fast_path`` is on) :func:`dispatch` hands to it instead: the same
+steps and answers, no Deferred.
 
 :class:`NodePublisher` is the publisher of events the node dispatches on
 its own behalf (the HTTP publish API, events another node appended): it
-stands for Broker's own session towards crossbar and collects the
-publication id crossbar acknowledges, which the HTTP answer reports.
+stands for Broker's own session towards crossbar. :func:`deliver`
+dispatches a batch of them through :mod:`.fastpublish` (no PUBLISH message,
+Deferred or acknowledgement per event) and returns their publication ids,
+which the HTTP answer reports; with the fast path off, through crossbar's
+``processPublish``, collecting the publication id it acknowledges.
 """
 
 from __future__ import annotations
@@ -80,10 +87,11 @@ def route(hook: Callable[[Any, Any, Any], None]) -> None:
 
 
 def tap(hook: Callable[[str, list[Any], dict[str, Any]], None]) -> None:
-    """Call ``hook(topic, args, kwargs)`` with every event :func:`dispatch` delivers from now on.
+    """Call ``hook(topic, args, kwargs)`` with every event :func:`dispatch` or :func:`deliver`
+    delivers from now on.
 
-    Every event reaching this node's subscribers passes through :func:`dispatch`
-    (WAMP publishes, the HTTP API's, the engine's feed from other nodes), so the
+    Every event reaching this node's subscribers passes through one of them
+    (WAMP publishes; the HTTP API's and the engine's feed from other nodes), so the
     hook sees each once, position in its kwargs. Not passed: a refused or failed
     authorization, an encrypted payload, and a publish limited to ``eligible``
     sessions (no WAMP session stands behind the hook). ``GET /sse`` is the hook
