@@ -393,3 +393,15 @@ def test_the_size_shortcut_bounds_every_serializer(value: Any) -> None:
         encoders.pop(1)  # JSON has no bytes (autobahn writes them base64, longer)
     for encode in encoders:
         assert wire_size(value) <= _JSON_FACTOR * len(encode(value))
+
+
+def test_fast_path_applies_live_on_reload() -> None:
+    """Turning ``fast_path`` off is a live change (the reloader calls ``enable_fast_path``)."""
+    from broker.config.reload import plan_reload
+    from tests.test_reload import ENV, EXTRA, extra, running
+
+    new = running()
+    extra(new)["fast_path"] = False
+    plan = plan_reload(running(), new, ENV)
+    assert plan.live == (f"{EXTRA}.fast_path",) and plan.restart == ()
+    assert plan.settings.fast_path is False
