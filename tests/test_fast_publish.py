@@ -405,3 +405,35 @@ def test_fast_path_applies_live_on_reload() -> None:
     plan = plan_reload(running(), new, ENV)
     assert plan.live == (f"{EXTRA}.fast_path",) and plan.restart == ()
     assert plan.settings.fast_path is False
+
+
+class _Channel:
+    """What autobahn's ``onMessageEnd`` reads of a WebSocket protocol."""
+
+    def __init__(self, listeners: dict[str, list[Any]] | None) -> None:
+        self._listeners = listeners
+        self.failedByMe = False
+        self.trackedTimings = None
+        self.message_data: list[bytes] | None = [b"[16,", b"1]"]
+        self.message_is_binary = False
+        self.got: list[tuple[bytes, bool]] = []
+        self.fired: list[Any] = []
+
+    def _onMessage(self, payload: bytes, is_binary: bool) -> None:
+        self.got.append((payload, is_binary))
+
+
+@pytest.mark.parametrize("listeners", [None, {"message": [print]}])
+def test_message_end_fires_only_for_listeners(listeners: dict[str, list[Any]] | None) -> None:
+    """With no listener the message is handed on and nothing is fired; with one, autobahn's own
+    ``onMessageEnd`` runs (which fires the ``message`` event)."""
+    from broker.router.crossbar.protocol import _make_on_message_end
+
+    channel = _Channel(listeners)
+    on_message_end = _make_on_message_end(lambda self: self.fired.append("autobahn's"))
+    on_message_end(channel)
+    if listeners is None:
+        assert channel.got == [(b"[16,1]", False)] and channel.fired == []
+        assert channel.message_data is None
+    else:
+        assert channel.got == [] and channel.fired == ["autobahn's"]

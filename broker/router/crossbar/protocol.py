@@ -23,7 +23,11 @@ the index in :mod:`broker.router.crossbar`):
 Replaces ``autobahn/wamp/websocket.py: WampWebSocketProtocol.onMessage`` (on
 ``crossbar/router/protocol.py: WampWebSocketServerProtocol``) with
 :func:`dispatch`, which long-poll shares (:mod:`.longpoll`) and which decodes
-plain JSON with Python's C decoder (:func:`_unserialize`); and undoes the
+plain JSON with Python's C decoder (:func:`_unserialize`);
+``autobahn/websocket/protocol.py: WebSocketProtocol.onMessageEnd`` with one
+that fires autobahn's ``message`` event only when something listens
+(``ObservableMixin.fire`` makes and resolves a Deferred per message even for
+no listener); and undoes the
 ``sys.setrecursionlimit`` of ``py_ecc``. Tests: ``tests/test_hardening.py``,
 ``tests/test_protocol.py``.
 """
@@ -190,7 +194,27 @@ def _make_websocket_on_message(state: NodeState) -> Any:
     return on_message
 
 
+def _make_on_message_end(original: Any) -> Any:
+    def on_message_end(self: Any) -> None:
+        if self._listeners is not None:  # someone listens to "message": autobahn's own
+            original(self)
+            return
+        # autobahn's onMessageEnd, less firing "message" to no listener (a resolved Deferred,
+        # and a callback added to it, per message)
+        if not self.failedByMe:
+            payload = b"".join(self.message_data)
+            if self.trackedTimings:
+                self.trackedTimings.track("onMessage")
+            self._onMessage(payload, self.message_is_binary)
+        self.message_data = None
+
+    return on_message_end
+
+
 def install(door: Door) -> None:
-    """Restore the recursion limit; every WebSocket message through :func:`dispatch`."""
+    """Restore the recursion limit; every WebSocket message through :func:`dispatch`, with no
+    ``message`` event fired when nothing listens to it."""
     sys.setrecursionlimit(RECURSION_LIMIT)
+    ws = WampWebSocketServerProtocol
+    ws.onMessageEnd = _make_on_message_end(ws.onMessageEnd)  # type: ignore[method-assign]
     WampWebSocketServerProtocol.onMessage = _make_websocket_on_message(door.state)  # type: ignore[method-assign]
