@@ -138,6 +138,53 @@ RULES: list[Rule] = [
     Rule("reactor waiting (epoll)", ("twisted.internet.epollreactor",), ("EPollReactor.doPoll",)),
     Rule("Twisted transport writes + reactor", ("twisted", "txaio", "zope")),
 ]
+#: The per-publish split (the N=1 run): first the phase a sample's stack is in (answering the
+#: publisher, sending the EVENT: everything below those calls, serialization and writes included),
+#: then, outside them, the owner of the sample by :data:`PUBLISH_RULES`.
+PUBLISHED_PHASE = "PUBLISHED: build, serialize, frame, write"
+EVENT_PHASE = "EVENT: build, serialize, frame, write"
+#: (function, module) pairs, checked from the innermost frame out: the first one on the stack
+#: decides. Crossbar's ``on_authorize_success`` calls ``Router.send`` itself only to answer the
+#: publisher; its EVENTs go out from ``_notify_some``; Broker's fast dispatch names both.
+PHASES: list[tuple[str, str, str]] = [
+    ("_notify_some", "crossbar.router.broker", EVENT_PHASE),
+    ("_send_chunk", "broker.router.crossbar.fastpublish", EVENT_PHASE),
+    ("_acknowledge", "broker.router.crossbar.fastpublish", PUBLISHED_PHASE),
+]
+PUBLISHED_CALLER = ("on_authorize_success", "crossbar.router.broker")
+PUBLISH_RULES: list[Rule] = [
+    Rule("Broker: inbound checks", RULES[3].modules),
+    Rule("Broker: authorize (grants, cached lookup)", RULES[4].modules),
+    Rule(
+        "Broker: position hook + history store",
+        ("broker.router.positions", "broker.history", "broker.engines", "broker.router.delivery"),
+    ),
+    Rule(
+        "Broker: fast dispatch (URI rules, filters, chunks)",
+        ("broker.router.crossbar.fastpublish", "broker.router.crossbar.publish"),
+    ),
+    Rule("Broker: metrics", RULES[5].modules),
+    Rule(SEND_HOOK, ("broker.router.crossbar.backpressure", "broker.core.backpressure")),
+    *(r for r in RULES if r.bucket == LOG_ARGUMENTS),
+    Rule("Broker: other", ("broker",)),
+    Rule(
+        "crossbar authorize (Router.authorize, its Deferreds)",
+        ("crossbar.router.router",),
+        ("Router.authorize",),
+    ),
+    Rule(
+        "crossbar RouterSession.onMessage + Router.process",
+        ("crossbar.router.session", "crossbar.router.router"),
+    ),
+    Rule("crossbar processPublish machinery (util.id, validate, filters)", ("crossbar",)),
+    Rule("txaio futures / gather", ("txaio",)),
+    Rule("Twisted Deferreds", ("twisted.internet.defer",)),
+    Rule("autobahn Message.parse + unserialize", ("autobahn.wamp", "ujson", "msgpack", "cbor2", "cbor")),
+    Rule("autobahn util.id", ("autobahn.util",), ("id", "IdGenerator")),
+    Rule("autobahn WebSocket frame parse", ("autobahn",)),
+    Rule("reactor waiting (epoll)", ("twisted.internet.epollreactor",), ("EPollReactor.doPoll",)),
+    Rule("Twisted reactor per read (doRead, dataReceived)", ("twisted", "zope")),
+]
 OTHER = "other"
 FRAME = re.compile(r"^(?P<function>.*) \((?P<file>.*?):\d+\)$")
 #: Directories a full file name is cut below (the longest first): the repository and every
@@ -161,7 +208,8 @@ def check_rules() -> None:
     Found by :func:`importlib.util.find_spec`, which imports only the parent packages: the
     router's modules (crossbar, Twisted) stay out of this process and the load processes it spawns.
     """
-    modules = {m for rule in RULES for m in rule.modules if m.split(".", 1)[0] == "broker"}
+    named = [m for rule in RULES + PUBLISH_RULES for m in rule.modules] + [m for _, m, _ in PHASES]
+    modules = {m for m in named if m.split(".", 1)[0] == "broker"}
     missing = sorted(m for m in modules if not _exists(m))
     if missing:
         raise RuntimeError(f"bench.router_profile RULES name modules that do not exist: {', '.join(missing)}")
@@ -192,10 +240,24 @@ def is_stdlib(file: str) -> bool:
     return top in sys.stdlib_module_names and not re.search(r"/(?:site|dist)-packages/", file)
 
 
-def bucket_of(function: str, file: str) -> str:
-    """The bucket of a frame: the first :data:`RULES` entry that holds its module and function."""
+def bucket_of(function: str, file: str, rules: list[Rule] = RULES) -> str:
+    """The bucket of a frame: the first ``rules`` entry that holds its module and function."""
     module = module_of(file)
-    return next((rule.bucket for rule in RULES if rule.holds(module, function)), OTHER)
+    return next((rule.bucket for rule in rules if rule.holds(module, function)), OTHER)
+
+
+def publish_bucket(frames: list[tuple[str, str]], owner: tuple[str, str]) -> str:
+    """The per-publish bucket of one sample (:data:`PHASES`, then :data:`PUBLISH_RULES`)."""
+    # py-spy names a function by its qualified name: compare the last part
+    modules = [(function.rsplit(".", 1)[-1], module_of(file)) for function, file in frames]
+    for i in range(len(modules) - 1, -1, -1):
+        function, module = modules[i]
+        for name, where, phase in PHASES:
+            if function == name and module == where:
+                return phase
+        if modules[i] == PUBLISHED_CALLER and i + 1 < len(modules) and modules[i + 1][0] == "send":
+            return PUBLISHED_PHASE
+    return bucket_of(*owner, rules=PUBLISH_RULES)
 
 
 @dataclass
@@ -207,6 +269,7 @@ class Profile:
     self_time: Counter[tuple[str, str]]  # leaf (function, file)
     inclusive: Counter[tuple[str, str]]  # every (function, file) on the stack, once per sample
     owned: Counter[tuple[str, str]]  # the owning frame (stdlib folded into its caller)
+    by_phase: Counter[str]  # the per-publish split (:func:`publish_bucket`)
 
 
 def parse(raw: str) -> Profile:
@@ -214,6 +277,7 @@ def parse(raw: str) -> Profile:
     self_time: Counter[tuple[str, str]] = Counter()
     inclusive: Counter[tuple[str, str]] = Counter()
     owned: Counter[tuple[str, str]] = Counter()
+    by_phase: Counter[str] = Counter()
     total = 0
     for line in raw.splitlines():
         stack, _, count_text = line.rpartition(" ")
@@ -231,7 +295,8 @@ def parse(raw: str) -> Profile:
         owner = next((f for f in reversed(frames) if not is_stdlib(f[1])), frames[-1])
         owned[owner] += count
         by_bucket[bucket_of(*owner)] += count
-    return Profile(total, by_bucket, self_time, inclusive, owned)
+        by_phase[publish_bucket(frames, owner)] += count
+    return Profile(total, by_bucket, self_time, inclusive, owned, by_phase)
 
 
 class Publisher(threading.Thread):
@@ -298,21 +363,27 @@ class Run:
 
 
 def profile_node(
-    label: str, node: Node | PlainNode, hello: dict[str, str], seconds: int, warmup: int, report: Progress
+    label: str,
+    node: Node | PlainNode,
+    hello: dict[str, str],
+    seconds: int,
+    warmup: int,
+    report: Progress,
+    subscribers: int = SUBSCRIBERS,
 ) -> Run:
-    """Saturate ``node`` with fan-out to SUBSCRIBERS and py-spy its router worker."""
+    """Saturate ``node`` with fan-out to ``subscribers`` and py-spy its router worker."""
     fleet = publisher = None
     try:
         node.start()
-        fleet = Fleet(node.ws_url, node.origin, TOPIC, processes=2)
-        opened = fleet.open(SUBSCRIBERS, timeout=30)
-        if opened["opened"] < SUBSCRIBERS:
+        fleet = Fleet(node.ws_url, node.origin, TOPIC, processes=2 if subscribers > 1 else 1)
+        opened = fleet.open(subscribers, timeout=30)
+        if opened["opened"] < subscribers:
             raise RuntimeError(f"only {opened['opened']} subscribers connected: {opened['failures']}")
         client = RawWamp(node.ws_url, origin=node.origin)
         client.hello(**hello)
         publisher = Publisher(client)
         publisher.start()
-        report(f"profile: {label}, N={SUBSCRIBERS} at saturation, warming up {warmup} s ...")
+        report(f"profile: {label}, N={subscribers} at saturation, warming up {warmup} s ...")
         time.sleep(warmup)
         events0, acked0, t0 = fleet.stats()["events"], publisher.acked, time.monotonic()
         report(f"profile: py-spy record on the {label} router worker for {seconds} s ...")
@@ -457,35 +528,91 @@ def markdown(broker: Run, plain: Run, seconds: int, elapsed: float) -> str:
     return "\n".join(lines)
 
 
-def run(quick: bool, progress: Progress = progress) -> Section:
+def per_publish(runs: list[Run], seconds: int) -> str:
+    """The N=1 table: router µs per publish (with its one delivery), split by :func:`publish_bucket`."""
+    lines = [
+        "### Per publish: N=1",
+        "",
+        "The same publisher (acknowledged ~100-byte JSON, 100 in flight) and **one** subscriber: every "
+        "sample is router time for one publish and its one delivery. Each sample goes to the phase its "
+        "stack is in (answering PUBLISHED, sending the EVENT: building, serializing, framing, writing), "
+        f"otherwise to the owner of the sample. `py-spy` for {seconds} s per router; µs = samples / rate "
+        "/ publishes acknowledged in the window.",
+        "",
+        "| | " + " | ".join(r.label for r in runs) + " |",
+        "| --- |" + " ---: |" * len(runs),
+        "| publishes/s while sampled | " + " | ".join(f"{r.publishes / seconds:,.0f}" for r in runs) + " |",
+        "| samples | " + " | ".join(f"{r.profile.samples:,}" for r in runs) + " |",
+        "| **router µs per publish + delivery** | "
+        + " | ".join(f"**{r.us_publish(r.profile.samples):.1f}**" for r in runs)
+        + " |",
+        "",
+        "| bucket (µs per publish) | " + " | ".join(r.label for r in runs) + " |",
+        "| --- |" + " ---: |" * len(runs),
+    ]
+    names: list[str] = []
+    for r in runs:
+        names += [b for b, _ in r.profile.by_phase.most_common() if b not in names]
+    for name in names:
+        cells = " | ".join(f"{r.us_publish(r.profile.by_phase[name]):.1f}" for r in runs)
+        lines.append(f"| {name} | {cells} |")
+    first = runs[0]
+    mine = [(f, c) for f, c in first.profile.owned.most_common() if module_of(f[1]).startswith("broker")]
+    lines += ["", f"{first.label}'s own functions at N=1, by owned samples:", ""]
+    lines += ["| function | µs per publish |", "| --- | ---: |"]
+    lines += [f"| {where(*frame)} | {first.us_publish(count):.1f} |" for frame, count in mine[:10]]
+    return "\n".join(lines)
+
+
+def _fast_path_off(config: dict[str, object]) -> None:
+    extra = config["workers"][0]["components"][0]["extra"]  # type: ignore[index]
+    extra["fast_path"] = False  # type: ignore[index]
+
+
+def run(quick: bool, progress: Progress = progress, fanout: bool = True) -> Section:
+    """The section: the N=100 profiles (unless not ``fanout``), then the per-publish N=1 ones."""
     started = time.monotonic()
     check_rules()
     seconds, warmup = (5, 2) if quick else (20, 3)
     work = Path(tempfile.mkdtemp(prefix="broker-profile-"))
-    broker = profile_node(
-        "Broker",
-        Node(work / "broker"),
-        {"authid": "backend", "secret": BACKEND_SECRET},
-        seconds,
-        warmup,
-        progress,
-    )
-    plain = profile_node("plain crossbar", PlainNode(work / "crossbar"), {}, seconds, warmup, progress)
-    text = markdown(broker, plain, seconds, time.monotonic() - started)
+    backend = {"authid": "backend", "secret": BACKEND_SECRET}
+    pair = []
+    if fanout:
+        pair = [
+            profile_node("Broker", Node(work / "broker"), backend, seconds, warmup, progress),
+            profile_node("plain crossbar", PlainNode(work / "crossbar"), {}, seconds, warmup, progress),
+        ]
+    singles = [
+        profile_node("Broker", Node(work / "broker-1"), backend, seconds, warmup, progress, 1),
+        profile_node(
+            "Broker, fast_path off",
+            Node(work / "broker-1-off", mutate=_fast_path_off),
+            backend,
+            seconds,
+            warmup,
+            progress,
+            1,
+        ),
+        profile_node("plain crossbar", PlainNode(work / "crossbar-1"), {}, seconds, warmup, progress, 1),
+    ]
+    text = markdown(*pair, seconds, time.monotonic() - started) + "\n\n" if pair else ""
+    text += per_publish(singles, seconds)
     short = [
         f"{r.label}: {r.profile.samples} samples (expected about {RATE * seconds}), publisher error {r.error}"
-        for r in (broker, plain)
+        for r in (*pair, *singles)
         if r.profile.samples < RATE * seconds * 0.5 or r.error is not None or not r.deliveries
     ]
     if short:
         text += "\n\n**Fell short:** " + "; ".join(short) + "."
-    return Section("Where the time goes", text, [plot([broker, plain])], not short)
+    return Section("Where the time goes", text, [plot(pair)] if pair else [], not short)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="5 s profiles instead of 20 s")
-    section = run(parser.parse_args().quick)
+    parser.add_argument("--per-publish", action="store_true", help="only the N=1 per-publish profiles")
+    options = parser.parse_args()
+    section = run(options.quick, fanout=not options.per_publish)
     print(section.markdown)
     return 0 if section.ok else 1
 

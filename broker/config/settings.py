@@ -122,8 +122,9 @@ class BrokerSettings:
     tokens: TokenSettings | None = None
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     presence: PresenceSettings = field(default_factory=PresenceSettings)
-    #: Deliver through Broker's fast paths (an EVENT framed once per serializer for all of its
-    #: WebSocket subscribers, :mod:`broker.router.crossbar.frames`); false: autobahn's own path.
+    #: Deliver through Broker's fast paths: its own PUBLISH dispatch, and an EVENT framed once
+    #: per serializer for all of its WebSocket subscribers (:mod:`broker.router.crossbar.frames`);
+    #: false: crossbar's and autobahn's own paths everywhere.
     fast_path: bool = True
 
     def publisher_grants(self) -> Grants:

@@ -51,6 +51,7 @@ from broker.errors import BrokerError, ConfigError, InvalidToken, NotAuthorized
 from broker.history import HistoryStore
 from broker.history.recovery import recover, recovery_outcome
 from broker.router import crossbar, expiry, gaps, metrics, positions, readiness, redislink, reloader
+from broker.router.crossbar.publish import enable_fast_path
 from broker.router.delivery import LocalDelivery
 from broker.router.presence import PresenceTracker
 from broker.router.state import STATE
@@ -187,6 +188,7 @@ class BrokerComponent(ApplicationSession):
             max_namespaces=self.settings.metrics.max_namespaces,
             fast_path=self.settings.fast_path,
         )
+        enable_fast_path(self.settings.fast_path)  # extra.fast_path (a reload applies it too)
 
     async def onJoin(self, details: Any) -> None:
         grants = self.settings.grants

@@ -3,10 +3,12 @@
 Why a place of its own: the next milestone shares history between nodes
 through an engine (Redis), and an event another node appended must reach the
 subscribers here exactly as a local one does. :meth:`LocalDelivery.deliver`
-is that point: it hands each event to crossbar's own dispatch (matching,
-``wamp.``-free topics only, chunked EVENTs, the slow-subscriber bound,
-delivery metrics) as a publish of Broker's own session, acknowledged so the
-HTTP API can report crossbar's publication id, and undisclosed.
+is that point: it hands the batch to :func:`broker.router.crossbar.publish.deliver`,
+which dispatches each event as crossbar would (matching, ``wamp.``-free topics
+only, chunked EVENTs, the slow-subscriber bound, delivery metrics) as a
+publish of Broker's own session, undisclosed, and returns the publication ids
+the HTTP API reports — without a PUBLISH round trip or a Deferred per event
+while ``extra.fast_path`` is on.
 :meth:`LocalDelivery.feed` is what an engine's
 :meth:`~broker.history.HistoryStore.subscribe` calls with a batch another
 process appended; the HTTP publish API (:mod:`broker.router.publish_api`)
@@ -25,8 +27,8 @@ from time import perf_counter
 from typing import Any
 
 from broker.history import POSITION_KEY, Appended
-from broker.router import metrics
-from broker.router.crossbar.publish import NodePublisher, dispatch
+from broker.router.crossbar import publish
+from broker.router.crossbar.publish import NodePublisher
 
 
 @dataclass(frozen=True)
@@ -67,15 +69,7 @@ class LocalDelivery:
         Raises ``ApplicationError`` if crossbar refused one (the ones before
         it went out).
         """
-        ids = []
-        for event in events:
-            publish = self._publisher.prepare(event.topic, event.args, event.kwargs)
-            publication = metrics.count_publish(event.topic, received)
-            metrics.dispatch(
-                publication, dispatch, self._broker, self._publisher, publish, NodePublisher.AUTHORIZATION
-            )
-            ids.append(self._publisher.publication(publish))
-        return ids
+        return publish.deliver(self._broker, self._publisher, events, received)
 
     def feed(self, appended: Appended) -> None:
         """Deliver a batch another process appended (the engine's feed, see ``HistoryStore.subscribe``)."""

@@ -140,6 +140,22 @@ class DeliveryTracker:
         finally:
             self._arming = outer
 
+    def run_armed(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` as the first step of the publication :meth:`dispatch` is running: Broker's
+        fast dispatch (:mod:`broker.router.crossbar.fastpublish`), where crossbar would call back."""
+        publication = self._arming
+        if publication is None:
+            return fn(*args)
+        self._arming = None
+        publication.pending += 1
+        return self._step(publication, fn, *args)
+
+    def run(self, publication: Publication, sent: dict[str, int], fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` as the first step of ``publication`` (``sent``: the router's counters)."""
+        publication.sent = sent
+        publication.pending += 1
+        return self._step(publication, fn, *args)
+
     def add_callbacks(self, future: Any, callback: Any, errback: Any) -> Any:
         """``txaio.add_callbacks``: crossbar's PUBLISH authorization callback becomes a first step."""
         publication = self._arming

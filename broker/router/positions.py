@@ -39,6 +39,7 @@ engine could not store in ``broker_rejections_total{reason="history_unavailable"
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from time import perf_counter
 from typing import Any
 
@@ -54,6 +55,7 @@ from broker.history.policy import retention_for
 from broker.history.recovery import check_deliverable
 from broker.router import metrics
 from broker.router.crossbar import publish as crossbar_publish
+from broker.router.crossbar.protocol import inbound_size
 from broker.router.state import STATE
 
 #: The rejection reason of a publish refused for its size (``broker_rejections_total``).
@@ -84,14 +86,18 @@ def _refuse(session: Any, publish: Any, uri: str, reason: str) -> None:
         )
 
 
-def _deliverable(session: Any, publish: Any, kwargs: dict[str, Any], epoch: str | None) -> bool:
+def _deliverable(
+    session: Any, publish: Any, kwargs: dict[str, Any], epoch: str | None, encoded: int | None
+) -> bool:
     """Whether the event fits the node's message limit with its position (``epoch`` None: the
-    topic keeps no history); if not, the publish is refused with ``broker.error.too_large``."""
+    topic keeps no history; ``encoded``: the size of the message it came in, if known); if not,
+    the publish is refused with ``broker.error.too_large``."""
     if publish.payload is not None:  # an end-to-end encrypted payload: crossbar forwards it as is
         return True
     details = {"transaction_hash": publish.transaction_hash} if publish.transaction_hash else None
+    limit = STATE.message_limit
     try:
-        check_deliverable(publish.topic, publish.args or [], kwargs, epoch, STATE.message_limit, details)
+        check_deliverable(publish.topic, publish.args or [], kwargs, epoch, limit, details, encoded)
     except PayloadTooLarge as error:
         STATE.count_rejection(EVENT_TOO_LARGE)
         _refuse(session, publish, error.wamp_uri, str(error))
@@ -126,6 +132,7 @@ def refusal(failure: Failure, topic: str) -> str:
 def process_publish(self: Any, session: Any, publish: Any) -> None:
     """Crossbar's ``Broker.processPublish``, with positions: authorize once, store, dispatch."""
     received = perf_counter()  # the start of broker_delivery_latency_seconds
+    encoded = inbound_size(session)
     appended_with = retention_of(publish.topic)
     if STATE.stopping and appended_with is not None:
         # a topic with history, or any on a cluster node: the other nodes could no longer get it
@@ -150,7 +157,7 @@ def process_publish(self: Any, session: Any, publish: Any) -> None:
             return
         kwargs = _strip(publish) if retention is not None else dict(publish.kwargs or {})
         epoch = history.epoch if history is not None and positioned else None
-        if not _deliverable(session, publish, kwargs, epoch):
+        if not _deliverable(session, publish, kwargs, epoch, encoded):
             return
         # every authorized publish, with history or without
         publication = metrics.count_publish(publish.topic, received)
@@ -170,16 +177,45 @@ def process_publish(self: Any, session: Any, publish: Any) -> None:
             _refuse(session, publish, HISTORY_UNAVAILABLE, refusal(failure, publish.topic))
 
         batch = [NewEvent(publish.topic, list(publish.args or []), kwargs, retention)]
-        # memory and SQLite never suspend: stored() runs before this returns, as before the seam
-        Deferred.fromCoroutine(history.append(batch)).addCallbacks(stored, not_stored)
+        if history.shared:
+            Deferred.fromCoroutine(history.append(batch)).addCallbacks(stored, not_stored)
+        else:  # memory and SQLite never suspend: stored() runs before this returns, no Deferred
+            settle(history.append(batch), stored, not_stored)
 
     def failed(failure: Failure) -> None:
         crossbar_publish.dispatch(self, session, publish, failure)  # crossbar answers the failure itself
 
+    cached = crossbar_publish.cached_authorization(self._router, session, publish.topic)
+    if cached is not None:  # what Router.authorize would answer from its cache, without its Deferreds
+        authorized(cached)
+        return
     authorization = self._router.authorize(
         session, publish.topic, "publish", options=publish.marshal_options()
     )
     authorization.addCallbacks(authorized, failed)
+
+
+def settle(
+    coroutine: Coroutine[Any, Any, Any], done: Callable[[Any], None], failed: Callable[[Failure], None]
+) -> None:
+    """Run ``coroutine`` now, then ``done(result)`` or ``failed(failure)``: what
+    ``Deferred.fromCoroutine(coroutine).addCallbacks(done, failed)`` does, without a Deferred
+    when it finishes without suspending. If it awaits a Deferred, it resumes when that fires
+    (a Deferred hands its own result to the coroutine awaiting it, the value sent is ignored)."""
+    try:
+        waiting = coroutine.send(None)
+    except StopIteration as finished:
+        done(finished.value)
+        return
+    except Exception:  # the engine's error, whatever it is: the publish is refused, not lost
+        failed(Failure())
+        return
+
+    def resume(result: Any) -> Any:
+        settle(coroutine, done, failed)
+        return result  # the awaited Deferred keeps its result
+
+    waiting.addBoth(resume)
 
 
 def install() -> None:

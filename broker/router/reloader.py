@@ -53,6 +53,7 @@ from broker.core.longpoll import websocket_origin_policy
 from broker.errors import ConfigError
 from broker.router import crossbar, metrics
 from broker.router.crossbar import reload as crossbar_reload
+from broker.router.crossbar.publish import enable_fast_path
 from broker.router.state import NodeState
 
 _log = Logger(namespace="broker.reload")
@@ -129,6 +130,7 @@ class Reloader:
             settings.hello_timeout, settings.slow_subscriber.max_buffer_bytes, settings.fast_path
         )
         metrics.configure(settings.metrics.max_namespaces)
+        enable_fast_path(settings.fast_path)
         _, transport = nodeconfig.web_transport(plan.applied)
         origins, allow_null = websocket_origin_policy(transport.get("paths", {}))
         crossbar_reload.apply_origins(plan.origins, origins, allow_null)

@@ -1,10 +1,11 @@
 """``GET /sse``: Server-Sent Events, resumable by the browser itself (docs/sse.md).
 
 Why in the router process: every event that reaches this node's WAMP
-subscribers passes through one call (:func:`broker.router.crossbar.publish.dispatch`:
-WAMP publishes, the HTTP API's batches, and on a cluster the engine's feed of
-other nodes' events), and :data:`HUB` taps it there, so a stream sees exactly
-what a WAMP subscriber on this node sees, cluster-wide included. A stream
+subscribers passes through :func:`broker.router.crossbar.publish.dispatch` (WAMP
+publishes) or :func:`~broker.router.crossbar.publish.deliver` (the HTTP API's batches,
+and on a cluster the engine's feed of other nodes' events), and :data:`HUB` taps them
+there, so a stream sees exactly what a WAMP subscriber on this node sees, cluster-wide
+included. A stream
 subscribes live first, then reads history (the engine's snapshot read, as
 ``broker.recover`` does) from the position the browser's ``Last-Event-ID``
 (or ``?since=``) names, and releases the live events it held past the last

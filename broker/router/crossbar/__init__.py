@@ -39,7 +39,10 @@ attached), :mod:`.publish` (every PUBLISH through Broker's position hook,
 authorized once; the hook itself, :mod:`broker.router.positions`, is routed
 by the component once its history engine is open, on join: until then
 crossbar handles PUBLISH as it always did), :mod:`.subscribers` (which client
-sessions hold a subscription, read-only: :mod:`broker.router.gaps`).
+sessions hold a subscription, read-only: :mod:`broker.router.gaps`),
+:mod:`.fastpublish` (an authorized PUBLISH dispatched without crossbar's
+Deferreds, ``extra.fast_path``), :mod:`.unmask` (small client frames unmasked
+without autobahn's cffi masker).
 
 This module imports its patches only inside :func:`install_order`: ``broker run``
 reads :mod:`.versions` in a process that never loads crossbar's router.
@@ -95,6 +98,7 @@ def install_order() -> tuple[Installer, ...]:
         readiness,
         reload,
         reserved,
+        unmask,
     )
     from broker.router.metrics import configure as configure_metrics
 
@@ -121,6 +125,7 @@ def install_order() -> tuple[Installer, ...]:
         ("listen", lambda door: listen.install()),
         ("counting", metering),
         ("publish", lambda door: publish.install()),
+        ("unmask", lambda door: unmask.install()),
         (
             "body_limit",
             lambda door: body_limit.install(door.state),

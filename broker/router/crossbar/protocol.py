@@ -22,17 +22,24 @@ the index in :mod:`broker.router.crossbar`):
 
 Replaces ``autobahn/wamp/websocket.py: WampWebSocketProtocol.onMessage`` (on
 ``crossbar/router/protocol.py: WampWebSocketServerProtocol``) with
-:func:`dispatch`, which long-poll shares (:mod:`.longpoll`); and undoes the
+:func:`dispatch`, which long-poll shares (:mod:`.longpoll`) and which decodes
+plain JSON with Python's C decoder (:func:`_unserialize`);
+``autobahn/websocket/protocol.py: WebSocketProtocol.onMessageEnd`` with one
+that fires autobahn's ``message`` event only when something listens
+(``ObservableMixin.fire`` makes and resolves a Deferred per message even for
+no listener); and undoes the
 ``sys.setrecursionlimit`` of ``py_ecc``. Tests: ``tests/test_hardening.py``,
 ``tests/test_protocol.py``.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import TYPE_CHECKING, Any, Final
 
 from autobahn.wamp import message
+from autobahn.wamp.serializer import JsonObjectSerializer
 from autobahn.websocket.protocol import WebSocketProtocol
 from crossbar.router.protocol import WampWebSocketServerProtocol
 from twisted.logger import Logger
@@ -59,6 +66,17 @@ CLOSE_POLICY_VIOLATION: Final = WebSocketProtocol.CLOSE_STATUS_CODE_POLICY_VIOLA
 
 _log = Logger(namespace="broker.hardening")
 
+#: While :func:`dispatch` hands a message to its session: that session and the size of the
+#: WebSocket (or long-poll) message it came in, in whatever serializer: a bound on what the
+#: message's parts take re-encoded (:func:`inbound_size`).
+INBOUND: dict[str, Any] = {"session": None, "size": None}
+
+
+def inbound_size(session: Any) -> int | None:
+    """The size of the message ``session`` sent that is being handled now (None: not one of its,
+    e.g. a publish of an in-router component made while it is handled)."""
+    return INBOUND["size"] if INBOUND["session"] is session else None
+
 
 def _state(session: Any) -> str:
     """The WAMP session state of crossbar's ``RouterSession`` as :data:`CLIENT_MAY_SEND` keys."""
@@ -69,6 +87,30 @@ def _state(session: Any) -> str:
     if getattr(session, "_pending_session_id", None):
         return "authenticating"
     return "opening"
+
+
+def _unserialize(decoder: Any, payload: bytes) -> list[Any]:
+    """autobahn's ``unserialize``; for a JSON message without binary values, Python's C decoder.
+
+    autobahn decodes JSON with a scanner of its own in pure Python (``_WAMPJsonDecoder``, made
+    per message) only to turn strings that start with NUL into ``bytes``: about a fifth of the
+    router's time per publish. A string can start with NUL in JSON only as ``\\u0000``, so a
+    message without that sequence decodes to the same values with ``json.loads``; autobahn's
+    other options (batched, hex or decimal encodings) keep its own decoder.
+    """
+    if (
+        type(decoder) is JsonObjectSerializer
+        and isinstance(payload, bytes)
+        and b"\\u0000" not in payload
+        and not (
+            decoder._batched
+            or decoder._use_binary_hex_encoding
+            or decoder._use_decimal_from_str
+            or decoder._use_decimal_from_float
+        )
+    ):
+        return [json.loads(payload.decode("utf8"))]
+    return decoder.unserialize(payload)  # type: ignore[no-any-return]
 
 
 def dispatch(state: NodeState, transport: Any, payload: bytes, is_binary: bool | None) -> None:
@@ -85,7 +127,7 @@ def dispatch(state: NodeState, transport: Any, payload: bytes, is_binary: bool |
     if not serializer._serializer.BINARY and json_nesting_exceeds(payload):
         raise ProtocolViolation(f"message nested deeper than {MAX_JSON_NESTING} levels")
     try:
-        raws = serializer._serializer.unserialize(payload)
+        raws = _unserialize(serializer._serializer, payload)
     except RecursionError:
         raise ProtocolViolation("message nested too deeply") from None
     except Exception as exc:  # decoders raise many types; all mean "not valid for this serializer"
@@ -113,7 +155,11 @@ def dispatch(state: NodeState, transport: Any, payload: bytes, is_binary: bool |
             msg = serializer.MESSAGE_TYPE_MAP[raw[0]].parse(raw)
         except Exception as exc:  # autobahn's parsers raise ProtocolError, Error and ValueError alike
             raise ProtocolViolation(f"invalid {name(raw[0])}: {str(exc)[:160]}") from None
-        transport._session.onMessage(msg)
+        INBOUND["session"], INBOUND["size"] = transport._session, len(payload)
+        try:
+            transport._session.onMessage(msg)
+        finally:
+            INBOUND["session"] = INBOUND["size"] = None
 
 
 def _truncate(reason: str, limit: int = 120) -> str:
@@ -148,7 +194,27 @@ def _make_websocket_on_message(state: NodeState) -> Any:
     return on_message
 
 
+def _make_on_message_end(original: Any) -> Any:
+    def on_message_end(self: Any) -> None:
+        if self._listeners is not None:  # someone listens to "message": autobahn's own
+            original(self)
+            return
+        # autobahn's onMessageEnd, less firing "message" to no listener (a resolved Deferred,
+        # and a callback added to it, per message)
+        if not self.failedByMe:
+            payload = b"".join(self.message_data)
+            if self.trackedTimings:
+                self.trackedTimings.track("onMessage")
+            self._onMessage(payload, self.message_is_binary)
+        self.message_data = None
+
+    return on_message_end
+
+
 def install(door: Door) -> None:
-    """Restore the recursion limit; every WebSocket message through :func:`dispatch`."""
+    """Restore the recursion limit; every WebSocket message through :func:`dispatch`, with no
+    ``message`` event fired when nothing listens to it."""
     sys.setrecursionlimit(RECURSION_LIMIT)
+    ws = WampWebSocketServerProtocol
+    ws.onMessageEnd = _make_on_message_end(ws.onMessageEnd)  # type: ignore[method-assign]
     WampWebSocketServerProtocol.onMessage = _make_websocket_on_message(door.state)  # type: ignore[method-assign]

@@ -23,23 +23,45 @@ the authorizer a second time. The handing-in is one-shot: crossbar's
 before it sends anything, so an instance attribute on the realm's router
 answers exactly that call and is removed before any EVENT goes out (a
 publish made from an event handler inside the router authorizes normally).
+What :mod:`.fastpublish` covers (an allowed publish on an untraced router
+without ``retain``, an encrypted payload or payload validation, while
+``extra.fast_path`` is on) :func:`dispatch` hands to it instead: the same
+steps and answers, no Deferred.
 
 :class:`NodePublisher` is the publisher of events the node dispatches on
 its own behalf (the HTTP publish API, events another node appended): it
-stands for Broker's own session towards crossbar and collects the
-publication id crossbar acknowledges, which the HTTP answer reports.
+stands for Broker's own session towards crossbar. :func:`deliver`
+dispatches a batch of them through :mod:`.fastpublish` (no PUBLISH message,
+Deferred or acknowledgement per event) and returns their publication ids,
+which the HTTP answer reports; with the fast path off, through crossbar's
+``processPublish``, collecting the publication id it acknowledges.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Final
+from collections.abc import Callable, Sequence
+from typing import Any, Final, Protocol
 
 from autobahn.wamp import message
 from autobahn.wamp.exception import ApplicationError
 from crossbar.router.broker import Broker
 from twisted.internet import defer
 from twisted.python.failure import Failure
+
+from broker.router import metrics
+from broker.router.crossbar import fastpublish
+from broker.router.crossbar.fastpublish import cached_authorization, enable_fast_path
+
+__all__ = [
+    "NodePublisher",
+    "cached_authorization",
+    "deliver",
+    "dispatch",
+    "enable_fast_path",
+    "install",
+    "route",
+    "tap",
+]
 
 _original: dict[str, Callable[..., Any]] = {}
 #: The hook every PUBLISH goes to once set (:func:`route`); crossbar's own handling until then.
@@ -65,10 +87,11 @@ def route(hook: Callable[[Any, Any, Any], None]) -> None:
 
 
 def tap(hook: Callable[[str, list[Any], dict[str, Any]], None]) -> None:
-    """Call ``hook(topic, args, kwargs)`` with every event :func:`dispatch` delivers from now on.
+    """Call ``hook(topic, args, kwargs)`` with every event :func:`dispatch` or :func:`deliver`
+    delivers from now on.
 
-    Every event reaching this node's subscribers passes through :func:`dispatch`
-    (WAMP publishes, the HTTP API's, the engine's feed from other nodes), so the
+    Every event reaching this node's subscribers passes through one of them
+    (WAMP publishes; the HTTP API's and the engine's feed from other nodes), so the
     hook sees each once, position in its kwargs. Not passed: a refused or failed
     authorization, an encrypted payload, and a publish limited to ``eligible``
     sessions (no WAMP session stands behind the hook). ``GET /sse`` is the hook
@@ -92,8 +115,15 @@ def dispatch(
 
     ``authorization`` is what ``Router.authorize`` answered for this publish
     (a dict) or how it failed (a Failure): crossbar answers a refusal or a
-    failure itself, exactly as if it had asked.
+    failure itself, exactly as if it had asked. What Broker's fast dispatch
+    covers (:func:`broker.router.crossbar.fastpublish.covers`) it dispatches
+    itself, as crossbar would, without the Deferreds.
     """
+    if fastpublish.covers(broker, publish, authorization):
+        sent = metrics.TRACKER.run_armed(fastpublish.publish_now, broker, session, publish, authorization)
+        if not isinstance(sent, message.Error):
+            _tapped(publish)
+        return
     router = broker._router
 
     def answer(who: Any, uri: str, action: str, options: Any = None) -> Any:
@@ -110,12 +140,77 @@ def dispatch(
     finally:
         # crossbar may return without authorizing (a bad URI; nobody to tell and no answer due)
         router.__dict__.pop("authorize", None)
+    if isinstance(authorization, dict) and authorization.get("allow"):
+        _tapped(publish)
+
+
+def _tapped(publish: Any) -> None:
+    """Hand an authorized, dispatched event to the :func:`tap` hook (if it is one the hook sees)."""
     hook = _tap.get("hook")
-    if hook is not None and isinstance(authorization, dict) and authorization.get("allow"):
-        if publish.payload is None and not (
-            publish.eligible or publish.eligible_authid or publish.eligible_authrole
-        ):
+    if hook is not None and publish.payload is None:
+        if not (publish.eligible or publish.eligible_authid or publish.eligible_authrole):
             hook(publish.topic, publish.args or [], publish.kwargs or {})
+
+
+class Event(Protocol):
+    """One event the node dispatches itself (:class:`broker.router.delivery.Outgoing`)."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def args(self) -> list[Any]: ...
+    @property
+    def kwargs(self) -> dict[str, Any]: ...
+
+
+class _NodeEvent:
+    """What the fast dispatch reads of a PUBLISH, for an event of the node's own: no options."""
+
+    __slots__ = ("args", "kwargs", "topic")
+    request = 0
+    acknowledge = False
+    exclude_me = None
+    eligible = eligible_authid = eligible_authrole = None
+    exclude = exclude_authid = exclude_authrole = None
+    forward_for = transaction_hash = correlation_id = None
+    payload = None
+    retain = None
+
+    def __init__(self, topic: str, args: list[Any], kwargs: dict[str, Any]) -> None:
+        self.topic = topic
+        self.args = args
+        self.kwargs = kwargs
+
+
+def deliver(broker: Any, publisher: NodePublisher, events: Sequence[Event], received: float) -> list[int]:
+    """Dispatch the node's own ``events`` in order, as ``publisher``; their publication ids.
+
+    Each is counted in ``broker_publishes_total``, its deliveries and latency
+    (from ``received``, a ``perf_counter`` time) as any publish. With the fast
+    dispatch on, no PUBLISH message, Deferred or acknowledgement is made per
+    event; off, each goes through crossbar's ``processPublish`` as before.
+    Raises ``ApplicationError`` with crossbar's error if one was refused (the
+    ones before it went out).
+    """
+    ids = []
+    sent = broker._router._message_stats["sent"]
+    authorization = NodePublisher.AUTHORIZATION
+    for event in events:
+        publication = metrics.count_publish(event.topic, received)
+        note = _NodeEvent(event.topic, event.args, event.kwargs)
+        if not fastpublish.covers(broker, note, authorization):
+            publish = publisher.prepare(event.topic, event.args, event.kwargs)
+            metrics.dispatch(publication, dispatch, broker, publisher, publish, authorization)
+            ids.append(publisher.publication(publish))
+            continue
+        answer = metrics.TRACKER.run(
+            publication, sent, fastpublish.publish_now, broker, publisher, note, authorization
+        )
+        if isinstance(answer, message.Error):
+            raise ApplicationError(answer.error, *(answer.args or []))
+        _tapped(note)
+        ids.append(answer)
+    return ids
 
 
 class _Acknowledgements:

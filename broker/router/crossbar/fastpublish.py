@@ -1,0 +1,233 @@
+"""Broker's own dispatch of an authorized PUBLISH: crossbar's ``processPublish`` without its Deferreds.
+
+Upstream: ``crossbar/router/broker.py``, ``Broker.processPublish`` (crossbar
+26.10). Once the position hook has authorized and stored a publish, crossbar's
+handling of it still costs a Deferred for the authorization it is handed, a
+``txaio`` future per subscription, a ``gather`` of them and a closure per
+dispatch chunk, and a ``Router.send`` per EVENT that looks its counter up by
+class name: about a third of the router's time per publish at N=1 (see the
+per-publish split of ``make bench``). What Broker does instead, for the
+common case (:func:`covers`): :func:`publish_now` does the same steps
+synchronously, in crossbar's order and with crossbar's answers —
+
+* the topic URI check (strict or loose, as the realm's ``uri_check``) and the
+  ``wamp.`` restriction for every role but ``trusted``, with crossbar's
+  ``wamp.error.invalid_uri`` errors and messages;
+* nothing to do when nobody listens and no acknowledgement is due;
+* ``util.id()`` for the publication, crossbar's disclosure rules
+  (``disclose``, ``wamp.``/``crossbar.`` topics, ``forward_for``);
+* the receivers of each matching subscription through crossbar's own
+  ``_filter_publish_receivers`` (``eligible``/``exclude`` and their
+  ``authid``/``authrole`` variants), ``exclude_me``;
+* PUBLISHED before any EVENT (on a JSON transport already serialized, as
+  autobahn would, without a JSON encoder made for it), one ``message.Event`` per subscription (the
+  topic in it for a pattern subscription), sent to every receiver of that
+  subscription as the same object;
+* at most ``event_dispatching_chunk_size`` receivers per reactor turn, the
+  rest in later turns (``txaio.call_later`` through the delivery tracker, so
+  ``broker_deliveries_total`` and the latency stay right); a receiver that
+  has vanished by its turn is skipped, and ``PayloadExceededError`` is logged
+  for that receiver only;
+* the router's message counters (``Router._message_stats["sent"]``).
+
+Everything else takes crossbar's original: a traced router, traffic tracing,
+an event store, ``retain``, an end-to-end encrypted payload, a realm with a
+type inventory or an authorization with ``validate``, a refused
+authorization, and all of it while ``extra.fast_path`` is false
+(:func:`enable_fast_path`). A patched ``Router.send`` is called as such.
+Tests: ``tests/test_fast_publish.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from autobahn import util
+from autobahn.exception import PayloadExceededError
+from autobahn.wamp import message
+from autobahn.wamp.exception import ApplicationError
+from autobahn.wamp.message import _URI_PAT_LOOSE_NON_EMPTY, _URI_PAT_STRICT_NON_EMPTY
+from autobahn.wamp.serializer import JsonObjectSerializer
+from crossbar.router import broker as crossbar_broker
+from crossbar.router.router import Router
+from twisted.logger import Logger
+
+_log = Logger(namespace="broker.publish")
+_state = {"on": True}
+#: Crossbar's own ``Router.send``, as imported (before any patch of another module).
+_ROUTER_SEND: Final = Router.send
+_EXACT: Final = message.Subscribe.MATCH_EXACT
+
+
+def enable_fast_path(on: bool) -> None:
+    """``extra.fast_path``: False sends every publish through crossbar's original dispatch."""
+    _state["on"] = on
+
+
+def enabled() -> bool:
+    """Whether the fast dispatch is on (``extra.fast_path``)."""
+    return _state["on"]
+
+
+def covers(broker: Any, publish: Any, authorization: Any) -> bool:
+    """Whether :func:`publish_now` dispatches ``publish`` exactly as crossbar would (see the module)."""
+    if not _state["on"] or type(authorization) is not dict or not authorization.get("allow"):
+        return False
+    router = broker._router
+    return not (
+        router._is_traced
+        or router._trace_traffic
+        or router._inventory
+        or broker._event_store is not None
+        or publish.retain
+        or publish.payload is not None
+        or authorization.get("validate") is not None
+    )
+
+
+def cached_authorization(router: Any, session: Any, topic: str) -> dict[str, Any] | None:
+    """What ``Router.authorize`` would answer a publish from ``session`` to ``topic`` from its
+    cache, without a Deferred (None: not cached, ask it)."""
+    if not _state["on"] or session._authrole not in router._roles:
+        return None
+    return router._authorization_cache.get((session._realm, session._authrole, topic, "publish"))  # type: ignore[no-any-return]
+
+
+def _refusal(publish: Any, reason: str) -> message.Error:
+    return message.Error(
+        message.Publish.MESSAGE_TYPE, publish.request, ApplicationError.INVALID_URI, [reason]
+    )
+
+
+def _answer(router: Any, session: Any, reply: Any) -> None:
+    router.send(session, reply)  # no correlation_* fields: only a traced router reads them
+
+
+def _acknowledge(router: Any, session: Any, publish: Any, publication: int) -> None:
+    reply = message.Published(publish.request, publication)
+    serializer = getattr(getattr(session._transport, "_serializer", None), "_serializer", None)
+    if type(serializer) is JsonObjectSerializer and not serializer._batched:
+        # what autobahn's JSON serializer writes for it, without a JSON encoder made per message
+        reply._serialized[serializer] = b"[%d,%d,%d]" % (
+            message.Published.MESSAGE_TYPE,
+            publish.request,
+            publication,
+        )
+    _answer(router, session, reply)
+
+
+def publish_now(
+    broker: Any, session: Any, publish: Any, authorization: dict[str, Any]
+) -> int | message.Error:
+    """Dispatch an authorized ``publish`` of ``session`` as crossbar's ``processPublish`` would.
+
+    The publication id, or the ERROR refusing it (sent to ``session`` if the
+    publish wants an acknowledgement). Only for what :func:`covers`.
+    """
+    router = broker._router
+    topic = publish.topic
+    strict = broker._option_uri_strict
+    if not (_URI_PAT_STRICT_NON_EMPTY if strict else _URI_PAT_LOOSE_NON_EMPTY).match(topic):
+        error = _refusal(publish, f"publish with invalid topic URI '{topic}' (URI strict checking {strict})")
+    elif session._authrole is not None and session._authrole != "trusted" and topic.startswith("wamp."):
+        error = _refusal(publish, f"publish with restricted topic URI '{topic}'")
+    else:
+        return _dispatch(broker, router, session, publish, authorization)
+    if publish.acknowledge:
+        _answer(router, session, error)
+    return error
+
+
+def _dispatch(broker: Any, router: Any, session: Any, publish: Any, authorization: dict[str, Any]) -> int:
+    topic = publish.topic
+    subscriptions = broker._subscription_map.match_observations(topic)
+    publication: int = util.id()
+    if not subscriptions and not publish.acknowledge:
+        return publication  # crossbar sends nothing either (the id is only the node's to report)
+    publisher = publisher_authid = publisher_authrole = forward_for = None
+    if authorization["disclose"] or topic.startswith(("wamp.", "crossbar.")):
+        if publish.forward_for:
+            first = publish.forward_for[0]
+            publisher, publisher_authid, publisher_authrole = (
+                first["session"],
+                first["authid"],
+                first["authrole"],
+            )
+            me = {"session": session._session_id, "authid": session._authid, "authrole": session._authrole}
+            forward_for = [*publish.forward_for, me]
+        else:
+            publisher, publisher_authid, publisher_authrole = (
+                session._session_id,
+                session._authid,
+                session._authrole,
+            )
+    me_also = publish.exclude_me is False
+    filtered = (
+        publish.eligible
+        or publish.eligible_authid
+        or publish.eligible_authrole
+        or publish.exclude
+        or publish.exclude_authid
+        or publish.exclude_authrole
+    )
+    targets = []
+    for subscription in subscriptions:
+        receivers = subscription.observers
+        if filtered:
+            receivers = broker._filter_publish_receivers(receivers, publish)
+        if len(receivers) - (1 if broker in receivers else 0):
+            targets.append((subscription, receivers))
+    if publish.acknowledge:
+        _acknowledge(router, session, publish, publication)
+    chunk_size = broker._options.event_dispatching_chunk_size
+    internal = (session._session_id, session._authid, session._authrole)
+    for subscription, receivers in targets:
+        msg = message.Event(
+            subscription.id,
+            publication,
+            args=publish.args,
+            kwargs=publish.kwargs,
+            publisher=publisher,
+            publisher_authid=publisher_authid,
+            publisher_authrole=publisher_authrole,
+            topic=None if subscription.match == _EXACT else topic,
+            transaction_hash=publish.transaction_hash,
+            forward_for=forward_for,
+        )
+        msg._router_internal = internal  # crossbar's router links read it (the correlation_* only tracing)
+        pending = [r for r in receivers if me_also or r != session]
+        if pending:
+            _send_chunk(router, msg, pending, chunk_size, subscription.id)
+    return publication
+
+
+def _send_chunk(router: Any, msg: Any, receivers: list[Any], chunk_size: int, subscription_id: int) -> None:
+    """Send ``msg`` to the first ``chunk_size`` of ``receivers`` still there; the rest next turn."""
+    chunk, rest = (receivers[:chunk_size], receivers[chunk_size:]) if chunk_size else (receivers, [])
+    stats = router._message_stats["sent"]
+    plain = type(router).send is _ROUTER_SEND
+    sent = 0
+    for receiver in chunk:
+        transport = receiver._transport
+        if not (receiver._session_id and transport):
+            continue  # vanished since it was matched
+        try:
+            if plain:
+                transport.send(msg)
+                sent += 1
+            else:
+                router.send(receiver, msg)
+        except PayloadExceededError as error:
+            _log.warn(
+                "could not dispatch event to receiver {receiver} (subscription_id={subscription_id}, "
+                "publication_id={publication_id}): {err}",
+                receiver=receiver._session_id,
+                subscription_id=subscription_id,
+                publication_id=msg.publication,
+                err=str(error),
+            )
+    if sent:
+        stats["event"] = stats.get("event", 0) + sent
+    if rest:
+        # txaio as crossbar's broker module sees it: the delivery tracker's proxy follows the chunk
+        crossbar_broker.txaio.call_later(0, _send_chunk, router, msg, rest, chunk_size, subscription_id)  # type: ignore[attr-defined]
