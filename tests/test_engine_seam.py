@@ -86,8 +86,10 @@ def test_a_wamp_publish_is_authorized_once(probed: Node, joined: Callable[..., R
         assert listener.event()[4] == [n]
     backend.publish(quiet, ["nobody listens"], acknowledge=False)
     assert backend.publish(quiet, ["acknowledged"]) is not None
-    assert authorizations(probed, topic) == {"publish": 3, "subscribe": 1}
-    assert authorizations(probed, quiet) == {"publish": 2}
+    # never twice for one publish: the first asks the authorizer, the later ones get its cached
+    # answer (crossbar's authorization cache, as crossbar's own Router.authorize would)
+    assert authorizations(probed, topic) == {"publish": 1, "subscribe": 1}
+    assert authorizations(probed, quiet) == {"publish": 1}
 
 
 def test_a_refused_publish_is_authorized_once_and_answered_by_crossbar(
