@@ -262,6 +262,25 @@ def test_unknown_message_type_is_aborted(connect: Callable[..., RawWamp], bystan
     ]
 
 
+def test_publish_with_a_lone_surrogate_is_aborted_and_nothing_is_stored(
+    connect: Callable[..., RawWamp], bystander: Bystander
+) -> None:
+    # crossbar: acknowledged and stored, then the EVENT fails to encode for every subscriber
+    topic = f"public.surrogate.{uuid.uuid4().hex[:8]}"
+    subscriber = connect("anonymous")
+    assert subscriber.subscribe(topic)[0] == SUBSCRIBED
+    client = connect("backend")
+    client.send(f'[16, 1, {{"acknowledge": true}}, "{topic}", ["\\ud800"]]')
+    closed = client.wait_closed()
+    assert closed.code == 1002
+    reason = "a JSON string holds a lone surrogate (\\ud800), not Unicode text"
+    assert client.received_before_close == [[ABORT, {"message": reason}, "wamp.error.protocol_violation"]]
+    # a pair is one character, delivered; the history holds it first: nothing was stored before it
+    assert connect("backend").publish(topic, ["\U0001f600"])[0] == 17
+    event = subscriber.event()
+    assert event[4] == ["\U0001f600"] and event[5]["broker_position"]["seq"] == 1
+
+
 @pytest.mark.parametrize("topic", ["a b", "a#b", 12345])
 def test_invalid_subscribe_topic_keeps_session(
     connect: Callable[..., RawWamp], bystander: Bystander, topic: object

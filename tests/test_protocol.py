@@ -1,5 +1,7 @@
 """Session rules crossbar does not enforce: which message when, and request URIs."""
 
+import json
+
 import pytest
 
 from broker.core.protocol import (
@@ -13,6 +15,7 @@ from broker.core.protocol import (
     check_allowed,
     check_request_uri,
     json_nesting_exceeds,
+    lone_surrogate,
 )
 from broker.errors import ProtocolViolation
 
@@ -81,3 +84,22 @@ def test_valid_and_malformed_requests_are_left_alone() -> None:
 )
 def test_json_nesting(payload: bytes, exceeds: bool) -> None:
     assert json_nesting_exceeds(payload) is exceeds
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (b'["\\ud800"]', "a JSON string holds a lone surrogate (\\ud800), not Unicode text"),
+        (b'{"\\uDFFF": 1}', "a JSON string holds a lone surrogate (\\udfff), not Unicode text"),
+        (b'["\\ud83d\\ude00"]', None),  # a pair: one character
+        (b'["\\u00e9", "plain"]', None),  # other escapes are not surrogates
+    ],
+)
+def test_a_lone_surrogate_is_named_and_everything_else_passes(text: bytes, problem: str | None) -> None:
+    assert lone_surrogate(text, json.loads(text)) == problem
+
+
+def test_binary_values_autobahn_decoded_do_not_hide_a_lone_surrogate() -> None:
+    text = b'["\\u0000AA==", "\\ud800"]'  # autobahn hands the first over as bytes
+    assert lone_surrogate(text, [b"\x00", "\ud800"]) is not None
+    assert lone_surrogate(b'["\\u0000AA==", "\\ud83d\\ude00"]', [b"\x00", "\U0001f600"]) is None

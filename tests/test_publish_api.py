@@ -161,6 +161,12 @@ def test_old_but_correctly_signed_timestamp_is_401(node: Node) -> None:
     [
         (b"{not json", 400, "broker.error.bad_request", "body is not valid JSON"),
         (b"[1, 2]", 400, "broker.error.bad_request", "body must be a JSON object"),
+        (
+            b'{"topic": "public.x", "data": "\\udc00"}',
+            400,
+            "broker.error.bad_request",
+            "body is not valid: a JSON string holds a lone surrogate (\\udc00), not Unicode text",
+        ),
         ({"data": 1}, 400, "broker.error.bad_request", "missing field 'topic'"),
         ({"topic": "public.x", "extra": 1}, 400, "broker.error.bad_request", "unknown field 'extra'"),
         ({"events": []}, 400, "broker.error.bad_request", "events must be a list of 1 to 100 events"),

@@ -24,6 +24,7 @@ import json
 from json.encoder import encode_basestring
 from typing import Any, Final
 
+from broker.core.protocol import lone_surrogate
 from broker.errors import ClientError, PayloadTooLarge
 
 #: The key of a line that is not JSON: ``{"line": TEXT}``.
@@ -54,14 +55,9 @@ def _json(raw: bytes, text: str) -> tuple[bool, Any]:
         value = _DECODER.decode(text)
     except ValueError:  # JSONDecodeError, or NaN/Infinity
         return False, None
-    if b"\\u" in raw:  # an escape may name half a surrogate pair: no text, no event can carry it
-        try:
-            json.dumps(value, ensure_ascii=False).encode("utf-8")
-        except UnicodeEncodeError as exc:
-            code = ord(exc.object[exc.start])
-            raise ClientError(
-                f"a JSON string holds a lone surrogate (\\u{code:04x}), not Unicode text"
-            ) from None
+    problem = lone_surrogate(raw, value)  # no text, no event can carry it
+    if problem is not None:
+        raise ClientError(problem)
     return True, value
 
 

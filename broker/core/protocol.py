@@ -9,6 +9,7 @@ closes the whole connection with 1011 when a request names an invalid URI
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -92,6 +93,29 @@ def json_nesting_exceeds(payload: bytes, limit: int = MAX_JSON_NESTING) -> bool:
         elif first in b"]}":
             depth -= 1
     return False
+
+
+#: How JSON text names half a UTF-16 surrogate pair (``\ud800``-``\udfff``, either case).
+_SURROGATE_ESCAPE: Final = re.compile(rb"\\u[dD][89abcdefABCDEF]")
+
+
+def lone_surrogate(text: bytes, value: Any) -> str | None:
+    """Why JSON ``text``, decoded to ``value``, holds a string that is not Unicode text, else None.
+
+    Python's decoder (and autobahn's) turns ``"\\ud800"`` without its pair into
+    a string no serializer can send: the EVENT of such a publish would fail on
+    the way to every subscriber, after it was acknowledged and stored. A pair
+    decodes to one character, which is fine. Only a text with a surrogate
+    escape can hold one, so any other costs one search.
+    """
+    if _SURROGATE_ESCAPE.search(text) is None:
+        return None
+    try:
+        json.dumps(value, ensure_ascii=False, default=lambda _: None).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        code = ord(exc.object[exc.start])
+        return f"a JSON string holds a lone surrogate (\\u{code:04x}), not Unicode text"
+    return None
 
 
 def name(message_type: object) -> str:

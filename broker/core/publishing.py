@@ -28,7 +28,7 @@ from typing import Any, Final, Protocol
 from broker.core import signing
 from broker.core.grants import Grants
 from broker.core.idempotency import AnswerJournal, IdempotencyCache
-from broker.core.protocol import MAX_JSON_NESTING, json_nesting_exceeds
+from broker.core.protocol import MAX_JSON_NESTING, json_nesting_exceeds, lone_surrogate
 from broker.core.publishers import HttpPublishSettings, PublisherKey
 from broker.core.ratelimit import Quota, TokenBucket
 from broker.core.replay import NonceCache, NonceJournal
@@ -155,6 +155,9 @@ def _decode(body: bytes) -> Any:
         raise ClientError(f"body is not valid JSON: {exc}") from None
     if not few and _deeper_than(doc, MAX_JSON_NESTING):
         raise ClientError(f"body is JSON nested deeper than {MAX_JSON_NESTING} levels")
+    problem = lone_surrogate(body, doc)
+    if problem is not None:
+        raise ClientError(f"body is not valid: {problem}")
     return doc
 
 

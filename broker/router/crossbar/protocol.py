@@ -49,6 +49,7 @@ from broker.core.protocol import (
     check_allowed,
     check_request_uri,
     json_nesting_exceeds,
+    lone_surrogate,
     name,
 )
 from broker.errors import ClientError, InvalidUri, ProtocolViolation
@@ -134,6 +135,9 @@ def dispatch(state: NodeState, transport: Any, payload: bytes, is_binary: bool |
         raise ProtocolViolation(
             f"invalid {serializer.SERIALIZER_ID} message ({type(exc).__name__})"
         ) from None
+    binary = serializer._serializer.BINARY
+    if not binary and isinstance(payload, bytes) and (problem := lone_surrogate(payload, raws)):
+        raise ProtocolViolation(problem)  # no serializer could send it on: refused, not lost later
     for raw in raws:
         if not isinstance(raw, list) or not raw:
             raise ProtocolViolation("a WAMP message must be a non-empty array")
