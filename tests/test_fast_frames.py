@@ -34,7 +34,6 @@ txaio.use_twisted()  # autobahn's serializers keep statistics with txaio's clock
 from autobahn.exception import PayloadExceededError  # noqa: E402
 from autobahn.wamp import message  # noqa: E402
 from autobahn.wamp import serializer as wamp_serializer  # noqa: E402
-from autobahn.wamp.exception import SerializationError  # noqa: E402
 from autobahn.websocket.protocol import PreparedMessage, WebSocketProtocol  # noqa: E402
 
 from broker.config.settings import parse_settings  # noqa: E402
@@ -245,11 +244,16 @@ def test_an_oversize_event_is_refused_as_sendmessage_refuses_it() -> None:
     assert sent.written == [] and sent.router._message_stats["sent"] == {}  # as Router.send: not counted
 
 
-def test_a_serialization_error_is_autobahns() -> None:
-    sent = Sent()
-    with pytest.raises(SerializationError, match="WAMP message serialization error"):
-        sent(connection(sent), message.Event(1, 2, args=[object()]))
-    assert sent.written == []
+def test_a_serialization_error_is_autobahns_and_drops_that_connection_only() -> None:
+    sent, errors, aborted = Sent(), [], []
+    log = SimpleNamespace(warn=lambda text: None, error=errors.append)
+    before = STATE.rejections.get("UnsendableEvent", 0)
+    unsendable = message.Event(1, 2, args=[object()])
+    sent(connection(sent, log=log, abort=lambda: aborted.append(True)), unsendable)
+    assert sent.written == [] and aborted == [True]
+    assert len(errors) == 1 and errors[0].startswith("WAMP message serialization error")
+    assert STATE.rejections["UnsendableEvent"] == before + 1
+    assert "event" not in sent.router._message_stats["sent"]  # not sent, not counted
 
 
 # -- against a node -------------------------------------------------------------------

@@ -22,8 +22,9 @@ from typing import Any
 import pytest
 from websockets.exceptions import InvalidStatus, WebSocketException
 
-from tests.node import PROJECT_CONFIG, Node
+from tests.node import BACKEND_SECRET, PROJECT_CONFIG, Node
 from tests.rawwamp import ABORT, ERROR, SUBSCRIBED, RawWamp
+from tests.test_metrics import health_rejections as rejections
 
 pytestmark = pytest.mark.node
 
@@ -279,6 +280,62 @@ def test_publish_with_a_lone_surrogate_is_aborted_and_nothing_is_stored(
     assert connect("backend").publish(topic, ["\U0001f600"])[0] == 17
     event = subscriber.event()
     assert event[4] == ["\U0001f600"] and event[5]["broker_position"]["seq"] == 1
+
+
+def test_publish_of_an_integer_beyond_64_bits_is_refused_and_nothing_is_stored(
+    node: Node, connect: Callable[..., RawWamp], bystander: Bystander
+) -> None:
+    # crossbar: acknowledged, then the MessagePack subscriber's EVENT fails to encode, which ends
+    # the dispatch loop: the JSON subscriber after it gets nothing either
+    topic = f"public.bigint.{uuid.uuid4().hex[:8]}"
+    binary = RawWamp(node.ws_url, origin=node.origin, serializer="msgpack")
+    try:
+        assert binary.hello()[0] == 2
+        text = connect("anonymous")
+        for subscriber in (binary, text):
+            assert subscriber.subscribe(topic)[0] == SUBSCRIBED
+        publisher = connect("backend")
+        refused = publisher.publish(topic, [2**70])
+        message = "an integer of 71 bits: MessagePack subscribers can be sent at most 64"
+        assert (
+            refused is not None
+            and refused[0] == ERROR
+            and refused[4:] == ["broker.error.bad_request", [message]]
+        )
+        assert (
+            publisher.publish(topic, [2**64 - 1])[0] == 17
+        )  # the largest a subscriber can get; same session
+        for subscriber in (binary, text):
+            event = subscriber.event()
+            assert (
+                event[4] == [2**64 - 1] and event[5]["broker_position"]["seq"] == 1
+            )  # nothing stored before
+    finally:
+        binary.close()
+
+
+def test_an_event_one_serializer_cannot_carry_reaches_the_others_and_drops_that_one(
+    node: Node, connect: Callable[..., RawWamp]
+) -> None:
+    # a MessagePack map with a bytes key has no JSON form; crossbar's dispatch loop ended at the
+    # JSON subscriber's error, so no subscriber after it got the event either
+    topic = f"public.byteskey.{uuid.uuid4().hex[:8]}"
+    text = connect("anonymous")
+    assert text.subscribe(topic)[0] == SUBSCRIBED
+    binary = RawWamp(node.ws_url, origin=node.origin, serializer="msgpack")
+    publisher = RawWamp(node.ws_url, origin=node.origin, serializer="msgpack")
+    try:
+        assert binary.hello()[0] == 2 and binary.subscribe(topic)[0] == SUBSCRIBED
+        assert publisher.hello(authid="backend", secret=BACKEND_SECRET)[0] == 2
+        before = rejections(node).get("UnsendableEvent", 0)
+        assert publisher.publish(topic, [{b"key": 1}])[0] == 17
+        assert binary.event()[4] == [{b"key": 1}]
+        closed = text.wait_closed()
+        assert text.received_before_close == [] and closed.code != 1000
+        assert rejections(node)["UnsendableEvent"] == before + 1
+    finally:
+        binary.close()
+        publisher.close()
 
 
 @pytest.mark.parametrize("topic", ["a b", "a#b", 12345])

@@ -2,6 +2,7 @@
 
 import json
 
+import cbor2
 import pytest
 
 from broker.core.protocol import (
@@ -13,9 +14,11 @@ from broker.core.protocol import (
     REGISTER,
     SUBSCRIBE,
     check_allowed,
+    check_publish_payload,
     check_request_uri,
     json_nesting_exceeds,
     lone_surrogate,
+    may_hold_huge_integer,
 )
 from broker.errors import ProtocolViolation
 
@@ -103,3 +106,26 @@ def test_binary_values_autobahn_decoded_do_not_hide_a_lone_surrogate() -> None:
     text = b'["\\u0000AA==", "\\ud800"]'  # autobahn hands the first over as bytes
     assert lone_surrogate(text, [b"\x00", "\ud800"]) is not None
     assert lone_surrogate(b'["\\u0000AA==", "\\ud83d\\ude00"]', [b"\x00", "\U0001f600"]) is None
+
+
+def test_only_a_publish_with_an_integer_beyond_64_bits_is_refused() -> None:
+    big = [PUBLISH, 5, {"acknowledge": True}, "public.x", [1, {"deep": [2**64]}]]
+    rejection = check_publish_payload(big, b"18446744073709551616", "json")
+    assert rejection is not None and (rejection.request_id, rejection.reply) == (5, True)
+    assert str(rejection.error) == "an integer of 65 bits: MessagePack subscribers can be sent at most 64"
+    assert rejection.reason == "unsendable_payload"
+    quiet = [PUBLISH, 6, {}, "public.x", [], {"n": -(2**63) - 1}]
+    assert check_publish_payload(quiet, b"-9223372036854775809", "json").reply is False  # type: ignore[union-attr]
+    edges = [PUBLISH, 7, {}, "public.x", [2**64 - 1, -(2**63)]]
+    assert check_publish_payload(edges, b"18446744073709551615", "json") is None
+    assert check_publish_payload([SUBSCRIBE, 8, {}, "public.x"], b"1" * 30, "json") is None
+
+
+def test_huge_integers_are_looked_for_only_where_the_bytes_allow_them() -> None:
+    assert not may_hold_huge_integer(b'[16,1,{},"t",[1234567890123456789]]', "json")  # 19 digits
+    assert may_hold_huge_integer(b'[16,1,{},"t",[12345678901234567890]]', "json")
+    assert may_hold_huge_integer(b'[16,1,{},"t",[-9223372036854775809]]', "json")  # 19 after a minus
+    assert not may_hold_huge_integer(b'[16,1,{},"t",[-922337203685477580]]', "json")
+    assert may_hold_huge_integer(cbor2.dumps([2**70]), "cbor")
+    assert not may_hold_huge_integer(cbor2.dumps([2**63]), "cbor")
+    assert not may_hold_huge_integer(b"\xc2\xc3", "msgpack")  # MessagePack has no such integers

@@ -162,6 +162,12 @@ def test_old_but_correctly_signed_timestamp_is_401(node: Node) -> None:
         (b"{not json", 400, "broker.error.bad_request", "body is not valid JSON"),
         (b"[1, 2]", 400, "broker.error.bad_request", "body must be a JSON object"),
         (
+            b'{"topic": "public.x", "data": [18446744073709551616]}',
+            400,
+            "broker.error.bad_request",
+            "body is not valid: an integer of 65 bits: MessagePack subscribers can be sent at most 64",
+        ),
+        (
             b'{"topic": "public.x", "data": "\\udc00"}',
             400,
             "broker.error.bad_request",

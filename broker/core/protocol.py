@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from broker.core.uris import check_uri
-from broker.errors import InvalidUri, ProtocolViolation
+from broker.errors import ClientError, InvalidUri, ProtocolViolation
 
 HELLO, WELCOME, ABORT, CHALLENGE, AUTHENTICATE, GOODBYE, ERROR = 1, 2, 3, 4, 5, 6, 8
 PUBLISH, SUBSCRIBE, UNSUBSCRIBE = 16, 32, 34
@@ -141,17 +141,20 @@ def check_allowed(message_type: object, state: str) -> None:
 
 
 @dataclass(frozen=True)
-class UriRejection:
-    """An invalid URI in a request: answer with ERROR, keep the session."""
+class Rejection:
+    """A request refused before crossbar sees it (an invalid URI, a payload no subscriber could be
+    sent): answer with ERROR, keep the session."""
 
     request_type: int
     request_id: int
-    error: InvalidUri
+    error: ClientError
     #: False for a PUBLISH without acknowledge: the spec sends no ERROR then.
     reply: bool
+    #: What ``broker_rejections_total`` counts it as.
+    reason: str
 
 
-def check_request_uri(raw: list[Any]) -> UriRejection | None:
+def check_request_uri(raw: list[Any]) -> Rejection | None:
     """Check the URI of a raw request message; None when valid or not a URI request.
 
     Only well-formed requests (an integer request id, an options dict) are
@@ -168,5 +171,66 @@ def check_request_uri(raw: list[Any]) -> UriRejection | None:
         check_uri(raw[position], match if isinstance(match, str) else "?", what=what)
     except InvalidUri as exc:
         reply = raw[0] != PUBLISH or bool(options.get("acknowledge", False))
-        return UriRejection(request_type=raw[0], request_id=raw[1], error=exc, reply=reply)
+        return Rejection(raw[0], raw[1], exc, reply, "invalid_uri")
     return None
+
+
+#: The integers every serializer Broker speaks can carry: MessagePack's range (JSON and CBOR
+#: carry any, so a JSON or CBOR publisher can send what a MessagePack subscriber cannot get).
+INT_RANGE: Final = (-(2**63), 2**64 - 1)
+#: A JSON number beyond :data:`INT_RANGE` has at least 20 digits in a row, or 19 after a minus
+#: (``-9223372036854775809``).
+_LONG_NUMBER: Final = re.compile(rb"-[0-9]{19}|[0-9]{20}")
+#: CBOR's bignum tags (2, 3): the only way a CBOR message holds an integer beyond 64 bits.
+_CBOR_BIGNUMS: Final = (b"\xc2", b"\xc3")
+
+
+def may_hold_huge_integer(text: bytes, serializer: str) -> bool:
+    """Whether a message of ``serializer`` (``json``, ``cbor``, ...) may hold an integer beyond
+    :data:`INT_RANGE`: one search of its bytes, so a message that cannot is not walked."""
+    if serializer == "json":
+        return _LONG_NUMBER.search(text) is not None
+    if serializer == "cbor":
+        return any(tag in text for tag in _CBOR_BIGNUMS)
+    return False
+
+
+def huge_integer(value: Any) -> int | None:
+    """The first integer in ``value`` (lists, tuples and dict values, walked without recursion)
+    outside :data:`INT_RANGE`, or None."""
+    low, high = INT_RANGE
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is int:
+            if not low <= item <= high:
+                return item  # type: ignore[no-any-return]
+        elif kind is list or kind is tuple:
+            stack.extend(item)
+        elif kind is dict:
+            stack.extend(item.values())
+    return None
+
+
+def unsendable_integer(value: Any) -> str | None:
+    """Why ``value`` could not be sent to every subscriber (an integer beyond 64 bits), else None."""
+    big = huge_integer(value)
+    if big is None:
+        return None
+    return f"an integer of {big.bit_length()} bits: MessagePack subscribers can be sent at most 64"
+
+
+def check_publish_payload(raw: list[Any], text: bytes, serializer: str) -> Rejection | None:
+    """Refuse a PUBLISH whose payload some subscriber could not be sent (see :data:`INT_RANGE`);
+    None for anything else. Delivery would fail for that subscriber, and the dispatch loop with
+    it, after the publish was acknowledged and stored."""
+    if raw[0] != PUBLISH or len(raw) < 5 or not isinstance(raw[1], int) or not isinstance(raw[2], dict):
+        return None
+    if not may_hold_huge_integer(text, serializer):
+        return None
+    problem = unsendable_integer(raw[4:6])
+    if problem is None:
+        return None
+    reply = bool(raw[2].get("acknowledge", False))
+    return Rejection(PUBLISH, raw[1], ClientError(problem), reply, "unsendable_payload")

@@ -28,7 +28,13 @@ from typing import Any, Final, Protocol
 from broker.core import signing
 from broker.core.grants import Grants
 from broker.core.idempotency import AnswerJournal, IdempotencyCache
-from broker.core.protocol import MAX_JSON_NESTING, json_nesting_exceeds, lone_surrogate
+from broker.core.protocol import (
+    MAX_JSON_NESTING,
+    json_nesting_exceeds,
+    lone_surrogate,
+    may_hold_huge_integer,
+    unsendable_integer,
+)
 from broker.core.publishers import HttpPublishSettings, PublisherKey
 from broker.core.ratelimit import Quota, TokenBucket
 from broker.core.replay import NonceCache, NonceJournal
@@ -156,6 +162,8 @@ def _decode(body: bytes) -> Any:
     if not few and _deeper_than(doc, MAX_JSON_NESTING):
         raise ClientError(f"body is JSON nested deeper than {MAX_JSON_NESTING} levels")
     problem = lone_surrogate(body, doc)
+    if problem is None and may_hold_huge_integer(body, "json"):
+        problem = unsendable_integer(doc)
     if problem is not None:
         raise ClientError(f"body is not valid: {problem}")
     return doc

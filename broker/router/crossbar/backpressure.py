@@ -82,13 +82,20 @@ def _make_websocket_send(state: NodeState, max_buffer_bytes: int, original: Any)
             return
         original(self, msg)
         sock = self._broker_socket
-        if sock is not None:  # per delivery: the comparison inline, the reason only when over
-            waiting = len(sock.dataBuffer) - sock.offset + sock._tempDataLen  # as in _waiting()
-            limit = limits._installed.get("max_buffer_bytes", max_buffer_bytes)
-            if waiting > limit:
-                _let_go(state, self, sock, slow_subscriber(waiting, limit) or "")
+        if sock is not None:
+            bound(state, self, sock, max_buffer_bytes)
 
     return send
+
+
+def bound(state: NodeState, protocol: Any, sock: FileDescriptor, default_limit: int) -> None:
+    """Let ``protocol`` go if more than the slow-subscriber limit now waits in ``sock``: after
+    every message sent to it (autobahn's send, or :mod:`.frames`' write), so O(1), the reason
+    built only when over."""
+    waiting = len(sock.dataBuffer) - sock.offset + sock._tempDataLen  # as in _waiting()
+    limit = limits._installed.get("max_buffer_bytes", default_limit)
+    if waiting > limit:
+        _let_go(state, protocol, sock, slow_subscriber(waiting, limit) or "")
 
 
 def _let_go(state: NodeState, self: Any, sock: FileDescriptor, reason: str) -> None:

@@ -57,10 +57,10 @@ from autobahn.websocket.protocol import WebSocketProtocol
 from crossbar.router.protocol import WampWebSocketServerProtocol
 from crossbar.router.router import Router
 
-from broker.core.backpressure import slow_subscriber
 from broker.core.wsframe import HEADER_LENGTH, frame
-from broker.router.crossbar import backpressure, limits
+from broker.router.crossbar import backpressure
 from broker.router.crossbar.context import Door
+from broker.router.crossbar.protocol import _log
 
 if TYPE_CHECKING:
     from broker.router.state import NodeState
@@ -180,6 +180,16 @@ def _make_on_open(original: Any) -> Any:
     return on_open
 
 
+def _unsendable(state: NodeState, transport: Any, error: SerializationError) -> None:
+    """An event this connection's serializer cannot carry (a MessagePack map with a bytes key, to
+    a JSON subscriber): the others still get it; this one is counted (``UnsendableEvent``),
+    logged and dropped, so its client reconnects and learns of the gap instead of missing the
+    event silently. Crossbar's loop would have ended at it, for every subscriber after it."""
+    state.count_rejection("UnsendableEvent")
+    _log.warn("closing {peer}: {error}", peer=getattr(transport, "peer", "?"), error=str(error)[:200])
+    transport.abort()
+
+
 def make_router_send(
     state: NodeState, max_buffer_bytes: int, original: Any, websocket: Any = WampWebSocketServerProtocol
 ) -> Any:
@@ -194,36 +204,37 @@ def make_router_send(
             original(self, session, msg)
             return
         cls = msg.__class__
-        if (
-            cls is _EVENT
-            and _enabled
-            and transport.__class__ is websocket
-            and (key := transport._broker_frame_key) is not None
-            and not transport._broker_slow  # else: .backpressure's send discards it
-            and transport.state == _OPEN
-            and not transport.send_queue  # else: autobahn's sendData queues it
-            and transport._session is not None  # else: autobahn raises TransportLost
-            and (ser := transport._serializer)._autoreset_callback is None  # crossbar's session stats
-        ):
-            data = msg._serialized.get(key) or _build(transport, msg, key)
-            n = len(data) - _HEADER[data[1]]
-            # Serializer.serialize's statistics (crossbar publishes them as wamp.session.on_stats)
-            ser._serialized_bytes += n
-            ser._serialized_messages += 1
-            ser._serialized_rated_messages += -(-n // ser.RATED_MESSAGE_SIZE)  # ceil, in integers
-            if 0 < transport.maxMessagePayloadSize < n:
-                _refuse_oversize(transport, n)
-            transport.transport.write(data)  # as sendData; trafficStats not counted (module docstring)
-            global _written
-            _written += 1
-            sock = transport._broker_socket
-            if sock is not None:  # .backpressure's bound, as its send applies it after autobahn's
-                waiting = len(sock.dataBuffer) - sock.offset + sock._tempDataLen
-                limit = limits._installed.get("max_buffer_bytes", max_buffer_bytes)
-                if waiting > limit:
-                    backpressure._let_go(state, transport, sock, slow_subscriber(waiting, limit) or "")
-        else:
-            transport.send(msg)
+        try:
+            if (
+                cls is _EVENT
+                and _enabled
+                and transport.__class__ is websocket
+                and (key := transport._broker_frame_key) is not None
+                and not transport._broker_slow  # else: .backpressure's send discards it
+                and transport.state == _OPEN
+                and not transport.send_queue  # else: autobahn's sendData queues it
+                and transport._session is not None  # else: autobahn raises TransportLost
+                and (ser := transport._serializer)._autoreset_callback is None  # crossbar's session stats
+            ):
+                data = msg._serialized.get(key) or _build(transport, msg, key)
+                n = len(data) - _HEADER[data[1]]
+                # Serializer.serialize's statistics (crossbar publishes them as wamp.session.on_stats)
+                ser._serialized_bytes += n
+                ser._serialized_messages += 1
+                ser._serialized_rated_messages += -(-n // ser.RATED_MESSAGE_SIZE)  # ceil, in integers
+                if 0 < transport.maxMessagePayloadSize < n:
+                    _refuse_oversize(transport, n)
+                transport.transport.write(data)  # as sendData; trafficStats not counted (module docstring)
+                global _written
+                _written += 1
+                sock = transport._broker_socket
+                if sock is not None:  # .backpressure's bound, as its send applies it after autobahn's
+                    backpressure.bound(state, transport, sock, max_buffer_bytes)
+            else:
+                transport.send(msg)
+        except SerializationError as error:
+            _unsendable(state, transport, error)
+            return  # not sent: not counted
         name = names.get(cls)
         if name is None:
             name = names[cls] = cls.__name__.lower()

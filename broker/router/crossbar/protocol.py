@@ -47,12 +47,13 @@ from twisted.logger import Logger
 from broker.core.protocol import (
     MAX_JSON_NESTING,
     check_allowed,
+    check_publish_payload,
     check_request_uri,
     json_nesting_exceeds,
     lone_surrogate,
     name,
 )
-from broker.errors import ClientError, InvalidUri, ProtocolViolation
+from broker.errors import ClientError, ProtocolViolation
 from broker.router.crossbar.context import Door
 
 if TYPE_CHECKING:
@@ -136,21 +137,22 @@ def dispatch(state: NodeState, transport: Any, payload: bytes, is_binary: bool |
             f"invalid {serializer.SERIALIZER_ID} message ({type(exc).__name__})"
         ) from None
     binary = serializer._serializer.BINARY
+    kind = serializer._serializer.NAME
     if not binary and isinstance(payload, bytes) and (problem := lone_surrogate(payload, raws)):
         raise ProtocolViolation(problem)  # no serializer could send it on: refused, not lost later
     for raw in raws:
         if not isinstance(raw, list) or not raw:
             raise ProtocolViolation("a WAMP message must be a non-empty array")
         check_allowed(raw[0], _state(transport._session))
-        rejection = check_request_uri(raw)
+        rejection = check_request_uri(raw) or check_publish_payload(raw, payload, kind)
         if rejection is not None:
-            state.count_rejection("invalid_uri")
+            state.count_rejection(rejection.reason)
             if rejection.reply:
                 transport.send(
                     message.Error(
                         rejection.request_type,
                         rejection.request_id,
-                        InvalidUri.wamp_uri,
+                        rejection.error.wamp_uri,
                         args=[str(rejection.error)],
                     )
                 )
