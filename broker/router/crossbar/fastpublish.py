@@ -34,7 +34,8 @@ Everything else takes crossbar's original: a traced router, traffic tracing,
 an event store, ``retain``, an end-to-end encrypted payload, a realm with a
 type inventory or an authorization with ``validate``, a refused
 authorization, and all of it while ``extra.fast_path`` is false
-(:func:`enable_fast_path`). A patched ``Router.send`` is called as such.
+(:func:`enable_fast_path`). Each EVENT goes out through ``Router.send``, which
+:mod:`.frames` makes the fast write and the router's counters.
 Tests: ``tests/test_fast_publish.py``.
 """
 
@@ -49,13 +50,10 @@ from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.message import _URI_PAT_LOOSE_NON_EMPTY, _URI_PAT_STRICT_NON_EMPTY
 from autobahn.wamp.serializer import JsonObjectSerializer
 from crossbar.router import broker as crossbar_broker
-from crossbar.router.router import Router
 from twisted.logger import Logger
 
 _log = Logger(namespace="broker.publish")
 _state = {"on": True}
-#: Crossbar's own ``Router.send``, as imported (before any patch of another module).
-_ROUTER_SEND: Final = Router.send
 _EXACT: Final = message.Subscribe.MATCH_EXACT
 
 
@@ -204,19 +202,11 @@ def _dispatch(broker: Any, router: Any, session: Any, publish: Any, authorizatio
 def _send_chunk(router: Any, msg: Any, receivers: list[Any], chunk_size: int, subscription_id: int) -> None:
     """Send ``msg`` to the first ``chunk_size`` of ``receivers`` still there; the rest next turn."""
     chunk, rest = (receivers[:chunk_size], receivers[chunk_size:]) if chunk_size else (receivers, [])
-    stats = router._message_stats["sent"]
-    plain = type(router).send is _ROUTER_SEND
-    sent = 0
     for receiver in chunk:
-        transport = receiver._transport
-        if not (receiver._session_id and transport):
+        if not (receiver._session_id and receiver._transport):
             continue  # vanished since it was matched
         try:
-            if plain:
-                transport.send(msg)
-                sent += 1
-            else:
-                router.send(receiver, msg)
+            router.send(receiver, msg)  # Broker's (:mod:`.frames`): the fast write, the counters
         except PayloadExceededError as error:
             _log.warn(
                 "could not dispatch event to receiver {receiver} (subscription_id={subscription_id}, "
@@ -226,8 +216,6 @@ def _send_chunk(router: Any, msg: Any, receivers: list[Any], chunk_size: int, su
                 publication_id=msg.publication,
                 err=str(error),
             )
-    if sent:
-        stats["event"] = stats.get("event", 0) + sent
     if rest:
         # txaio as crossbar's broker module sees it: the delivery tracker's proxy follows the chunk
         crossbar_broker.txaio.call_later(0, _send_chunk, router, msg, rest, chunk_size, subscription_id)  # type: ignore[attr-defined]
