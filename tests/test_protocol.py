@@ -1,6 +1,8 @@
 """Session rules crossbar does not enforce: which message when, and request URIs."""
 
+import datetime
 import json
+from typing import Any
 
 import cbor2
 import pytest
@@ -18,7 +20,8 @@ from broker.core.protocol import (
     check_request_uri,
     json_nesting_exceeds,
     lone_surrogate,
-    may_hold_huge_integer,
+    must_walk,
+    unsendable,
 )
 from broker.errors import ProtocolViolation
 
@@ -121,11 +124,26 @@ def test_only_a_publish_with_an_integer_beyond_64_bits_is_refused() -> None:
     assert check_publish_payload([SUBSCRIBE, 8, {}, "public.x"], b"1" * 30, "json") is None
 
 
-def test_huge_integers_are_looked_for_only_where_the_bytes_allow_them() -> None:
-    assert not may_hold_huge_integer(b'[16,1,{},"t",[1234567890123456789]]', "json")  # 19 digits
-    assert may_hold_huge_integer(b'[16,1,{},"t",[12345678901234567890]]', "json")
-    assert may_hold_huge_integer(b'[16,1,{},"t",[-9223372036854775809]]', "json")  # 19 after a minus
-    assert not may_hold_huge_integer(b'[16,1,{},"t",[-922337203685477580]]', "json")
-    assert may_hold_huge_integer(cbor2.dumps([2**70]), "cbor")
-    assert not may_hold_huge_integer(cbor2.dumps([2**63]), "cbor")
-    assert not may_hold_huge_integer(b"\xc2\xc3", "msgpack")  # MessagePack has no such integers
+def test_only_json_without_a_long_number_goes_unwalked() -> None:
+    assert not must_walk(b'[16,1,{},"t",[1234567890123456789]]', "json")  # 19 digits
+    assert not must_walk(b'[16,1,{},"t",[-922337203685477580]]', "json")
+    assert must_walk(b'[16,1,{},"t",[12345678901234567890]]', "json")
+    assert must_walk(b'[16,1,{},"t",[-9223372036854775809]]', "json")  # 19 after a minus
+    assert must_walk(cbor2.dumps([1]), "cbor") and must_walk(b"\x91\x01", "msgpack")
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ([1, "s", b"\x00", 1.5, True, None, {"k": [2**64 - 1, -(2**63)]}, (1,), {1: "int key"}], None),
+        ([{"deep": [2**64]}], "an integer of 65 bits: MessagePack subscribers can be sent at most 64"),
+        ([{b"key": 1}], "a map key of type bytes: JSON subscribers cannot be sent it"),
+        ([{1, 2}], "a value of type set: not every subscriber's serializer can carry it"),
+        (
+            [cbor2.loads(cbor2.dumps(datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)))],
+            "a value of type datetime: not every subscriber's serializer can carry it",
+        ),
+    ],
+)
+def test_unsendable_names_what_a_serializer_could_not_carry(value: Any, problem: str | None) -> None:
+    assert unsendable(value) == problem

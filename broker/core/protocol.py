@@ -181,55 +181,60 @@ INT_RANGE: Final = (-(2**63), 2**64 - 1)
 #: A JSON number beyond :data:`INT_RANGE` has at least 20 digits in a row, or 19 after a minus
 #: (``-9223372036854775809``).
 _LONG_NUMBER: Final = re.compile(rb"-[0-9]{19}|[0-9]{20}")
-#: CBOR's bignum tags (2, 3): the only way a CBOR message holds an integer beyond 64 bits.
-_CBOR_BIGNUMS: Final = (b"\xc2", b"\xc3")
+#: What every serializer carries, as leaves of a payload (containers: list, tuple, dict).
+_LEAVES: Final = frozenset({str, bytes, float, bool, type(None)})
+#: What a map key may be: JSON writes these as strings; a bytes key it cannot write.
+_KEYS: Final = frozenset({str, int, float, bool, type(None)})
 
 
-def may_hold_huge_integer(text: bytes, serializer: str) -> bool:
-    """Whether a message of ``serializer`` (``json``, ``cbor``, ...) may hold an integer beyond
-    :data:`INT_RANGE`: one search of its bytes, so a message that cannot is not walked."""
-    if serializer == "json":
-        return _LONG_NUMBER.search(text) is not None
-    if serializer == "cbor":
-        return any(tag in text for tag in _CBOR_BIGNUMS)
-    return False
+def must_walk(text: bytes, serializer: str) -> bool:
+    """Whether a payload decoded from ``text`` (a ``serializer`` message: ``json``, ``msgpack``,
+    ``cbor``, ...) may hold what :func:`unsendable` refuses. JSON decodes to nothing else but
+    numbers, so only a JSON text with a long number is walked; the binary decoders can return
+    other types (a CBOR datetime or set, a MessagePack extension or bytes key), so always."""
+    return serializer != "json" or _LONG_NUMBER.search(text) is not None
 
 
-def huge_integer(value: Any) -> int | None:
-    """The first integer in ``value`` (lists, tuples and dict values, walked without recursion)
-    outside :data:`INT_RANGE`, or None."""
+def unsendable(value: Any) -> str | None:
+    """Why ``value`` could not be sent to every subscriber in every serializer, else None.
+
+    Walked once, without recursion: an integer beyond :data:`INT_RANGE`, a map
+    key JSON cannot write, or any type but the JSON-like ones and bytes (which
+    autobahn carries in every serializer).
+    """
     low, high = INT_RANGE
     stack = [value]
     while stack:
         item = stack.pop()
         kind = type(item)
+        if kind in _LEAVES:
+            continue
         if kind is int:
             if not low <= item <= high:
-                return item  # type: ignore[no-any-return]
+                return (
+                    f"an integer of {item.bit_length()} bits: MessagePack subscribers can be sent at most 64"
+                )
         elif kind is list or kind is tuple:
             stack.extend(item)
         elif kind is dict:
+            for key in item:
+                if type(key) not in _KEYS:
+                    return f"a map key of type {type(key).__name__}: JSON subscribers cannot be sent it"
             stack.extend(item.values())
+        else:
+            return f"a value of type {kind.__name__}: not every subscriber's serializer can carry it"
     return None
 
 
-def unsendable_integer(value: Any) -> str | None:
-    """Why ``value`` could not be sent to every subscriber (an integer beyond 64 bits), else None."""
-    big = huge_integer(value)
-    if big is None:
-        return None
-    return f"an integer of {big.bit_length()} bits: MessagePack subscribers can be sent at most 64"
-
-
 def check_publish_payload(raw: list[Any], text: bytes, serializer: str) -> Rejection | None:
-    """Refuse a PUBLISH whose payload some subscriber could not be sent (see :data:`INT_RANGE`);
+    """Refuse a PUBLISH whose payload some subscriber could not be sent (:func:`unsendable`);
     None for anything else. Delivery would fail for that subscriber, and the dispatch loop with
     it, after the publish was acknowledged and stored."""
     if raw[0] != PUBLISH or len(raw) < 5 or not isinstance(raw[1], int) or not isinstance(raw[2], dict):
         return None
-    if not may_hold_huge_integer(text, serializer):
+    if not must_walk(text, serializer):
         return None
-    problem = unsendable_integer(raw[4:6])
+    problem = unsendable(raw[4:6])
     if problem is None:
         return None
     reply = bool(raw[2].get("acknowledge", False))

@@ -32,8 +32,8 @@ from broker.core.protocol import (
     MAX_JSON_NESTING,
     json_nesting_exceeds,
     lone_surrogate,
-    may_hold_huge_integer,
-    unsendable_integer,
+    must_walk,
+    unsendable,
 )
 from broker.core.publishers import HttpPublishSettings, PublisherKey
 from broker.core.ratelimit import Quota, TokenBucket
@@ -162,8 +162,8 @@ def _decode(body: bytes) -> Any:
     if not few and _deeper_than(doc, MAX_JSON_NESTING):
         raise ClientError(f"body is JSON nested deeper than {MAX_JSON_NESTING} levels")
     problem = lone_surrogate(body, doc)
-    if problem is None and may_hold_huge_integer(body, "json"):
-        problem = unsendable_integer(doc)
+    if problem is None and must_walk(body, "json"):
+        problem = unsendable(doc)
     if problem is not None:
         raise ClientError(f"body is not valid: {problem}")
     return doc

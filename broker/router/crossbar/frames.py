@@ -181,10 +181,11 @@ def _make_on_open(original: Any) -> Any:
 
 
 def _unsendable(state: NodeState, transport: Any, error: SerializationError) -> None:
-    """An event this connection's serializer cannot carry (a MessagePack map with a bytes key, to
-    a JSON subscriber): the others still get it; this one is counted (``UnsendableEvent``),
-    logged and dropped, so its client reconnects and learns of the gap instead of missing the
-    event silently. Crossbar's loop would have ended at it, for every subscriber after it."""
+    """An event this connection's serializer cannot encode (a publish is checked for that,
+    :func:`broker.core.protocol.unsendable`, so none should get here): the others still get
+    it; this one is counted (``UnsendableEvent``), logged and dropped, so its client reconnects
+    and learns of the gap instead of missing the event silently. Crossbar's loop would have
+    ended at it, for every subscriber after it."""
     state.count_rejection("UnsendableEvent")
     _log.warn("closing {peer}: {error}", peer=getattr(transport, "peer", "?"), error=str(error)[:200])
     transport.abort()
