@@ -31,6 +31,8 @@ items tests and docs refer to):
 17. :mod:`.frames` — an EVENT serialized and framed once per serializer, written as it
     is to every WebSocket that provably sends the same bytes (``fast_path``); a lean
     ``Router.send``.
+18. :mod:`.forms` — the publish API's POST bodies are not parsed as forms (its requests
+    only: the rest of its site keeps Twisted's form parsing).
 
 Besides: :mod:`.logstyle` (plain, lazy log arguments), :mod:`.counting`
 (refusals crossbar makes on its own, delivery tracking), :mod:`.reload`
@@ -83,6 +85,7 @@ def install_order() -> tuple[Installer, ...]:
         connections,
         cors,
         counting,
+        forms,
         frames,
         hello,
         limits,
@@ -101,6 +104,7 @@ def install_order() -> tuple[Installer, ...]:
         unmask,
     )
     from broker.router.metrics import configure as configure_metrics
+    from broker.router.publish_api import PublishResource
 
     def metering(door: Door) -> None:
         configure_metrics(door.max_namespaces)
@@ -130,6 +134,7 @@ def install_order() -> tuple[Installer, ...]:
             "body_limit",
             lambda door: body_limit.install(door.state),
         ),  # before transports: Twisted's HTTP channel
+        ("forms", lambda door: forms.install((PublishResource,))),
         ("reload", lambda door: reload.install()),  # before transports: it records their factories
         ("readiness", lambda door: readiness.install()),  # /health waits for the paths attached after it
     )
