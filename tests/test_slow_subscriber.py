@@ -13,7 +13,6 @@ import json
 import re
 import socket
 import struct
-import urllib.request
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -254,11 +253,6 @@ def publish(backend: RawWamp, topic: str, args: list[Any]) -> None:
     assert (backend.publish(topic, args) or [None])[0] == PUBLISHED
 
 
-def rejections(node: Node) -> dict[str, int]:
-    with urllib.request.urlopen(f"{node.url}/health", timeout=10) as response:
-        return json.load(response)["rejections"]  # type: ignore[no-any-return]
-
-
 def rss(pid: int) -> int:
     """Resident memory of a process, in bytes."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -285,7 +279,7 @@ def test_stalled_subscriber_is_dropped_before_it_grows_the_router(
         sent += 1
         publish(backend, "public.slow", [sent, data])
         assert reader.event()[4] == [sent, data]  # every event, in order
-        if sent % 10 == 0 and rejections(limited_node).get("SlowSubscriber"):
+        if sent % 10 == 0 and limited_node.rejections().get("SlowSubscriber"):
             break
     grown = rss(worker) - before
 
@@ -298,7 +292,7 @@ def test_stalled_subscriber_is_dropped_before_it_grows_the_router(
         code, reason = closed
         assert code == 1008
         assert reason.startswith("slow subscriber: ") and reason.endswith(" (limit 256 KiB)"), reason
-    assert rejections(limited_node) == {"SlowSubscriber": 1}
+    assert limited_node.rejections() == {"SlowSubscriber": 1}
     let_go = (
         r"closing tcp4:127\.0\.0\.1:\d+: slow subscriber: [\d.]+ [KM]iB waiting to be sent \(limit 256 KiB\)"
     )
@@ -331,5 +325,5 @@ def test_burst_to_a_reading_subscriber_closes_with_1008(limited_node: Node, back
     assert code == 1008
     assert reason.startswith("slow subscriber: ") and reason.endswith(" waiting to be sent (limit 256 KiB)")
     assert events == 5
-    assert rejections(limited_node) == {"SlowSubscriber": 1}
+    assert limited_node.rejections() == {"SlowSubscriber": 1}
     reader.close()
