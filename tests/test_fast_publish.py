@@ -27,6 +27,7 @@ from tests.node import BACKEND_SECRET, Node
 from tests.rawwamp import ERROR, EVENT, PUBLISH, PUBLISHED, SUBSCRIBED, RawWamp
 from tests.test_metrics import scrape, series
 from tests.test_publish_api import request
+from tests.test_recovery import recover
 
 CHUNK = 2
 
@@ -269,6 +270,53 @@ def test_http_published_events_are_byte_for_byte_crossbar_s(
         first, second = json.loads(texts[0])[1], json.loads(texts[-1])[1]
         seen[fast] = [masked(t, *ids, first, second) for t in texts]
     assert seen[True] == seen[False]
+
+
+def _strict(fast: bool) -> Callable[[dict[str, Any]], None]:
+    def mutate(config: dict[str, Any]) -> None:
+        config["workers"][0]["realms"][0]["options"]["uri_check"] = "strict"
+        config["workers"][0]["components"][0]["extra"]["fast_path"] = fast
+
+    return mutate
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_topic_crossbar_refuses_is_not_stored_counted_or_authorized(
+    make_node: Callable[..., Node], fast: bool
+) -> None:
+    """Crossbar refuses a topic its realm's ``uri_check`` (here strict: ``public.Upper``) or the
+    ``wamp.`` restriction forbids before it authorizes anything. Broker answers the same ERROR
+    and, like crossbar, accepts nothing: no event recovery would return, no publish in
+    ``broker_publishes_total``, no ``NotAuthorized`` for an anonymous ``wamp.`` publish."""
+    node = make_node(_strict(fast))
+    on = Clients(node)
+    try:
+        subscriber = on.subscriber("public.", "prefix")
+        publisher, anonymous = on.join("backend"), on.join()
+        _, before = scrape(node)  # crossbar's own meta events (wamp.session.on_join, ...) counted
+        assert publish(publisher, "public.Upper", ["refused"], {})[3:] == [
+            {},
+            "wamp.error.invalid_uri",
+            ["publish with invalid topic URI 'public.Upper' (URI strict checking True)"],
+        ]
+        for who in (publisher, anonymous):
+            assert publish(who, "wamp.fp.mine", ["refused"], {})[3:] == [
+                {},
+                "wamp.error.invalid_uri",
+                ["publish with restricted topic URI 'wamp.fp.mine'"],
+            ]
+        assert publish(publisher, "public.lower", ["delivered"], {})[0] == PUBLISHED
+        event = subscriber.event()
+        assert event[4] == ["delivered"]
+        epoch = event[5]["broker_position"]["epoch"]
+        stored = recover(publisher, "public.", "prefix", epoch, 0)["events"]
+        assert [(e["topic"], e["args"]) for e in stored] == [("public.lower", ["delivered"])]
+        _, samples = scrape(node)
+        counted = series(samples, "broker_publishes_total", "namespace")
+        assert counted == {**series(before, "broker_publishes_total", "namespace"), "public": 1}
+        assert node.rejections() == {}
+    finally:
+        on.close()
 
 
 class _Transport:

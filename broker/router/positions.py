@@ -8,7 +8,11 @@ it authorizes the publish, once, the history engine appends it (a batch of
 one), which issues its position, and the position travels to every
 subscriber in the event's keyword arguments under :data:`POSITION_KEY` —
 then crossbar dispatches with that same authorization
-(:func:`broker.router.crossbar.publish.dispatch`). It covers every WAMP
+(:func:`broker.router.crossbar.publish.dispatch`). A publish crossbar refuses
+for its topic before it authorizes anything (an invalid URI for the realm's
+``uri_check``, ``wamp.`` for an untrusted role) gets crossbar's ERROR first,
+as from crossbar: nothing authorized, stored or counted
+(:func:`broker.router.crossbar.publish.refuse_topic`). It covers every WAMP
 publisher alike: backends, the CLI, in-router components. The HTTP API
 appends and delivers its batches itself (:mod:`broker.router.publish_api`,
 :mod:`broker.router.delivery`), with the same checks. A position a client
@@ -132,6 +136,8 @@ def refusal(failure: Failure, topic: str) -> str:
 def process_publish(self: Any, session: Any, publish: Any) -> None:
     """Crossbar's ``Broker.processPublish``, with positions: authorize once, store, dispatch."""
     received = perf_counter()  # the start of broker_delivery_latency_seconds
+    if crossbar_publish.refuse_topic(self, session, publish):
+        return  # crossbar's first checks (a strict realm's URI rule, wamp.): nothing stored or counted
     encoded = inbound_size(session)
     appended_with = retention_of(publish.topic)
     if STATE.stopping and appended_with is not None:

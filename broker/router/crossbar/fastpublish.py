@@ -91,13 +91,30 @@ def cached_authorization(router: Any, session: Any, topic: str) -> dict[str, Any
     return router._authorization_cache.get((session._realm, session._authrole, topic, "publish"))  # type: ignore[no-any-return]
 
 
-def _refusal(publish: Any, reason: str) -> message.Error:
+def uri_refusal(broker: Any, session: Any, topic: str) -> str | None:
+    """Why crossbar's ``processPublish`` refuses a publish of ``session`` to ``topic`` before it
+    authorizes anything (its ``wamp.error.invalid_uri`` message), or None.
+
+    The topic URI against the realm's ``uri_check`` (strict or loose), then
+    ``wamp.`` for every role but ``trusted``.
+    """
+    strict = broker._option_uri_strict
+    if not (_URI_PAT_STRICT_NON_EMPTY if strict else _URI_PAT_LOOSE_NON_EMPTY).match(topic):
+        return f"publish with invalid topic URI '{topic}' (URI strict checking {strict})"
+    if session._authrole is not None and session._authrole != "trusted" and topic.startswith("wamp."):
+        return f"publish with restricted topic URI '{topic}'"
+    return None
+
+
+def refusal(publish: Any, reason: str) -> message.Error:
+    """The ERROR crossbar answers a publish it refuses for its topic (``reason``: :func:`uri_refusal`)."""
     return message.Error(
         message.Publish.MESSAGE_TYPE, publish.request, ApplicationError.INVALID_URI, [reason]
     )
 
 
-def _answer(router: Any, session: Any, reply: Any) -> None:
+def answer(router: Any, session: Any, reply: Any) -> None:
+    """Send crossbar's ``reply`` to ``session`` as crossbar does (``Router.send``)."""
     router.send(session, reply)  # no correlation_* fields: only a traced router reads them
 
 
@@ -111,7 +128,7 @@ def _acknowledge(router: Any, session: Any, publish: Any, publication: int) -> N
             publish.request,
             publication,
         )
-    _answer(router, session, reply)
+    answer(router, session, reply)
 
 
 def publish_now(
@@ -123,16 +140,12 @@ def publish_now(
     publish wants an acknowledgement). Only for what :func:`covers`.
     """
     router = broker._router
-    topic = publish.topic
-    strict = broker._option_uri_strict
-    if not (_URI_PAT_STRICT_NON_EMPTY if strict else _URI_PAT_LOOSE_NON_EMPTY).match(topic):
-        error = _refusal(publish, f"publish with invalid topic URI '{topic}' (URI strict checking {strict})")
-    elif session._authrole is not None and session._authrole != "trusted" and topic.startswith("wamp."):
-        error = _refusal(publish, f"publish with restricted topic URI '{topic}'")
-    else:
+    reason = uri_refusal(broker, session, publish.topic)
+    if reason is None:
         return _dispatch(broker, router, session, publish, authorization)
+    error = refusal(publish, reason)
     if publish.acknowledge:
-        _answer(router, session, error)
+        answer(router, session, error)
     return error
 
 

@@ -59,6 +59,7 @@ __all__ = [
     "dispatch",
     "enable_fast_path",
     "install",
+    "refuse_topic",
     "route",
     "tap",
 ]
@@ -106,6 +107,21 @@ def _process_publish(self: Any, session: Any, publish: Any) -> None:
         _original["processPublish"](self, session, publish)
     else:
         hook(self, session, publish)
+
+
+def refuse_topic(broker: Any, session: Any, publish: Any) -> bool:
+    """Answer ``publish`` as crossbar does if it refuses its topic before authorizing it (an
+    invalid URI for the realm's ``uri_check``, ``wamp.`` for an untrusted role); whether it did.
+
+    The position hook asks first: such a publish is neither authorized,
+    stored, counted nor handed to :func:`tap`.
+    """
+    reason = fastpublish.uri_refusal(broker, session, publish.topic)
+    if reason is None:
+        return False
+    if publish.acknowledge:
+        fastpublish.answer(broker._router, session, fastpublish.refusal(publish, reason))
+    return True
 
 
 def dispatch(
