@@ -213,7 +213,7 @@ def test_exclude_me(clients: dict[bool, Clients], fast: bool) -> None:
 
 @pytest.mark.parametrize("fast", [True, False])
 def test_eligible_and_exclude(clients: dict[bool, Clients], fast: bool) -> None:
-    """``eligible``/``exclude`` (session ids) and ``exclude_authrole`` pick the receivers."""
+    """``eligible``/``exclude`` by session id, authid and authrole pick the receivers."""
     on = clients[fast]
     first, second = on.subscriber("public.fp.pick"), on.subscriber("public.fp.pick")
     watcher = on.join("backend")
@@ -223,9 +223,38 @@ def test_eligible_and_exclude(clients: dict[bool, Clients], fast: bool) -> None:
     assert publish(publisher, "public.fp.pick", ["B"], {}, exclude=[first.session_id])[0] == PUBLISHED
     assert publish(publisher, "public.fp.pick", ["C"], {}, exclude_authrole=["anonymous"])[0] == PUBLISHED
     assert publish(publisher, "public.fp.pick", ["D"], {})[0] == PUBLISHED
-    assert [first.event()[4][0] for _ in range(2)] == ["A", "D"]
-    assert [second.event()[4][0] for _ in range(2)] == ["B", "D"]
-    assert [watcher.event()[4][0] for _ in range(3)] == ["B", "C", "D"]
+    assert publish(publisher, "public.fp.pick", ["E"], {}, eligible_authrole=["anonymous"])[0] == PUBLISHED
+    assert publish(publisher, "public.fp.pick", ["F"], {}, exclude_authid=["backend"])[0] == PUBLISHED
+    assert publish(publisher, "public.fp.pick", ["G"], {}, eligible_authid=["backend"])[0] == PUBLISHED
+    assert [first.event()[4][0] for _ in range(4)] == ["A", "D", "E", "F"]
+    assert [second.event()[4][0] for _ in range(4)] == ["B", "D", "E", "F"]
+    assert [watcher.event()[4][0] for _ in range(4)] == ["B", "C", "D", "G"]
+
+
+def test_disclosed_publishers_and_forward_for_are_crossbar_s(clients: dict[bool, Clients]) -> None:
+    """A ``crossbar.`` topic discloses its publisher whatever the authorizer says; with
+    ``forward_for`` the first hop is the publisher and this session is appended. Same frames either way."""
+    seen: dict[bool, list[str]] = {}
+    hop = {"session": 4242, "authid": "origin", "authrole": "app"}
+    for fast, on in clients.items():
+        subscriber = on.join("backend")
+        subscription = subscriber.subscribe("crossbar.fp.who")[2]
+        publisher = on.join("backend")
+        first = publish(publisher, "crossbar.fp.who", [1], {})
+        second = publish(publisher, "crossbar.fp.who", [2], {}, forward_for=[hop])
+        assert first[0] == second[0] == PUBLISHED, (first, second)
+        events = [raw(subscriber), raw(subscriber)]
+        details = [json.loads(e)[3] for e in events]
+        assert {k: details[0][k] for k in ("publisher", "publisher_authid", "publisher_authrole")} == {
+            "publisher": publisher.session_id,
+            "publisher_authid": "backend",
+            "publisher_authrole": "backend",
+        }
+        assert (details[1]["publisher"], details[1]["publisher_authid"]) == (4242, "origin")
+        me = {"session": publisher.session_id, "authid": "backend", "authrole": "backend"}
+        assert details[1]["forward_for"] == [hop, me]
+        seen[fast] = [masked(e, first[2], second[2], subscription, publisher.session_id) for e in events]
+    assert seen[True] == seen[False]
 
 
 @pytest.mark.parametrize("fast", [True, False])
