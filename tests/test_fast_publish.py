@@ -6,7 +6,8 @@ with it off (crossbar's ``processPublish`` for everything). A test that compares
 steps against both and compares what raw WAMP clients receive, byte for byte once the ids that
 differ between nodes (publication, subscription, session, the history epoch) are masked; the
 others assert the exact outcome on each node. The chunk sender's edge cases (a receiver gone by
-its turn, one whose message is too large) are checked on their own, without a reactor.
+its turn, one whose message is too large) are checked on their own, without a reactor, in
+``tests/test_fast_shortcuts.py``.
 """
 
 from __future__ import annotations
@@ -15,16 +16,12 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from autobahn.exception import PayloadExceededError
-from crossbar.router import broker as crossbar_broker
 
-from broker.router.crossbar import fastpublish
 from tests.node import BACKEND_SECRET, Node
-from tests.rawwamp import ERROR, EVENT, PUBLISH, PUBLISHED, SUBSCRIBED, RawWamp
+from tests.rawwamp import ERROR, EVENT, PUBLISH, PUBLISHED, SUBSCRIBE, SUBSCRIBED, RawWamp
 from tests.test_metrics import scrape, series
 from tests.test_publish_api import request
 from tests.test_recovery import recover
@@ -301,6 +298,36 @@ def test_http_published_events_are_byte_for_byte_crossbar_s(
     assert seen[True] == seen[False]
 
 
+def test_what_the_fast_dispatch_leaves_to_crossbar_is_crossbar_s(clients: dict[bool, Clients]) -> None:
+    """An end-to-end encrypted payload (passed through as it is) and ``retain`` (kept for a
+    later ``get_retained`` subscriber) go to crossbar's own dispatch: the same frames either way."""
+    import msgpack
+
+    seen: dict[bool, list[str]] = {}
+    for fast, on in clients.items():
+        subscriber = on.join(serializer="msgpack")
+        subscription = subscriber.subscribe("public.fp.sealed")[2]
+        publisher = on.join("backend", serializer="msgpack")
+        sealed = {"acknowledge": True, "enc_algo": "cryptobox", "enc_serializer": "json"}
+        publisher.send([PUBLISH, publisher.next_id(), sealed, "public.fp.sealed", b"\x01secret"])
+        published = msgpack.unpackb(publisher.ws.recv(timeout=10), raw=False)
+        event = msgpack.unpackb(subscriber.ws.recv(timeout=10), raw=False)
+        assert event[3:] == [{"enc_algo": "cryptobox", "enc_serializer": "json"}, b"\x01secret"]
+        keeper = on.join("backend")
+        assert publish(keeper, "public.fp.kept", ["kept"], {}, retain=True)[0] == PUBLISHED
+        late = on.join()
+        late.send([SUBSCRIBE, late.next_id(), {"get_retained": True}, "public.fp.kept"])
+        kept = late.recv()
+        retained = late.event()
+        assert (retained[1], retained[3], retained[4]) == (kept[2], {"retained": True}, ["kept"])
+        seen[fast] = [
+            masked(repr(published), published[2], subscription),
+            masked(repr(event), published[2], subscription),
+            masked(json.dumps(retained), retained[1], retained[2]),
+        ]
+    assert seen[True] == seen[False]
+
+
 def _strict(fast: bool) -> Callable[[dict[str, Any]], None]:
     def mutate(config: dict[str, Any]) -> None:
         config["workers"][0]["realms"][0]["options"]["uri_check"] = "strict"
@@ -346,64 +373,3 @@ def test_a_topic_crossbar_refuses_is_not_stored_counted_or_authorized(
         assert node.rejections() == {}
     finally:
         on.close()
-
-
-class _Transport:
-    def __init__(self, sent: list[Any], name: str, too_large: bool = False) -> None:
-        self.sent, self.name, self.too_large = sent, name, too_large
-
-    def send(self, msg: Any) -> None:
-        if self.too_large:
-            raise PayloadExceededError("too large for this receiver")
-        self.sent.append((self.name, msg))
-
-
-class _Receiver:
-    def __init__(self, sent: list[Any], name: str, too_large: bool = False) -> None:
-        self._session_id: int | None = len(sent) + 1
-        self._transport: _Transport | None = _Transport(sent, name, too_large)
-
-
-class _Router:
-    """``Router.send`` as far as the chunk sender relies on it: to the transport, counted."""
-
-    def __init__(self) -> None:
-        self._message_stats: dict[str, dict[str, int]] = {"sent": {}}
-
-    def send(self, receiver: _Receiver, msg: Any) -> None:
-        assert receiver._transport is not None
-        receiver._transport.send(msg)
-        sent = self._message_stats["sent"]
-        sent["event"] = sent.get("event", 0) + 1
-
-
-class _Later:
-    """Stands in for the ``txaio`` crossbar's broker sees: keeps the calls for the test to run."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[float, Any, tuple[Any, ...]]] = []
-
-    def call_later(self, delay: float, fn: Any, *args: Any) -> None:
-        self.calls.append((delay, fn, args))
-
-
-def test_chunks_skip_vanished_and_too_large_receivers(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Chunks of 2 in later turns; a receiver gone by its turn and one whose transport refuses
-    the size get nothing and stop nobody; the router counts the EVENTs actually handed over."""
-    later = _Later()
-    monkeypatch.setattr(crossbar_broker, "txaio", later)
-    sent: list[Any] = []
-    receivers = []
-    for name in "abcdef":
-        receivers.append(_Receiver(sent, name, too_large=name == "b"))
-    router, msg = _Router(), SimpleNamespace(publication=9)
-    fastpublish._send_chunk(router, msg, receivers, 2, 7)
-    assert sent == [("a", msg)]
-    receivers[2]._transport = None  # c leaves before its chunk's turn
-    receivers[4]._session_id = None  # so does e
-    while later.calls:
-        delay, fn, args = later.calls.pop(0)
-        assert delay == 0
-        fn(*args)
-    assert sent == [("a", msg), ("d", msg), ("f", msg)]
-    assert router._message_stats["sent"] == {"event": 3}

@@ -5,7 +5,9 @@ Small client frames unmasked without autobahn's cffi masker
 ``check_deliverable`` against :func:`wire_size` for every serializer;
 autobahn's ``message`` event fired only for listeners
 (:mod:`broker.router.crossbar.protocol`); and the ``fast_path`` setting,
-parsed and applied live on reload.
+parsed and applied live on reload; and the fast dispatch's chunk sender
+(:mod:`broker.router.crossbar.fastpublish`) with receivers that vanish or
+refuse an event's size.
 """
 
 from __future__ import annotations
@@ -13,12 +15,16 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from autobahn.exception import PayloadExceededError
+from crossbar.router import broker as crossbar_broker
 
 from broker.config.settings import parse_settings
 from broker.errors import ConfigError
+from broker.router.crossbar import fastpublish
 
 
 def test_fast_path_setting() -> None:
@@ -129,3 +135,64 @@ def test_message_end_fires_only_for_listeners(listeners: dict[str, list[Any]] | 
         assert channel.message_data is None
     else:
         assert channel.got == [] and channel.fired == ["autobahn's"]
+
+
+class _Transport:
+    def __init__(self, sent: list[Any], name: str, too_large: bool = False) -> None:
+        self.sent, self.name, self.too_large = sent, name, too_large
+
+    def send(self, msg: Any) -> None:
+        if self.too_large:
+            raise PayloadExceededError("too large for this receiver")
+        self.sent.append((self.name, msg))
+
+
+class _Receiver:
+    def __init__(self, sent: list[Any], name: str, too_large: bool = False) -> None:
+        self._session_id: int | None = len(sent) + 1
+        self._transport: _Transport | None = _Transport(sent, name, too_large)
+
+
+class _Router:
+    """``Router.send`` as far as the chunk sender relies on it: to the transport, counted."""
+
+    def __init__(self) -> None:
+        self._message_stats: dict[str, dict[str, int]] = {"sent": {}}
+
+    def send(self, receiver: _Receiver, msg: Any) -> None:
+        assert receiver._transport is not None
+        receiver._transport.send(msg)
+        sent = self._message_stats["sent"]
+        sent["event"] = sent.get("event", 0) + 1
+
+
+class _Later:
+    """Stands in for the ``txaio`` crossbar's broker sees: keeps the calls for the test to run."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[float, Any, tuple[Any, ...]]] = []
+
+    def call_later(self, delay: float, fn: Any, *args: Any) -> None:
+        self.calls.append((delay, fn, args))
+
+
+def test_chunks_skip_vanished_and_too_large_receivers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks of 2 in later turns; a receiver gone by its turn and one whose transport refuses
+    the size get nothing and stop nobody; the router counts the EVENTs actually handed over."""
+    later = _Later()
+    monkeypatch.setattr(crossbar_broker, "txaio", later)
+    sent: list[Any] = []
+    receivers = []
+    for name in "abcdef":
+        receivers.append(_Receiver(sent, name, too_large=name == "b"))
+    router, msg = _Router(), SimpleNamespace(publication=9)
+    fastpublish._send_chunk(router, msg, receivers, 2, 7)
+    assert sent == [("a", msg)]
+    receivers[2]._transport = None  # c leaves before its chunk's turn
+    receivers[4]._session_id = None  # so does e
+    while later.calls:
+        delay, fn, args = later.calls.pop(0)
+        assert delay == 0
+        fn(*args)
+    assert sent == [("a", msg), ("d", msg), ("f", msg)]
+    assert router._message_stats["sent"] == {"event": 3}
