@@ -1,7 +1,8 @@
-"""Form parsing skipped for the publish API's requests only, against a real node.
+"""Form parsing skipped for the publish API's and long-poll's requests only, against a real node.
 
-The publish API reads its body as JSON, so Twisted parsing a POST body into
-``request.args`` is wasted work there (:mod:`broker.router.crossbar.forms`);
+The publish API reads its body as JSON and long-poll its as WAMP messages, so
+Twisted parsing a POST body into ``request.args`` is wasted work there
+(:mod:`broker.router.crossbar.forms`);
 any other resource on the same site that reads a POST form (here
 :class:`tests.formecho.FormEcho`, mounted at ``/form``) must still get its
 fields, before and after the publish API has served a request.
@@ -94,4 +95,20 @@ def test_a_publish_body_is_never_parsed_as_a_form_not_even_the_first(make_node: 
     assert json.loads(answer)["error"] == "broker.error.unsupported_media_type"
     status, body = post(node, "/form", b"--x", "multipart/form-data")
     assert status == 400, body  # the same body to /form is parsed, and refused by Twisted
+    assert form_fields(node) == PARSED
+
+
+def test_a_long_poll_body_is_not_parsed_as_a_form(make_node: Any) -> None:
+    node = make_node(with_form)
+    # parsed as a form, this body is Twisted's bare 400; unparsed, /lp/open answers it in JSON
+    connection = http.client.HTTPConnection("127.0.0.1", node.port, timeout=10)
+    try:
+        headers = {"Content-Type": "multipart/form-data", "Origin": node.origin}
+        connection.request("POST", "/lp/open", body=b"--x", headers=headers)
+        response = connection.getresponse()
+        status, body = response.status, response.read()
+    finally:
+        connection.close()
+    assert status == 400, body
+    assert json.loads(body)["error"] == "broker.error.bad_request"
     assert form_fields(node) == PARSED

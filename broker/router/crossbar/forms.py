@@ -1,4 +1,4 @@
-"""Twisted's form parsing of POST bodies, skipped for the requests the publish API serves, only those.
+"""Twisted's form parsing of POST bodies, skipped for the publish API's and long-poll's requests only.
 
 What Twisted does: every POST request with a body and a ``Content-Type``
 has that header parsed through :class:`email.message.EmailMessage`
@@ -7,14 +7,16 @@ publish's own time), to fill ``request.args`` from an
 ``application/x-www-form-urlencoded`` or ``multipart/form-data`` body; a
 multipart body it cannot parse is answered with its own bare 400 and a
 dropped connection before any resource sees it. The publish API reads its
-body as JSON and never ``request.args``, so for its requests that work is
-wasted (and the bare 400 is not the publish API's JSON answer).
+body as JSON, crossbar's long-poll transport its bodies as WAMP messages
+(JSON or MessagePack), neither ever ``request.args`` from a body, so for
+their requests that work is wasted (and the bare 400 is not their JSON answer).
 
 What Broker does instead: each POST request decides for itself, in
 ``Request.requestReceived`` before Twisted parses the body: a request whose
 path leads, through the site's mounted children, to a resource of a
-*formless* class (:class:`broker.router.publish_api.PublishResource`) has
-its own ``_parsePOSTFormSubmission`` set to False. The site's setting, and
+*formless* class (:class:`broker.router.publish_api.PublishResource`,
+``crossbar/router/longpoll.py: WampLongPollResource``) has its own
+``_parsePOSTFormSubmission`` set to False. The site's setting, and
 every other request (a resource of the same site that reads a POST form),
 are left alone. What it costs: for a POST, the path split at ``/`` and its
 first segments unquoted and looked up in the children dictionaries (about
