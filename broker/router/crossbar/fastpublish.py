@@ -106,15 +106,13 @@ def uri_refusal(broker: Any, session: Any, topic: str) -> str | None:
     return None
 
 
-def refusal(publish: Any, reason: str) -> message.Error:
-    """The ERROR crossbar answers a publish it refuses for its topic (``reason``: :func:`uri_refusal`)."""
+def _refusal(publish: Any, reason: str) -> message.Error:
     return message.Error(
         message.Publish.MESSAGE_TYPE, publish.request, ApplicationError.INVALID_URI, [reason]
     )
 
 
-def answer(router: Any, session: Any, reply: Any) -> None:
-    """Send crossbar's ``reply`` to ``session`` as crossbar does (``Router.send``)."""
+def _answer(router: Any, session: Any, reply: Any) -> None:
     router.send(session, reply)  # no correlation_* fields: only a traced router reads them
 
 
@@ -128,7 +126,7 @@ def _acknowledge(router: Any, session: Any, publish: Any, publication: int) -> N
             publish.request,
             publication,
         )
-    answer(router, session, reply)
+    _answer(router, session, reply)
 
 
 def publish_now(
@@ -143,9 +141,9 @@ def publish_now(
     reason = uri_refusal(broker, session, publish.topic)
     if reason is None:
         return _dispatch(broker, router, session, publish, authorization)
-    error = refusal(publish, reason)
+    error = _refusal(publish, reason)
     if publish.acknowledge:
-        answer(router, session, error)
+        _answer(router, session, error)
     return error
 
 

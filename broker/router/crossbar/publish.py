@@ -110,17 +110,16 @@ def _process_publish(self: Any, session: Any, publish: Any) -> None:
 
 
 def refuse_topic(broker: Any, session: Any, publish: Any) -> bool:
-    """Answer ``publish`` as crossbar does if it refuses its topic before authorizing it (an
-    invalid URI for the realm's ``uri_check``, ``wamp.`` for an untrusted role); whether it did.
+    """Whether crossbar refuses ``publish`` for its topic before authorizing it (an invalid URI
+    for the realm's ``uri_check``, ``wamp.`` for an untrusted role); if so, crossbar's own
+    ``processPublish`` has answered it (traced, if the router is), as it always did.
 
     The position hook asks first: such a publish is neither authorized,
     stored, counted nor handed to :func:`tap`.
     """
-    reason = fastpublish.uri_refusal(broker, session, publish.topic)
-    if reason is None:
+    if fastpublish.uri_refusal(broker, session, publish.topic) is None:
         return False
-    if publish.acknowledge:
-        fastpublish.answer(broker._router, session, fastpublish.refusal(publish, reason))
+    _original["processPublish"](broker, session, publish)  # it refuses before it authorizes
     return True
 
 
