@@ -12,7 +12,8 @@ synchronously, in crossbar's order and with crossbar's answers —
 
 * the topic URI check (strict or loose, as the realm's ``uri_check``) and the
   ``wamp.`` restriction for every role but ``trusted``, with crossbar's
-  ``wamp.error.invalid_uri`` errors and messages;
+  ``wamp.error.invalid_uri`` errors and messages (:func:`uri_refusal`; the
+  position hook asks it first, so a WAMP publish it refuses is never stored);
 * nothing to do when nobody listens and no acknowledgement is due;
 * ``util.id()`` for the publication, crossbar's disclosure rules
   (``disclose``, ``wamp.``/``crossbar.`` topics, ``forward_for``);
@@ -36,7 +37,7 @@ type inventory or an authorization with ``validate``, a refused
 authorization, and all of it while ``extra.fast_path`` is false
 (:func:`enable_fast_path`). Each EVENT goes out through ``Router.send``, which
 :mod:`.frames` makes the fast write and the router's counters.
-Tests: ``tests/test_fast_publish.py``.
+Tests: ``tests/test_fast_publish.py``, ``tests/test_fast_shortcuts.py`` (the chunk sender).
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ per matching subscription, sent to its receivers after the
 What Broker does instead: :func:`install` replaces ``Broker.processPublish``
 with a trampoline to the hook :func:`route` names
 (:func:`broker.router.positions.process_publish`, routed once the history
-engine is open), which authorizes every publish itself, once, stores it in
+engine is open), which leaves a publish crossbar refuses for its topic to
+crossbar (:func:`refuse_topic`), authorizes every other publish itself, once, stores it in
 the history engine and puts its position in the kwargs; then :func:`dispatch` runs crossbar's
 original ``processPublish`` with that authorization handed in, so crossbar
 does everything it did before (URI checks, matching, refusal answers,
