@@ -177,6 +177,12 @@ class Node:
         self.stop()
         return False
 
+    def rejections(self) -> dict[str, int]:
+        """What ``GET /health`` counts under ``rejections``: reason -> how many, since the node started."""
+        with urllib.request.urlopen(f"{self.url}/health", timeout=10) as response:
+            counts: dict[str, int] = json.load(response)["rejections"]
+        return counts
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 

@@ -67,11 +67,27 @@ class Frame:
 
 
 class WsFrames:
-    """A WAMP-over-WebSocket client on a socket; :meth:`frame` returns raw frames."""
+    """A WAMP-over-WebSocket client on a socket; :meth:`frame` returns raw frames.
 
-    def __init__(self, node: Node, serializer: str = "json", path: str = "ws", deflate: bool = False) -> None:
+    It reads only when told to; ``rcvbuf`` (``SO_RCVBUF``, set before it
+    connects, so the TCP window is negotiated small) makes its kernel side
+    fill fast when it stops: a slow subscriber.
+    """
+
+    def __init__(
+        self,
+        node: Node,
+        serializer: str = "json",
+        path: str = "ws",
+        deflate: bool = False,
+        rcvbuf: int | None = None,
+    ) -> None:
         self.serializer = serializer
-        self.sock = socket.create_connection(("127.0.0.1", node.port), timeout=10)
+        self.sock = socket.socket()
+        if rcvbuf is not None:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(10)
+        self.sock.connect(("127.0.0.1", node.port))
         key = base64.b64encode(os.urandom(16)).decode()
         extension = "Sec-WebSocket-Extensions: permessage-deflate\r\n" if deflate else ""
         self.sock.sendall(

@@ -23,7 +23,6 @@ from broker.client import Publisher
 from tests.chromium import E2E, PageDriver, opener
 from tests.node import PUBLISHER_SECRET, Node
 from tests.test_browser import sqlite_history
-from tests.test_metrics import health_rejections
 
 pytestmark = pytest.mark.node
 
@@ -121,12 +120,12 @@ def test_a_foreign_origin_page_is_refused_and_a_page_beside_it_is_not(
     node: Node, pages: Callable[..., Page], foreign: PageServer
 ) -> None:
     topic = f"public.sseorigin.{uuid.uuid4().hex[:8]}"
-    before = health_rejections(node).get("ForeignOrigin", 0)
+    before = node.rejections().get("ForeignOrigin", 0)
     own = pages(page_url(node.url, topic))
     own.ask(state="open")
     refused = pages(page_url(foreign.origin, topic, node=node.url))
     refused.ask(state="closed")  # a 403 ends an EventSource for good
-    assert health_rejections(node).get("ForeignOrigin", 0) == before + 1
+    assert node.rejections().get("ForeignOrigin", 0) == before + 1
     publisher(node).publish(topic, "for the own page")
     assert [e["data"] for e in own.events(topic, 1)] == ["for the own page"]
 

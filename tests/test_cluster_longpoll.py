@@ -13,11 +13,9 @@ published on every node, its own and the two others, once each with their positi
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -56,11 +54,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer)
         running.stop()
         assert running.nginx is not None
         print(f"nginx error log:\n{running.nginx.log()}")
-
-
-def rejections(node: Node) -> dict[str, int]:
-    with urllib.request.urlopen(f"{node.url}/health", timeout=10) as response:
-        return json.load(response)["rejections"]  # type: ignore[no-any-return]
 
 
 def publish_on(node: Node, topic: str, data: object) -> object:
@@ -127,7 +120,7 @@ def test_every_session_reaches_its_own_node_through_nginx(cluster: Cluster) -> N
         assert (method, upstream) == ("POST", addresses[node_id]), (uri, upstream)
         assert status in (200, 204), (uri, status)
     # and no node ever saw another node's session
-    assert all("MisroutedLongPoll" not in rejections(node) for node in cluster.nodes)
+    assert all("MisroutedLongPoll" not in node.rejections() for node in cluster.nodes)
 
 
 def test_a_transport_of_no_node_is_a_json_404_from_nginx(cluster: Cluster) -> None:

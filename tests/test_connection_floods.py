@@ -13,7 +13,6 @@ import os
 import socket
 import threading
 import time
-import urllib.request
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
@@ -122,12 +121,6 @@ class RawSocket:
         self.sock.close()
 
 
-def rejections(node: Node) -> dict[str, int]:
-    with urllib.request.urlopen(f"{node.url}/health", timeout=10) as response:
-        counts: dict[str, int] = json.loads(response.read())["rejections"]
-    return counts
-
-
 class Canary:
     """A subscriber and a backend publishing to it at a steady rate, from a thread, until stopped."""
 
@@ -216,7 +209,7 @@ def test_fragment_flood_is_cut_and_the_canary_gets_every_event(
     node: Node, connect: Callable[..., RawWamp]
 ) -> None:
     # crossbar: four such peers (no HELLO) delayed every client's events by 1.3-1.9 s
-    before = rejections(node).get("FrameFlood", 0)
+    before = node.rejections().get("FrameFlood", 0)
     flood = one_byte_fragments(60_000)  # 420 KB on the wire
     peers = [RawSocket(node) for _ in range(4)]
     joined = RawSocket(node)
@@ -240,7 +233,7 @@ def test_fragment_flood_is_cut_and_the_canary_gets_every_event(
             thread.join(timeout=60)
     assert closes == [(1008, FRAGMENT_REASON, [])] * len(peers)
     assert canary.received() == list(range(1, canary.sent + 1))
-    assert rejections(node)["FrameFlood"] - before == len(peers)
+    assert node.rejections()["FrameFlood"] - before == len(peers)
     for peer in peers:
         peer.close()
 
@@ -369,7 +362,7 @@ def test_trickled_request_is_closed_at_its_deadline(
     publisher.hello(authid="backend", secret=BACKEND_SECRET)
     assert publisher.publish("public.slow", [1])[0] == 17
     assert subscriber.event()[4] == [1]
-    assert rejections(small)["RequestTimeout"] == 1
+    assert small.rejections()["RequestTimeout"] == 1
 
 
 def is_open(sock: socket.socket) -> bool:

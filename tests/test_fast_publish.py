@@ -6,30 +6,25 @@ with it off (crossbar's ``processPublish`` for everything). A test that compares
 steps against both and compares what raw WAMP clients receive, byte for byte once the ids that
 differ between nodes (publication, subscription, session, the history epoch) are masked; the
 others assert the exact outcome on each node. The chunk sender's edge cases (a receiver gone by
-its turn, one whose message is too large) are checked on their own, without a reactor.
+its turn, one whose message is too large) are checked on their own, without a reactor, in
+``tests/test_fast_shortcuts.py``.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from autobahn.exception import PayloadExceededError
-from crossbar.router import broker as crossbar_broker
 
-from broker.config.settings import parse_settings
-from broker.errors import ConfigError
-from broker.router.crossbar import fastpublish
 from tests.node import BACKEND_SECRET, Node
-from tests.rawwamp import ERROR, EVENT, PUBLISH, PUBLISHED, SUBSCRIBED, RawWamp
+from tests.rawwamp import ERROR, EVENT, PUBLISH, PUBLISHED, SUBSCRIBE, SUBSCRIBED, RawWamp
 from tests.test_metrics import scrape, series
 from tests.test_publish_api import request
+from tests.test_recovery import recover
 
 CHUNK = 2
 
@@ -215,7 +210,7 @@ def test_exclude_me(clients: dict[bool, Clients], fast: bool) -> None:
 
 @pytest.mark.parametrize("fast", [True, False])
 def test_eligible_and_exclude(clients: dict[bool, Clients], fast: bool) -> None:
-    """``eligible``/``exclude`` (session ids) and ``exclude_authrole`` pick the receivers."""
+    """``eligible``/``exclude`` by session id, authid and authrole pick the receivers."""
     on = clients[fast]
     first, second = on.subscriber("public.fp.pick"), on.subscriber("public.fp.pick")
     watcher = on.join("backend")
@@ -225,9 +220,38 @@ def test_eligible_and_exclude(clients: dict[bool, Clients], fast: bool) -> None:
     assert publish(publisher, "public.fp.pick", ["B"], {}, exclude=[first.session_id])[0] == PUBLISHED
     assert publish(publisher, "public.fp.pick", ["C"], {}, exclude_authrole=["anonymous"])[0] == PUBLISHED
     assert publish(publisher, "public.fp.pick", ["D"], {})[0] == PUBLISHED
-    assert [first.event()[4][0] for _ in range(2)] == ["A", "D"]
-    assert [second.event()[4][0] for _ in range(2)] == ["B", "D"]
-    assert [watcher.event()[4][0] for _ in range(3)] == ["B", "C", "D"]
+    assert publish(publisher, "public.fp.pick", ["E"], {}, eligible_authrole=["anonymous"])[0] == PUBLISHED
+    assert publish(publisher, "public.fp.pick", ["F"], {}, exclude_authid=["backend"])[0] == PUBLISHED
+    assert publish(publisher, "public.fp.pick", ["G"], {}, eligible_authid=["backend"])[0] == PUBLISHED
+    assert [first.event()[4][0] for _ in range(4)] == ["A", "D", "E", "F"]
+    assert [second.event()[4][0] for _ in range(4)] == ["B", "D", "E", "F"]
+    assert [watcher.event()[4][0] for _ in range(4)] == ["B", "C", "D", "G"]
+
+
+def test_disclosed_publishers_and_forward_for_are_crossbar_s(clients: dict[bool, Clients]) -> None:
+    """A ``crossbar.`` topic discloses its publisher whatever the authorizer says; with
+    ``forward_for`` the first hop is the publisher and this session is appended. Same frames either way."""
+    seen: dict[bool, list[str]] = {}
+    hop = {"session": 4242, "authid": "origin", "authrole": "app"}
+    for fast, on in clients.items():
+        subscriber = on.join("backend")
+        subscription = subscriber.subscribe("crossbar.fp.who")[2]
+        publisher = on.join("backend")
+        first = publish(publisher, "crossbar.fp.who", [1], {})
+        second = publish(publisher, "crossbar.fp.who", [2], {}, forward_for=[hop])
+        assert first[0] == second[0] == PUBLISHED, (first, second)
+        events = [raw(subscriber), raw(subscriber)]
+        details = [json.loads(e)[3] for e in events]
+        assert {k: details[0][k] for k in ("publisher", "publisher_authid", "publisher_authrole")} == {
+            "publisher": publisher.session_id,
+            "publisher_authid": "backend",
+            "publisher_authrole": "backend",
+        }
+        assert (details[1]["publisher"], details[1]["publisher_authid"]) == (4242, "origin")
+        me = {"session": publisher.session_id, "authid": "backend", "authrole": "backend"}
+        assert details[1]["forward_for"] == [hop, me]
+        seen[fast] = [masked(e, first[2], second[2], subscription, publisher.session_id) for e in events]
+    assert seen[True] == seen[False]
 
 
 @pytest.mark.parametrize("fast", [True, False])
@@ -274,172 +298,78 @@ def test_http_published_events_are_byte_for_byte_crossbar_s(
     assert seen[True] == seen[False]
 
 
-def test_fast_path_setting() -> None:
-    assert parse_settings({}).fast_path is True
-    assert parse_settings({"fast_path": False}).fast_path is False
-    with pytest.raises(ConfigError, match=r"^\$\.fast_path: must be true or false, not 'no'$"):
-        parse_settings({"fast_path": "no"})
-
-
-class _Transport:
-    def __init__(self, sent: list[Any], name: str, too_large: bool = False) -> None:
-        self.sent, self.name, self.too_large = sent, name, too_large
-
-    def send(self, msg: Any) -> None:
-        if self.too_large:
-            raise PayloadExceededError("too large for this receiver")
-        self.sent.append((self.name, msg))
-
-
-class _Receiver:
-    def __init__(self, sent: list[Any], name: str, too_large: bool = False) -> None:
-        self._session_id: int | None = len(sent) + 1
-        self._transport: _Transport | None = _Transport(sent, name, too_large)
-
-
-class _Router:
-    """``Router.send`` as far as the chunk sender relies on it: to the transport, counted."""
-
-    def __init__(self) -> None:
-        self._message_stats: dict[str, dict[str, int]] = {"sent": {}}
-
-    def send(self, receiver: _Receiver, msg: Any) -> None:
-        assert receiver._transport is not None
-        receiver._transport.send(msg)
-        sent = self._message_stats["sent"]
-        sent["event"] = sent.get("event", 0) + 1
-
-
-class _Later:
-    """Stands in for the ``txaio`` crossbar's broker sees: keeps the calls for the test to run."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[float, Any, tuple[Any, ...]]] = []
-
-    def call_later(self, delay: float, fn: Any, *args: Any) -> None:
-        self.calls.append((delay, fn, args))
-
-
-def test_chunks_skip_vanished_and_too_large_receivers(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Chunks of 2 in later turns; a receiver gone by its turn and one whose transport refuses
-    the size get nothing and stop nobody; the router counts the EVENTs actually handed over."""
-    later = _Later()
-    monkeypatch.setattr(crossbar_broker, "txaio", later)
-    sent: list[Any] = []
-    receivers = []
-    for name in "abcdef":
-        receivers.append(_Receiver(sent, name, too_large=name == "b"))
-    router, msg = _Router(), SimpleNamespace(publication=9)
-    fastpublish._send_chunk(router, msg, receivers, 2, 7)
-    assert sent == [("a", msg)]
-    receivers[2]._transport = None  # c leaves before its chunk's turn
-    receivers[4]._session_id = None  # so does e
-    while later.calls:
-        delay, fn, args = later.calls.pop(0)
-        assert delay == 0
-        fn(*args)
-    assert sent == [("a", msg), ("d", msg), ("f", msg)]
-    assert router._message_stats["sent"] == {"event": 3}
-
-
-@pytest.mark.parametrize("length", [0, 1, 3, 4, 5, 150, 4096])
-def test_small_frames_unmask_as_autobahn_does(length: int) -> None:
-    """Whole and in pieces (a frame can arrive over several reads), the same bytes and pointer."""
-    from autobahn.websocket import xormasker
-
-    from broker.router.crossbar.unmask import SmallMasker
-
-    data, mask = os.urandom(length), os.urandom(4)
-    for pieces in ([data], [data[:1], data[1:7], data[7:]]):
-        theirs, ours = xormasker.create_xor_masker(mask, length), SmallMasker(mask)
-        assert [ours.process(p) for p in pieces] == [theirs.process(p) for p in pieces]
-        assert ours.pointer() == theirs.pointer() == length
-
-
-ODD_VALUES: list[Any] = [
-    None,
-    True,
-    0,
-    -24,
-    2**64,
-    -(2**70),
-    1.5,
-    1e300,
-    float("nan"),
-    "",
-    "é",
-    "\x00\x01\x1f",
-    '"\\',
-    [],
-    {},
-    [[[]]],
-    {"a": None},
-    {1: 2},
-    {True: None},
-    b"",
-    b"\x00",
-    ["x" * 300, [0] * 1000, {str(i): i for i in range(300)}],
-]
-
-
-@pytest.mark.parametrize("value", ODD_VALUES, ids=lambda v: repr(v)[:20])
-def test_the_size_shortcut_bounds_every_serializer(value: Any) -> None:
-    """``check_deliverable`` skips measuring an event when 18 times the size of a message holding
-    it fits: that must bound :func:`wire_size` for every serializer the message may have used."""
-    import cbor2
+def test_what_the_fast_dispatch_leaves_to_crossbar_is_crossbar_s(clients: dict[bool, Clients]) -> None:
+    """An end-to-end encrypted payload (passed through as it is) and ``retain`` (kept for a
+    later ``get_retained`` subscriber) go to crossbar's own dispatch: the same frames either way."""
     import msgpack
 
-    from broker.history.recovery import _JSON_FACTOR
-    from broker.history.wiresize import wire_size
-
-    encoders: list[Callable[[Any], bytes]] = [cbor2.dumps, lambda v: json.dumps(v).encode()]
-    if not isinstance(value, int) or abs(value) < 2**63:  # MessagePack has no bigger integers
-        encoders.append(lambda v: msgpack.packb(v, use_bin_type=True))
-    if isinstance(value, bytes):
-        encoders.pop(1)  # JSON has no bytes (autobahn writes them base64, longer)
-    for encode in encoders:
-        assert wire_size(value) <= _JSON_FACTOR * len(encode(value))
-
-
-def test_fast_path_applies_live_on_reload() -> None:
-    """Turning ``fast_path`` off is a live change (the reloader calls ``enable_fast_path``)."""
-    from broker.config.reload import plan_reload
-    from tests.test_reload import ENV, EXTRA, extra, running
-
-    new = running()
-    extra(new)["fast_path"] = False
-    plan = plan_reload(running(), new, ENV)
-    assert plan.live == (f"{EXTRA}.fast_path",) and plan.restart == ()
-    assert plan.settings.fast_path is False
-
-
-class _Channel:
-    """What autobahn's ``onMessageEnd`` reads of a WebSocket protocol."""
-
-    def __init__(self, listeners: dict[str, list[Any]] | None) -> None:
-        self._listeners = listeners
-        self.failedByMe = False
-        self.trackedTimings = None
-        self.message_data: list[bytes] | None = [b"[16,", b"1]"]
-        self.message_is_binary = False
-        self.got: list[tuple[bytes, bool]] = []
-        self.fired: list[Any] = []
-
-    def _onMessage(self, payload: bytes, is_binary: bool) -> None:
-        self.got.append((payload, is_binary))
+    seen: dict[bool, list[str]] = {}
+    for fast, on in clients.items():
+        subscriber = on.join(serializer="msgpack")
+        subscription = subscriber.subscribe("public.fp.sealed")[2]
+        publisher = on.join("backend", serializer="msgpack")
+        sealed = {"acknowledge": True, "enc_algo": "cryptobox", "enc_serializer": "json"}
+        publisher.send([PUBLISH, publisher.next_id(), sealed, "public.fp.sealed", b"\x01secret"])
+        published = msgpack.unpackb(publisher.ws.recv(timeout=10), raw=False)
+        event = msgpack.unpackb(subscriber.ws.recv(timeout=10), raw=False)
+        assert event[3:] == [{"enc_algo": "cryptobox", "enc_serializer": "json"}, b"\x01secret"]
+        keeper = on.join("backend")
+        assert publish(keeper, "public.fp.kept", ["kept"], {}, retain=True)[0] == PUBLISHED
+        late = on.join()
+        late.send([SUBSCRIBE, late.next_id(), {"get_retained": True}, "public.fp.kept"])
+        kept = late.recv()
+        retained = late.event()
+        assert (retained[1], retained[3], retained[4]) == (kept[2], {"retained": True}, ["kept"])
+        seen[fast] = [
+            masked(repr(published), published[2], subscription),
+            masked(repr(event), published[2], subscription),
+            masked(json.dumps(retained), retained[1], retained[2]),
+        ]
+    assert seen[True] == seen[False]
 
 
-@pytest.mark.parametrize("listeners", [None, {"message": [print]}])
-def test_message_end_fires_only_for_listeners(listeners: dict[str, list[Any]] | None) -> None:
-    """With no listener the message is handed on and nothing is fired; with one, autobahn's own
-    ``onMessageEnd`` runs (which fires the ``message`` event)."""
-    from broker.router.crossbar.protocol import _make_on_message_end
+def _strict(fast: bool) -> Callable[[dict[str, Any]], None]:
+    def mutate(config: dict[str, Any]) -> None:
+        config["workers"][0]["realms"][0]["options"]["uri_check"] = "strict"
+        config["workers"][0]["components"][0]["extra"]["fast_path"] = fast
 
-    channel = _Channel(listeners)
-    on_message_end = _make_on_message_end(lambda self: self.fired.append("autobahn's"))
-    on_message_end(channel)
-    if listeners is None:
-        assert channel.got == [(b"[16,1]", False)] and channel.fired == []
-        assert channel.message_data is None
-    else:
-        assert channel.got == [] and channel.fired == ["autobahn's"]
+    return mutate
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_topic_crossbar_refuses_is_not_stored_counted_or_authorized(
+    make_node: Callable[..., Node], fast: bool
+) -> None:
+    """Crossbar refuses a topic its realm's ``uri_check`` (here strict: ``public.Upper``) or the
+    ``wamp.`` restriction forbids before it authorizes anything. Broker answers the same ERROR
+    and, like crossbar, accepts nothing: no event recovery would return, no publish in
+    ``broker_publishes_total``, no ``NotAuthorized`` for an anonymous ``wamp.`` publish."""
+    node = make_node(_strict(fast))
+    on = Clients(node)
+    try:
+        subscriber = on.subscriber("public.", "prefix")
+        publisher, anonymous = on.join("backend"), on.join()
+        _, before = scrape(node)  # crossbar's own meta events (wamp.session.on_join, ...) counted
+        assert publish(publisher, "public.Upper", ["refused"], {})[3:] == [
+            {},
+            "wamp.error.invalid_uri",
+            ["publish with invalid topic URI 'public.Upper' (URI strict checking True)"],
+        ]
+        for who in (publisher, anonymous):
+            assert publish(who, "wamp.fp.mine", ["refused"], {})[3:] == [
+                {},
+                "wamp.error.invalid_uri",
+                ["publish with restricted topic URI 'wamp.fp.mine'"],
+            ]
+        assert publish(publisher, "public.lower", ["delivered"], {})[0] == PUBLISHED
+        event = subscriber.event()
+        assert event[4] == ["delivered"]
+        epoch = event[5]["broker_position"]["epoch"]
+        stored = recover(publisher, "public.", "prefix", epoch, 0)["events"]
+        assert [(e["topic"], e["args"]) for e in stored] == [("public.lower", ["delivered"])]
+        _, samples = scrape(node)
+        counted = series(samples, "broker_publishes_total", "namespace")
+        assert counted == {**series(before, "broker_publishes_total", "namespace"), "public": 1}
+        assert node.rejections() == {}
+    finally:
+        on.close()

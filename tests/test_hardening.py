@@ -24,7 +24,6 @@ from websockets.exceptions import InvalidStatus, WebSocketException
 
 from tests.node import BACKEND_SECRET, PROJECT_CONFIG, Node
 from tests.rawwamp import ABORT, ERROR, SUBSCRIBED, RawWamp
-from tests.test_metrics import health_rejections as rejections
 
 pytestmark = pytest.mark.node
 
@@ -327,12 +326,12 @@ def test_a_msgpack_publish_no_json_subscriber_could_get_is_refused_and_nothing_i
     try:
         assert binary.hello()[0] == 2 and binary.subscribe(topic)[0] == SUBSCRIBED
         assert publisher.hello(authid="backend", secret=BACKEND_SECRET)[0] == 2
-        before = rejections(node).get("unsendable_payload", 0)
+        before = node.rejections().get("unsendable_payload", 0)
         refused = publisher.publish(topic, [{b"key": 1}])
         message = "a map key of type bytes: JSON subscribers cannot be sent it"
         assert refused is not None and refused[0] == ERROR
         assert refused[4:] == ["broker.error.bad_request", [message]]
-        assert rejections(node)["unsendable_payload"] == before + 1
+        assert node.rejections()["unsendable_payload"] == before + 1
         assert publisher.publish(topic, [{"key": b"\x01"}])[0] == 17  # same session
         for subscriber in (binary, text):
             event = subscriber.event()

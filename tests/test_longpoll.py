@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import socket
-import urllib.request
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -56,11 +55,6 @@ def backend(node: Node) -> RawWamp:
     client = RawWamp(node.ws_url, origin=node.origin)
     assert client.hello(authid="backend", secret=BACKEND_SECRET)[0] == WELCOME
     return client
-
-
-def rejections(node: Node) -> dict[str, int]:
-    with urllib.request.urlopen(f"{node.url}/health", timeout=10) as response:
-        return json.load(response)["rejections"]  # type: ignore[no-any-return]
 
 
 def test_subscribe_and_receive_events(node: Node) -> None:
@@ -152,7 +146,7 @@ def test_receive_queue_is_bounded(make_node: Callable[..., Node]) -> None:
             assert publisher.publish(topic, [n])[0] == PUBLISHED
     finally:
         publisher.close()
-    assert rejections(limited).get("SlowSubscriber") == 1
+    assert limited.rejections().get("SlowSubscriber") == 1
     # the session was let go: either the poll finds it ended (empty answer) or gone already
     first = client.receive()
     assert first.status == 404 or (first.status == 200 and first.body == b""), (first.status, first.body)
@@ -218,7 +212,7 @@ def raw_response(sock: socket.socket) -> tuple[bytes, dict[str, str], bytes]:
 
 
 def message_too_large(node: Node) -> int:
-    return rejections(node).get("MessageTooLarge", 0)
+    return node.rejections().get("MessageTooLarge", 0)
 
 
 class Canary:

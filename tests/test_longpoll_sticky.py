@@ -34,7 +34,7 @@ from broker.router.state import NodeState
 from tests.lpclient import LongPollSession, post
 from tests.node import BROKER, PROJECT_CONFIG, Node, free_port
 from tests.rawwamp import EVENT, PUBLISHED, SUBSCRIBED, WELCOME
-from tests.test_longpoll import backend, rejections
+from tests.test_longpoll import backend
 from tests.test_longpoll import post as lp_post
 from tools.nginxconf import doc_cluster_block
 
@@ -180,7 +180,7 @@ def test_a_node_names_itself_in_the_transports_it_opens(node: Node) -> None:
         "message": f"no long-poll transport {session.transport!r} on this node (closed or expired): "
         "open a new one",
     }
-    assert "MisroutedLongPoll" not in rejections(node)
+    assert "MisroutedLongPoll" not in node.rejections()
     # a page of an allowed origin may read the answer (CORS as the path's other answers), another not
     allowed = lp_post(node, f"{session.transport}/receive", origin=node.origin)
     assert (allowed.status, allowed.headers["Access-Control-Allow-Origin"]) == (404, node.origin)
@@ -202,8 +202,8 @@ def test_another_nodes_transport_is_refused_naming_its_node(make_node: Callable[
         f"this is node {other.node_id!r}: the proxy must send /lp/{opener.node_id}.*/ to node "
         f"{opener.node_id!r} (docs/operators.md, several nodes)",
     }
-    assert rejections(other)["MisroutedLongPoll"] == 1
-    assert "MisroutedLongPoll" not in rejections(opener)
+    assert other.rejections()["MisroutedLongPoll"] == 1
+    assert "MisroutedLongPoll" not in opener.rejections()
     # the session itself is untouched on its node
     delivers(opener, session, "public.sticky.misrouted", 2)
     session.close()

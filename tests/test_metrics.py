@@ -42,11 +42,6 @@ def series(samples: Samples, name: str, label: str) -> dict[str, float]:
     return {dict(labels)[label]: value for (n, labels), value in samples.items() if n == name}
 
 
-def health_rejections(node: Node) -> dict[str, int]:
-    with urllib.request.urlopen(f"{node.url}/health", timeout=10) as response:
-        return json.load(response)["rejections"]  # type: ignore[no-any-return]
-
-
 def post(node: Node, raw: bytes, headers: dict[str, str]) -> int:
     """POST ``raw`` to /api/publish with ``headers``; the status."""
     request = urllib.request.Request(
@@ -221,7 +216,7 @@ def test_rejections_cover_auth_size_and_replay(make_node: Callable[..., Node]) -
     }
     _, samples = scrape(node)
     assert series(samples, "broker_rejections_total", "reason") == expected
-    assert health_rejections(node) == expected
+    assert node.rejections() == expected
 
 
 @pytest.mark.node

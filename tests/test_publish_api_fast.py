@@ -5,7 +5,7 @@ stands in for: the JSON nesting limit decided after decoding against the
 bracket scanner run first; :func:`wire_bound` against :func:`wire_size` on
 the values that outgrow their JSON text the most, and a batch whose body fits
 the message limit while an event does not; the nonce journal's pruning; and
-Twisted's form parsing switched off for the publish site.
+Twisted's form parsing skipped for the publish resource's requests only.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from broker.core.replay import NonceCache
 from broker.engines.publish_memory import SQLitePublishMemory
 from broker.errors import ClientError, PayloadTooLarge
 from broker.history.wiresize import wire_size
-from broker.router.crossbar.forms import skip_form_parsing
+from broker.router.crossbar.forms import leads_to, skipping_forms
 from broker.router.publish_api import publish_all
 from broker.router.state import STATE
 from tests.engines import settle
@@ -222,31 +222,80 @@ def test_expired_nonces_leave_the_journal_within_a_second(tmp_path: Path) -> Non
 
 
 class Echo(Resource):
+    """A leaf that keeps what it was handed: ``request.seen`` is (its resource, its body)."""
+
     isLeaf = True
 
     def render(self, request: server.Request) -> bytes:
+        request.seen = (self, request.content.read())  # type: ignore[attr-defined]
         return json.dumps(sorted(k.decode() for k in request.args)).encode()
 
 
-def arriving(site: server.Site) -> server.Request:
+class Formless(Echo):
+    """Stands for the publish API: a leaf whose requests skip form parsing."""
+
+
+class Arriving(server.Request):
+    """Twisted's request with the door's ``requestReceived`` (:func:`forms.install` patches Twisted's)."""
+
+    requestReceived = skipping_forms((Formless,), server.Request.requestReceived)
+
+
+def tree() -> server.Site:
+    """A site as crossbar mounts it: a root with ``/api`` (formless) and ``/x`` (reads forms) beneath."""
+    root = Resource()
+    root.putChild(b"api", Formless())
+    root.putChild(b"x", Echo())
+    return server.Site(root)
+
+
+def posted(site: server.Site, target: bytes) -> server.Request:
+    """A form-encoded POST of ``a=1`` to ``target`` (with its query, if any), received by ``site``."""
     channel = DummyChannel()
     channel.site = site
-    return server.Request(channel)
-
-
-def posted(site: server.Site) -> server.Request:
-    """A form-encoded POST with ``a=1`` in its body and ``q=2`` in its query, received by ``site``."""
-    request = arriving(site)
+    request = Arriving(channel)
     body = b"a=1"
     request.requestHeaders.setRawHeaders(b"content-type", [b"application/x-www-form-urlencoded"])
     request.gotLength(len(body))
     request.handleContentChunk(body)
-    request.requestReceived(b"POST", b"/x?q=2", b"HTTP/1.1")
+    request.requestReceived(b"POST", target, b"HTTP/1.1")
     return request
 
 
-def test_the_publish_site_parses_no_form_body_but_still_its_query() -> None:
-    site = server.Site(Echo())
-    assert sorted(posted(site).args) == [b"a", b"q"]  # Twisted's default: the body is parsed
-    skip_form_parsing(arriving(site))  # as the publish resource does with each request
-    assert sorted(posted(site).args) == [b"q"]
+def test_only_the_publish_resources_requests_skip_form_parsing() -> None:
+    site = tree()
+    assert sorted(posted(site, b"/x?q=2").args) == [b"a", b"q"]  # Twisted's default: the body is parsed
+    publish = posted(site, b"/api/publish?q=2")
+    assert sorted(publish.args) == [b"q"]  # its query still is, its body not
+    assert publish.seen[1] == b"a=1"  # and it reads the body whole
+    assert sorted(posted(site, b"/x?q=2").args) == [b"a", b"q"]  # the site's setting is left alone
+    assert site._parsePOSTFormSubmission
+
+
+@pytest.mark.parametrize(
+    ("target", "skipped"),
+    [
+        (b"/api", True),
+        (b"/api/", True),
+        (b"/%61pi/publish", True),  # unquoted as Twisted routes it
+        (b"/api?x=1", True),
+        (b"/apix/publish", False),
+        (b"/x/api", False),
+        (b"/", False),
+        (b"/nowhere/api", False),
+        (b"http://127.0.0.1/api/publish", False),  # Twisted routes an absolute target by its first segment
+    ],
+)
+def test_the_walk_routes_as_twisted_does(target: bytes, skipped: bool) -> None:
+    site = tree()
+    assert leads_to(site.resource, target, (Formless,)) is skipped
+    request = posted(site, target)
+    routed = getattr(request, "seen", (None,))[0]  # what Twisted rendered (None: its 404)
+    assert isinstance(routed, Formless) is skipped
+    assert (b"a" not in request.args) is skipped
+
+
+def test_a_formless_root_or_a_leaf_before_it() -> None:
+    assert leads_to(Formless(), b"/anything", (Formless,))
+    assert not leads_to(Echo(), b"/api", (Formless,))  # a leaf: nothing beneath it is reached
+    assert not leads_to(None, b"/api", (Formless,))

@@ -18,7 +18,7 @@ import pytest
 
 from tests.node import BACKEND_SECRET, Node
 from tests.rawwamp import CALL, ERROR, EVENT, PUBLISH, PUBLISHED, RESULT, SUBSCRIBED, RawWamp
-from tests.test_longpoll import LongPoll, rejections
+from tests.test_longpoll import LongPoll
 from tests.test_publish_api import request
 
 pytestmark = pytest.mark.node
@@ -138,7 +138,7 @@ def test_publish_at_the_limit_is_refused_or_delivered_and_recoverable(node: Node
     subscribers = {name: joined(node, name) for name in ("json", "msgpack")}
     for client in subscribers.values():  # a pattern subscription: the EVENT carries the topic too
         assert client.subscribe(topic[:-1], "prefix")[0] == SUBSCRIBED
-    before = rejections(node).get("EventTooLarge", 0)
+    before = node.rejections().get("EventTooLarge", 0)
 
     # the largest PUBLISH the WebSocket takes in (64 KiB): accepted today, then never delivered
     n = next(n for n in range(LIMIT, 0, -1) if _frame_size(topic, n) <= LIMIT)
@@ -146,7 +146,7 @@ def test_publish_at_the_limit_is_refused_or_delivered_and_recoverable(node: Node
     reply = publisher.recv()
     assert reply[:2] == [ERROR, PUBLISH] and reply[4] == "broker.error.too_large", reply
     assert TOO_LARGE.fullmatch(reply[5][0]), reply[5][0]
-    assert rejections(node).get("EventTooLarge", 0) == before + 1
+    assert node.rejections().get("EventTooLarge", 0) == before + 1
 
     # the largest accepted payload: delivered to both serializers, and recoverable alone
     low, high = 0, n

@@ -23,7 +23,7 @@ from tests.rawwamp import ABORT, EVENT, PUBLISHED, SUBSCRIBED, WELCOME, RawWamp
 from tests.test_longpoll import LongPoll, post
 from tests.test_reload_node import EXTRA, config_of
 from tests.test_reload_node import broker as broker_cli
-from tests.test_slow_subscriber import RawSubscriber, rejections
+from tests.test_slow_subscriber import RawSubscriber
 
 pytestmark = pytest.mark.node
 
@@ -114,7 +114,7 @@ def test_a_lowered_slow_subscriber_limit_lets_the_next_stalled_peer_go(
     kept = RawSubscriber(node, rcvbuf=4096)
     kept.join_and_subscribe(topic)
     burst(publisher, reader, topic, events, data)
-    assert "SlowSubscriber" not in rejections(node)
+    assert "SlowSubscriber" not in node.rejections()
     for n in range(1, events + 1):  # it reads again: nothing was dropped, its session is there
         message = kept.message()
         assert (message[0], message[4]) == (EVENT, [n, data])
@@ -130,7 +130,7 @@ def test_a_lowered_slow_subscriber_limit_lets_the_next_stalled_peer_go(
     stalled = RawSubscriber(node, rcvbuf=4096)
     stalled.join_and_subscribe(topic)
     burst(publisher, reader, topic, events, data)
-    assert rejections(node) == {"SlowSubscriber": 1}
+    assert node.rejections() == {"SlowSubscriber": 1}
     # the close frame gets through only if the router's kernel buffer had room; either way it ends
     closed = stalled.until_closed()
     if closed is not None:

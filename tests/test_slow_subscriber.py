@@ -9,11 +9,8 @@ receive every event.
 
 from __future__ import annotations
 
-import json
 import re
-import socket
 import struct
-import urllib.request
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,8 +24,8 @@ from twisted.internet.testing import MemoryReactor
 from broker.core.backpressure import format_size, slow_subscriber
 from broker.router.state import STATE
 from tests.node import BACKEND_SECRET, Node
+from tests.rawframes import WsFrames
 from tests.rawwamp import PUBLISHED, SUBSCRIBED, WELCOME, RawWamp
-from tests.test_hardening import masked_text_frame, upgrade_request
 
 with warnings.catch_warnings():
     # crossbar imports web3, which imports websockets.legacy: deprecated, not ours to fix
@@ -164,73 +161,25 @@ def test_backlog_the_kernel_takes_is_followed_by_close_1008() -> None:
 # -- against a node ---------------------------------------------------------------
 
 
-class RawSubscriber:
-    """A WebSocket WAMP client on a plain socket: it reads only when told to."""
+class RawSubscriber(WsFrames):
+    """A JSON WebSocket WAMP client on a plain socket of ``rcvbuf`` bytes: it reads only when told to."""
 
     def __init__(self, node: Node, rcvbuf: int) -> None:
-        self.sock = socket.socket()
-        # before connect, so the TCP window is negotiated small: the kernel fills fast
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        self.sock.settimeout(10)
-        self.sock.connect(("127.0.0.1", node.port))
-        self.sock.sendall(upgrade_request(node.port, node.origin))
-        self.buffer = b""
-        while b"\r\n\r\n" not in self.buffer:
-            self.buffer += self._recv()
-        head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
-        assert head.startswith(b"HTTP/1.1 101"), head
-
-    def _recv(self) -> bytes:
-        chunk = self.sock.recv(65536)
-        if not chunk:
-            raise EOFError
-        return chunk
-
-    def send(self, msg: list[Any]) -> None:
-        self.sock.sendall(masked_text_frame(json.dumps(msg).encode()))
-
-    def frame(self) -> tuple[int, bytes]:
-        """The next frame from the router: (opcode, payload)."""
-        while True:
-            if len(self.buffer) >= 2:
-                length, start = self.buffer[1] & 0x7F, 2
-                if length == 126:
-                    length, start = int.from_bytes(self.buffer[2:4], "big"), 4
-                elif length == 127:
-                    length, start = int.from_bytes(self.buffer[2:10], "big"), 10
-                if len(self.buffer) >= start + length:
-                    opcode, payload = self.buffer[0] & 0x0F, self.buffer[start : start + length]
-                    self.buffer = self.buffer[start + length :]
-                    return opcode, payload
-            self.buffer += self._recv()
-
-    def message(self) -> list[Any]:
-        opcode, payload = self.frame()
-        assert opcode == 1, (opcode, payload)
-        return json.loads(payload)  # type: ignore[no-any-return]
+        super().__init__(node, rcvbuf=rcvbuf)
 
     def join_and_subscribe(self, topic: str, match: str = "exact") -> None:
-        self.send([1, "app", {"roles": {"subscriber": {}}}])
-        assert self.message()[0] == WELCOME
+        self.join()
         self.subscribe(topic, match)
-
-    def subscribe(self, topic: str, match: str = "exact", request: int = 1) -> None:
-        self.send([32, request, {} if match == "exact" else {"match": match}, topic])
-        assert self.message()[:2] == [SUBSCRIBED, request]
 
     def until_closed(self) -> tuple[int, str] | None:
         """Read what is left; the close frame's (code, reason), or None if the router dropped the TCP."""
         try:
             while True:
-                opcode, payload = self.frame()
-                if opcode == 8:
-                    code = struct.unpack("!H", payload[:2])[0]
-                    return code, payload[2:].decode()
+                frame = self.frame()
+                if frame.opcode == 8:
+                    return struct.unpack("!H", frame.payload[:2])[0], frame.payload[2:].decode()
         except (EOFError, ConnectionResetError):
             return None
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 @pytest.fixture
@@ -252,11 +201,6 @@ def backend(limited_node: Node) -> Iterator[RawWamp]:
 
 def publish(backend: RawWamp, topic: str, args: list[Any]) -> None:
     assert (backend.publish(topic, args) or [None])[0] == PUBLISHED
-
-
-def rejections(node: Node) -> dict[str, int]:
-    with urllib.request.urlopen(f"{node.url}/health", timeout=10) as response:
-        return json.load(response)["rejections"]  # type: ignore[no-any-return]
 
 
 def rss(pid: int) -> int:
@@ -285,7 +229,7 @@ def test_stalled_subscriber_is_dropped_before_it_grows_the_router(
         sent += 1
         publish(backend, "public.slow", [sent, data])
         assert reader.event()[4] == [sent, data]  # every event, in order
-        if sent % 10 == 0 and rejections(limited_node).get("SlowSubscriber"):
+        if sent % 10 == 0 and limited_node.rejections().get("SlowSubscriber"):
             break
     grown = rss(worker) - before
 
@@ -298,7 +242,7 @@ def test_stalled_subscriber_is_dropped_before_it_grows_the_router(
         code, reason = closed
         assert code == 1008
         assert reason.startswith("slow subscriber: ") and reason.endswith(" (limit 256 KiB)"), reason
-    assert rejections(limited_node) == {"SlowSubscriber": 1}
+    assert limited_node.rejections() == {"SlowSubscriber": 1}
     let_go = (
         r"closing tcp4:127\.0\.0\.1:\d+: slow subscriber: [\d.]+ [KM]iB waiting to be sent \(limit 256 KiB\)"
     )
@@ -321,15 +265,12 @@ def test_burst_to_a_reading_subscriber_closes_with_1008(limited_node: Node, back
         reader.subscribe(prefix, "prefix", request)
     publish(backend, "public.burst", ["y" * 60_000])
     events = 0
-    while True:
-        opcode, payload = reader.frame()
-        if opcode != 1:
-            break
+    while (frame := reader.frame()).opcode == 1:
         events += 1
-    assert opcode == 8
-    code, reason = struct.unpack("!H", payload[:2])[0], payload[2:].decode()
+    assert frame.opcode == 8
+    code, reason = struct.unpack("!H", frame.payload[:2])[0], frame.payload[2:].decode()
     assert code == 1008
     assert reason.startswith("slow subscriber: ") and reason.endswith(" waiting to be sent (limit 256 KiB)")
     assert events == 5
-    assert rejections(limited_node) == {"SlowSubscriber": 1}
+    assert limited_node.rejections() == {"SlowSubscriber": 1}
     reader.close()

@@ -33,7 +33,7 @@ from tests.rawwamp import (
     RawWamp,
 )
 from tests.test_longpoll import ROLES as LONG_POLL_ROLES
-from tests.test_longpoll import LongPoll, rejections
+from tests.test_longpoll import LongPoll
 
 pytestmark = [pytest.mark.node, pytest.mark.filterwarnings("ignore:The HMAC key is:UserWarning")]
 
@@ -246,7 +246,7 @@ def test_a_session_is_ended_when_its_token_expires(make_node: Callable[..., Node
         assert publisher.publish(topic, [topic])[0] == PUBLISHED  # type: ignore[index]
     assert other.event()[4] == ["user.43.inbox"]  # the bystanders keep receiving
     assert anonymous.event()[4] == ["public.canary"]
-    assert rejections(node).get("TokenExpired") == 1
+    assert node.rejections().get("TokenExpired") == 1
     assert "Traceback" not in node.log()
     for client in (other, anonymous, publisher):
         client.close()

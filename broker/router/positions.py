@@ -8,7 +8,11 @@ it authorizes the publish, once, the history engine appends it (a batch of
 one), which issues its position, and the position travels to every
 subscriber in the event's keyword arguments under :data:`POSITION_KEY` —
 then crossbar dispatches with that same authorization
-(:func:`broker.router.crossbar.publish.dispatch`). It covers every WAMP
+(:func:`broker.router.crossbar.publish.dispatch`). A publish crossbar refuses
+for its topic before it authorizes anything (an invalid URI for the realm's
+``uri_check``, ``wamp.`` for an untrusted role) gets crossbar's ERROR first,
+as from crossbar: nothing authorized, stored or counted
+(:func:`broker.router.crossbar.publish.refuse_topic`). It covers every WAMP
 publisher alike: backends, the CLI, in-router components. The HTTP API
 appends and delivers its batches itself (:mod:`broker.router.publish_api`,
 :mod:`broker.router.delivery`), with the same checks. A position a client
@@ -78,16 +82,18 @@ def _strip(publish: Any) -> dict[str, Any]:
     return kwargs
 
 
-def _refuse(session: Any, publish: Any, uri: str, reason: str) -> None:
-    """Answer an acknowledged PUBLISH with ERROR ``uri``; an unacknowledged one is dropped."""
+def _refuse(router: Any, session: Any, publish: Any, uri: str, reason: str) -> None:
+    """Answer an acknowledged PUBLISH with ERROR ``uri``; an unacknowledged one is dropped.
+
+    Through ``router.send``, as crossbar answers: counted, and skipped for a
+    publisher that has left meanwhile (an engine that answered late).
+    """
     if publish.acknowledge:
-        session._transport.send(
-            message.Error(message.Publish.MESSAGE_TYPE, publish.request, uri, args=[reason])
-        )
+        router.send(session, message.Error(message.Publish.MESSAGE_TYPE, publish.request, uri, args=[reason]))
 
 
 def _deliverable(
-    session: Any, publish: Any, kwargs: dict[str, Any], epoch: str | None, encoded: int | None
+    router: Any, session: Any, publish: Any, kwargs: dict[str, Any], epoch: str | None, encoded: int | None
 ) -> bool:
     """Whether the event fits the node's message limit with its position (``epoch`` None: the
     topic keeps no history; ``encoded``: the size of the message it came in, if known); if not,
@@ -100,7 +106,7 @@ def _deliverable(
         check_deliverable(publish.topic, publish.args or [], kwargs, epoch, limit, details, encoded)
     except PayloadTooLarge as error:
         STATE.count_rejection(EVENT_TOO_LARGE)
-        _refuse(session, publish, error.wamp_uri, str(error))
+        _refuse(router, session, publish, error.wamp_uri, str(error))
         return False
     return True
 
@@ -132,12 +138,14 @@ def refusal(failure: Failure, topic: str) -> str:
 def process_publish(self: Any, session: Any, publish: Any) -> None:
     """Crossbar's ``Broker.processPublish``, with positions: authorize once, store, dispatch."""
     received = perf_counter()  # the start of broker_delivery_latency_seconds
+    if crossbar_publish.refuse_topic(self, session, publish):
+        return  # crossbar's first checks (a strict realm's URI rule, wamp.): nothing stored or counted
     encoded = inbound_size(session)
     appended_with = retention_of(publish.topic)
     if STATE.stopping and appended_with is not None:
         # a topic with history, or any on a cluster node: the other nodes could no longer get it
         # (not crossbar's own meta events, which it publishes as it stops)
-        _refuse(session, publish, NotReady.wamp_uri, STOPPING)
+        _refuse(self._router, session, publish, NotReady.wamp_uri, STOPPING)
         return
     store = STATE.history
     retention = None
@@ -157,7 +165,7 @@ def process_publish(self: Any, session: Any, publish: Any) -> None:
             return
         kwargs = _strip(publish) if retention is not None else dict(publish.kwargs or {})
         epoch = history.epoch if history is not None and positioned else None
-        if not _deliverable(session, publish, kwargs, epoch, encoded):
+        if not _deliverable(self._router, session, publish, kwargs, epoch, encoded):
             return
         # every authorized publish, with history or without
         publication = metrics.count_publish(publish.topic, received)
@@ -174,7 +182,7 @@ def process_publish(self: Any, session: Any, publish: Any) -> None:
 
         def not_stored(failure: Failure) -> None:
             STATE.count_rejection(HISTORY_UNAVAILABLE_REASON)
-            _refuse(session, publish, HISTORY_UNAVAILABLE, refusal(failure, publish.topic))
+            _refuse(self._router, session, publish, HISTORY_UNAVAILABLE, refusal(failure, publish.topic))
 
         batch = [NewEvent(publish.topic, list(publish.args or []), kwargs, retention)]
         if history.shared:

@@ -44,7 +44,6 @@ from broker.errors import (
 from broker.history import POSITION_KEY, NewEvent, Once, Retention
 from broker.history.recovery import check_deliverable
 from broker.router import metrics
-from broker.router.crossbar.forms import skip_form_parsing
 from broker.router.delivery import LocalDelivery, Outgoing
 from broker.router.positions import (
     HISTORY_UNAVAILABLE,
@@ -238,7 +237,6 @@ class PublishResource(Resource):
         Resource.__init__(self)
 
     def render(self, request: Request) -> bytes | int:
-        skip_form_parsing(request)
         path = request.path.decode("latin-1")
         if path != PUBLISH_PATH:
             return self._send(request, (404, {"error": "broker.error.not_found", "message": f"no {path}"}))

@@ -31,6 +31,8 @@ items tests and docs refer to):
 17. :mod:`.frames` — an EVENT serialized and framed once per serializer, written as it
     is to every WebSocket that provably sends the same bytes (``fast_path``); a lean
     ``Router.send``.
+18. :mod:`.forms` — the publish API's and long-poll's POST bodies are not parsed as forms
+    (their requests only: the rest of the site keeps Twisted's form parsing).
 
 Besides: :mod:`.logstyle` (plain, lazy log arguments), :mod:`.counting`
 (refusals crossbar makes on its own, delivery tracking), :mod:`.reload`
@@ -77,12 +79,15 @@ def install_order() -> tuple[Installer, ...]:
     hook. The publish reach-in is a step; the position hook it routes to is
     set by the component on join, when the history engine is open.
     """
+    from crossbar.router.longpoll import WampLongPollResource
+
     from broker.router.crossbar import (
         backpressure,
         body_limit,
         connections,
         cors,
         counting,
+        forms,
         frames,
         hello,
         limits,
@@ -101,6 +106,7 @@ def install_order() -> tuple[Installer, ...]:
         unmask,
     )
     from broker.router.metrics import configure as configure_metrics
+    from broker.router.publish_api import PublishResource
 
     def metering(door: Door) -> None:
         configure_metrics(door.max_namespaces)
@@ -130,6 +136,7 @@ def install_order() -> tuple[Installer, ...]:
             "body_limit",
             lambda door: body_limit.install(door.state),
         ),  # before transports: Twisted's HTTP channel
+        ("forms", lambda door: forms.install((PublishResource, WampLongPollResource))),
         ("reload", lambda door: reload.install()),  # before transports: it records their factories
         ("readiness", lambda door: readiness.install()),  # /health waits for the paths attached after it
     )

@@ -12,7 +12,8 @@ synchronously, in crossbar's order and with crossbar's answers —
 
 * the topic URI check (strict or loose, as the realm's ``uri_check``) and the
   ``wamp.`` restriction for every role but ``trusted``, with crossbar's
-  ``wamp.error.invalid_uri`` errors and messages;
+  ``wamp.error.invalid_uri`` errors and messages (:func:`uri_refusal`; the
+  position hook asks it first, so a WAMP publish it refuses is never stored);
 * nothing to do when nobody listens and no acknowledgement is due;
 * ``util.id()`` for the publication, crossbar's disclosure rules
   (``disclose``, ``wamp.``/``crossbar.`` topics, ``forward_for``);
@@ -36,7 +37,7 @@ type inventory or an authorization with ``validate``, a refused
 authorization, and all of it while ``extra.fast_path`` is false
 (:func:`enable_fast_path`). Each EVENT goes out through ``Router.send``, which
 :mod:`.frames` makes the fast write and the router's counters.
-Tests: ``tests/test_fast_publish.py``.
+Tests: ``tests/test_fast_publish.py``, ``tests/test_fast_shortcuts.py`` (the chunk sender).
 """
 
 from __future__ import annotations
@@ -91,6 +92,21 @@ def cached_authorization(router: Any, session: Any, topic: str) -> dict[str, Any
     return router._authorization_cache.get((session._realm, session._authrole, topic, "publish"))  # type: ignore[no-any-return]
 
 
+def uri_refusal(broker: Any, session: Any, topic: str) -> str | None:
+    """Why crossbar's ``processPublish`` refuses a publish of ``session`` to ``topic`` before it
+    authorizes anything (its ``wamp.error.invalid_uri`` message), or None.
+
+    The topic URI against the realm's ``uri_check`` (strict or loose), then
+    ``wamp.`` for every role but ``trusted``.
+    """
+    strict = broker._option_uri_strict
+    if not (_URI_PAT_STRICT_NON_EMPTY if strict else _URI_PAT_LOOSE_NON_EMPTY).match(topic):
+        return f"publish with invalid topic URI '{topic}' (URI strict checking {strict})"
+    if session._authrole is not None and session._authrole != "trusted" and topic.startswith("wamp."):
+        return f"publish with restricted topic URI '{topic}'"
+    return None
+
+
 def _refusal(publish: Any, reason: str) -> message.Error:
     return message.Error(
         message.Publish.MESSAGE_TYPE, publish.request, ApplicationError.INVALID_URI, [reason]
@@ -123,14 +139,10 @@ def publish_now(
     publish wants an acknowledgement). Only for what :func:`covers`.
     """
     router = broker._router
-    topic = publish.topic
-    strict = broker._option_uri_strict
-    if not (_URI_PAT_STRICT_NON_EMPTY if strict else _URI_PAT_LOOSE_NON_EMPTY).match(topic):
-        error = _refusal(publish, f"publish with invalid topic URI '{topic}' (URI strict checking {strict})")
-    elif session._authrole is not None and session._authrole != "trusted" and topic.startswith("wamp."):
-        error = _refusal(publish, f"publish with restricted topic URI '{topic}'")
-    else:
+    reason = uri_refusal(broker, session, publish.topic)
+    if reason is None:
         return _dispatch(broker, router, session, publish, authorization)
+    error = _refusal(publish, reason)
     if publish.acknowledge:
         _answer(router, session, error)
     return error

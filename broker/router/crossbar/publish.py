@@ -12,7 +12,8 @@ per matching subscription, sent to its receivers after the
 What Broker does instead: :func:`install` replaces ``Broker.processPublish``
 with a trampoline to the hook :func:`route` names
 (:func:`broker.router.positions.process_publish`, routed once the history
-engine is open), which authorizes every publish itself, once, stores it in
+engine is open), which leaves a publish crossbar refuses for its topic to
+crossbar (:func:`refuse_topic`), authorizes every other publish itself, once, stores it in
 the history engine and puts its position in the kwargs; then :func:`dispatch` runs crossbar's
 original ``processPublish`` with that authorization handed in, so crossbar
 does everything it did before (URI checks, matching, refusal answers,
@@ -59,6 +60,7 @@ __all__ = [
     "dispatch",
     "enable_fast_path",
     "install",
+    "refuse_topic",
     "route",
     "tap",
 ]
@@ -106,6 +108,20 @@ def _process_publish(self: Any, session: Any, publish: Any) -> None:
         _original["processPublish"](self, session, publish)
     else:
         hook(self, session, publish)
+
+
+def refuse_topic(broker: Any, session: Any, publish: Any) -> bool:
+    """Whether crossbar refuses ``publish`` for its topic before authorizing it (an invalid URI
+    for the realm's ``uri_check``, ``wamp.`` for an untrusted role); if so, crossbar's own
+    ``processPublish`` has answered it (traced, if the router is), as it always did.
+
+    The position hook asks first: such a publish is neither authorized,
+    stored, counted nor handed to :func:`tap`.
+    """
+    if fastpublish.uri_refusal(broker, session, publish.topic) is None:
+        return False
+    _original["processPublish"](broker, session, publish)  # it refuses before it authorizes
+    return True
 
 
 def dispatch(

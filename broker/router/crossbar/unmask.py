@@ -9,7 +9,7 @@ itself. What Broker does instead: frames up to :data:`SMALL` bytes are
 unmasked by :class:`SmallMasker`, one XOR of two integers (the payload's and
 the mask repeated over it), in C inside CPython; larger frames keep
 autobahn's masker, whose SIMD loop wins there. Same bytes either way
-(``tests/test_fast_publish.py`` compares them, whole and in pieces).
+(``tests/test_fast_shortcuts.py`` compares them, whole and in pieces).
 
 Replaces ``autobahn/websocket/protocol.py``'s module global ``create_xor_masker``.
 """
