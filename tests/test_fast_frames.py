@@ -83,6 +83,26 @@ def test_keys_are_one_per_class_and_options() -> None:
     assert frames.frame_key(object()) is None
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"batched": True},
+        {"use_binary_hex_encoding": True},
+        {"batched": True, "use_binary_hex_encoding": True},
+    ],
+)
+def test_json_events_are_serialized_as_autobahn_does(options: dict[str, bool]) -> None:
+    """The encoder made once writes what autobahn's ``JsonObjectSerializer.serialize`` writes:
+    unicode unescaped, bytes in its two forms, floats, nesting, a position in the kwargs."""
+    serializer = wamp_serializer.JsonObjectSerializer(**options)
+    data = {"s": 'é€\u2028"x"', "b": b"\x00\xff", "f": [1.5, 1e15, -0.0, 2**63], "n": None, "t": True}
+    event = message.Event(7, 8, args=[data, [1, {"k": []}]], kwargs={"position": {"seq": 3}})
+    assert frames._serialize(serializer, event.marshal()) == serializer.serialize(event.marshal())
+    msgpack = wamp_serializer.MsgPackObjectSerializer()
+    assert frames._serialize(msgpack, event.marshal()) == msgpack.serialize(event.marshal())
+
+
 def protocol(**changes: Any) -> SimpleNamespace:
     """An opened server WebSocket as :func:`frames.eligible` reads it, with ``changes``."""
     fields: dict[str, Any] = dict(

@@ -94,7 +94,15 @@ def _header(headers: Mapping[str, str], name: str) -> str:
 
 
 def parse_body(body: bytes, max_batch: int) -> tuple[tuple[Event, ...], str | None]:
-    """The events and idempotency key of a request body, or :class:`ClientError` (400).
+    """The events and idempotency key of a request body, or :class:`ClientError` (400)
+    (:func:`parse_events`, without its count of events with data)."""
+    events, key, _ = parse_events(body, max_batch)
+    return events, key
+
+
+def parse_events(body: bytes, max_batch: int) -> tuple[tuple[Event, ...], str | None, int]:
+    """The events, idempotency key and how many events have a ``data`` field, of a request
+    body, or :class:`ClientError` (400).
 
     The body is held to the nesting limit of every WAMP message
     (:data:`broker.core.protocol.MAX_JSON_NESTING`) before it is decoded: deeper
@@ -120,9 +128,11 @@ def parse_body(body: bytes, max_batch: int) -> tuple[tuple[Event, ...], str | No
     if key is not None and (not isinstance(key, str) or not 1 <= len(key) <= 200):
         raise ClientError("idempotency_key must be a string of 1 to 200 characters")
     events = []
+    with_data = 0
     for i, raw in enumerate(raw_events):
         if type(raw) is dict and raw.keys() <= _FIELDS and "topic" in raw:  # the common case
             events.append(Event(raw["topic"], raw.get("data")))
+            with_data += len(raw) - 1
             continue
         where = f"events[{i}]: " if batch else ""
         if not isinstance(raw, dict):
@@ -133,13 +143,14 @@ def parse_body(body: bytes, max_batch: int) -> tuple[tuple[Event, ...], str | No
         if "topic" not in raw:
             raise ClientError(f"{where}missing field 'topic'")
         events.append(Event(raw["topic"], raw.get("data")))
+        with_data += "data" in raw
     checked: set[str] = set()
     for i, event in enumerate(events):
         topic = event.topic
         if type(topic) is not str or topic not in checked:
             check_uri(topic, what=f"topic of events[{i}]" if batch else "topic")
             checked.add(topic)
-    return tuple(events), key
+    return tuple(events), key, with_data
 
 
 def _decode(body: bytes) -> Any:
@@ -184,15 +195,17 @@ def _deeper_than(doc: Any, limit: int) -> bool:
     return False
 
 
-def events_text(body_bytes: int, count: int) -> int:
+def events_text(body_bytes: int, count: int, with_data: int = 0) -> int:
     """At most how many bytes of a parsed body of ``body_bytes`` its ``count`` events' topics and
-    data take as JSON text, plus one byte per event (so that :func:`wire_bound` covers an absent
-    ``data``, a null of 5 bytes on the wire).
+    data take as JSON text, plus one byte per event without ``data`` (so that :func:`wire_bound`
+    covers an absent ``data``, a null of 5 bytes on the wire).
 
     What :func:`parse_body` accepted has, besides those texts, at least ``{"topic":}`` (10 bytes)
-    around each event and, for more than one, ``{"events":[]}`` (13) and the commas between them.
+    around each event, ``,"data":`` (8) more in each of the ``with_data`` events that have one
+    (at most ``count``) and, for more than one, ``{"events":[]}`` (13) and the commas between
+    them.
     """
-    structure = 9 * count + (13 + count - 1 if count > 1 else 0)
+    structure = 9 * count + 9 * min(with_data, count) + (13 + count - 1 if count > 1 else 0)
     return max(body_bytes - structure, 0)
 
 
@@ -310,7 +323,7 @@ class PublishGate:
         if len(body) > limit:
             raise PayloadTooLarge(f"body of {len(body)} bytes is over the limit of {limit}")
         key_id, nonce, fingerprint = self._authenticate(method, path, headers, body)
-        events, idempotency_key = parse_body(body, self.settings.max_batch)
+        events, idempotency_key, with_data = parse_events(body, self.settings.max_batch)
         allowed: set[str] = set()
         for event in events:
             if event.topic not in allowed:
@@ -322,7 +335,7 @@ class PublishGate:
             wait = bucket.take(len(events))
             if wait:
                 raise RateLimited(f"publisher key {key_id!r} is over its rate limit", retry_after=wait)
-        text = events_text(len(body), len(events))
+        text = events_text(len(body), len(events), with_data)
         return Admitted(key_id, events, idempotency_key, fingerprint, nonce, text)
 
     def quota(self, admitted: Admitted) -> Quota | None:
