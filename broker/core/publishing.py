@@ -309,8 +309,13 @@ class PublishGate:
                 bucket = TokenBucket(rate, burst, self.nonces.clock)
             self.buckets[key_id] = bucket
 
-    def admit(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Admitted:
-        """Check one request (``headers`` keyed in lower case); raise the first error found."""
+    def admit(
+        self, method: str, path: str, headers: Mapping[str, str], body: bytes, hold_nonce: bool = False
+    ) -> Admitted:
+        """Check one request (``headers`` keyed in lower case); raise the first error found.
+
+        Its nonce is on disk when this returns, or with ``hold_nonce`` when
+        :meth:`commit_nonces` next returns: the request must not go on before."""
         if method != "POST":
             raise MethodNotAllowed(f"{method} is not allowed on {PUBLISH_PATH}: use POST")
         if "origin" in headers:
@@ -322,7 +327,7 @@ class PublishGate:
         limit = self.settings.max_body_bytes
         if len(body) > limit:
             raise PayloadTooLarge(f"body of {len(body)} bytes is over the limit of {limit}")
-        key_id, nonce, fingerprint = self._authenticate(method, path, headers, body)
+        key_id, nonce, fingerprint = self._authenticate(method, path, headers, body, hold_nonce)
         events, idempotency_key, with_data = parse_events(body, self.settings.max_batch)
         allowed: set[str] = set()
         for event in events:
@@ -347,13 +352,17 @@ class PublishGate:
             return None
         return Quota(limit.per_second, limit.burst, len(admitted.events))
 
+    def commit_nonces(self) -> None:
+        """Write the nonces :meth:`admit` held to the journal, in one write (its error propagates)."""
+        self.nonces.commit()
+
     def nonce_ttl(self) -> float:
         """How long (s) a nonce claimed beyond this node must be kept: a timestamp up to one
         window ahead of now is accepted, and stays acceptable one window after it."""
         return 2 * self.nonces.window
 
     def _authenticate(
-        self, method: str, path: str, headers: Mapping[str, str], body: bytes
+        self, method: str, path: str, headers: Mapping[str, str], body: bytes, hold: bool = False
     ) -> tuple[str, str, str]:
         """The key id, nonce and body SHA-256 (hex) of a correctly signed request not yet seen
         by this node."""
@@ -370,5 +379,5 @@ class PublishGate:
         if not signing.verify(key.secret, key_id, method, path, timestamp, nonce, body, claimed, body_sha256):
             raise Unauthenticated("signature does not match (docs/http-publish.md gives the canonical form)")
         self.nonces.check_timestamp(int(timestamp))
-        self.nonces.remember(key_id, nonce, int(timestamp))
+        self.nonces.remember(key_id, nonce, int(timestamp), hold)
         return key_id, nonce, body_sha256

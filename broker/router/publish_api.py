@@ -46,6 +46,7 @@ from broker.history.recovery import check_deliverable
 from broker.router import metrics
 from broker.router.crossbar.forms import skip_form_parsing
 from broker.router.delivery import LocalDelivery, Outgoing
+from broker.router.nonce_commit import GroupCommit
 from broker.router.positions import (
     HISTORY_UNAVAILABLE,
     HISTORY_UNAVAILABLE_REASON,
@@ -67,6 +68,10 @@ RETRY_ONCE = (
 )
 #: The longest ``Retry-After`` (s) sent: a day, for a wait that has no end.
 MAX_RETRY_AFTER = 86400
+#: The message of a 500 for a request the node failed to check (or to write the nonce of).
+CHECK_FAILED = "checking the request failed inside the node"
+#: The nonces of one reactor turn's requests, written once before any of them goes on.
+_COMMITS = GroupCommit()
 
 
 def error_answer(error: BrokerError) -> Answer:
@@ -250,7 +255,42 @@ class PublishResource(Resource):
         }
         body = request.content.read() if request.content is not None else b""
         try:
-            admitted = gate.admit(request.method.decode("latin-1"), path, headers, body)
+            admitted = gate.admit(request.method.decode("latin-1"), path, headers, body, hold_nonce=True)
+        except Exception as error:
+            try:  # a refused request's nonce is on disk before its answer too (it is rare)
+                gate.commit_nonces()
+            except Exception:
+                _log.failure("writing the nonce of a refused publish request failed")
+                return self._send(request, error_answer(ServerError(CHECK_FAILED)))
+            answer, retry_after = self._refusal(error)
+            return self._send(request, answer, retry_after=retry_after)
+        d = _COMMITS.after(gate)
+        d.addCallbacks(self._go_on, self._uncommitted, (request, gate, delivery, admitted), {}, (request,))
+        return NOT_DONE_YET
+
+    @staticmethod
+    def _refusal(error: Exception) -> tuple[Answer, float | None]:
+        """The answer (and ``Retry-After``) to a request ``error`` refused before anything was
+        published, counted as a rejection."""
+        if isinstance(error, RateLimited):
+            STATE.count_rejection("http_rate_limited")
+            return error_answer(error), error.retry_after
+        if isinstance(error, BrokerError):
+            STATE.count_rejection(f"http_{type(error).__name__}")
+            return error_answer(error), None
+        # still JSON, never Twisted's HTML "Processing Failed" page
+        _log.failure("checking a publish request failed", failure=Failure(error))
+        return error_answer(ServerError(CHECK_FAILED)), None
+
+    def _uncommitted(self, failure: Failure, request: Request) -> None:
+        _log.failure("writing the nonces of publish requests failed", failure=failure)
+        self._send_later(request, error_answer(ServerError(CHECK_FAILED)))
+
+    def _go_on(
+        self, _: None, request: Request, gate: Any, delivery: LocalDelivery, admitted: Admitted
+    ) -> None:
+        """Publish ``admitted`` (its nonce is on disk), or answer it from its idempotency entry."""
+        try:
             entry = (
                 None
                 if admitted.scope is None
@@ -260,25 +300,19 @@ class PublishResource(Resource):
                     engine_knows=STATE.history is not None and STATE.history.shared,
                 )
             )
-        except RateLimited as error:
-            STATE.count_rejection("http_rate_limited")
-            return self._send(request, error_answer(error), retry_after=error.retry_after)
-        except BrokerError as error:
-            STATE.count_rejection(f"http_{type(error).__name__}")
-            return self._send(request, error_answer(error))
-        except Exception:  # still JSON, never Twisted's HTML "Processing Failed" page
-            _log.failure("checking a publish request failed")
-            failed = ServerError("checking the request failed inside the node")
-            return self._send(request, error_answer(failed))
+        except Exception as error:
+            answer, retry_after = self._refusal(error)
+            self._send_later(request, answer, retry_after=retry_after)
+            return
         if entry is not None:  # a repeat: the first request's answer, now or when it comes
             if entry.answer is not None:
-                return self._send(request, entry.answer, replayed=True)
+                self._send_later(request, entry.answer, replayed=True)
+                return
             entry.waiters.append(lambda answer: self._send_later(request, answer, replayed=True))
-            return NOT_DONE_YET
+            return
         d = defer.ensureDeferred(_admit_and_publish(delivery, admitted))
         d.addErrback(self._failed, admitted)
         d.addCallback(self._finish, request, admitted)
-        return NOT_DONE_YET
 
     def _failed(self, failure: Failure, admitted: Admitted) -> Outcome:
         error = failure.value
