@@ -123,17 +123,30 @@ def publish_now(
     publish wants an acknowledgement). Only for what :func:`covers`.
     """
     router = broker._router
-    topic = publish.topic
-    strict = broker._option_uri_strict
-    if not (_URI_PAT_STRICT_NON_EMPTY if strict else _URI_PAT_LOOSE_NON_EMPTY).match(topic):
-        error = _refusal(publish, f"publish with invalid topic URI '{topic}' (URI strict checking {strict})")
-    elif session._authrole is not None and session._authrole != "trusted" and topic.startswith("wamp."):
-        error = _refusal(publish, f"publish with restricted topic URI '{topic}'")
-    else:
+    reason = refusal(broker, session, publish.topic)
+    if reason is None:
         return _dispatch(broker, router, session, publish, authorization)
+    error = _refusal(publish, reason)
     if publish.acknowledge:
         _answer(router, session, error)
     return error
+
+
+def refusal(broker: Any, session: Any, topic: str) -> str | None:
+    """Why crossbar refuses a publish of ``session`` to ``topic`` (``wamp.error.invalid_uri``'s
+    message: an invalid URI for the realm's ``uri_check``, a ``wamp.`` topic of a role but
+    ``trusted``), or None."""
+    strict = broker._option_uri_strict
+    if not (_URI_PAT_STRICT_NON_EMPTY if strict else _URI_PAT_LOOSE_NON_EMPTY).match(topic):
+        return f"publish with invalid topic URI '{topic}' (URI strict checking {strict})"
+    if session._authrole is not None and session._authrole != "trusted" and topic.startswith("wamp."):
+        return f"publish with restricted topic URI '{topic}'"
+    return None
+
+
+def dispatch_checked(broker: Any, session: Any, publish: Any, authorization: dict[str, Any]) -> int:
+    """:func:`publish_now` of a publish whose topic :func:`refusal` passed: its publication id."""
+    return _dispatch(broker, broker._router, session, publish, authorization)
 
 
 def _dispatch(broker: Any, router: Any, session: Any, publish: Any, authorization: dict[str, Any]) -> int:

@@ -47,6 +47,7 @@ Wraps ``autobahn/wamp/websocket.py: WampWebSocketProtocol.onOpen`` on
 
 from __future__ import annotations
 
+from json import encoder as json_encoder
 from typing import TYPE_CHECKING, Any, Final
 
 from autobahn.exception import PayloadExceededError
@@ -150,27 +151,55 @@ def eligible(protocol: Any) -> FrameKey | None:
     return frame_key(ser._serializer)
 
 
-#: ``use_binary_hex_encoding`` -> the encoder ``JsonObjectSerializer.serialize`` makes per call
-#: (autobahn's ``_dumps``: ``json.dumps`` with its ``_WAMPJsonEncoder``); None with ujson.
-_JSON_ENCODERS: Final[dict[bool, Any] | None] = (
-    None
-    if getattr(wamp_serializer, "_USE_UJSON", True)
-    else {
-        hex_: wamp_serializer._WAMPJsonEncoder(
-            separators=(",", ":"), ensure_ascii=False, sort_keys=False, use_binary_hex_encoding=hex_
-        )
-        for hex_ in (False, True)
-    }
-)
+def _json_writer(hex_: bool) -> Any:
+    """What ``JsonObjectSerializer.serialize`` (``use_binary_hex_encoding=hex_``) computes before
+    its UTF-8 encoding, as one callable made once: ``json.dumps(obj, cls=_WAMPJsonEncoder,
+    **options)`` is ``_WAMPJsonEncoder(**options).encode(obj)``, which for a list joins what
+    the C encoder it makes per call returns; the C encoder made here once does the same, with
+    the same circular-reference check (its ``markers`` are empty again after every call, and
+    cleared after a failed one). None without the C encoder or with ujson."""
+    make = getattr(json_encoder, "c_make_encoder", None)
+    if getattr(wamp_serializer, "_USE_UJSON", True) or make is None:
+        return None
+    options = {"separators": (",", ":"), "ensure_ascii": False, "sort_keys": False}
+    encoder = wamp_serializer._WAMPJsonEncoder(**options, use_binary_hex_encoding=hex_)
+    markers: dict[int, Any] = {}
+    chunks = make(
+        markers,
+        encoder.default,
+        json_encoder.encode_basestring,  # ensure_ascii=False
+        encoder.indent,
+        encoder.key_separator,
+        encoder.item_separator,
+        encoder.sort_keys,
+        encoder.skipkeys,
+        encoder.allow_nan,
+    )
+
+    def write(obj: Any) -> str:
+        try:
+            return "".join(chunks(obj, 0))
+        except BaseException:
+            markers.clear()  # the containers it was inside when it failed
+            raise
+
+    return write
 
 
-def _serialize(serializer: Any, obj: Any) -> bytes:
-    """``serializer.serialize(obj)``; for autobahn's JSON serializer the same bytes from an
-    encoder made once (``json.dumps(obj, cls=..., **options)`` is ``cls(**options).encode(obj)``;
-    making the encoder was 40% of serializing an EVENT)."""
-    if _JSON_ENCODERS is None or type(serializer) is not wamp_serializer.JsonObjectSerializer:
+#: ``use_binary_hex_encoding`` -> :func:`_json_writer` (None: autobahn's serialize for JSON too).
+_JSON_WRITERS: Final = {hex_: _json_writer(hex_) for hex_ in (False, True)}
+
+
+def _serialize(serializer: Any, obj: list[Any]) -> bytes:
+    """``serializer.serialize(obj)`` for a marshalled WAMP message (a list); for autobahn's JSON
+    serializer the same bytes from :func:`_json_writer` (making an encoder per call was 40% of
+    serializing an EVENT, the Python layers around the C encoder another 30%)."""
+    if type(serializer) is not wamp_serializer.JsonObjectSerializer:
         return serializer.serialize(obj)  # type: ignore[no-any-return]
-    text: bytes = _JSON_ENCODERS[serializer._use_binary_hex_encoding].encode(obj).encode("utf8")
+    write = _JSON_WRITERS[serializer._use_binary_hex_encoding]
+    if write is None:
+        return serializer.serialize(obj)  # type: ignore[no-any-return]
+    text: bytes = write(obj).encode("utf8")
     return text + b"\30" if serializer._batched else text
 
 
