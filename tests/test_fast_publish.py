@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from autobahn.exception import PayloadExceededError
+from autobahn.wamp import message
 from crossbar.router import broker as crossbar_broker
 
 from broker.config.settings import parse_settings
@@ -301,6 +302,39 @@ def test_http_published_events_are_byte_for_byte_crossbar_s(
         first, second = json.loads(texts[0])[1], json.loads(texts[-1])[1]
         seen[fast] = [masked(t, *ids, first, second) for t in texts]
     assert seen[True] == seen[False]
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        (5, 6, [{"n": 1}], {"position": {"seq": 1}}, None, None, None, None, None, None),
+        (
+            5,
+            6,
+            None,
+            None,
+            7,
+            "alice",
+            "backend",
+            "public.x",
+            "h",
+            [{"session": 1, "authid": None, "authrole": "r"}],
+        ),
+        (5, 6, (1, 2), {}, None, None, None, "public.y", None, None),
+    ],
+)
+def test_events_are_built_as_autobahn_s_constructor_builds_them(fields: tuple[Any, ...]) -> None:
+    """Every slot of the EVENT the dispatch builds is what ``message.Event(...)`` sets, and the
+    installed autobahn has exactly the slots it sets (else it would use the constructor)."""
+    names = ("args", "kwargs", "publisher", "publisher_authid", "publisher_authrole", "topic")
+    names += ("transaction_hash", "forward_for")
+    built = fastpublish.new_event(*fields)
+    made = message.Event(fields[0], fields[1], **dict(zip(names, fields[2:], strict=True)))
+    assert fastpublish._SLOTS_KNOWN
+    for slot in fastpublish.EVENT_SLOTS:
+        assert getattr(built, slot) == getattr(made, slot), slot
+    assert built == made and built.marshal() == made.marshal()
+    assert built._serialized is not made._serialized
 
 
 def test_fast_path_setting() -> None:
