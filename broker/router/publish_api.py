@@ -134,8 +134,11 @@ async def publish_all(
                 HISTORY_UNAVAILABLE, refusal(Failure(), batch[0].topic if batch else "")
             ) from None
         positions, replayed = appended.positions(), appended.replayed
-    issued = iter(positions)
-    found = [next(issued) if r is not None else None for r in retentions]
+    if len(positions) == len(events):  # every event was appended (the common case)
+        found = positions
+    else:
+        issued = iter(positions)
+        found = [next(issued) if r is not None else None for r in retentions]
     if replayed:  # published once already, by some node: delivered from there, not again
         again = [{"topic": e.topic, "id": None, "position": p} for e, p in zip(events, found, strict=True)]
         return (200, {"published": again}), True

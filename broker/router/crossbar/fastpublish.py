@@ -14,7 +14,7 @@ synchronously, in crossbar's order and with crossbar's answers —
   ``wamp.`` restriction for every role but ``trusted``, with crossbar's
   ``wamp.error.invalid_uri`` errors and messages;
 * nothing to do when nobody listens and no acknowledgement is due;
-* ``util.id()`` for the publication, crossbar's disclosure rules
+* a publication id as ``util.id()`` draws it (uniform in [1, 2**53]), crossbar's disclosure rules
   (``disclose``, ``wamp.``/``crossbar.`` topics, ``forward_for``);
 * the receivers of each matching subscription through crossbar's own
   ``_filter_publish_receivers`` (``eligible``/``exclude`` and their
@@ -42,9 +42,9 @@ Tests: ``tests/test_fast_publish.py``.
 
 from __future__ import annotations
 
+from random import getrandbits as _getrandbits
 from typing import Any, Final
 
-from autobahn import util
 from autobahn.exception import PayloadExceededError
 from autobahn.wamp import message
 from autobahn.wamp.exception import ApplicationError
@@ -153,7 +153,7 @@ def dispatch_checked(broker: Any, session: Any, publish: Any, authorization: dic
 def _dispatch(broker: Any, router: Any, session: Any, publish: Any, authorization: dict[str, Any]) -> int:
     topic = publish.topic
     subscriptions = broker._subscription_map.match_observations(topic)
-    publication: int = util.id()
+    publication = _getrandbits(53) + 1  # util.id(): uniform in [1, 2**53], in one call
     if not subscriptions and not publish.acknowledge:
         return publication  # crossbar sends nothing either (the id is only the node's to report)
     publisher = publisher_authid = publisher_authrole = forward_for = None
