@@ -22,7 +22,6 @@ from time import perf_counter
 from typing import Any
 
 from autobahn.wamp.exception import ApplicationError
-from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
@@ -46,6 +45,7 @@ from broker.history.recovery import check_deliverable
 from broker.router import metrics
 from broker.router.crossbar.forms import skip_form_parsing
 from broker.router.delivery import LocalDelivery, Outgoing
+from broker.router.eager import eager
 from broker.router.nonce_commit import GroupCommit
 from broker.router.positions import (
     HISTORY_UNAVAILABLE,
@@ -313,7 +313,7 @@ class PublishResource(Resource):
                 return
             entry.waiters.append(lambda answer: self._send_later(request, answer, replayed=True))
             return
-        d = defer.ensureDeferred(_admit_and_publish(delivery, admitted))
+        d = eager(_admit_and_publish(delivery, admitted))  # at once unless the engine waits
         d.addErrback(self._failed, admitted)
         d.addCallback(self._finish, request, admitted)
 
