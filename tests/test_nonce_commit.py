@@ -103,11 +103,11 @@ def test_the_requests_of_one_turn_go_on_after_one_commit() -> None:
     gate = _Gate()
     went_on: list[int] = []
     for i in range(3):
-        group.after(gate).addCallback(lambda _, i=i: went_on.append(i))
+        group.after(gate, went_on.append, lambda failure, i: went_on.append(-1), i)
     assert (went_on, gate.commits, len(later)) == ([], 0, 1)  # nothing goes on in the turn it came
     later.pop()()
     assert (went_on, gate.commits) == ([0, 1, 2], 1)
-    group.after(gate).addCallback(lambda _: went_on.append(3))  # the next turn: a commit of its own
+    group.after(gate, went_on.append, lambda failure, i: None, 3)  # the next turn: a commit of its own
     assert len(later) == 1
     later.pop()()
     assert (went_on, gate.commits) == ([0, 1, 2, 3], 2)
@@ -118,11 +118,34 @@ def test_a_failed_commit_fails_every_request_waiting_on_it_and_only_those() -> N
     gate, other = _Gate(), _Gate()
     gate.fail = True
     outcomes: list[Any] = []
-    for g in (gate, other, gate):
-        group.after(g).addCallbacks(outcomes.append, lambda f: outcomes.append(f.type))
+
+    def written(n: int) -> None:
+        outcomes.append(("written", n))
+
+    def failed(failure: Any, n: int) -> None:
+        outcomes.append((failure.type, n))
+
+    for n, g in enumerate((gate, other, gate)):
+        group.after(g, written, failed, n)
     later.pop()()
-    assert outcomes == [sqlite3.OperationalError, None, sqlite3.OperationalError]
+    assert outcomes == [(sqlite3.OperationalError, 0), ("written", 1), (sqlite3.OperationalError, 2)]
     assert (gate.commits, other.commits) == (1, 1)  # one write per gate
+
+
+def test_one_answer_that_fails_does_not_hold_back_the_others() -> None:
+    group, later = _turns()
+    gate = _Gate()
+    went_on: list[int] = []
+
+    def written(n: int) -> None:
+        if n == 0:
+            raise RuntimeError("the client's answer could not be written")
+        went_on.append(n)
+
+    for n in range(3):
+        group.after(gate, written, lambda failure, n: None, n)
+    later.pop()()
+    assert went_on == [1, 2]
 
 
 def test_a_file_with_the_keyed_nonce_table_is_converted_and_keeps_its_nonces(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ Why: every accepted nonce must be on disk before its request goes on
 was the largest single cost of a single-event publish. The requests read in
 one turn of the reactor hold their nonces in the gate
 (:meth:`broker.core.publishing.PublishGate.admit` with ``hold_nonce``) and
-wait on :meth:`GroupCommit.after`; at the start of the next turn one
+wait on :meth:`GroupCommit.after` (a callback, not a Deferred); at the start of the next turn one
 :meth:`~broker.core.publishing.PublishGate.commit_nonces` writes them all,
 and only then does each request go on (is stored, dispatched, answered). A
 write that fails fails every request waiting on it (answered 500, nothing
@@ -18,8 +18,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol, cast
 
-from twisted.internet import defer
+from twisted.logger import Logger
 from twisted.python.failure import Failure
+
+_log = Logger(namespace="broker.publish_api")
 
 
 class Committer(Protocol):
@@ -30,18 +32,20 @@ class Committer(Protocol):
 
 
 class GroupCommit:
-    """Fires each :meth:`after` Deferred once its gate's held nonces are written, once per turn."""
+    """Calls each :meth:`after` callback once its gate's held nonces are written, once per turn."""
 
     def __init__(self, call_later: Callable[..., Any] | None = None) -> None:
         #: the reactor's ``callLater`` unless given (looked up at first use: importing this
         #: module installs no reactor)
         self._call_later: Callable[..., Any] | None = call_later
-        self._waiting: list[tuple[Committer, defer.Deferred[None]]] = []
+        self._waiting: list[tuple[Committer, Callable[..., Any], Callable[..., Any], tuple[Any, ...]]] = []
 
-    def after(self, gate: Committer) -> defer.Deferred[None]:
-        """A Deferred fired when what ``gate`` holds now is on disk (or failed with the write's error)."""
-        d: defer.Deferred[None] = defer.Deferred()
-        self._waiting.append((gate, d))
+    def after(
+        self, gate: Committer, written: Callable[..., Any], failed: Callable[..., Any], *args: Any
+    ) -> None:
+        """``written(*args)`` when what ``gate`` holds now is on disk, else ``failed(failure, *args)``
+        (plain calls, in the order of the requests: no Deferred per request)."""
+        self._waiting.append((gate, written, failed, args))
         if len(self._waiting) == 1:
             call_later = self._call_later
             if call_later is None:
@@ -49,21 +53,23 @@ class GroupCommit:
 
                 call_later = self._call_later = cast(Any, reactor).callLater
             call_later(0, self._flush)
-        return d
 
     def _flush(self) -> None:
         waiting, self._waiting = self._waiting, []
         outcome: dict[int, Failure | None] = {}
-        for gate, _ in waiting:
+        for gate, _, _, _ in waiting:
             if id(gate) not in outcome:  # one write per gate (a new component makes a new one)
                 try:
                     gate.commit_nonces()
                     outcome[id(gate)] = None
                 except Exception:
                     outcome[id(gate)] = Failure()
-        for gate, d in waiting:
+        for gate, written, failed, args in waiting:
             failure = outcome[id(gate)]
-            if failure is None:
-                d.callback(None)
-            else:
-                d.errback(failure)
+            try:
+                if failure is None:
+                    written(*args)
+                else:
+                    failed(failure, *args)
+            except Exception:  # one request's answer failing must not hold back the others'
+                _log.failure("answering a publish request after its nonce was written failed")

@@ -267,8 +267,7 @@ class PublishResource(Resource):
                 return self._send(request, error_answer(ServerError(CHECK_FAILED)))
             answer, retry_after = self._refusal(error)
             return self._send(request, answer, retry_after=retry_after)
-        d = _COMMITS.after(gate)
-        d.addCallbacks(self._go_on, self._uncommitted, (request, gate, delivery, admitted), {}, (request,))
+        _COMMITS.after(gate, self._go_on, self._uncommitted, request, gate, delivery, admitted)
         return NOT_DONE_YET
 
     @staticmethod
@@ -285,13 +284,11 @@ class PublishResource(Resource):
         _log.failure("checking a publish request failed", failure=Failure(error))
         return error_answer(ServerError(CHECK_FAILED)), None
 
-    def _uncommitted(self, failure: Failure, request: Request) -> None:
+    def _uncommitted(self, failure: Failure, request: Request, *_: Any) -> None:
         _log.failure("writing the nonces of publish requests failed", failure=failure)
         self._send_later(request, error_answer(ServerError(CHECK_FAILED)))
 
-    def _go_on(
-        self, _: None, request: Request, gate: Any, delivery: LocalDelivery, admitted: Admitted
-    ) -> None:
+    def _go_on(self, request: Request, gate: Any, delivery: LocalDelivery, admitted: Admitted) -> None:
         """Publish ``admitted`` (its nonce is on disk), or answer it from its idempotency entry."""
         try:
             entry = (
