@@ -181,3 +181,38 @@ def test_a_file_with_the_keyed_nonce_table_is_converted_and_keeps_its_nonces(tmp
             ("old2",),
             ("new",),
         ]
+
+
+def test_the_gate_holds_the_nonce_of_an_admitted_and_of_a_refused_request_until_its_commit(
+    tmp_path: Path,
+) -> None:
+    """Through the whole gate on a file: with ``hold_nonce`` a request's nonce is refused at once
+    and on disk after ``commit_nonces``, also for a request refused after its signature was
+    checked (400: a body that is no event), which the resource commits before answering."""
+    from broker.core.publishing import PUBLISH_PATH, PublishGate
+    from broker.errors import ClientError
+    from tests.test_publish_gate_clock import BODY, headers, make_gate
+
+    clock = Clock(1000.0)
+    path = tmp_path / "publish-memory.sqlite3"
+
+    def gate() -> PublishGate:
+        fresh = make_gate(clock)
+        journals = SQLitePublishMemory(str(path), clock)
+        return PublishGate(fresh.settings, fresh.publishers, journals=journals, clock=clock)
+
+    first = gate()
+    clock.now = 1001.0  # the requests are signed after the journal began
+    first.admit("POST", PUBLISH_PATH, headers(1001, "accepted"), BODY, hold_nonce=True)
+    not_an_event = b'{"nope": 1}'
+    with pytest.raises(ClientError):
+        first.admit(
+            "POST", PUBLISH_PATH, headers(1001, "refused", not_an_event), not_an_event, hold_nonce=True
+        )
+    with pytest.raises(Replayed):  # refused here before any commit
+        first.admit("POST", PUBLISH_PATH, headers(1001, "accepted"), BODY, hold_nonce=True)
+    first.commit_nonces()
+    restarted = gate()
+    for nonce, body in (("accepted", BODY), ("refused", not_an_event)):
+        with pytest.raises(Replayed):
+            restarted.admit("POST", PUBLISH_PATH, headers(1001, nonce, body), body)

@@ -7,6 +7,11 @@ publish of Broker's own session, acknowledged), so 200 means every event was
 stored and dispatched; the positions come back as the append's return value.
 On a cluster node (a shared engine) the events of topics without history are
 in the append too, unpositioned, so every node delivers the batch in its order.
+A request goes on (is stored, dispatched, answered) only once its nonce is
+on disk: the nonces of the requests read in one reactor turn are written
+together at the start of the next (:mod:`broker.router.nonce_commit`), and a
+refused request's before its error is sent. The publish coroutine runs at once
+(:func:`broker.router.eager.eager`) unless the engine makes it wait (Redis).
 The gate's publisher key grants are the authorization. Every
 answer is JSON; errors are ``{"error": <uri>, "message": <text>}`` with the
 status of the :mod:`broker.errors` class. Crossbar's own HTTP ``publisher``
