@@ -38,6 +38,11 @@ PUBLISHER_SECRET = "test-publisher-secret"
 TOKEN_SECRET = "test-token-secret"
 
 
+def tests_importable() -> dict[str, str]:
+    """The environment a node needs to load a resource from ``tests/`` (``"classname": "tests..."``)."""
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+
+
 def free_port() -> int:
     """A port nothing listens on right now (the node retries if it loses the race)."""
     with socket.socket() as s:

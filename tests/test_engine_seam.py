@@ -9,7 +9,6 @@ next): a subscriber must get such an event exactly as it gets a local one.
 from __future__ import annotations
 
 import json
-import os
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.node import BACKEND_SECRET, Node
+from tests.node import BACKEND_SECRET, Node, tests_importable
 from tests.rawwamp import ERROR, PUBLISHED, SUBSCRIBED, RawWamp
 from tests.test_publish_api import request
 
@@ -37,8 +36,7 @@ def with_probe(config: dict[str, Any]) -> None:
 @pytest.fixture(scope="module")
 def probed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     """A node with the probe at /probe (its router worker imports ``tests.routerprobe``)."""
-    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    running = Node(tmp_path_factory.mktemp("probed"), mutate=with_probe, env=env).start()
+    running = Node(tmp_path_factory.mktemp("probed"), mutate=with_probe, env=tests_importable()).start()
     yield running
     running.stop()
 

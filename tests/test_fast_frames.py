@@ -34,6 +34,7 @@ txaio.use_twisted()  # autobahn's serializers keep statistics with txaio's clock
 from autobahn.exception import PayloadExceededError  # noqa: E402
 from autobahn.wamp import message  # noqa: E402
 from autobahn.wamp import serializer as wamp_serializer  # noqa: E402
+from autobahn.wamp.exception import SerializationError  # noqa: E402
 from autobahn.websocket.protocol import PreparedMessage, WebSocketProtocol  # noqa: E402
 
 from broker.config.settings import parse_settings  # noqa: E402
@@ -81,6 +82,45 @@ def test_keys_are_one_per_class_and_options() -> None:
     subclass = type("Mine", (wamp_serializer.JsonObjectSerializer,), {})
     assert frames.frame_key(subclass()) is None
     assert frames.frame_key(object()) is None
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"batched": True},
+        {"use_binary_hex_encoding": True},
+        {"batched": True, "use_binary_hex_encoding": True},
+    ],
+)
+def test_json_events_are_serialized_as_autobahn_does(options: dict[str, bool]) -> None:
+    """The encoder made once writes what autobahn's ``JsonObjectSerializer.serialize`` writes:
+    unicode unescaped, bytes in its two forms, floats, nesting, a position in the kwargs."""
+    serializer = wamp_serializer.JsonObjectSerializer(**options)
+    data = {"s": 'é€\u2028"x"', "b": b"\x00\xff", "f": [1.5, 1e15, -0.0, 2**63], "n": None, "t": True}
+    event = message.Event(7, 8, args=[data, [1, {"k": []}]], kwargs={"position": {"seq": 3}})
+    assert frames._serialize(serializer, event.marshal()) == serializer.serialize(event.marshal())
+    msgpack = wamp_serializer.MsgPackObjectSerializer()
+    assert frames._serialize(msgpack, event.marshal()) == msgpack.serialize(event.marshal())
+
+
+def test_a_payload_that_contains_itself_is_a_serialization_error_as_autobahn_s() -> None:
+    looped: list[Any] = [1]
+    looped.append(looped)
+    event = message.Event(7, 8, args=[looped])
+    logged: list[str] = []
+    fake = SimpleNamespace(
+        _serializer=SimpleNamespace(_serializer=wamp_serializer.JsonObjectSerializer()),
+        log=SimpleNamespace(error=logged.append),
+    )
+    key = frames.frame_key(fake._serializer._serializer)
+    assert key is not None
+    with pytest.raises(SerializationError, match="WAMP message serialization error"):
+        frames._build(fake, event, key)
+    assert len(logged) == 1 and key not in event._serialized
+    looped.pop()  # the same list, no longer in itself: written (no marker of it left behind)
+    fine = message.Event(7, 9, args=[looped])
+    assert frames._build(fake, fine, key) == frame(b"[36,7,9,{},[[1]]]", False)
 
 
 def protocol(**changes: Any) -> SimpleNamespace:

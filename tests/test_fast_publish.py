@@ -279,6 +279,35 @@ def test_more_receivers_than_a_chunk_all_get_every_event_in_order_and_are_counte
     assert latencies == 3
 
 
+@pytest.mark.parametrize("fast", [True, False])
+def test_an_http_batch_to_more_receivers_than_a_chunk_is_counted_per_event(
+    nodes: dict[bool, Node], clients: dict[bool, Clients], fast: bool
+) -> None:
+    """7 subscribers, chunks of 2, a batch of 3 over HTTP (one step of the metrics on the fast
+    path): every subscriber gets the 3 in order; /metrics counts 3 publishes, 21 deliveries and
+    3 latencies, as for 3 publishes."""
+    on = clients[fast]
+    subscribers = [on.subscriber("public.fp.hchunks") for _ in range(7)]
+    _, before = scrape(nodes[fast])
+    batch = [{"topic": "public.fp.hchunks", "data": n} for n in range(3)]
+    status, body, _ = request(nodes[fast], {"events": batch})
+    assert status == 200, body
+    for subscriber in subscribers:
+        assert [subscriber.event()[4] for _ in range(3)] == [[0], [1], [2]]
+    _, after = scrape(nodes[fast])
+
+    def grown(name: str) -> float:
+        return series(after, name, "namespace").get("public", 0) - series(before, name, "namespace").get(
+            "public", 0
+        )
+
+    assert (grown("broker_publishes_total"), grown("broker_deliveries_total")) == (3, 21)
+    latencies = after[("broker_delivery_latency_seconds_count", ())] - before.get(
+        ("broker_delivery_latency_seconds_count", ()), 0
+    )
+    assert latencies == 3
+
+
 def test_http_published_events_are_byte_for_byte_crossbar_s(
     nodes: dict[bool, Node], clients: dict[bool, Clients]
 ) -> None:

@@ -7,7 +7,7 @@ autobahn's ``message`` event fired only for listeners
 (:mod:`broker.router.crossbar.protocol`); and the ``fast_path`` setting,
 parsed and applied live on reload; and the fast dispatch's chunk sender
 (:mod:`broker.router.crossbar.fastpublish`) with receivers that vanish or
-refuse an event's size.
+refuse an event's size; and EVENTs built as autobahn's constructor builds them.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from autobahn.exception import PayloadExceededError
+from autobahn.wamp import message
 from crossbar.router import broker as crossbar_broker
 
 from broker.config.settings import parse_settings
@@ -196,3 +197,36 @@ def test_chunks_skip_vanished_and_too_large_receivers(monkeypatch: pytest.Monkey
         fn(*args)
     assert sent == [("a", msg), ("d", msg), ("f", msg)]
     assert router._message_stats["sent"] == {"event": 3}
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        (5, 6, [{"n": 1}], {"position": {"seq": 1}}, None, None, None, None, None, None),
+        (
+            5,
+            6,
+            None,
+            None,
+            7,
+            "alice",
+            "backend",
+            "public.x",
+            "h",
+            [{"session": 1, "authid": None, "authrole": "r"}],
+        ),
+        (5, 6, (1, 2), {}, None, None, None, "public.y", None, None),
+    ],
+)
+def test_events_are_built_as_autobahn_s_constructor_builds_them(fields: tuple[Any, ...]) -> None:
+    """Every slot of the EVENT the dispatch builds is what ``message.Event(...)`` sets, and the
+    installed autobahn has exactly the slots it sets (else it would use the constructor)."""
+    names = ("args", "kwargs", "publisher", "publisher_authid", "publisher_authrole", "topic")
+    names += ("transaction_hash", "forward_for")
+    built = fastpublish.new_event(*fields)
+    made = message.Event(fields[0], fields[1], **dict(zip(names, fields[2:], strict=True)))
+    assert fastpublish._SLOTS_KNOWN
+    for slot in fastpublish.EVENT_SLOTS:
+        assert getattr(built, slot) == getattr(made, slot), slot
+    assert built == made and built.marshal() == made.marshal()
+    assert built._serialized is not made._serialized

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from broker.core import signing
-from tests.node import PUBLISHER_SECRET, Node
+from tests.node import PUBLISHER_SECRET, Node, tests_importable
 from tests.rawwamp import SUBSCRIBED, RawWamp
 from tests.test_publish_api import request
 
@@ -70,7 +70,7 @@ PARSED = ({"a": ["1"], "b": ["two"], "q": ["3"]}, {"chunk": ["3"], "file_name": 
 
 
 def test_a_form_beside_the_publish_api_keeps_its_fields_after_publishes(make_node: Any) -> None:
-    node = make_node(with_form)
+    node = make_node(with_form, env=tests_importable())
     assert form_fields(node) == PARSED
     topic = f"public.forms.{uuid.uuid4().hex[:8]}"
     subscriber = RawWamp(node.ws_url, origin=node.origin)
@@ -87,7 +87,7 @@ def test_a_form_beside_the_publish_api_keeps_its_fields_after_publishes(make_nod
 
 
 def test_a_publish_body_is_never_parsed_as_a_form_not_even_the_first(make_node: Any) -> None:
-    node = make_node(with_form)
+    node = make_node(with_form, env=tests_importable())
     # a multipart body Twisted cannot parse: parsed as a form, it is Twisted's bare 400 and a
     # dropped connection; unparsed, it reaches the publish API, which answers JSON
     status, answer = post(node, "/api/publish", b"--x", "multipart/form-data", sign=True)
@@ -99,7 +99,7 @@ def test_a_publish_body_is_never_parsed_as_a_form_not_even_the_first(make_node: 
 
 
 def test_a_long_poll_body_is_not_parsed_as_a_form(make_node: Any) -> None:
-    node = make_node(with_form)
+    node = make_node(with_form, env=tests_importable())
     # parsed as a form, this body is Twisted's bare 400; unparsed, /lp/open answers it in JSON
     connection = http.client.HTTPConnection("127.0.0.1", node.port, timeout=10)
     try:

@@ -143,8 +143,9 @@ def chunked(size: int) -> Callable[[dict[str, Any]], None]:
 @pytest.mark.node
 @pytest.mark.parametrize("chunk_size", [None, 2], ids=["one-turn", "chunked"])
 def test_deliveries_and_latency_of_a_fan_out(make_node: Callable[..., Node], chunk_size: int | None) -> None:
-    """3 subscribers, 5 publishes: 15 deliveries, 5 latencies — also when crossbar sends
-    the 3 EVENTs of a publication in two reactor turns (chunks of 2)."""
+    """3 subscribers, 5 publishes and a batch of 4: 27 deliveries, 9 latencies — also when
+    crossbar sends the 3 EVENTs of a publication in two reactor turns (chunks of 2). The batch
+    is one step of the metrics (a run of one namespace), counted once per event."""
     node = make_node(chunked(chunk_size) if chunk_size else None)
     _, before = scrape(node)
     subscribers = [RawWamp(node.ws_url, origin=node.origin) for _ in range(3)]
@@ -156,19 +157,20 @@ def test_deliveries_and_latency_of_a_fan_out(make_node: Callable[..., Node], chu
         publisher = Publisher(node.url, "dev", PUBLISHER_SECRET)
         for n in range(5):
             publisher.publish("public.fan", {"n": n})
+        publisher.publish_many([("public.fan", {"n": n}) for n in range(5, 9)])
         for subscriber in subscribers:  # every EVENT arrived, so every dispatch step has run
-            assert [subscriber.event()[4] for _ in range(5)] == [[{"n": n}] for n in range(5)]
+            assert [subscriber.event()[4] for _ in range(9)] == [[{"n": n}] for n in range(9)]
         _, samples = scrape(node)
     finally:
         for subscriber in subscribers:
             subscriber.close()
 
-    assert series(samples, "broker_deliveries_total", "namespace")["public"] == 15
-    assert series(samples, "broker_publishes_total", "namespace")["public"] == 5
+    assert series(samples, "broker_deliveries_total", "namespace")["public"] == 27
+    assert series(samples, "broker_publishes_total", "namespace")["public"] == 9
     latency = "broker_delivery_latency_seconds"
-    assert samples[(f"{latency}_count", ())] == 5
-    assert samples[(f"{latency}_bucket", (("le", "+Inf"),))] == 5
-    assert 0 < samples[(f"{latency}_sum", ())] < 5 * 10
+    assert samples[(f"{latency}_count", ())] == 9
+    assert samples[(f"{latency}_bucket", (("le", "+Inf"),))] == 9
+    assert 0 < samples[(f"{latency}_sum", ())] < 9 * 10
     # one subscription (public.fan, exact) with three sessions on it
     assert subscribed[("broker_subscriptions", ())] == before[("broker_subscriptions", ())] + 1
     assert subscribed[("broker_subscribers", ())] == before[("broker_subscribers", ())] + 3
@@ -259,6 +261,9 @@ def test_latency_histogram_buckets_are_cumulative_and_inclusive() -> None:
     assert histogram.cumulative() == [("0.001", 2), ("0.01", 3), ("1.0", 4), ("+Inf", 5)]
     assert histogram.count == 5
     assert histogram.sum == pytest.approx(30.5035)
+    histogram.observe(0.005, count=3)  # three publishes of one batch's run, one latency
+    assert histogram.cumulative() == [("0.001", 2), ("0.01", 6), ("1.0", 7), ("+Inf", 8)]
+    assert histogram.sum == pytest.approx(30.5185)
     with pytest.raises(ValueError, match="strictly increasing"):
         LatencyHistogram((0.1, 0.01))
 

@@ -130,6 +130,11 @@ def test_only_json_without_a_long_number_goes_unwalked() -> None:
     assert must_walk(b'[16,1,{},"t",[12345678901234567890]]', "json")
     assert must_walk(b'[16,1,{},"t",[-9223372036854775809]]', "json")  # 19 after a minus
     assert must_walk(cbor2.dumps([1]), "cbor") and must_walk(b"\x91\x01", "msgpack")
+    # the digit-run prefilter: 19 digits after a letter are no long number, 20 after 13 KiB are
+    assert not must_walk(b'["x1234567890123456789"]', "json")
+    many = b'{"events":[' + b",".join([b'{"topic":"t","data":[123.45,1000]}'] * 400) + b"]}"
+    assert not must_walk(many, "json")
+    assert must_walk(many[:-2] + b',{"topic":"t","data":[12345678901234567890]}]}', "json")
 
 
 @pytest.mark.parametrize(

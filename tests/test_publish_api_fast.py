@@ -22,7 +22,14 @@ from twisted.web.resource import Resource
 from twisted.web.test.requesthelper import DummyChannel
 
 from broker.core.protocol import MAX_JSON_NESTING, json_nesting_exceeds
-from broker.core.publishing import WIRE_PER_TEXT_BYTE, Event, events_text, parse_body, wire_bound
+from broker.core.publishing import (
+    WIRE_PER_TEXT_BYTE,
+    Event,
+    events_text,
+    parse_body,
+    parse_events,
+    wire_bound,
+)
 from broker.core.replay import NonceCache
 from broker.engines.publish_memory import SQLitePublishMemory
 from broker.errors import ClientError, PayloadTooLarge
@@ -131,6 +138,8 @@ TIGHT_BODIES = [
     '{"topic":"a"}',  # no data: null, 5 bytes on the wire, from no text at all
     '{"events":[{"topic":"a"},{"topic":"b"},{"topic":"c"}]}',
     '{"topic":"a","data":1e15}',
+    '{"topic":"a","data":0}',  # 18 bytes of structure around 4 of text
+    '{"events":[{"topic":"a","data":1e15},{"topic":"b"}]}',
     '{"events":[' + ",".join(['{"topic":"a","data":1e15}'] * 100) + "]}",
     '{"events":[' + ",".join(['{"topic":"a"}'] * 100) + '],"idempotency_key":"k"}',
 ]
@@ -138,9 +147,11 @@ TIGHT_BODIES = [
 
 @pytest.mark.parametrize("body", TIGHT_BODIES, ids=range(len(TIGHT_BODIES)))
 def test_the_text_a_body_leaves_its_events_bounds_their_topics_and_data(body: str) -> None:
-    events, _ = parse_body(body.encode(), 100)
+    events, _, with_data = parse_events(body.encode(), 100)
     largest = sum(wire_size(e.topic) + wire_size(e.data) for e in events)
-    assert largest <= wire_bound(events_text(len(body), len(events)))
+    assert with_data == body.count('"data"')
+    assert largest <= wire_bound(events_text(len(body), len(events), with_data))
+    assert events_text(len(body), len(events), with_data) <= events_text(len(body), len(events))
 
 
 def test_wire_bound_is_not_looser_than_it_has_to_be() -> None:

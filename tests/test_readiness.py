@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 import urllib.error
@@ -15,7 +14,7 @@ import pytest
 
 from broker.router import readiness
 from broker.router.crossbar import readiness as readiness_hook
-from tests.node import ROOT, Node, free_port
+from tests.node import Node, free_port, tests_importable
 from tests.rawwamp import RawWamp
 
 
@@ -77,10 +76,7 @@ def test_health_waits_for_paths_attached_after_it(tmp_path: Path) -> None:
         paths = config["workers"][0]["transports"][0]["paths"]
         paths["trickle"] = {"type": "resource", "classname": "tests.slowresource.SlowResource"}
 
-    env = {
-        "BROKER_TEST_SLOW_PATH_SECONDS": "3",
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-    }
+    env = {"BROKER_TEST_SLOW_PATH_SECONDS": "3", **tests_importable()}
     node = Node(tmp_path / "node", mutate=slow_path, env=env, port=free_port())
     starting = threading.Thread(target=node.start, daemon=True)
     starting.start()

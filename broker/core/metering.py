@@ -90,10 +90,11 @@ class LatencyHistogram:
         self.counts = [0] * (len(bounds) + 1)
         self.sum = 0.0
 
-    def observe(self, seconds: float) -> None:
-        """Count one observation (a bound includes its own value, as Prometheus' ``le`` does)."""
-        self.counts[bisect_left(self.bounds, seconds)] += 1
-        self.sum += seconds
+    def observe(self, seconds: float, count: int = 1) -> None:
+        """Count ``count`` observations of ``seconds`` (a bound includes its own value, as
+        Prometheus' ``le`` does)."""
+        self.counts[bisect_left(self.bounds, seconds)] += count
+        self.sum += seconds * count
 
     @property
     def count(self) -> int:

@@ -181,6 +181,10 @@ INT_RANGE: Final = (-(2**63), 2**64 - 1)
 #: A JSON number beyond :data:`INT_RANGE` has at least 20 digits in a row, or 19 after a minus
 #: (``-9223372036854775809``).
 _LONG_NUMBER: Final = re.compile(rb"-[0-9]{19}|[0-9]{20}")
+#: Every digit to ``0``, every other byte to a space: a text holds a run of 19 digits (which
+#: either form of :data:`_LONG_NUMBER` contains) iff its translation holds :data:`_DIGIT_RUN`.
+_DIGITS_ONLY: Final = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
+_DIGIT_RUN: Final = b"0" * 19
 #: What every serializer carries, as leaves of a payload (containers: list, tuple, dict).
 _LEAVES: Final = frozenset({str, bytes, float, bool, type(None)})
 #: What a map key may be: JSON writes these as strings; a bytes key it cannot write.
@@ -191,8 +195,14 @@ def must_walk(text: bytes, serializer: str) -> bool:
     """Whether a payload decoded from ``text`` (a ``serializer`` message: ``json``, ``msgpack``,
     ``cbor``, ...) may hold what :func:`unsendable` refuses. JSON decodes to nothing else but
     numbers, so only a JSON text with a long number is walked; the binary decoders can return
-    other types (a CBOR datetime or set, a MessagePack extension or bytes key), so always."""
-    return serializer != "json" or _LONG_NUMBER.search(text) is not None
+    other types (a CBOR datetime or set, a MessagePack extension or bytes key), so always.
+
+    The regular expression runs only on a text with 19 digits in a row, found at C speed by
+    a translation and a substring search (the expression alone takes ~15 ns per byte: a
+    batch of 100 events spent more in it than in decoding the body)."""
+    if serializer != "json":
+        return True
+    return _DIGIT_RUN in text.translate(_DIGITS_ONLY) and _LONG_NUMBER.search(text) is not None
 
 
 def unsendable(value: Any) -> str | None:

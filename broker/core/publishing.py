@@ -94,7 +94,15 @@ def _header(headers: Mapping[str, str], name: str) -> str:
 
 
 def parse_body(body: bytes, max_batch: int) -> tuple[tuple[Event, ...], str | None]:
-    """The events and idempotency key of a request body, or :class:`ClientError` (400).
+    """The events and idempotency key of a request body, or :class:`ClientError` (400)
+    (:func:`parse_events`, without its count of events with data)."""
+    events, key, _ = parse_events(body, max_batch)
+    return events, key
+
+
+def parse_events(body: bytes, max_batch: int) -> tuple[tuple[Event, ...], str | None, int]:
+    """The events, idempotency key and how many events have a ``data`` field, of a request
+    body, or :class:`ClientError` (400).
 
     The body is held to the nesting limit of every WAMP message
     (:data:`broker.core.protocol.MAX_JSON_NESTING`) before it is decoded: deeper
@@ -120,9 +128,11 @@ def parse_body(body: bytes, max_batch: int) -> tuple[tuple[Event, ...], str | No
     if key is not None and (not isinstance(key, str) or not 1 <= len(key) <= 200):
         raise ClientError("idempotency_key must be a string of 1 to 200 characters")
     events = []
+    with_data = 0
     for i, raw in enumerate(raw_events):
         if type(raw) is dict and raw.keys() <= _FIELDS and "topic" in raw:  # the common case
             events.append(Event(raw["topic"], raw.get("data")))
+            with_data += len(raw) - 1
             continue
         where = f"events[{i}]: " if batch else ""
         if not isinstance(raw, dict):
@@ -133,13 +143,14 @@ def parse_body(body: bytes, max_batch: int) -> tuple[tuple[Event, ...], str | No
         if "topic" not in raw:
             raise ClientError(f"{where}missing field 'topic'")
         events.append(Event(raw["topic"], raw.get("data")))
+        with_data += "data" in raw
     checked: set[str] = set()
     for i, event in enumerate(events):
         topic = event.topic
         if type(topic) is not str or topic not in checked:
             check_uri(topic, what=f"topic of events[{i}]" if batch else "topic")
             checked.add(topic)
-    return tuple(events), key
+    return tuple(events), key, with_data
 
 
 def _decode(body: bytes) -> Any:
@@ -184,15 +195,17 @@ def _deeper_than(doc: Any, limit: int) -> bool:
     return False
 
 
-def events_text(body_bytes: int, count: int) -> int:
+def events_text(body_bytes: int, count: int, with_data: int = 0) -> int:
     """At most how many bytes of a parsed body of ``body_bytes`` its ``count`` events' topics and
-    data take as JSON text, plus one byte per event (so that :func:`wire_bound` covers an absent
-    ``data``, a null of 5 bytes on the wire).
+    data take as JSON text, plus one byte per event without ``data`` (so that :func:`wire_bound`
+    covers an absent ``data``, a null of 5 bytes on the wire).
 
     What :func:`parse_body` accepted has, besides those texts, at least ``{"topic":}`` (10 bytes)
-    around each event and, for more than one, ``{"events":[]}`` (13) and the commas between them.
+    around each event, ``,"data":`` (8) more in each of the ``with_data`` events that have one
+    (at most ``count``) and, for more than one, ``{"events":[]}`` (13) and the commas between
+    them.
     """
-    structure = 9 * count + (13 + count - 1 if count > 1 else 0)
+    structure = 9 * count + 9 * min(with_data, count) + (13 + count - 1 if count > 1 else 0)
     return max(body_bytes - structure, 0)
 
 
@@ -296,8 +309,13 @@ class PublishGate:
                 bucket = TokenBucket(rate, burst, self.nonces.clock)
             self.buckets[key_id] = bucket
 
-    def admit(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Admitted:
-        """Check one request (``headers`` keyed in lower case); raise the first error found."""
+    def admit(
+        self, method: str, path: str, headers: Mapping[str, str], body: bytes, hold_nonce: bool = False
+    ) -> Admitted:
+        """Check one request (``headers`` keyed in lower case); raise the first error found.
+
+        Its nonce is on disk when this returns, or with ``hold_nonce`` when
+        :meth:`commit_nonces` next returns: the request must not go on before."""
         if method != "POST":
             raise MethodNotAllowed(f"{method} is not allowed on {PUBLISH_PATH}: use POST")
         if "origin" in headers:
@@ -309,8 +327,8 @@ class PublishGate:
         limit = self.settings.max_body_bytes
         if len(body) > limit:
             raise PayloadTooLarge(f"body of {len(body)} bytes is over the limit of {limit}")
-        key_id, nonce, fingerprint = self._authenticate(method, path, headers, body)
-        events, idempotency_key = parse_body(body, self.settings.max_batch)
+        key_id, nonce, fingerprint = self._authenticate(method, path, headers, body, hold_nonce)
+        events, idempotency_key, with_data = parse_events(body, self.settings.max_batch)
         allowed: set[str] = set()
         for event in events:
             if event.topic not in allowed:
@@ -322,7 +340,7 @@ class PublishGate:
             wait = bucket.take(len(events))
             if wait:
                 raise RateLimited(f"publisher key {key_id!r} is over its rate limit", retry_after=wait)
-        text = events_text(len(body), len(events))
+        text = events_text(len(body), len(events), with_data)
         return Admitted(key_id, events, idempotency_key, fingerprint, nonce, text)
 
     def quota(self, admitted: Admitted) -> Quota | None:
@@ -334,13 +352,17 @@ class PublishGate:
             return None
         return Quota(limit.per_second, limit.burst, len(admitted.events))
 
+    def commit_nonces(self) -> None:
+        """Write the nonces :meth:`admit` held to the journal, in one write (its error propagates)."""
+        self.nonces.commit()
+
     def nonce_ttl(self) -> float:
         """How long (s) a nonce claimed beyond this node must be kept: a timestamp up to one
         window ahead of now is accepted, and stays acceptable one window after it."""
         return 2 * self.nonces.window
 
     def _authenticate(
-        self, method: str, path: str, headers: Mapping[str, str], body: bytes
+        self, method: str, path: str, headers: Mapping[str, str], body: bytes, hold: bool = False
     ) -> tuple[str, str, str]:
         """The key id, nonce and body SHA-256 (hex) of a correctly signed request not yet seen
         by this node."""
@@ -357,5 +379,5 @@ class PublishGate:
         if not signing.verify(key.secret, key_id, method, path, timestamp, nonce, body, claimed, body_sha256):
             raise Unauthenticated("signature does not match (docs/http-publish.md gives the canonical form)")
         self.nonces.check_timestamp(int(timestamp))
-        self.nonces.remember(key_id, nonce, int(timestamp))
+        self.nonces.remember(key_id, nonce, int(timestamp), hold)
         return key_id, nonce, body_sha256

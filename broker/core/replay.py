@@ -10,9 +10,13 @@ The memory must also survive a restart, or a captured request could be sent
 again to the restarted node. With a :class:`NonceJournal` (durable storage,
 see :mod:`broker.engines.publish_memory`) every accepted nonce is written
 before the request goes on, and a new cache starts from what the journal
-kept. Without one, nothing from before the cache's start can be ruled out,
-so timestamps before ``not_before`` (the node's start) are refused: the
-client signs again, with a fresh timestamp.
+kept. A caller that answers many requests per turn of its event loop may
+``hold`` their nonces and :meth:`NonceCache.commit` them in one write, as
+long as none of those requests goes on before that write returned (a group
+commit: the HTTP API's, :mod:`broker.router.nonce_commit`). Without a
+journal, nothing from before the cache's start can be ruled out, so
+timestamps before ``not_before`` (the node's start) are refused: the client
+signs again, with a fresh timestamp.
 """
 
 from __future__ import annotations
@@ -48,6 +52,9 @@ class NonceJournal(Protocol):
         """Keep one accepted nonce and the current ``floor``; drop nonces below
         ``horizon`` or at or below ``floor`` (they are refused by timestamp)."""
 
+    def record_many(self, nonces: Sequence[tuple[str, str, float]], floor: float, horizon: float) -> None:
+        """:meth:`record` for several ``(key id, nonce, timestamp)`` at once, in one commit."""
+
 
 class NonceCache:
     """Accepts each ``(key id, nonce)`` once, for timestamps within ``window`` seconds of now.
@@ -70,6 +77,8 @@ class NonceCache:
         self.journal = journal
         self._seen: set[tuple[str, str]] = set()
         self._by_time: list[tuple[float, str, str]] = []
+        #: remembered with ``hold``, not yet written to the journal (:meth:`commit`)
+        self._held: list[tuple[str, str, float]] = []
         #: timestamps at or below this are refused (moved up when the memory is full)
         self.floor = float("-inf")
         #: timestamps below this are refused: the memory does not reach back before it
@@ -100,18 +109,36 @@ class NonceCache:
         if timestamp <= self.floor:
             raise Unauthenticated("timestamp too old: the replay memory is full, retry with a fresh one")
 
-    def remember(self, key_id: str, nonce: str, timestamp: float) -> None:
+    def remember(self, key_id: str, nonce: str, timestamp: float, hold: bool = False) -> None:
         """Record a nonce, raising :class:`Replayed` if it was already used.
 
         With a journal the nonce is on disk when this returns (or the journal's
-        error propagates: the request must not go on then).
+        error propagates: the request must not go on then); with ``hold``, when
+        :meth:`commit` next returns, and the request must wait for that. Either
+        way it is refused from now on.
         """
         self._expire()
         if (key_id, nonce) in self._seen:
             raise Replayed(f"nonce {nonce!r} was already used: every request needs a fresh nonce")
         self._add(key_id, nonce, timestamp)
-        if self.journal is not None:
+        if self.journal is None:
+            return
+        if hold:
+            self._held.append((key_id, nonce, timestamp))
+        else:
             self.journal.record(key_id, nonce, timestamp, self.floor, self.clock() - self.window)
+
+    def commit(self) -> None:
+        """Write every nonce held since the last commit to the journal, in one write (the journal's
+        error propagates: none of their requests may go on then; they stay refused here)."""
+        held, self._held = self._held, []
+        if not held or self.journal is None:
+            return
+        try:
+            self.journal.record_many(held, self.floor, self.clock() - self.window)
+        except BaseException:
+            self._held = held + self._held  # still to write: a later commit tries them again
+            raise
 
     def _add(self, key_id: str, nonce: str, timestamp: float) -> None:
         self._seen.add((key_id, nonce))

@@ -4,7 +4,8 @@ A restart (even kill -9) must not reopen what the publish API promised: that
 each signed request is accepted once (:mod:`broker.core.replay`) and that a retry
 with an idempotency key publishes once (:mod:`broker.core.idempotency`). Both
 caches decide in memory and write through to the journals here, each write
-committed before the request goes on. With SQLite history they live in the
+committed before the request goes on (the nonces of one reactor turn's requests in
+one transaction: :meth:`broker.core.replay.NonceCache.commit`). With SQLite history they live in the
 history's own database file (tables of their own, a connection of their own).
 With memory history events are not kept, but the publish memory still is, in
 a small file of its own in the node directory (:data:`MEMORY_STORE_FILE`):
@@ -16,6 +17,13 @@ costs one INSERT), and neither table outgrows its cache's capacity by more
 than a second of requests. A file that is new (the first start, or the directory
 was wiped) records when it began, and requests signed before then are
 refused (see docs/http-publish.md, "Across restarts").
+
+Nonce rows go in insertion order (a rowid table, no key of their own: the
+cache in memory refuses a nonce twice, and loads what is here): a commit
+writes the last page of the table and of its time index, where a table keyed
+by the random nonce wrote a random page of up to ``nonce_capacity`` rows
+(four times the cost per nonce when full). A file from before is converted
+when opened (:func:`_rowid_nonces`).
 """
 
 from __future__ import annotations
@@ -36,12 +44,7 @@ MEMORY_STORE_FILE = "publish-memory.sqlite3"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS publish_meta (key TEXT PRIMARY KEY, value REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS publish_nonces (
-    key_id TEXT NOT NULL,
-    nonce TEXT NOT NULL,
-    ts REAL NOT NULL,
-    PRIMARY KEY (key_id, nonce)
-) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS publish_nonces (key_id TEXT NOT NULL, nonce TEXT NOT NULL, ts REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS publish_nonces_by_ts ON publish_nonces (ts);
 CREATE TABLE IF NOT EXISTS publish_answers (
     key_id TEXT NOT NULL,
@@ -65,6 +68,7 @@ class SQLitePublishMemory:
         self._db.execute("PRAGMA busy_timeout = 5000")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        _rowid_nonces(self._db)
         self._db.executescript(_SCHEMA)
         # the journal's first start: nothing before it was recorded (whole seconds, like timestamps)
         self._db.execute("INSERT OR IGNORE INTO publish_meta VALUES ('since', ?)", (math.floor(clock()),))
@@ -74,6 +78,30 @@ class SQLitePublishMemory:
     def close(self) -> None:
         """Close the database connection."""
         self._db.close()
+
+
+def _rowid_nonces(db: sqlite3.Connection) -> None:
+    """Convert a nonce table keyed by ``(key_id, nonce)`` (``WITHOUT ROWID``, before group commit)
+    into the rowid table of :data:`_SCHEMA`, rows kept, in one transaction."""
+    found = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'publish_nonces'")
+    row = found.fetchone()
+    if row is None or "WITHOUT ROWID" not in row[0].upper():
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute("DROP INDEX IF EXISTS publish_nonces_by_ts")
+        db.execute("ALTER TABLE publish_nonces RENAME TO publish_nonces_keyed")
+        db.execute(
+            "CREATE TABLE publish_nonces (key_id TEXT NOT NULL, nonce TEXT NOT NULL, ts REAL NOT NULL)"
+        )
+        db.execute(
+            "INSERT INTO publish_nonces SELECT key_id, nonce, ts FROM publish_nonces_keyed ORDER BY ts"
+        )
+        db.execute("DROP TABLE publish_nonces_keyed")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
 
 
 class _Nonces:
@@ -90,22 +118,28 @@ class _Nonces:
         return Remembered(floor=floor, since=meta["since"], nonces=rows)
 
     def record(self, key_id: str, nonce: str, timestamp: float, floor: float, horizon: float) -> None:
+        self.record_many([(key_id, nonce, timestamp)], floor, horizon)
+
+    def record_many(self, nonces: Sequence[tuple[str, str, float]], floor: float, horizon: float) -> None:
         db = self._db
-        if floor < horizon:  # the common case: one statement, its own transaction
-            db.execute("INSERT INTO publish_nonces VALUES (?, ?, ?)", (key_id, nonce, timestamp))
-            if horizon - self._pruned >= 1:  # expired rows are refused by timestamp: drop them
-                db.execute("DELETE FROM publish_nonces WHERE ts < ?", (horizon,))
-                self._pruned = horizon
+        prune = horizon - self._pruned >= 1  # expired rows are refused by timestamp: drop them
+        if floor < horizon and len(nonces) == 1 and not prune:  # one statement, its own transaction
+            db.execute("INSERT INTO publish_nonces VALUES (?, ?, ?)", nonces[0])
             return
-        db.execute("BEGIN IMMEDIATE")  # the memory was full: keep the floor, drop what it refuses
+        db.execute("BEGIN IMMEDIATE")
         try:
-            db.execute("INSERT INTO publish_nonces VALUES (?, ?, ?)", (key_id, nonce, timestamp))
-            db.execute("INSERT OR REPLACE INTO publish_meta VALUES ('floor', ?)", (floor,))
-            db.execute("DELETE FROM publish_nonces WHERE ts <= ?", (floor,))
+            db.executemany("INSERT INTO publish_nonces VALUES (?, ?, ?)", nonces)
+            if floor >= horizon:  # the memory was full: keep the floor, drop what it refuses
+                db.execute("INSERT OR REPLACE INTO publish_meta VALUES ('floor', ?)", (floor,))
+                db.execute("DELETE FROM publish_nonces WHERE ts <= ?", (floor,))
+            if prune:
+                db.execute("DELETE FROM publish_nonces WHERE ts < ?", (horizon,))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        if prune:
+            self._pruned = horizon
 
 
 class _Answers:

@@ -22,18 +22,17 @@ with the original PUBLISH.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from time import perf_counter
-from typing import Any
+from typing import Any, NamedTuple
 
 from broker.history import POSITION_KEY, Appended
 from broker.router.crossbar import publish
 from broker.router.crossbar.publish import NodePublisher
 
 
-@dataclass(frozen=True)
-class Outgoing:
-    """One event to deliver: ``kwargs`` carry its position under ``POSITION_KEY`` when it has one."""
+class Outgoing(NamedTuple):
+    """One event to deliver: ``kwargs`` carry its position under ``POSITION_KEY`` when it has one
+    (a named tuple: made once per event of every batch, at half a frozen dataclass's cost)."""
 
     topic: str
     args: list[Any]

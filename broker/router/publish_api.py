@@ -7,6 +7,11 @@ publish of Broker's own session, acknowledged), so 200 means every event was
 stored and dispatched; the positions come back as the append's return value.
 On a cluster node (a shared engine) the events of topics without history are
 in the append too, unpositioned, so every node delivers the batch in its order.
+A request goes on (is stored, dispatched, answered) only once its nonce is
+on disk: the nonces of the requests read in one reactor turn are written
+together at the start of the next (:mod:`broker.router.nonce_commit`), and a
+refused request's before its error is sent. The publish coroutine runs at once
+(:func:`broker.router.eager.eager`) unless the engine makes it wait (Redis).
 The gate's publisher key grants are the authorization. Every
 answer is JSON; errors are ``{"error": <uri>, "message": <text>}`` with the
 status of the :mod:`broker.errors` class. Crossbar's own HTTP ``publisher``
@@ -22,7 +27,6 @@ from time import perf_counter
 from typing import Any
 
 from autobahn.wamp.exception import ApplicationError
-from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
@@ -45,6 +49,8 @@ from broker.history import POSITION_KEY, NewEvent, Once, Retention
 from broker.history.recovery import check_deliverable
 from broker.router import metrics
 from broker.router.delivery import LocalDelivery, Outgoing
+from broker.router.eager import eager
+from broker.router.nonce_commit import GroupCommit
 from broker.router.positions import (
     HISTORY_UNAVAILABLE,
     HISTORY_UNAVAILABLE_REASON,
@@ -66,6 +72,10 @@ RETRY_ONCE = (
 )
 #: The longest ``Retry-After`` (s) sent: a day, for a wait that has no end.
 MAX_RETRY_AFTER = 86400
+#: The message of a 500 for a request the node failed to check (or to write the nonce of).
+CHECK_FAILED = "checking the request failed inside the node"
+#: The nonces of one reactor turn's requests, written once before any of them goes on.
+_COMMITS = GroupCommit()
 
 
 def error_answer(error: BrokerError) -> Answer:
@@ -128,8 +138,11 @@ async def publish_all(
                 HISTORY_UNAVAILABLE, refusal(Failure(), batch[0].topic if batch else "")
             ) from None
         positions, replayed = appended.positions(), appended.replayed
-    issued = iter(positions)
-    found = [next(issued) if r is not None else None for r in retentions]
+    if len(positions) == len(events):  # every event was appended (the common case)
+        found = positions
+    else:
+        issued = iter(positions)
+        found = [next(issued) if r is not None else None for r in retentions]
     if replayed:  # published once already, by some node: delivered from there, not again
         again = [{"topic": e.topic, "id": None, "position": p} for e, p in zip(events, found, strict=True)]
         return (200, {"published": again}), True
@@ -248,7 +261,39 @@ class PublishResource(Resource):
         }
         body = request.content.read() if request.content is not None else b""
         try:
-            admitted = gate.admit(request.method.decode("latin-1"), path, headers, body)
+            admitted = gate.admit(request.method.decode("latin-1"), path, headers, body, hold_nonce=True)
+        except Exception as error:
+            try:  # a refused request's nonce is on disk before its answer too (it is rare)
+                gate.commit_nonces()
+            except Exception:
+                _log.failure("writing the nonce of a refused publish request failed")
+                return self._send(request, error_answer(ServerError(CHECK_FAILED)))
+            answer, retry_after = self._refusal(error)
+            return self._send(request, answer, retry_after=retry_after)
+        _COMMITS.after(gate, self._go_on, self._uncommitted, request, gate, delivery, admitted)
+        return NOT_DONE_YET
+
+    @staticmethod
+    def _refusal(error: Exception) -> tuple[Answer, float | None]:
+        """The answer (and ``Retry-After``) to a request ``error`` refused before anything was
+        published, counted as a rejection."""
+        if isinstance(error, RateLimited):
+            STATE.count_rejection("http_rate_limited")
+            return error_answer(error), error.retry_after
+        if isinstance(error, BrokerError):
+            STATE.count_rejection(f"http_{type(error).__name__}")
+            return error_answer(error), None
+        # still JSON, never Twisted's HTML "Processing Failed" page
+        _log.failure("checking a publish request failed", failure=Failure(error))
+        return error_answer(ServerError(CHECK_FAILED)), None
+
+    def _uncommitted(self, failure: Failure, request: Request, *_: Any) -> None:
+        _log.failure("writing the nonces of publish requests failed", failure=failure)
+        self._send_later(request, error_answer(ServerError(CHECK_FAILED)))
+
+    def _go_on(self, request: Request, gate: Any, delivery: LocalDelivery, admitted: Admitted) -> None:
+        """Publish ``admitted`` (its nonce is on disk), or answer it from its idempotency entry."""
+        try:
             entry = (
                 None
                 if admitted.scope is None
@@ -258,25 +303,19 @@ class PublishResource(Resource):
                     engine_knows=STATE.history is not None and STATE.history.shared,
                 )
             )
-        except RateLimited as error:
-            STATE.count_rejection("http_rate_limited")
-            return self._send(request, error_answer(error), retry_after=error.retry_after)
-        except BrokerError as error:
-            STATE.count_rejection(f"http_{type(error).__name__}")
-            return self._send(request, error_answer(error))
-        except Exception:  # still JSON, never Twisted's HTML "Processing Failed" page
-            _log.failure("checking a publish request failed")
-            failed = ServerError("checking the request failed inside the node")
-            return self._send(request, error_answer(failed))
+        except Exception as error:
+            answer, retry_after = self._refusal(error)
+            self._send_later(request, answer, retry_after=retry_after)
+            return
         if entry is not None:  # a repeat: the first request's answer, now or when it comes
             if entry.answer is not None:
-                return self._send(request, entry.answer, replayed=True)
+                self._send_later(request, entry.answer, replayed=True)
+                return
             entry.waiters.append(lambda answer: self._send_later(request, answer, replayed=True))
-            return NOT_DONE_YET
-        d = defer.ensureDeferred(_admit_and_publish(delivery, admitted))
+            return
+        d = eager(_admit_and_publish(delivery, admitted))  # at once unless the engine waits
         d.addErrback(self._failed, admitted)
         d.addCallback(self._finish, request, admitted)
-        return NOT_DONE_YET
 
     def _failed(self, failure: Failure, admitted: Admitted) -> Outcome:
         error = failure.value

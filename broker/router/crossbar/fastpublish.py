@@ -15,15 +15,16 @@ synchronously, in crossbar's order and with crossbar's answers —
   ``wamp.error.invalid_uri`` errors and messages (:func:`uri_refusal`; the
   position hook asks it first, so a WAMP publish it refuses is never stored);
 * nothing to do when nobody listens and no acknowledgement is due;
-* ``util.id()`` for the publication, crossbar's disclosure rules
+* a publication id as ``util.id()`` draws it (uniform in [1, 2**53]), crossbar's disclosure rules
   (``disclose``, ``wamp.``/``crossbar.`` topics, ``forward_for``);
 * the receivers of each matching subscription through crossbar's own
   ``_filter_publish_receivers`` (``eligible``/``exclude`` and their
   ``authid``/``authrole`` variants), ``exclude_me``;
 * PUBLISHED before any EVENT (on a JSON transport already serialized, as
   autobahn would, without a JSON encoder made for it), one ``message.Event`` per subscription (the
-  topic in it for a pattern subscription), sent to every receiver of that
-  subscription as the same object;
+  topic in it for a pattern subscription; its slots set as its constructor sets them, without
+  re-asserting the types of what was validated when received: :func:`new_event`), sent to
+  every receiver of that subscription as the same object;
 * at most ``event_dispatching_chunk_size`` receivers per reactor turn, the
   rest in later turns (``txaio.call_later`` through the delivery tracker, so
   ``broker_deliveries_total`` and the latency stay right); a receiver that
@@ -42,9 +43,9 @@ Tests: ``tests/test_fast_publish.py``, ``tests/test_fast_shortcuts.py`` (the chu
 
 from __future__ import annotations
 
+from random import getrandbits as _getrandbits
 from typing import Any, Final
 
-from autobahn import util
 from autobahn.exception import PayloadExceededError
 from autobahn.wamp import message
 from autobahn.wamp.exception import ApplicationError
@@ -148,10 +149,15 @@ def publish_now(
     return error
 
 
+def dispatch_checked(broker: Any, session: Any, publish: Any, authorization: dict[str, Any]) -> int:
+    """:func:`publish_now` of a publish whose topic :func:`uri_refusal` passed: its publication id."""
+    return _dispatch(broker, broker._router, session, publish, authorization)
+
+
 def _dispatch(broker: Any, router: Any, session: Any, publish: Any, authorization: dict[str, Any]) -> int:
     topic = publish.topic
     subscriptions = broker._subscription_map.match_observations(topic)
-    publication: int = util.id()
+    publication = _getrandbits(53) + 1  # util.id(): uniform in [1, 2**53], in one call
     if not subscriptions and not publish.acknowledge:
         return publication  # crossbar sends nothing either (the id is only the node's to report)
     publisher = publisher_authid = publisher_authrole = forward_for = None
@@ -192,23 +198,90 @@ def _dispatch(broker: Any, router: Any, session: Any, publish: Any, authorizatio
     chunk_size = broker._options.event_dispatching_chunk_size
     internal = (session._session_id, session._authid, session._authrole)
     for subscription, receivers in targets:
-        msg = message.Event(
+        msg = new_event(
             subscription.id,
             publication,
-            args=publish.args,
-            kwargs=publish.kwargs,
-            publisher=publisher,
-            publisher_authid=publisher_authid,
-            publisher_authrole=publisher_authrole,
-            topic=None if subscription.match == _EXACT else topic,
-            transaction_hash=publish.transaction_hash,
-            forward_for=forward_for,
+            publish.args,
+            publish.kwargs,
+            publisher,
+            publisher_authid,
+            publisher_authrole,
+            None if subscription.match == _EXACT else topic,
+            publish.transaction_hash,
+            forward_for,
         )
         msg._router_internal = internal  # crossbar's router links read it (the correlation_* only tracing)
         pending = [r for r in receivers if me_also or r != session]
         if pending:
             _send_chunk(router, msg, pending, chunk_size, subscription.id)
     return publication
+
+
+#: Every slot of autobahn's ``message.Event`` (its own and its bases'), as autobahn 26.10 has them.
+EVENT_SLOTS: Final = frozenset(
+    {
+        *("_from_fbs", "_serialized", "_router_internal"),
+        *("_correlation_id", "_correlation_uri", "_correlation_is_anchor", "_correlation_is_last"),
+        *("_args", "_kwargs", "_payload", "_enc_algo", "_enc_key", "_enc_serializer", "_forward_for"),
+        *("_subscription", "_publication", "_publisher", "_publisher_authid", "_publisher_authrole"),
+        *("_topic", "_retained", "_transaction_hash", "_x_acknowledged_delivery"),
+    }
+)
+#: Whether the installed ``message.Event`` has exactly those slots (else its constructor is used).
+_SLOTS_KNOWN: Final = EVENT_SLOTS == frozenset(
+    slot for cls in message.Event.__mro__ for slot in getattr(cls, "__slots__", ())
+)
+
+
+def new_event(
+    subscription: int,
+    publication: int,
+    args: Any,
+    kwargs: Any,
+    publisher: int | None,
+    publisher_authid: str | None,
+    publisher_authrole: str | None,
+    topic: str | None,
+    transaction_hash: str | None,
+    forward_for: list[dict[str, Any]] | None,
+) -> message.Event:
+    """``message.Event(...)`` of these fields, every slot set as its constructor sets it, without
+    the constructor's type assertions (what the router dispatches was validated when it was
+    received: a PUBLISH by autobahn's parser, a node event by the HTTP gate); a third of the cost
+    of dispatching an event of a batch. The constructor itself if ``message.Event``'s slots are
+    not those of :data:`EVENT_SLOTS`."""
+    if not _SLOTS_KNOWN:
+        return message.Event(
+            subscription,
+            publication,
+            args=args,
+            kwargs=kwargs,
+            publisher=publisher,
+            publisher_authid=publisher_authid,
+            publisher_authrole=publisher_authrole,
+            topic=topic,
+            transaction_hash=transaction_hash,
+            forward_for=forward_for,
+        )
+    msg = _NEW(_EVENT_CLASS)
+    msg._from_fbs = msg._router_internal = None
+    msg._serialized = {}
+    msg._correlation_id = msg._correlation_uri = msg._correlation_is_anchor = msg._correlation_is_last = None
+    msg._args, msg._kwargs, msg._forward_for = args, kwargs, forward_for
+    msg._payload = msg._enc_algo = msg._enc_key = msg._enc_serializer = None
+    msg._subscription, msg._publication = subscription, publication
+    msg._publisher, msg._publisher_authid, msg._publisher_authrole = (
+        publisher,
+        publisher_authid,
+        publisher_authrole,
+    )
+    msg._topic, msg._transaction_hash = topic, transaction_hash
+    msg._retained = msg._x_acknowledged_delivery = None
+    return msg
+
+
+_EVENT_CLASS: Final = message.Event
+_NEW: Final = object.__new__
 
 
 def _send_chunk(router: Any, msg: Any, receivers: list[Any], chunk_size: int, subscription_id: int) -> None:

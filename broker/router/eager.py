@@ -1,0 +1,59 @@
+"""Run a coroutine at once, and hand it to Twisted only if it has to wait.
+
+Why: ``defer.ensureDeferred`` drives every coroutine through Twisted's
+inline-callbacks machinery (a context copy, a Deferred, a status object, a
+callback chain), about as costly as the publish it carries when the history
+engine answers at once (memory, SQLite: ``async def`` methods that never wait).
+:func:`eager` runs the coroutine's first step itself: done then, its result
+(or exception) is in an already fired Deferred; waiting on a Deferred, the rest
+runs under ``ensureDeferred`` exactly as before, resumed with what it waited for.
+Tests: ``tests/test_eager.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Coroutine, Generator
+from typing import Any, TypeVar
+
+from twisted.internet import defer
+
+T = TypeVar("T")
+
+
+def eager(coroutine: Coroutine[Any, Any, T]) -> defer.Deferred[T]:
+    """``defer.ensureDeferred(coroutine)``, without its machinery for one that does not wait."""
+    try:
+        waiting = coroutine.send(None)
+    except StopIteration as done:
+        return defer.succeed(done.value)
+    except BaseException:
+        return defer.fail()
+    return defer.ensureDeferred(_resume(coroutine, waiting))
+
+
+async def _resume(coroutine: Coroutine[Any, Any, T], waiting: Any) -> T:
+    """Go on with ``coroutine``, suspended on ``waiting`` (what an ``await`` of a Deferred yields)."""
+    while True:
+        try:
+            result = await _Awaiting(waiting)
+        except BaseException as error:
+            try:
+                waiting = coroutine.throw(error)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+        else:
+            try:
+                waiting = coroutine.send(result)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+
+
+class _Awaiting:
+    """Awaits what a suspended coroutine yielded, as its own ``await`` would have (Twisted's
+    driver receives the yielded Deferred and resumes with its result)."""
+
+    def __init__(self, yielded: Any) -> None:
+        self.yielded = yielded
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        return (yield self.yielded)
