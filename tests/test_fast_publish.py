@@ -372,7 +372,8 @@ def test_a_topic_crossbar_refuses_is_not_stored_counted_or_authorized(
     """Crossbar refuses a topic its realm's ``uri_check`` (here strict: ``public.Upper``) or the
     ``wamp.`` restriction forbids before it authorizes anything. Broker answers the same ERROR
     and, like crossbar, accepts nothing: no event recovery would return, no publish in
-    ``broker_publishes_total``, no ``NotAuthorized`` for an anonymous ``wamp.`` publish."""
+    ``broker_publishes_total``, no ``NotAuthorized`` for an anonymous ``wamp.`` publish. The
+    HTTP API refuses such a topic (alone or in a batch) with 400 before it stores anything."""
     node = make_node(_strict(fast))
     on = Clients(node)
     try:
@@ -390,6 +391,13 @@ def test_a_topic_crossbar_refuses_is_not_stored_counted_or_authorized(
                 "wamp.error.invalid_uri",
                 ["publish with restricted topic URI 'wamp.fp.mine'"],
             ]
+        upper = "publish with invalid topic URI 'public.Upper' (URI strict checking True)"
+        for body in (  # over HTTP too: refused whole, before its batch is stored (400, not 502)
+            {"topic": "public.Upper", "data": "refused"},
+            {"events": [{"topic": "public.lower", "data": "refused"}, {"topic": "public.Upper"}]},
+        ):
+            status, answer, _ = request(node, body)
+            assert (status, answer) == (400, {"error": "wamp.error.invalid_uri", "message": upper})
         assert publish(publisher, "public.lower", ["delivered"], {})[0] == PUBLISHED
         event = subscriber.event()
         assert event[4] == ["delivered"]
@@ -399,6 +407,6 @@ def test_a_topic_crossbar_refuses_is_not_stored_counted_or_authorized(
         _, samples = scrape(node)
         counted = series(samples, "broker_publishes_total", "namespace")
         assert counted == {**series(before, "broker_publishes_total", "namespace"), "public": 1}
-        assert node.rejections() == {}
+        assert node.rejections() == {"http_InvalidUri": 2}
     finally:
         on.close()

@@ -34,6 +34,7 @@ from broker.router.publish_api import RETRY_ONCE, publish_all
 from broker.router.state import STATE
 from tests.engines import after, settle
 from tests.redisserver import RedisServer, SocketLink
+from tests.test_publish_batch import Recorder
 
 KEEP = Retention(max_events=100, max_age=3600.0)
 UNANSWERED = f"the history engine did not answer within 2 s: {MAYBE_STORED}"
@@ -277,7 +278,7 @@ def test_the_http_refusal_says_whether_the_batch_was_stored(error: Exception, me
     STATE.message_limit, STATE.stopping = 65536, False
     try:
         with pytest.raises(ApplicationError) as caught:
-            settle(publish_all(None, (Event("public.a", 1),)))  # type: ignore[arg-type]
+            settle(publish_all(Recorder(), (Event("public.a", 1),)))  # type: ignore[arg-type]
     finally:
         STATE.history, STATE.history_policies, STATE.message_limit, STATE.stopping = saved
     assert (caught.value.error, caught.value.args[0]) == ("broker.error.history_unavailable", message)

@@ -21,7 +21,7 @@ with the original PUBLISH.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from time import perf_counter
 from typing import Any, NamedTuple
 
@@ -69,6 +69,11 @@ class LocalDelivery:
         it went out).
         """
         return publish.deliver(self._broker, self._publisher, events, received)
+
+    def refusal(self, topics: Iterable[str]) -> str | None:
+        """Why crossbar would refuse to dispatch one of ``topics`` (an invalid URI for the realm's
+        ``uri_check``, ``wamp.`` for an untrusted role), or None; asked before storing."""
+        return publish.topic_refusal(self._broker, self._publisher, topics)
 
     def feed(self, appended: Appended) -> None:
         """Deliver a batch another process appended (the engine's feed, see ``HistoryStore.subscribe``)."""

@@ -39,6 +39,7 @@ from broker.errors import (
     BrokerError,
     HistoryUnanswered,
     IdempotencyMismatch,
+    InvalidUri,
     NotReady,
     PayloadTooLarge,
     RateLimited,
@@ -88,7 +89,8 @@ async def publish_all(
 ) -> tuple[Answer, bool]:
     """Store ``events`` in one append, deliver them in order; the 200 answer lists ids and positions.
 
-    Refused whole, before anything is stored: an event too large to deliver
+    Refused whole, before anything is stored: a topic crossbar would refuse (``InvalidUri``:
+    the realm's ``uri_check`` may be stricter than the gate's loose rule), an event too large to deliver
     (``PayloadTooLarge``; events decoded from ``text_bytes`` bytes of JSON whose
     :func:`~broker.core.publishing.wire_bound` fits the message limit all fit, unmeasured),
     a node that is stopping or a history engine that
@@ -111,6 +113,9 @@ async def publish_all(
         if topic not in by_topic:
             by_topic[topic] = retention_of(topic)
         retentions.append(by_topic[topic])
+    reason = delivery.refusal(by_topic)  # a realm's strict uri_check: refused, not stored
+    if reason is not None:
+        raise InvalidUri(reason)
     epoch = store.epoch if store is not None else None
     epochs = {None if r is None or r.max_events <= 0 else epoch for r in retentions}
     if events and not _all_fit(events, text_bytes, epochs):
@@ -327,7 +332,7 @@ class PublishResource(Resource):
         if isinstance(error, RateLimited):  # by the cluster's bucket: nothing stored
             STATE.count_rejection("http_rate_limited")
             return error_answer(error)
-        if isinstance(error, (PayloadTooLarge, Replayed, IdempotencyMismatch)):  # nothing stored
+        if isinstance(error, (PayloadTooLarge, InvalidUri, Replayed, IdempotencyMismatch)):  # nothing stored
             STATE.count_rejection(f"http_{type(error).__name__}")
             return error_answer(error)
         if isinstance(error, ApplicationError) and error.error == PayloadTooLarge.wamp_uri:

@@ -40,7 +40,7 @@ which the HTTP answer reports; with the fast path off, through crossbar's
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final, Protocol
 
 from autobahn.wamp import message
@@ -196,6 +196,17 @@ class _NodeEvent:
         self.topic = topic
         self.args = args
         self.kwargs = kwargs
+
+
+def topic_refusal(broker: Any, publisher: NodePublisher, topics: Iterable[str]) -> str | None:
+    """Why crossbar would refuse the first of ``topics`` it refuses for ``publisher`` (the
+    message of its ``wamp.error.invalid_uri``: the realm's ``uri_check``, ``wamp.`` for an
+    untrusted role), or None: asked before a batch is stored, so a refused one never is."""
+    for topic in topics:
+        reason = fastpublish.uri_refusal(broker, publisher, topic)
+        if reason is not None:
+            return reason
+    return None
 
 
 def deliver(broker: Any, publisher: NodePublisher, events: Sequence[Event], received: float) -> list[int]:
