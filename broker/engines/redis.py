@@ -190,7 +190,7 @@ class RedisStore:
             failure = batcher.failure(error, self._timeout)
             self._finish(group, [failure] * len(group))
             raise failure from error
-        if any(int(r[0]) == limits.APPENDED for r in results):
+        if any(isinstance(o, Appended) and not o.replayed for o in outcomes):  # the script appended
             self._adopt(epoch)
             self._feeder.take(wire.entry(raw) for raw in gap if wire.probe_id(raw) is None)
             cursors = [o.events[0].cursor for o in outcomes if isinstance(o, Appended) and o.events]
