@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 
 from bench import cluster_capacity, fanout
+from bench import report as report_module
 from bench.fanout import LATENCY_RATE, Case
 from bench.report import Progress, Section, progress
 from bench.systems import Server
@@ -69,11 +70,11 @@ def systems() -> list[Server]:
 
 def measure(quick: bool, report: Progress) -> list[Case]:
     """Every system at every N on one long-lived load generator, one system at a time."""
-    subscribers = QUICK_SUBSCRIBERS if quick else SUBSCRIBERS
+    subscribers = report_module.SELECTION.ns(QUICK_SUBSCRIBERS if quick else SUBSCRIBERS)
     loadgen = LoadGenerator(fanout.PROCESSES)
     cases: list[Case] = []
     try:
-        for server in systems():
+        for server in report_module.SELECTION.servers(systems()):
             cases += fanout.measure_system(loadgen, server, subscribers, quick, report)
     finally:
         loadgen.close()

@@ -39,6 +39,7 @@ from pathlib import Path
 
 import psutil
 
+from bench import report as report_module
 from bench import targets
 from bench.report import PLOTS, Progress, Section, progress
 from bench.systems import Client, Server, StartError
@@ -243,11 +244,11 @@ def describe(case: Case) -> str:
 
 def measure(quick: bool, report: Progress = progress) -> list[Case]:
     """Every system at every N, one system at a time, on one long-lived load generator."""
-    subscribers = QUICK_SUBSCRIBERS if quick else SUBSCRIBERS
+    subscribers = report_module.SELECTION.ns(QUICK_SUBSCRIBERS if quick else SUBSCRIBERS)
     loadgen = LoadGenerator(PROCESSES)
     cases: list[Case] = []
     try:
-        for server in systems():
+        for server in report_module.SELECTION.servers(systems()):
             cases += measure_system(loadgen, server, subscribers, quick, report)
     finally:
         loadgen.close()

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Where sections write their PNG plots; the doc links them relative to docs/.
@@ -40,6 +41,28 @@ class Section:
     markdown: str
     plots: list[Path] = field(default_factory=list)
     ok: bool = True
+
+
+@dataclass
+class Selection:
+    """What ``bench.run --only ... --system ... --subscribers ...`` narrows a section to, for
+    development (a full run measures everything): system names (None: all) and N (None: the
+    section's own)."""
+
+    systems: tuple[str, ...] | None = None
+    subscribers: tuple[int, ...] | None = None
+
+    def servers(self, servers: list[Any]) -> list[Any]:
+        """The servers (anything with a ``name``) selected, in their order."""
+        return servers if self.systems is None else [s for s in servers if s.name in self.systems]
+
+    def ns(self, default: tuple[int, ...]) -> tuple[int, ...]:
+        """The N to measure at."""
+        return default if self.subscribers is None else self.subscribers
+
+
+#: Set by :mod:`bench.run` before a section runs; the sections that measure systems at several N read it.
+SELECTION = Selection()
 
 
 #: A section's entry point: ``run(quick, progress) -> Section``.

@@ -17,6 +17,7 @@ packages there), never as a script:
 
     .venv/bin/python -m bench.run [--quick]
     .venv/bin/python -m bench.run --only cluster [--quick] [--output FILE]
+    .venv/bin/python -m bench.run --only fan-out --system 'Broker, Redis engine' --subscribers 1,100
 
 ``--only`` runs one section for development and prints its Markdown (or
 writes it to ``--output``), never docs/benchmarks.md: the doc comes from one
@@ -36,8 +37,8 @@ from pathlib import Path
 
 import psutil
 
-from bench import capacity, cluster, fanout, http_publish, lines, router_profile
-from bench.report import ROOT, Progress, Section, SectionRunner
+from bench import capacity, cluster, fanout, http_publish, lines, report, router_profile
+from bench.report import ROOT, Progress, Section, SectionRunner, Selection
 
 OUTPUT = ROOT / "docs" / "benchmarks.md"
 #: The sections after fan-out, in order (fan-out runs first: the summary is its ratios).
@@ -137,8 +138,10 @@ def document(quick: bool, summary: str, sections: list[Section], minutes: float)
     return "\n".join(lines) + "\n" + "\n".join(s.markdown for s in sections)
 
 
-def only(title: str, quick: bool, output: Path | None) -> int:
-    """Run the section ``title`` alone; its Markdown to ``output`` or stdout; 1 if it fell short."""
+def only(title: str, quick: bool, output: Path | None, selection: Selection) -> int:
+    """Run the section ``title`` alone (narrowed to ``selection``); its Markdown to ``output`` or
+    stdout; 1 if it fell short."""
+    report.SELECTION = selection
     clock = Clock()
     runners: dict[str, SectionRunner] = {"fan-out": fanout.run, **dict(SECTIONS)}
     section = guarded(title, runners[title], quick, clock)
@@ -159,13 +162,26 @@ def main() -> int:
         help="run one section; its Markdown goes to stdout (or --output), not to docs/benchmarks.md",
     )
     parser.add_argument("--output", type=Path, help="with --only: write the section's Markdown here")
+    parser.add_argument(
+        "--system",
+        action="append",
+        help="with --only: measure this system (its row's name, e.g. 'Broker, Redis engine'; "
+        "repeatable) and no other (fan-out, HTTP publish, cluster)",
+    )
+    parser.add_argument(
+        "--subscribers",
+        help="with --only: these N (comma-separated) instead of the section's (fan-out, cluster)",
+    )
     args = parser.parse_args()
     if args.output is not None and args.output.resolve() == OUTPUT.resolve():
         parser.error(f"{OUTPUT.relative_to(ROOT)} is written by a full run only")
     if args.output is not None and not args.only:
         parser.error("--output goes with --only (a full run writes docs/benchmarks.md)")
+    if (args.system or args.subscribers) and not args.only:
+        parser.error("--system and --subscribers go with --only (a full run measures everything)")
     if args.only:
-        return only(args.only, args.quick, args.output)
+        ns = tuple(int(n) for n in args.subscribers.split(",")) if args.subscribers else None
+        return only(args.only, args.quick, args.output, Selection(tuple(args.system or ()) or None, ns))
     clock = Clock()
     clock(f"benchmarks{' (quick)' if args.quick else ''}: writing {OUTPUT.relative_to(ROOT)}")
     cases: list[fanout.Case] = []

@@ -1,19 +1,25 @@
-"""The router's Redis link reads replies itself (:class:`broker.router.redislink._Replies`).
+"""The router's Redis link reads and writes RESP itself (:mod:`broker.router.resp`).
 
 Why: txredisapi's pure-Python parser waits for the reactor's next turn after
-every bulk string, so the link parses replies in one pass. These tests feed it
-the bytes Redis sends, whole and split at every byte, and check the values it
-hands on are the ones txredisapi gives (strings, integers, nil, nested arrays,
-error replies as ``ResponseError``).
+every bulk string, and a parser that starts a reply again from its first byte
+whenever more of it arrives reads a large ``XREAD`` reply several times over.
+These tests feed :class:`~broker.router.resp.Replies` the bytes Redis sends,
+whole and split at every byte, and check the values it hands on are the ones
+txredisapi gives (strings, integers, nil, nested arrays, error replies as
+``ResponseError``), that what it has parsed leaves its buffer at once (each
+element is read once), and that :func:`~broker.router.resp.command` writes
+what txredisapi writes.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import txredisapi
 
-from broker.router.redislink import _Replies
+from broker.router.redislink import _Protocol
+from broker.router.resp import ProtocolError, Replies, command
 
 #: ``+OK``, an EVALSHA-like nested reply, nil, an empty array, then an error reply.
 WIRE = (
@@ -24,17 +30,18 @@ WIRE = (
     b"-NOSCRIPT No matching script\r\n"
 )
 
+#: An array three deep holding nil, an error, a nil array, bytes that are no UTF-8, a bulk string
+#: holding CRLF, and an integer after the innermost array closed; then a status reply.
+NESTED = b"*3\r\n*2\r\n*3\r\n$-1\r\n-ERR inner\r\n*-1\r\n$2\r\n\xff\xfe\r\n$4\r\na\r\nb\r\n:-12\r\n+PONG\r\n"
+
 
 def replies(chunks: list[bytes]) -> list[Any]:
-    reader = _Replies()
+    reader = Replies(txredisapi.ResponseError)
     out: list[Any] = []
     for chunk in chunks:
         reader.feed(chunk)
-        while True:
-            complete, reply = reader.next()
-            if not complete:
-                break
-            out.append(reply)
+        out += reader.take()
+    assert reader.buffered == 0
     return out
 
 
@@ -45,11 +52,73 @@ def check(out: list[Any]) -> None:
     assert str(out[4]) == "NOSCRIPT No matching script"
 
 
+def check_nested(out: list[Any]) -> None:
+    assert len(out) == 2
+    (inner, text, number), status = out
+    assert status == "PONG"
+    assert (text, number) == ("a\r\nb", -12)
+    (none, error, nil_array), raw = inner
+    assert none is None and nil_array is None
+    assert isinstance(error, txredisapi.ResponseError) and str(error) == "ERR inner"
+    assert raw == b"\xff\xfe"
+
+
 def test_replies_received_at_once() -> None:
     check(replies([WIRE]))
+    check_nested(replies([NESTED]))
 
 
 def test_replies_split_anywhere_wait_for_their_last_byte() -> None:
-    for cut in range(1, len(WIRE)):
-        check(replies([WIRE[:cut], WIRE[cut:]]))
-    check(replies([WIRE[i : i + 1] for i in range(len(WIRE))]))
+    for wire, checked in ((WIRE, check), (NESTED, check_nested)):
+        for cut in range(1, len(wire)):
+            checked(replies([wire[:cut], wire[cut:]]))
+            for second in range(cut + 1, len(wire)):
+                checked(replies([wire[:cut], wire[cut:second], wire[second:]]))
+        checked(replies([wire[i : i + 1] for i in range(len(wire))]))
+
+
+def test_an_element_is_parsed_once_and_leaves_the_buffer() -> None:
+    reader = Replies(txredisapi.ResponseError)
+    reader.feed(b"*3\r\n$3\r\none\r\n$3\r\ntw")
+    assert reader.take() == []
+    assert reader.buffered == len(b"$3\r\ntw")  # "one" and the array's header are taken out
+    reader.feed(b"o\r\n:3")
+    assert reader.take() == []
+    assert reader.buffered == len(b":3")
+    reader.feed(b"\r\n+OK\r\n")
+    assert reader.take() == [["one", "two", 3], "OK"]
+    assert reader.buffered == 0
+
+
+def test_a_long_bulk_string_is_looked_at_again_only_once_it_is_whole() -> None:
+    reader = Replies(txredisapi.ResponseError)
+    body = b"x" * 100_000
+    reader.feed(b"*1\r\n$100000\r\n" + body[:10])
+    assert reader.take() == []
+    for at in range(10, len(body), 1000):
+        reader.feed(body[at : at + 1000])
+        assert reader.take() == []
+    # the chunks wait unjoined: nothing was parsed again while the string was incomplete
+    assert len(reader._chunks) == 100
+    reader.feed(b"\r\n")
+    assert reader.take() == [["x" * 100_000]]
+
+
+def test_bytes_that_are_no_reply_raise() -> None:
+    reader = Replies(txredisapi.ResponseError)
+    reader.feed(b"?what\r\n")
+    with pytest.raises(ProtocolError, match="unexpected reply b'\\?what"):
+        reader.take()
+
+
+def test_a_command_is_what_txredisapi_writes() -> None:
+    protocol = txredisapi.BaseRedisProtocol()
+    args: list[Any] = ["EVALSHA", "a" * 40, 2, "{b}:meta", b"\x00\xff", "é", "", "1.5", -3]
+    assert command(args) == protocol._build_command(*args)
+    assert _Protocol()._build_command(*args) == protocol._build_command(*args)
+    assert command(["PING"]) == b"*1\r\n$4\r\nPING\r\n"
+
+
+def test_a_command_argument_of_another_type_is_refused() -> None:
+    with pytest.raises(TypeError, match="str, bytes or int, not float"):
+        command(["SET", "k", 1.5])  # type: ignore[list-item]

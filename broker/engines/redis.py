@@ -22,9 +22,10 @@ stored: :class:`broker.errors.HistoryUnavailable` (not, for certain) or
 Order: the log holds every cursor, in order. Before an append returns, every
 foreign entry below its first cursor is fed (the script returns those this
 node has not seen), and the reader never feeds past an entry of an append
-still waiting for its answer; the appends sharing a call are answered in
-their order, this node going past each one's cursors only as it is answered
-(:mod:`broker.engines.redis_feed`): per-topic order is seq order on every node.
+still waiting for its answer (it waits for the answers, 0.25 s at most, then
+reads on past them: not this node's events back); the appends sharing a call
+are answered in their order, this node going past each one's cursors only as
+it is answered (:mod:`broker.engines.redis_feed`): each topic in seq order everywhere.
 
 Health: :meth:`RedisStore.problem` says what is wrong from outcomes already
 seen (the last script call failed, the reader's last ``XREAD`` failed, the
@@ -63,6 +64,7 @@ from broker.engines.redis_admit import AdmitGroups
 from broker.engines.redis_batcher import Pending
 from broker.engines.redis_feed import Feeder
 from broker.engines.redis_wire import Connect as Connect
+from broker.engines.redis_wire import Future
 from broker.engines.redis_wire import RedisLink as RedisLink
 from broker.history import (
     DEFAULT_MAX_TOPICS,
@@ -84,6 +86,8 @@ BLOCK_MS: Final = 5000
 READ_COUNT: Final = 512
 #: How long the first ``XREAD`` after a failure blocks (ms): a quiet log answers soon, proving the path.
 RECOVERY_BLOCK_MS: Final = 100
+#: How long the reader waits at most for this node's appends in flight before reading on (s).
+QUIET_WAIT: Final = 0.25
 #: How often the reader probes the log (s), and how long its probe may take to come back (s).
 PROBE_INTERVAL: Final = 3.0
 PROBE_BOUND: Final = 5.0
@@ -144,6 +148,8 @@ class RedisStore:
         #: the log ID of the last probe the reader took (the next read starts after it)
         self._probe_token, self._probe_since, self._probe_due = "", cast(float | None, None), 0.0
         self._probe_id = (0, 0)
+        self._quiet: Future | None = None  # the reader waiting for this node's appends, since when
+        self._quiet_since = 0.0
 
     # -- the HistoryStore interface ----------------------------------------
 
@@ -190,7 +196,7 @@ class RedisStore:
             failure = batcher.failure(error, self._timeout)
             self._finish(group, [failure] * len(group))
             raise failure from error
-        if any(int(r[0]) == limits.APPENDED for r in results):
+        if any(isinstance(o, Appended) and not o.replayed for o in outcomes):  # the script appended
             self._adopt(epoch)
             self._feeder.take(wire.entry(raw) for raw in gap if wire.probe_id(raw) is None)
             cursors = [o.events[0].cursor for o in outcomes if isinstance(o, Appended) and o.events]
@@ -220,6 +226,12 @@ class RedisStore:
             pending.answer(outcome)
         if hand_on and (following := self._batcher.release()) is not None:
             following.answer(None)
+        quiet = self._quiet
+        if quiet is not None and (
+            not self._batcher.busy or time.monotonic() - self._quiet_since >= QUIET_WAIT or self._problems
+        ):
+            self._quiet = None
+            self._link.call_soon(lambda: quiet.resolve(None))
 
     async def read(self, topics: Callable[[str], bool], cursor: int, limit: int) -> Snapshot:
         """One snapshot (:meth:`broker.history.HistoryStore.read`), at the first script's cursor."""
@@ -310,6 +322,7 @@ class RedisStore:
                 if not started:
                     await self._init(joining=True)
                     started = True
+                await self._wait_quiet()
                 await self._probe()
                 stream = f"{self._base}:{self.epoch}:log"
                 after = max(self._feeder.read, self._feeder.fed)
@@ -336,6 +349,16 @@ class RedisStore:
                 _log.warning("Redis log reader: %s; retrying in %.1f s", error, pause)
                 await self._link.sleep(pause)
                 pause = min(pause * 2, 2.0)
+
+    async def _wait_quiet(self) -> None:
+        """Wait for this node's appends in flight to be answered (at most :data:`QUIET_WAIT`):
+        they and the other nodes' entries before them come with the answers, so the read after
+        starts past them instead of reading this node's own events back."""
+        if not self._batcher.busy or self._problems:
+            return
+        quiet = self._quiet = self._link.future()
+        self._quiet_since = time.monotonic()
+        await quiet
 
     async def _probe(self) -> None:
         """Append a probe to the log when one is due; one overdue first replaces the reader's connection."""

@@ -150,18 +150,22 @@ def call(head: Sequence[str], group: Sequence[Pending], meta: str, base: str) ->
     return keys, args
 
 
-def outcome(pending: Pending, result: Sequence[Any]) -> Appended | IdempotencyMismatch:
-    """One batch's answer from its ``APPEND`` result ``{once, epoch, now, positions}``: stored, a
+def outcome(pending: Pending, result: str) -> Appended | IdempotencyMismatch:
+    """One batch's answer from its ``APPEND`` result ``once epoch now seq cursor ...``: stored, a
     replay of its scope's first append, or the mismatch of a scope held for another body."""
-    held, epoch, now, positions = result
-    if int(held) != limits.APPENDED:
+    words = result.split(" ")
+    held, epoch, now, numbers = int(words[0]), words[1], words[2], words[3:]
+    seqs, cursors = numbers[::2], numbers[1::2]
+    if held != limits.APPENDED:
         try:
-            return limits.replayed(pending.once, pending.events, int(held), epoch, now, positions)
+            positions = list(zip(seqs, cursors, strict=True))
+            return limits.replayed(pending.once, pending.events, held, epoch, now, positions)
         except IdempotencyMismatch as error:
             return error
+    when = float(now)
     stored = tuple(
-        StoredEvent(e.topic, int(seq), int(cursor), float(now), e.args, e.kwargs)
-        for e, (seq, cursor) in zip(pending.events, positions, strict=True)
+        StoredEvent(e.topic, int(seq), int(cursor), when, e.args, e.kwargs)
+        for e, seq, cursor in zip(pending.events, seqs, cursors, strict=True)
     )
     return Appended(epoch, stored)
 

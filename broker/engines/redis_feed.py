@@ -81,11 +81,17 @@ class Feeder:
         """Everything up to ``cursor`` is delivered here."""
         if cursor <= self.fed:
             return
+        buffer = self.buffer
+        if buffer:  # the fewer to look at: the cursors passed, or what is buffered
+            if cursor - self.fed < len(buffer):
+                for old in range(self.fed + 1, cursor + 1):
+                    buffer.pop(old, None)
+            else:
+                for old in [c for c in buffer if c <= cursor]:
+                    del buffer[old]
         self.fed = cursor
         self.read = max(self.read, cursor)
         self.top = max(self.top, cursor)
-        for old in [c for c in self.buffer if c <= cursor]:
-            del self.buffer[old]
 
     def take(self, entries: Iterable[wire.Entry]) -> None:
         """Hold the entries not delivered yet (an entry of this node's is, once answered)."""

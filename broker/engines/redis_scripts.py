@@ -78,10 +78,11 @@ return {epoch, cursor}
 #: topic stream, not in ``E:recent``, nothing trimmed or evicted; it takes a cursor like any other.
 #: Returns {epoch, now, gap, results}: ``gap`` holds the log entries after what this node last saw
 #: and before the first batch appended, so it can feed them first (per-topic order; empty if none
-#: was); per batch ``{once, epoch, now, {{seq, cursor}...}}``, ``once`` 0 (appended), 1 (the scope
-#: was held: nothing appended, the epoch, time and positions are the first append's) or 2 (held
-#: with another fingerprint: nothing appended). Batches are appended in order, so one's cursors
-#: follow the previous one's.
+#: was); per batch one string ``once epoch now seq cursor seq cursor ...`` (words, not an array:
+#: a reply of a few elements per batch, not eight per event, for the node to read), ``once`` 0
+#: (appended), 1 (the scope was held: nothing appended, the epoch, time and positions are the
+#: first append's) or 2 (held with another fingerprint: nothing appended, no time). Batches are
+#: appended in order, so one's cursors follow the previous one's.
 APPEND: Final = (
     _EPOCH
     + """
@@ -100,6 +101,11 @@ local seqs, trims, recent = e .. ':seq', e .. ':trim', e .. ':recent'
 local max_topics = tonumber(ARGV[7])
 local gap = nil
 local results = {}
+local function answer(once, epoch_of, time_of, positions)  -- one line: once epoch now seq cursor ...
+  local words = {once, epoch_of, time_of}
+  for _, p in ipairs(positions) do words[#words + 1] = p[1] .. ' ' .. p[2] end
+  return table.concat(words, ' ')
+end
 local at = 10
 for b = 1, tonumber(ARGV[9]) do
   local batch, scope, fingerprint, keep, n = ARGV[at], tonumber(ARGV[at + 1]), ARGV[at + 2],
@@ -112,8 +118,8 @@ for b = 1, tonumber(ARGV[9]) do
     if kept then
       held = true
       local was = cjson.decode(kept)
-      if was[1] ~= fingerprint then results[b] = {2, epoch, '', {}}
-      else results[b] = {1, was[2], was[3], was[4]} end
+      if was[1] ~= fingerprint then results[b] = answer(2, epoch, '', {})
+      else results[b] = answer(1, was[2], was[3], was[4]) end
     end
   end
   if not held then
@@ -177,14 +183,12 @@ for b = 1, tonumber(ARGV[9]) do
       end
       redis.call('XADD', log, 'MAXLEN', '~', ARGV[8], id, 's', seq, 'p', now, 'd', payload,
                  't', topic, 'b', batch)
-      out[#out + 1] = {seq, cursor}
+      out[#out + 1] = {string.format('%d', seq), string.format('%d', cursor)}
     end
     if scope > 0 then
-      local kept = {}
-      for i, p in ipairs(out) do kept[i] = {string.format('%d', p[1]), string.format('%d', p[2])} end
-      redis.call('SET', KEYS[scope], cjson.encode({fingerprint, epoch, now, kept}), 'PX', keep)
+      redis.call('SET', KEYS[scope], cjson.encode({fingerprint, epoch, now, out}), 'PX', keep)
     end
-    results[b] = {0, epoch, now, out}
+    results[b] = answer(0, epoch, now, out)
   end
 end
 if gap then

@@ -27,6 +27,7 @@ match policy (publish, call, register) are cached; subscribe answers are not.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final, cast
@@ -274,13 +275,16 @@ class BrokerComponent(ApplicationSession):
         # crossbar runs at log level "warn" by default (its "info" is unreadable),
         # and operators need to see when the node is ready: once its port listens
         # (crossbar starts this component first; a port in use must not read "ready")
-        readiness.when_ready(
-            lambda: self.log.warn(
+
+        def ready() -> None:
+            _freeze_startup_heap()
+            self.log.warn(
                 "Broker ready: realm {realm}, grants for roles {roles}",
                 realm=details.realm,
                 roles=", ".join(sorted(grants.role_names())),
             )
-        )
+
+        readiness.when_ready(ready)
 
     def _message_limit(self) -> int | None:
         """The message limit of the config crossbar started this node with (``<cbdir>/config.json``).
@@ -316,3 +320,18 @@ class BrokerComponent(ApplicationSession):
             STATE.history.close()
             STATE.history = None
         super().onLeave(details)
+
+
+def _freeze_startup_heap() -> None:
+    """Keep the objects the router built to start (crossbar, autobahn, Twisted, the config)
+    out of the garbage collector's full collections from now on.
+
+    Why: a full collection walks every tracked object, about 65 ms in a router worker, and
+    publishes that wait on something (a Redis append) keep enough objects alive through the
+    young collections to start one every second or two under load (at N=1, router CPU per
+    publish: 122 -> 105 us on the Redis engine, 90 -> 83 on memory). The garbage there is
+    at this point is collected first; frozen objects are still freed when nothing refers to
+    them, only a cycle among them would stay (the startup heap lives as long as the process).
+    """
+    gc.collect()
+    gc.freeze()

@@ -45,10 +45,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
 from time import perf_counter
-from typing import Any
+from typing import Any, cast
 
 from autobahn.wamp import message
-from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -185,10 +184,9 @@ def process_publish(self: Any, session: Any, publish: Any) -> None:
             _refuse(self._router, session, publish, HISTORY_UNAVAILABLE, refusal(failure, publish.topic))
 
         batch = [NewEvent(publish.topic, list(publish.args or []), kwargs, retention)]
-        if history.shared:
-            Deferred.fromCoroutine(history.append(batch)).addCallbacks(stored, not_stored)
-        else:  # memory and SQLite never suspend: stored() runs before this returns, no Deferred
-            settle(history.append(batch), stored, not_stored)
+        # memory and SQLite never suspend: stored() runs before this returns; Redis resumes it
+        # when its append is answered (no Deferred of its own either way)
+        settle(history.append(batch), stored, not_stored)
 
     def failed(failure: Failure) -> None:
         crossbar_publish.dispatch(self, session, publish, failure)  # crossbar answers the failure itself
@@ -204,14 +202,21 @@ def process_publish(self: Any, session: Any, publish: Any) -> None:
 
 
 def settle(
-    coroutine: Coroutine[Any, Any, Any], done: Callable[[Any], None], failed: Callable[[Failure], None]
+    coroutine: Coroutine[Any, Any, Any],
+    done: Callable[[Any], None],
+    failed: Callable[[Failure], None],
+    result: Any = None,
 ) -> None:
     """Run ``coroutine`` now, then ``done(result)`` or ``failed(failure)``: what
     ``Deferred.fromCoroutine(coroutine).addCallbacks(done, failed)`` does, without a Deferred
-    when it finishes without suspending. If it awaits a Deferred, it resumes when that fires
-    (a Deferred hands its own result to the coroutine awaiting it, the value sent is ignored)."""
+    of its own. If it awaits a Deferred, it resumes when that fires, with its result sent in
+    (a failure thrown in) as Twisted's own coroutine runner does: the awaited Deferred's
+    ``__await__`` cannot read a failure while its callbacks run."""
     try:
-        waiting = coroutine.send(None)
+        if isinstance(result, Failure):
+            waiting = coroutine.throw(cast(BaseException, result.value))
+        else:
+            waiting = coroutine.send(result)
     except StopIteration as finished:
         done(finished.value)
         return
@@ -219,9 +224,8 @@ def settle(
         failed(Failure())
         return
 
-    def resume(result: Any) -> Any:
-        settle(coroutine, done, failed)
-        return result  # the awaited Deferred keeps its result
+    def resume(result: Any) -> None:
+        settle(coroutine, done, failed, result)  # the coroutine has the result: the Deferred keeps None
 
     waiting.addBoth(resume)
 

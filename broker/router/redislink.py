@@ -30,9 +30,9 @@ needs to be safe here (measured while designing issue 14):
   ``EVALSHA`` on it with the script's digest computed once;
 - txredisapi's own reply parser (without hiredis) pauses the transport and
   waits for the reactor's next turn after every bulk string of a reply (a log
-  read of 512 entries took over 5,000 reactor turns), so each connection's
-  protocol reads replies with :class:`_Replies` instead, as txredisapi's
-  hiredis protocol would.
+  read of 512 entries took over 5,000 reactor turns), and its command builder
+  makes several calls per argument, so each connection's protocol reads and
+  writes RESP with :mod:`broker.router.resp` instead.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ from twisted.python.failure import Failure
 
 from broker.engines.redis_wire import ErrorReply, Future, NotSent, RedisLink
 from broker.history import RedisAddress
+from broker.router import resp
 
 _log = Logger(namespace="broker.redis")
 
@@ -102,14 +103,21 @@ class TwistedRedisLink:
 
         return deferred.addTimeout(seconds, self._reactor).addErrback(late)
 
+    async def _protocol(self, connection: Any, seconds: float) -> Any:
+        """``connection``'s connected protocol: at once if it has one, else the next within ``seconds``."""
+        pending = connection._factory.connectionQueue.pending  # txredisapi 1.6: its connected protocols
+        if pending and pending[0].connected:
+            return pending[0]
+        return await self._bounded(connection._factory.getConnection(peek=True), seconds)
+
     async def script(self, source: str, keys: Sequence[str], args: Sequence[str]) -> Any:
         """EVALSHA ``source`` (EVAL on NOSCRIPT), within the timeout: :class:`NotSent` if no
         connection came in time, :class:`ErrorReply` for Redis's error reply."""
         connection = self._commands
         started = self._reactor.seconds()
         try:
-            try:  # a connected protocol (txredisapi's handler would look it up again for each call)
-                protocol = await self._bounded(connection._factory.getConnection(peek=True), self._timeout)
+            try:
+                protocol = await self._protocol(connection, self._timeout)
             except Exception as error:
                 why = f"within {self._timeout:g} s" if isinstance(error, TimeoutError) else f"({error})"
                 raise NotSent(f"no connection to Redis {why}") from error
@@ -118,9 +126,12 @@ class TwistedRedisLink:
                 sha = self._digests[source] = hashlib.sha1(source.encode()).hexdigest()  # noqa: S324
             left = max(self._timeout - (self._reactor.seconds() - started), 0.001)
             try:
-                return await self._bounded(protocol.evalsha(sha, keys, args), left)
-            except txredisapi.ScriptDoesNotExist:
-                return await self._bounded(protocol.eval(source, keys, args), left)
+                return await protocol.call(["EVALSHA", sha, len(keys), *keys, *args], left)
+            except txredisapi.ResponseError as error:
+                if not str(error).startswith("NOSCRIPT"):
+                    raise
+            left = max(self._timeout - (self._reactor.seconds() - started), 0.001)
+            return await protocol.call(["EVAL", source, len(keys), *keys, *args], left)
         except txredisapi.ResponseError as error:
             raise ErrorReply(str(error)) from error
         except Exception:
@@ -134,11 +145,10 @@ class TwistedRedisLink:
         if self._reader is None:
             self._reader = self._connect(block_ms / 1000 + self._timeout)
         reader = self._reader
-        command = reader.execute_command(
-            "XREAD", "BLOCK", str(block_ms), "COUNT", str(count), "STREAMS", stream, after
-        )
         try:
-            return await self._bounded(command, block_ms / 1000 + 2 * self._timeout)
+            protocol = await self._protocol(reader, block_ms / 1000 + 2 * self._timeout)
+            command = ["XREAD", "BLOCK", str(block_ms), "COUNT", str(count), "STREAMS", stream, after]
+            return await protocol.call(command, block_ms / 1000 + self._timeout)
         except txredisapi.ResponseError:
             raise
         except Exception:
@@ -178,81 +188,58 @@ class TwistedRedisLink:
                 connection.disconnect()
 
 
-class _Incomplete(Exception):
-    """The buffer ends inside a reply."""
-
-
-class _Replies:
-    """RESP2 replies from the bytes a connection received, parsed in one pass each (bulk strings
-    decoded as UTF-8 where they are, error replies as ``txredisapi.ResponseError``)."""
-
-    def __init__(self) -> None:
-        self._buffer = b""
-        self._at = 0
-
-    def feed(self, data: bytes) -> None:
-        """Append received bytes."""
-        self._buffer = self._buffer[self._at :] + data
-        self._at = 0
-
-    def next(self) -> tuple[bool, Any]:
-        """``(True, reply)`` for the next complete reply, ``(False, None)`` if none is complete."""
-        try:
-            reply, self._at = self._parse(self._at)
-        except _Incomplete:
-            return False, None
-        return True, reply
-
-    def _parse(self, at: int) -> tuple[Any, int]:
-        buffer = self._buffer
-        end = buffer.find(b"\r\n", at)
-        if end < 0:
-            raise _Incomplete
-        kind, line, after = buffer[at], buffer[at + 1 : end], end + 2
-        if kind == 36:  # $ bulk string
-            size = int(line)
-            if size < 0:
-                return None, after
-            if len(buffer) < after + size + 2:
-                raise _Incomplete
-            data = buffer[after : after + size]
-            try:
-                return data.decode(), after + size + 2
-            except UnicodeDecodeError:
-                return data, after + size + 2
-        if kind == 42:  # * array
-            count = int(line)
-            if count < 0:
-                return None, after
-            items = []
-            for _ in range(count):
-                item, after = self._parse(after)
-                items.append(item)
-            return items, after
-        if kind == 58:  # : integer
-            return int(line), after
-        if kind == 43:  # + status
-            return line.decode(), after
-        if kind == 45:  # - error
-            return txredisapi.ResponseError(line.decode(errors="replace")), after
-        raise txredisapi.InvalidResponse(f"unexpected reply {buffer[at:end]!r}")
-
-
 class _Protocol(txredisapi.BaseRedisProtocol):  # type: ignore[misc]
-    """txredisapi's protocol with replies read by :class:`_Replies` (no pub/sub, no MULTI)."""
+    """txredisapi's protocol, its replies read by :class:`~broker.router.resp.Replies`, its
+    commands written by :func:`~broker.router.resp.command`, and :meth:`call` for the link's
+    commands (no pub/sub, no MULTI)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._replies = _Replies()
+        self._replies = resp.Replies(txredisapi.ResponseError)
 
     def dataReceived(self, data: bytes, unpause: bool = False) -> None:
         """Hand on every complete reply received so far."""
         self._replies.feed(data)
-        while True:
-            complete, reply = self._replies.next()
-            if not complete:
-                return
+        for reply in self._replies.take():
             self.replyReceived(reply)
+
+    def _build_command(self, *args: Any, **kwargs: Any) -> bytes:
+        """The command's bytes (txredisapi's keyword arguments say nothing about them)."""
+        return resp.command(args)
+
+    def call(self, args: Sequence[str | int], seconds: float) -> Deferred[Any]:
+        """Send one command now; its reply (an error reply raised as ``ResponseError``).
+
+        What ``execute_command`` does, with one timer instead of its Deferred chain: each call
+        keeps its place in the connection's reply queue, also once its caller stopped waiting,
+        so no later call gets another's reply; and a call with no reply within ``seconds`` fails
+        with every call still waiting on this connection, which is then aborted (txredisapi's
+        reply timeout)."""
+        if not self.connected:
+            raise ConnectionError("Not connected")
+        self.transport.write(resp.command(args))
+        result: Deferred[Any] = Deferred()
+        timer = self.callLater(seconds, self._expire, result, seconds)
+        self.replyQueue.get().addCallback(_settle, result, timer)
+        return result
+
+    def _expire(self, result: Deferred[Any], seconds: float) -> None:
+        text = f"Redis did not answer within {seconds:g} s"
+        result.errback(TimeoutError(text))
+        while self.replyQueue.waiting:
+            self.replyQueue.put(TimeoutError(text))
+        self.transport.abortConnection()
+
+
+def _settle(reply: Any, result: Deferred[Any], timer: Any) -> None:
+    """A reply for :meth:`_Protocol.call` (ignored if its caller's time ran out)."""
+    if result.called:
+        return
+    timer.cancel()
+    if isinstance(reply, Exception):
+        result.errback(Failure(reply))
+    else:
+        result.callback(reply)
 
 
 class _Future:
