@@ -197,3 +197,30 @@ def test_only_an_engine_other_nodes_share_says_it_is_shared(
     """``shared`` makes the router append topics without history too (``NO_HISTORY``, see
     tests/test_redis_engine.py): an engine of one node must say False, so it pays nothing for them."""
     assert store.shared is (request.node.callspec.params["store"] == "redis")
+
+
+@pytest.mark.parametrize("kind", sorted(ENGINES))
+def test_a_batch_trims_and_evicts_as_event_after_event(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Within one batch a topic outgrows its retention and a new topic evicts the least recent one
+    (two topics at most): the end state is the one appending event after event gives, whether an
+    engine trims and scores each topic once per batch (Redis) or after each event."""
+    store = make(kind, tmp_path, lambda: 1000.0, max_topics=2, request=request)
+    try:
+        two = Retention(max_events=2, max_age=3600.0)
+        topics = ["a", "a", "a", "b", "b", "a", "c", "a", "c"]
+        appended = settle(store.append([NewEvent(t, [n], {}, two) for n, t in enumerate(topics)]))
+        assert [(e.topic, e.seq, e.cursor) for e in appended.events] == [
+            ("a", 1, 1), ("a", 2, 2), ("a", 3, 3), ("b", 1, 4), ("b", 2, 5),
+            ("a", 4, 6), ("c", 1, 7), ("a", 5, 8), ("c", 2, 9),
+        ]  # fmt: skip
+        a, b, c = (lambda t: t == "a"), (lambda t: t == "b"), (lambda t: t == "c")
+        # c evicted b (last at 5, a at 6): nothing before cursor 5 can be read any more, b is gone
+        assert [after(store, a, 2, 10), after(store, b, 3, 10), after(store, c, 0, 10)] == [None] * 3
+        assert after(store, b, 5, 10) == []
+        assert [e.args for e in after(store, a, 5, 10) or []] == [[5], [7]]  # a keeps its last two
+        assert [e.args for e in after(store, c, 5, 10) or []] == [[6], [8]]
+        assert store.cursor() == 9
+    finally:
+        store.close()

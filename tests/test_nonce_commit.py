@@ -216,3 +216,27 @@ def test_the_gate_holds_the_nonce_of_an_admitted_and_of_a_refused_request_until_
     for nonce, body in (("accepted", BODY), ("refused", not_an_event)):
         with pytest.raises(Replayed):
             restarted.admit("POST", PUBLISH_PATH, headers(1001, nonce, body), body)
+
+
+def test_a_nonce_the_shared_engine_claimed_is_never_written_and_one_it_did_not_is_written_alone() -> None:
+    """A Redis node settles each held nonce alone: claimed cluster-wide, it leaves the journal
+    untouched (and the next commit writes nothing of it); not claimed, it is written at once; a
+    failing write keeps it held for the next commit, and it stays refused in memory throughout."""
+    journal, clock = _Journal(), Clock()
+    nonces = NonceCache(60, 10, clock, journal=journal)
+    for nonce in ("claimed", "repeat", "other"):
+        nonces.remember("dev", nonce, 1000, hold=True)
+    nonces.settle("dev", "claimed", claimed=True)
+    assert journal.writes == []
+    nonces.settle("dev", "repeat", claimed=False)
+    assert journal.writes == [[("dev", "repeat", 1000)]]
+    nonces.settle("dev", "repeat", claimed=False)  # settled already: nothing more
+    journal.fail = True
+    with pytest.raises(sqlite3.OperationalError):
+        nonces.settle("dev", "other", claimed=False)
+    journal.fail = False
+    nonces.commit()
+    assert journal.writes == [[("dev", "repeat", 1000)], [("dev", "other", 1000)]]
+    for nonce in ("claimed", "repeat", "other"):
+        with pytest.raises(Replayed):
+            nonces.remember("dev", nonce, 1000)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import secrets
 import signal
+import sqlite3
 import time
 import uuid
 from collections.abc import Callable
@@ -15,6 +17,8 @@ from broker.core import signing
 from broker.engines.publish_memory import MEMORY_STORE_FILE
 from tests.node import PUBLISHER_SECRET, Node
 from tests.rawwamp import SUBSCRIBED
+from tests.redisserver import RedisServer
+from tests.test_cluster import on_redis
 from tests.test_publish_api import request
 from tests.test_recovery import anonymous, recover, sqlite_store
 
@@ -134,5 +138,49 @@ def test_memory_node_with_a_fresh_directory_refuses_a_request_signed_before_it_s
         position = published["published"][0]["position"]
         answer = recover(anonymous(restarted), topic, "exact", position["epoch"], 0)
         assert [e["args"] for e in answer["events"]] == [["captured"]]
+    finally:
+        restarted.stop()
+
+
+def _journalled(node: Node) -> list[str]:
+    """The nonces in the node's publish memory file."""
+    with sqlite3.connect(node.workdir / "run" / MEMORY_STORE_FILE) as db:
+        return [nonce for (nonce,) in db.execute("SELECT nonce FROM publish_nonces ORDER BY rowid")]
+
+
+def test_redis_node_refuses_a_captured_request_after_kill_9_by_the_cluster_wide_claim(
+    make_node: Callable[..., Node], redis_server: RedisServer
+) -> None:
+    """A Redis node writes no nonce Redis claimed to its own journal (the claim, kept two timestamp
+    windows, refuses the replay on every node, this one restarted too); a repeat answered from
+    the node's idempotency cache never reaches Redis, so its nonce is written here."""
+    node = make_node(on_redis(redis_server.url, f"r{secrets.token_hex(6)}"))
+    topic = f"public.restart.{uuid.uuid4().hex[:8]}"
+    raw, headers = captured(topic, "captured")
+    assert request(node, raw, headers=headers, sign=False)[0] == 200
+    message = {"topic": topic, "data": "retried", "idempotency_key": uuid.uuid4().hex}
+    status, first, _ = request(node, message)
+    assert status == 200
+    repeat = json.dumps(message).encode()
+    repeat_headers = signing.sign_headers("dev", PUBLISHER_SECRET, "POST", "/api/publish", repeat)
+    status, again, answer_headers = request(node, repeat, headers=repeat_headers, sign=False)
+    assert (status, again, answer_headers["Idempotent-Replayed"]) == (200, first, "true")
+    assert _journalled(node) == [repeat_headers[signing.HEADER_NONCE]]
+    restarted = killed_and_restarted(node)
+    try:
+        watcher = anonymous(restarted)
+        assert watcher.subscribe(topic)[0] == SUBSCRIBED
+        for body, signed in ((raw, headers), (repeat, repeat_headers)):  # both identical requests
+            status, answer, _ = request(restarted, body, headers=signed, sign=False)
+            assert (status, answer["error"]) == (409, "broker.error.replay")
+            nonce = signed[signing.HEADER_NONCE]
+            assert answer["message"].startswith(f"nonce {nonce!r} was already used")
+        # an honest publisher beside them is unaffected; the watcher sees only its event
+        status, honest, _ = request(restarted, {"topic": topic, "data": "honest"})
+        assert status == 200
+        assert watcher.event()[4] == ["honest"]
+        position = honest["published"][0]["position"]
+        answer = recover(anonymous(restarted), topic, "exact", position["epoch"], 0)
+        assert [e["args"] for e in answer["events"]] == [["captured"], ["retried"], ["honest"]]
     finally:
         restarted.stop()

@@ -356,6 +356,11 @@ class PublishGate:
         """Write the nonces :meth:`admit` held to the journal, in one write (its error propagates)."""
         self.nonces.commit()
 
+    def settle_nonce(self, admitted: Admitted, claimed: bool) -> None:
+        """The held nonce of ``admitted`` claimed by the shared engine, or else written now
+        (:meth:`broker.core.replay.NonceCache.settle`)."""
+        self.nonces.settle(admitted.key_id, admitted.nonce, claimed)
+
     def nonce_ttl(self) -> float:
         """How long (s) a nonce claimed beyond this node must be kept: a timestamp up to one
         window ahead of now is accepted, and stays acceptable one window after it."""

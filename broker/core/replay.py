@@ -78,7 +78,7 @@ class NonceCache:
         self._seen: set[tuple[str, str]] = set()
         self._by_time: list[tuple[float, str, str]] = []
         #: remembered with ``hold``, not yet written to the journal (:meth:`commit`)
-        self._held: list[tuple[str, str, float]] = []
+        self._held: dict[tuple[str, str], float] = {}
         #: timestamps at or below this are refused (moved up when the memory is full)
         self.floor = float("-inf")
         #: timestamps below this are refused: the memory does not reach back before it
@@ -124,20 +124,40 @@ class NonceCache:
         if self.journal is None:
             return
         if hold:
-            self._held.append((key_id, nonce, timestamp))
+            self._held[(key_id, nonce)] = timestamp
         else:
             self.journal.record(key_id, nonce, timestamp, self.floor, self.clock() - self.window)
 
     def commit(self) -> None:
         """Write every nonce held since the last commit to the journal, in one write (the journal's
         error propagates: none of their requests may go on then; they stay refused here)."""
-        held, self._held = self._held, []
+        held, self._held = self._held, {}
         if not held or self.journal is None:
             return
         try:
-            self.journal.record_many(held, self.floor, self.clock() - self.window)
+            self.journal.record_many(
+                [(k, n, ts) for (k, n), ts in held.items()], self.floor, self.clock() - self.window
+            )
         except BaseException:
-            self._held = held + self._held  # still to write: a later commit tries them again
+            self._held = {**held, **self._held}  # still to write: a later commit tries them again
+            raise
+
+    def settle(self, key_id: str, nonce: str, claimed: bool) -> None:
+        """Settle one nonce :meth:`remember` held, without waiting for :meth:`commit`.
+
+        ``claimed``: a shared history engine holds the nonce's claim (Redis, for
+        twice the window: as long as its timestamp is acceptable), which refuses a
+        replay to any node, this one after a restart included, so it is not written
+        here. Otherwise it is written now (the journal's error propagates; it stays
+        held). Nothing if it is no longer held (a commit wrote it, or settled).
+        """
+        timestamp = self._held.pop((key_id, nonce), None)
+        if timestamp is None or claimed or self.journal is None:
+            return
+        try:
+            self.journal.record(key_id, nonce, timestamp, self.floor, self.clock() - self.window)
+        except BaseException:
+            self._held[(key_id, nonce)] = timestamp
             raise
 
     def _add(self, key_id: str, nonce: str, timestamp: float) -> None:

@@ -82,7 +82,9 @@ return {epoch, cursor}
 #: a reply of a few elements per batch, not eight per event, for the node to read), ``once`` 0
 #: (appended), 1 (the scope was held: nothing appended, the epoch, time and positions are the
 #: first append's) or 2 (held with another fingerprint: nothing appended, no time). Batches are
-#: appended in order, so one's cursors follow the previous one's.
+#: appended in order, so one's cursors follow the previous one's. A topic is scored in ``E:recent``
+#: and trimmed once per call, after its last event (before a new topic's eviction too): the
+#: stored state is the one trimming after each event leaves (tests/test_engine_contract.py).
 APPEND: Final = (
     _EPOCH
     + """
@@ -105,6 +107,40 @@ local function answer(once, epoch_of, time_of, positions)  -- one line: once epo
   local words = {once, epoch_of, time_of}
   for _, p in ipairs(positions) do words[#words + 1] = p[1] .. ' ' .. p[2] end
   return table.concat(words, ' ')
+end
+-- a topic's score in E:recent and its trimming, once per call (at its last event): the same end
+-- state as after each event (one horizon per call; keeping the last max_events and those not
+-- older than the horizon, after each append or once after the last, removes the same entries)
+local pending, order = {}, {}
+local function settle(topic)
+  local p = pending[topic]
+  if not p then return end
+  pending[topic] = nil
+  local stream, max_events, horizon = p[1], p[2], p[3]
+  redis.call('ZADD', recent, p[4], topic)
+  local trimmed = 0
+  local excess = redis.call('XLEN', stream) - max_events
+  if excess > 0 then
+    local old = redis.call('XRANGE', stream, '-', '+', 'COUNT', excess)
+    trimmed = tonumber(string.match(old[#old][1], '^(%d+)'))
+  end
+  local aged, look = true, 1  -- the oldest is seldom too old: look at one, then at more
+  while aged do
+    local oldest = redis.call('XRANGE', stream, (trimmed + 1) .. '-0', '+', 'COUNT', look)
+    aged, look = #oldest > 0, 64
+    for _, entry in ipairs(oldest) do
+      if tonumber(entry[2][4]) >= horizon then aged = false break end
+      trimmed = tonumber(string.match(entry[1], '^(%d+)'))
+    end
+  end
+  if trimmed > 0 then
+    redis.call('XTRIM', stream, 'MINID', (trimmed + 1) .. '-0')
+    redis.call('HSET', trims, topic, trimmed)
+  end
+end
+local function settle_all()
+  for _, topic in ipairs(order) do settle(topic) end
+  order = {}
 end
 local at = 10
 for b = 1, tonumber(ARGV[9]) do
@@ -142,6 +178,7 @@ for b = 1, tonumber(ARGV[9]) do
       local seq = 0
       if kept then seq = redis.call('HINCRBY', seqs, topic, 1) end
       if seq == 1 then
+        settle_all()  -- eviction sees every topic's score and length as after each event
         local count = redis.call('ZCARD', recent)
         if count >= max_topics then
           local victims = redis.call('ZRANGE', recent, 0, count - max_topics, 'WITHSCORES')
@@ -160,25 +197,16 @@ for b = 1, tonumber(ARGV[9]) do
       local id = cursor .. '-0'
       if kept then
         redis.call('XADD', stream, id, 's', seq, 'p', now, 'd', payload)
-        redis.call('ZADD', recent, cursor, topic)
-        local trimmed = 0
-        local excess = redis.call('XLEN', stream) - max_events
-        if excess > 0 then
-          local old = redis.call('XRANGE', stream, '-', '+', 'COUNT', excess)
-          trimmed = tonumber(string.match(old[#old][1], '^(%d+)'))
+        local p = pending[topic]
+        if p and (p[2] ~= max_events or p[3] ~= horizon) then  -- a reload within the call
+          settle(topic)
+          p = nil
         end
-        local aged, look = true, 1  -- the oldest is seldom too old: look at one, then at more
-        while aged do
-          local oldest = redis.call('XRANGE', stream, (trimmed + 1) .. '-0', '+', 'COUNT', look)
-          aged, look = #oldest > 0, 64
-          for _, entry in ipairs(oldest) do
-            if tonumber(entry[2][4]) >= horizon then aged = false break end
-            trimmed = tonumber(string.match(entry[1], '^(%d+)'))
-          end
-        end
-        if trimmed > 0 then
-          redis.call('XTRIM', stream, 'MINID', (trimmed + 1) .. '-0')
-          redis.call('HSET', trims, topic, trimmed)
+        if p then
+          p[4] = cursor
+        else
+          pending[topic] = {stream, max_events, horizon, cursor}
+          order[#order + 1] = topic
         end
       end
       redis.call('XADD', log, 'MAXLEN', '~', ARGV[8], id, 's', seq, 'p', now, 'd', payload,
@@ -191,6 +219,7 @@ for b = 1, tonumber(ARGV[9]) do
     results[b] = answer(0, epoch, now, out)
   end
 end
+settle_all()
 if gap then
   redis.call('HSET', meta, 'c', cursor, 'ev', ev)
   redis.call('SET', nodekey, cursor, 'EX', 86400)

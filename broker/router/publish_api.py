@@ -10,7 +10,11 @@ in the append too, unpositioned, so every node delivers the batch in its order.
 A request goes on (is stored, dispatched, answered) only once its nonce is
 on disk: the nonces of the requests read in one reactor turn are written
 together at the start of the next (:mod:`broker.router.nonce_commit`), and a
-refused request's before its error is sent. The publish coroutine runs at once
+refused request's before its error is sent. On a node whose engine is shared
+(Redis) the engine's cluster-wide claim of the nonce, before anything is
+appended, is what refuses a replay, after a restart too: only a nonce the
+engine did not claim (a repeat answered from the idempotency cache, an engine
+that failed) is written here, before its answer. The publish coroutine runs at once
 (:func:`broker.router.eager.eager`) unless the engine makes it wait (Redis).
 The gate's publisher key grants are the authorization. Every
 answer is JSON; errors are ``{"error": <uri>, "message": <text>}`` with the
@@ -181,9 +185,13 @@ async def admit(admitted: Admitted, ttl: float, quota: Quota | None = None) -> N
     except Exception:  # the engine's own errors vary; any of them means "not claimed"
         _log.failure("claiming a nonce failed; refusing a batch of {count}", count=len(admitted.events))
         raise ApplicationError(HISTORY_UNAVAILABLE, NOT_STORED) from None
+    gate = STATE.publish_gate
+    if gate is not None:  # claimed cluster-wide (replay or not): refused anywhere for 2 windows
+        gate.settle_nonce(admitted, claimed=True)
     if wait is None:
         raise Replayed(
-            f"nonce {admitted.nonce!r} was already used on another node: every request needs a fresh nonce"
+            f"nonce {admitted.nonce!r} was already used on another node (or this one before a restart): "
+            "every request needs a fresh nonce"
         )
     if wait:
         raise RateLimited(f"publisher key {admitted.key_id!r} is over its rate limit", retry_after=wait)
@@ -275,7 +283,10 @@ class PublishResource(Resource):
                 return self._send(request, error_answer(ServerError(CHECK_FAILED)))
             answer, retry_after = self._refusal(error)
             return self._send(request, answer, retry_after=retry_after)
-        _COMMITS.after(gate, self._go_on, self._uncommitted, request, gate, delivery, admitted)
+        if STATE.history is not None and STATE.history.shared:  # the engine claims the nonce
+            self._go_on(request, gate, delivery, admitted)
+        else:
+            _COMMITS.after(gate, self._go_on, self._uncommitted, request, gate, delivery, admitted)
         return NOT_DONE_YET
 
     @staticmethod
@@ -297,7 +308,8 @@ class PublishResource(Resource):
         self._send_later(request, error_answer(ServerError(CHECK_FAILED)))
 
     def _go_on(self, request: Request, gate: Any, delivery: LocalDelivery, admitted: Admitted) -> None:
-        """Publish ``admitted`` (its nonce is on disk), or answer it from its idempotency entry."""
+        """Publish ``admitted`` (its nonce on disk, or claimed by the shared engine before anything
+        is appended), or answer it from its idempotency entry."""
         try:
             entry = (
                 None
@@ -310,7 +322,10 @@ class PublishResource(Resource):
             )
         except Exception as error:
             answer, retry_after = self._refusal(error)
-            self._send_later(request, answer, retry_after=retry_after)
+            if self._settled(request, gate, admitted):
+                self._send_later(request, answer, retry_after=retry_after)
+            return
+        if entry is not None and not self._settled(request, gate, admitted):
             return
         if entry is not None:  # a repeat: the first request's answer, now or when it comes
             if entry.answer is not None:
@@ -321,6 +336,17 @@ class PublishResource(Resource):
         d = eager(_admit_and_publish(delivery, admitted))  # at once unless the engine waits
         d.addErrback(self._failed, admitted)
         d.addCallback(self._finish, request, admitted)
+
+    def _settled(self, request: Request, gate: Any, admitted: Admitted) -> bool:
+        """Write the nonce of ``admitted`` if it is still held (the shared engine claimed it
+        not): False, and the request answered 500, if that failed."""
+        try:
+            gate.settle_nonce(admitted, claimed=False)
+        except Exception:
+            _log.failure("writing the nonce of a publish request failed")
+            self._send_later(request, error_answer(ServerError(CHECK_FAILED)))
+            return False
+        return True
 
     def _failed(self, failure: Failure, admitted: Admitted) -> Outcome:
         error = failure.value
@@ -356,6 +382,8 @@ class PublishResource(Resource):
                 gate.idempotency.finish(admitted.scope, answer, keep=answer[0] == 200)
         except Exception:  # the events are published: the answer says so, the log says what failed
             _log.failure("keeping the answer for key {key} failed", key=admitted.key_id)
+        if gate is not None and not self._settled(request, gate, admitted):
+            return  # not claimed (the engine failed), not written: nothing was published
         self._send_later(request, answer, replayed=outcome.replayed, retry_after=outcome.retry_after)
 
     @staticmethod

@@ -20,6 +20,9 @@ synchronously, in crossbar's order and with crossbar's answers —
 * the receivers of each matching subscription through crossbar's own
   ``_filter_publish_receivers`` (``eligible``/``exclude`` and their
   ``authid``/``authrole`` variants), ``exclude_me``;
+* for a run of an HTTP batch, each topic matched once (:func:`matches`: what
+  matching every event gives, since only an in-router component can change the
+  subscriptions within the run, and its topics are matched every time);
 * PUBLISHED before any EVENT (on a JSON transport already serialized, as
   autobahn would, without a JSON encoder made for it), one ``message.Event`` per subscription (the
   topic in it for a pattern subscription; its slots set as its constructor sets them, without
@@ -52,6 +55,7 @@ from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.message import _URI_PAT_LOOSE_NON_EMPTY, _URI_PAT_STRICT_NON_EMPTY
 from autobahn.wamp.serializer import JsonObjectSerializer
 from crossbar.router import broker as crossbar_broker
+from crossbar.router.session import RouterApplicationSession
 from twisted.logger import Logger
 
 _log = Logger(namespace="broker.publish")
@@ -149,14 +153,59 @@ def publish_now(
     return error
 
 
-def dispatch_checked(broker: Any, session: Any, publish: Any, authorization: dict[str, Any]) -> int:
-    """:func:`publish_now` of a publish whose topic :func:`uri_refusal` passed: its publication id."""
-    return _dispatch(broker, broker._router, session, publish, authorization)
+def dispatch_checked(
+    broker: Any,
+    session: Any,
+    publish: Any,
+    authorization: dict[str, Any],
+    matched: dict[str, list[Any]] | None = None,
+) -> int:
+    """:func:`publish_now` of a publish whose topic :func:`uri_refusal` passed: its publication id.
+
+    ``matched``: the subscriptions already matched to each topic in this reactor turn
+    (:func:`matches`), for a run of events dispatched one after the other.
+    """
+    subscriptions = None if matched is None else matches(broker, publish.topic, matched)
+    return _dispatch(broker, broker._router, session, publish, authorization, subscriptions)
 
 
-def _dispatch(broker: Any, router: Any, session: Any, publish: Any, authorization: dict[str, Any]) -> int:
+def matches(broker: Any, topic: str, matched: dict[str, list[Any]]) -> list[Any]:
+    """The subscriptions matching ``topic`` (crossbar's ``match_observations``), matched once per
+    topic of ``matched``, the cache of one run of events dispatched in one reactor turn.
+
+    Why that is what matching each event would give: crossbar's subscription map only changes
+    when a SUBSCRIBE or UNSUBSCRIBE is processed or a session leaves. A client's message is
+    read in a reactor turn of its own, never inside the run; what changes it synchronously
+    within the run is an in-router component (its transport crossbar's
+    ``RouterApplicationSession``, which hands it each EVENT at once) reacting to an EVENT.
+    So a topic one of whose receivers is an in-router component is matched anew every time
+    and empties the cache (its EVENT may change the map for any topic). A subscription left or
+    emptied within the run needs nothing: its receivers are read live when an event is sent
+    (:func:`_dispatch`), and a session gone by then is skipped (:func:`_send_chunk`).
+    """
+    subscriptions = matched.get(topic)
+    if subscriptions is None:
+        subscriptions = broker._subscription_map.match_observations(topic)
+        if any(
+            isinstance(r._transport, RouterApplicationSession) for s in subscriptions for r in s.observers
+        ):
+            matched.clear()
+        else:
+            matched[topic] = subscriptions
+    return subscriptions
+
+
+def _dispatch(
+    broker: Any,
+    router: Any,
+    session: Any,
+    publish: Any,
+    authorization: dict[str, Any],
+    subscriptions: list[Any] | None = None,
+) -> int:
     topic = publish.topic
-    subscriptions = broker._subscription_map.match_observations(topic)
+    if subscriptions is None:
+        subscriptions = broker._subscription_map.match_observations(topic)
     publication = _getrandbits(53) + 1  # util.id(): uniform in [1, 2**53], in one call
     if not subscriptions and not publish.acknowledge:
         return publication  # crossbar sends nothing either (the id is only the node's to report)

@@ -256,9 +256,10 @@ def _dispatch_run(broker: Any, publisher: NodePublisher, run: Sequence[Event], i
     append their publication ids to ``ids``."""
     authorization = NodePublisher.AUTHORIZATION
     hook = _tap.get("hook")
+    matched: dict[str, list[Any]] = {}  # once per topic of the run (fastpublish.matches)
     for event in run:
         note = _NodeEvent(event.topic, event.args, event.kwargs)
-        ids.append(fastpublish.dispatch_checked(broker, publisher, note, authorization))
+        ids.append(fastpublish.dispatch_checked(broker, publisher, note, authorization, matched))
         if hook is not None:  # as _tapped: a node event has no payload, no eligible list
             hook(note.topic, note.args or [], note.kwargs or {})
 
