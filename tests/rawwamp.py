@@ -43,7 +43,10 @@ class RawWamp:
         max_size: int | None = 2**24,
         ssl_context: ssl.SSLContext | None = None,
         serializer: str = "json",
+        max_queue: int | None = 16,
     ) -> None:
+        """``max_queue``: websockets' high-water mark of unread messages, past which its reader
+        stops reading the socket, and so answers no ping (None: never stops)."""
         self.url = url
         self.serializer = serializer
         self.ws: ClientConnection = connect(
@@ -51,6 +54,7 @@ class RawWamp:
             subprotocols=[f"wamp.2.{serializer}"],  # type: ignore[list-item]
             origin=origin,  # type: ignore[arg-type]
             max_size=max_size,
+            max_queue=max_queue,
             ssl=ssl_context,
             open_timeout=10,
             close_timeout=5,
