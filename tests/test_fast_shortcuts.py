@@ -19,14 +19,18 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from autobahn.exception import PayloadExceededError
-from autobahn.wamp import message
-from autobahn.wamp import serializer as serializers
-from crossbar.router import broker as crossbar_broker
+import txaio
 
-from broker.config.settings import parse_settings
-from broker.errors import ConfigError
-from broker.router.crossbar import fastpublish
+txaio.use_twisted()  # autobahn's serializers keep statistics with txaio's clock
+
+from autobahn.exception import PayloadExceededError  # noqa: E402
+from autobahn.wamp import message  # noqa: E402
+from autobahn.wamp import serializer as serializers  # noqa: E402
+from crossbar.router import broker as crossbar_broker  # noqa: E402
+
+from broker.config.settings import parse_settings  # noqa: E402
+from broker.errors import ConfigError  # noqa: E402
+from broker.router.crossbar import fastpublish  # noqa: E402
 
 
 def test_fast_path_setting() -> None:
