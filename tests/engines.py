@@ -6,7 +6,8 @@ its end with a single step and read the result. :func:`settle` refuses an
 engine that does suspend (say so plainly, rather than hang): such an engine
 needs its tests driven by a reactor. The Redis engine runs here over
 :class:`tests.redisserver.SocketLink`, a blocking link whose calls never suspend,
-against the session's real redis-server (``make(..., request=...)`` starts it). :func:`append` and
+against the session's real redis-server (``make(..., request=...)`` starts it);
+:func:`two_redis_nodes` is two nodes on one Redis. :func:`append` and
 :func:`after` are the one-event forms the older tests were written with;
 :data:`MAKERS` builds every engine the contract suites run.
 """
@@ -14,7 +15,8 @@ against the session's real redis-server (``make(..., request=...)`` starts it). 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -23,7 +25,15 @@ import pytest
 from broker.engines.memory import MemoryStore
 from broker.engines.redis import RedisStore
 from broker.engines.sqlite import SQLiteStore
-from broker.history import DEFAULT_MAX_TOPICS, HistoryStore, NewEvent, Retention, StoredEvent, recovery
+from broker.history import (
+    DEFAULT_MAX_TOPICS,
+    HistoryStore,
+    NewEvent,
+    Retention,
+    StoredEvent,
+    parse_redis_url,
+    recovery,
+)
 from tests import redisserver
 
 #: ``(directory, clock, max_topics) -> a fresh store``, for every engine in
@@ -52,6 +62,22 @@ def make(
     if kind == "redis" and request is not None:
         request.getfixturevalue("redis_server")
     return MAKERS[kind](directory, clock, max_topics)
+
+
+@contextmanager
+def two_redis_nodes(
+    server: redisserver.RedisServer, link: redisserver.SocketLink, **options: Any
+) -> Iterator[tuple[RedisStore, RedisStore]]:
+    """Two nodes of one cluster on ``server``, under a fresh key prefix: the node under test, a
+    store on ``link`` made with ``options``, and another on a link of its own; closed afterwards."""
+    prefix = f"n{secrets.token_hex(6)}"
+    mine = RedisStore(link, prefix=prefix, **options)
+    other = RedisStore(redisserver.SocketLink(parse_redis_url(server.url)), prefix=prefix)
+    try:
+        yield mine, other
+    finally:
+        mine.close()
+        other.close()
 
 
 T = TypeVar("T")

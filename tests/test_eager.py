@@ -88,3 +88,31 @@ def test_an_already_fired_deferred_is_awaited_as_usual(fires_first: bool) -> Non
     if not fires_first:
         ready.callback("later")
     assert seen == ["now!" if fires_first else "later!"]
+
+
+@pytest.mark.parametrize("interrupt", [KeyboardInterrupt, SystemExit])
+def test_an_interrupt_without_waiting_propagates(interrupt: type[BaseException]) -> None:
+    async def stopped() -> None:
+        raise interrupt()
+
+    with pytest.raises(interrupt):
+        eager(stopped())
+
+
+@pytest.mark.parametrize("interrupt", [KeyboardInterrupt, SystemExit])
+def test_an_interrupt_a_wait_ends_with_is_not_handed_to_the_coroutine(
+    interrupt: type[BaseException],
+) -> None:
+    waited: defer.Deferred[int] = defer.Deferred()
+    caught: list[BaseException] = []
+
+    async def engine() -> int:
+        try:
+            return await waited
+        except (KeyboardInterrupt, SystemExit) as error:
+            caught.append(error)
+            return 0
+
+    seen = outcome(eager(engine()))
+    waited.errback(interrupt())
+    assert caught == [] and len(seen) == 1 and isinstance(seen[0], interrupt)

@@ -41,15 +41,18 @@ def _session(in_router: bool) -> _Session:
     return _Session(object.__new__(RouterApplicationSession) if in_router else SimpleNamespace())
 
 
-def _broker() -> SimpleNamespace:
-    return SimpleNamespace(_subscription_map=_CountingMap())
+def _broker(*subscriptions: tuple[_Session, str, str]) -> SimpleNamespace:
+    """A realm's broker, as :func:`matches` reads it, whose map holds ``subscriptions``
+    (receiver, URI, match policy)."""
+    broker = SimpleNamespace(_subscription_map=_CountingMap())
+    for session, uri, match in subscriptions:
+        broker._subscription_map.add_observer(session, uri, match=match)
+    return broker
 
 
 def test_a_runs_topics_are_matched_once_each() -> None:
-    broker = _broker()
     client = _session(in_router=False)
-    broker._subscription_map.add_observer(client, "app.a")
-    broker._subscription_map.add_observer(client, "app", match="prefix")
+    broker = _broker((client, "app.a", "exact"), (client, "app", "prefix"))
     matched: dict[str, list[Any]] = {}
     for topic in ["app.a", "app.b", "app.a", "app.a", "app.b"]:
         uris = sorted(s.uri for s in matches(broker, topic, matched))
@@ -58,10 +61,8 @@ def test_a_runs_topics_are_matched_once_each() -> None:
 
 
 def test_a_topic_an_in_router_component_receives_is_matched_every_time_and_empties_the_cache() -> None:
-    broker = _broker()
     client, component = _session(in_router=False), _session(in_router=True)
-    broker._subscription_map.add_observer(client, "app.b")
-    broker._subscription_map.add_observer(component, "app.a")
+    broker = _broker((client, "app.b", "exact"), (component, "app.a", "exact"))
     matched: dict[str, list[Any]] = {}
     assert [s.uri for s in matches(broker, "app.b", matched)] == ["app.b"]
     assert [s.uri for s in matches(broker, "app.a", matched)] == ["app.a"]
@@ -74,10 +75,8 @@ def test_a_topic_an_in_router_component_receives_is_matched_every_time_and_empti
 
 
 def test_a_receiver_that_leaves_within_the_run_is_read_live_from_the_matched_subscription() -> None:
-    broker = _broker()
     first, second = _session(in_router=False), _session(in_router=False)
-    broker._subscription_map.add_observer(first, "app.a")
-    broker._subscription_map.add_observer(second, "app.a")
+    broker = _broker((first, "app.a", "exact"), (second, "app.a", "exact"))
     matched: dict[str, list[Any]] = {}
     (subscription,) = matches(broker, "app.a", matched)
     broker._subscription_map.drop_observer(first, subscription)

@@ -19,13 +19,18 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from autobahn.exception import PayloadExceededError
-from autobahn.wamp import message
-from crossbar.router import broker as crossbar_broker
+import txaio
 
-from broker.config.settings import parse_settings
-from broker.errors import ConfigError
-from broker.router.crossbar import fastpublish
+txaio.use_twisted()  # autobahn's serializers keep statistics with txaio's clock
+
+from autobahn.exception import PayloadExceededError  # noqa: E402
+from autobahn.wamp import message  # noqa: E402
+from autobahn.wamp import serializer as serializers  # noqa: E402
+from crossbar.router import broker as crossbar_broker  # noqa: E402
+
+from broker.config.settings import parse_settings  # noqa: E402
+from broker.errors import ConfigError  # noqa: E402
+from broker.router.crossbar import fastpublish  # noqa: E402
 
 
 def test_fast_path_setting() -> None:
@@ -199,25 +204,25 @@ def test_chunks_skip_vanished_and_too_large_receivers(monkeypatch: pytest.Monkey
     assert router._message_stats["sent"] == {"event": 3}
 
 
-@pytest.mark.parametrize(
-    "fields",
-    [
-        (5, 6, [{"n": 1}], {"position": {"seq": 1}}, None, None, None, None, None, None),
-        (
-            5,
-            6,
-            None,
-            None,
-            7,
-            "alice",
-            "backend",
-            "public.x",
-            "h",
-            [{"session": 1, "authid": None, "authrole": "r"}],
-        ),
-        (5, 6, (1, 2), {}, None, None, None, "public.y", None, None),
-    ],
-)
+EVENT_FIELDS: list[tuple[Any, ...]] = [
+    (5, 6, [{"n": 1}], {"position": {"seq": 1}}, None, None, None, None, None, None),
+    (
+        5,
+        6,
+        None,
+        None,
+        7,
+        "alice",
+        "backend",
+        "public.x",
+        "h",
+        [{"session": 1, "authid": None, "authrole": "r"}],
+    ),
+    (5, 6, (1, 2), {}, None, None, None, "public.y", None, None),
+]
+
+
+@pytest.mark.parametrize("fields", EVENT_FIELDS)
 def test_events_are_built_as_autobahn_s_constructor_builds_them(fields: tuple[Any, ...]) -> None:
     """Every slot of the EVENT the dispatch builds is what ``message.Event(...)`` sets, and the
     installed autobahn has exactly the slots it sets (else it would use the constructor)."""
@@ -230,3 +235,37 @@ def test_events_are_built_as_autobahn_s_constructor_builds_them(fields: tuple[An
         assert getattr(built, slot) == getattr(made, slot), slot
     assert built == made and built.marshal() == made.marshal()
     assert built._serialized is not made._serialized
+
+
+@pytest.mark.parametrize("fields", EVENT_FIELDS)
+@pytest.mark.parametrize("kind", ["json", "msgpack", "cbor"])
+def test_the_constructor_fallback_builds_the_same_event(
+    fields: tuple[Any, ...], kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With an autobahn whose ``message.Event`` has other slots (``_SLOTS_KNOWN`` false),
+    :func:`fastpublish.new_event` builds it with the constructor: every field, and the bytes
+    each serializer writes for it, as the fast route's."""
+    serializer = {
+        "json": serializers.JsonObjectSerializer,
+        "msgpack": serializers.MsgPackObjectSerializer,
+        "cbor": serializers.CBORObjectSerializer,
+    }[kind]()
+    fast = fastpublish.new_event(*fields)
+    monkeypatch.setattr(fastpublish, "_SLOTS_KNOWN", False)
+    made: list[Any] = []
+    event_class = message.Event
+
+    class Counted(event_class):  # type: ignore[misc,valid-type]
+        __slots__ = ()
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            made.append((args, kwargs))
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(message, "Event", Counted)
+    fallback = fastpublish.new_event(*fields)
+    assert type(fallback) is Counted and len(made) == 1  # the constructor built it
+    for slot in fastpublish.EVENT_SLOTS - {"_serialized"}:
+        assert getattr(fallback, slot) == getattr(fast, slot), slot
+    assert fallback.marshal() == fast.marshal()
+    assert fallback.serialize(serializer) == fast.serialize(serializer)

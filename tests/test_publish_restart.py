@@ -31,6 +31,36 @@ def captured(topic: str, data: Any, now: float | None = None) -> tuple[bytes, di
     return raw, signing.sign_headers("dev", PUBLISHER_SECRET, "POST", "/api/publish", raw, now=now)
 
 
+def published_twice(node: Node) -> tuple[str, bytes, dict[str, str], dict[str, Any], dict[str, Any]]:
+    """Two events published to a fresh topic on ``node``, each answered 200: one request kept as
+    an eavesdropper would (:func:`captured`), then one with an idempotency key.
+
+    ``(topic, raw, headers, message, first)``: the topic, the captured body and headers, the
+    keyed message and its answer.
+    """
+    topic = f"public.restart.{uuid.uuid4().hex[:8]}"
+    raw, headers = captured(topic, "captured")
+    assert request(node, raw, headers=headers, sign=False)[0] == 200
+    message = {"topic": topic, "data": "retried", "idempotency_key": uuid.uuid4().hex}
+    status, first, _ = request(node, message)
+    assert status == 200
+    return topic, raw, headers, message, first
+
+
+def refuses_the_replay_and_answers_the_retry(
+    node: Node, raw: bytes, headers: dict[str, str], message: dict[str, Any], first: dict[str, Any]
+) -> None:
+    """The identical captured request is refused as a replay by ``node``; ``message`` signed anew
+    (same idempotency key) gets ``first``, its earlier answer (the same id and position: nothing
+    published again), marked replayed."""
+    status, body, _ = request(node, raw, headers=headers, sign=False)
+    assert (status, body["error"]) == (409, "broker.error.replay")
+    nonce = headers[signing.HEADER_NONCE]
+    assert body["message"] == f"nonce {nonce!r} was already used: every request needs a fresh nonce"
+    status, again, answer_headers = request(node, message)
+    assert (status, again, answer_headers["Idempotent-Replayed"]) == (200, first, "true")
+
+
 def killed_and_restarted(node: Node) -> Node:
     """kill -9 the node, start a new one on the same directory (same history file, a new port)."""
     node.stop(signal.SIGKILL)
@@ -41,22 +71,10 @@ def test_sqlite_node_refuses_a_captured_request_and_answers_a_retry_after_kill_9
     make_node: Callable[..., Node],
 ) -> None:
     node = make_node(sqlite_store)
-    topic = f"public.restart.{uuid.uuid4().hex[:8]}"
-    raw, headers = captured(topic, "captured")
-    assert request(node, raw, headers=headers, sign=False)[0] == 200
-    message = {"topic": topic, "data": "retried", "idempotency_key": uuid.uuid4().hex}
-    status, first, _ = request(node, message)
-    assert status == 200
+    topic, raw, headers, message, first = published_twice(node)
     restarted = killed_and_restarted(node)
     try:
-        status, body, _ = request(restarted, raw, headers=headers, sign=False)  # the identical request
-        assert (status, body["error"]) == (409, "broker.error.replay")
-        nonce = headers[signing.HEADER_NONCE]
-        assert body["message"] == f"nonce {nonce!r} was already used: every request needs a fresh nonce"
-        status, again, answer_headers = request(restarted, message)  # signed anew, same key
-        assert status == 200
-        assert again == first  # the same id, position and cursor: nothing published again
-        assert answer_headers["Idempotent-Replayed"] == "true"
+        refuses_the_replay_and_answers_the_retry(restarted, raw, headers, message, first)
         # an honest publisher beside them is unaffected, and history holds each event once
         status, honest, _ = request(restarted, {"topic": topic, "data": "honest"})
         assert status == 200
@@ -73,25 +91,13 @@ def test_memory_node_refuses_a_captured_request_and_answers_a_retry_after_kill_9
 ) -> None:
     """Memory history forgets events, not the publish memory: it is in a file of its own."""
     node = make_node()
-    topic = f"public.restart.{uuid.uuid4().hex[:8]}"
-    raw, headers = captured(topic, "captured")
-    assert request(node, raw, headers=headers, sign=False)[0] == 200
-    message = {"topic": topic, "data": "retried", "idempotency_key": uuid.uuid4().hex}
-    status, first, _ = request(node, message)
-    assert status == 200
+    topic, raw, headers, message, first = published_twice(node)
     restarted = killed_and_restarted(node)
     try:
         assert (restarted.workdir / "run" / MEMORY_STORE_FILE).is_file()
         watcher = anonymous(restarted)
         assert watcher.subscribe(topic)[0] == SUBSCRIBED
-        status, body, _ = request(restarted, raw, headers=headers, sign=False)  # the identical request
-        assert (status, body["error"]) == (409, "broker.error.replay")
-        nonce = headers[signing.HEADER_NONCE]
-        assert body["message"] == f"nonce {nonce!r} was already used: every request needs a fresh nonce"
-        status, again, answer_headers = request(restarted, message)  # signed anew, same key
-        assert status == 200
-        assert again == first  # the same id and position (of the old epoch): nothing published again
-        assert answer_headers["Idempotent-Replayed"] == "true"
+        refuses_the_replay_and_answers_the_retry(restarted, raw, headers, message, first)
         # an honest publisher beside them is unaffected; the watcher sees only its event
         status, honest, _ = request(restarted, {"topic": topic, "data": "honest"})
         assert status == 200
@@ -155,12 +161,7 @@ def test_redis_node_refuses_a_captured_request_after_kill_9_by_the_cluster_wide_
     windows, refuses the replay on every node, this one restarted too); a repeat answered from
     the node's idempotency cache never reaches Redis, so its nonce is written here."""
     node = make_node(on_redis(redis_server.url, f"r{secrets.token_hex(6)}"))
-    topic = f"public.restart.{uuid.uuid4().hex[:8]}"
-    raw, headers = captured(topic, "captured")
-    assert request(node, raw, headers=headers, sign=False)[0] == 200
-    message = {"topic": topic, "data": "retried", "idempotency_key": uuid.uuid4().hex}
-    status, first, _ = request(node, message)
-    assert status == 200
+    topic, raw, headers, message, first = published_twice(node)
     repeat = json.dumps(message).encode()
     repeat_headers = signing.sign_headers("dev", PUBLISHER_SECRET, "POST", "/api/publish", repeat)
     status, again, answer_headers = request(node, repeat, headers=repeat_headers, sign=False)

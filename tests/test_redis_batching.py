@@ -11,7 +11,6 @@ sent and not yet answered), counting the script calls Redis received.
 
 from __future__ import annotations
 
-import secrets
 import types
 from collections.abc import Coroutine, Iterator, Sequence
 from typing import Any
@@ -32,7 +31,7 @@ from broker.history.policy import HistoryPolicy
 from broker.router import positions
 from broker.router.publish_api import RETRY_ONCE, publish_all
 from broker.router.state import STATE
-from tests.engines import after, settle
+from tests.engines import after, settle, two_redis_nodes
 from tests.redisserver import RedisServer, SocketLink
 from tests.test_publish_batch import Recorder
 
@@ -63,13 +62,9 @@ class CountingLink(SocketLink):
 @pytest.fixture
 def pair(redis_server: RedisServer) -> Iterator[tuple[RedisStore, CountingLink, RedisStore]]:
     """A node under test (counting its calls) and another node on the same prefix."""
-    prefix = f"g{secrets.token_hex(6)}"
     link = CountingLink(redis_server)
-    store = RedisStore(link, prefix=prefix, timeout=2.0, queue_events=3)
-    other = RedisStore(SocketLink(parse_redis_url(redis_server.url)), prefix=prefix)
-    yield store, link, other
-    store.close()
-    other.close()
+    with two_redis_nodes(redis_server, link, timeout=2.0, queue_events=3) as (store, other):
+        yield store, link, other
 
 
 def one(topic: str, n: int = 0) -> list[NewEvent]:

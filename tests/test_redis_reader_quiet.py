@@ -11,14 +11,14 @@ Redis are two nodes; the reader is pumped by hand (:class:`tests.redisserver.Soc
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
+from typing import NamedTuple
 
 import pytest
 
 from broker.engines.redis import QUIET_WAIT, RedisStore
 from broker.history import Appended, NewEvent, Retention, parse_redis_url
-from tests.engines import settle
+from tests.engines import settle, two_redis_nodes
 from tests.redisserver import RedisServer, SocketLink
 
 KEEP = Retention(max_events=100, max_age=3600.0)
@@ -36,27 +36,30 @@ class ReadsLink(SocketLink):
         return await super().block_read(stream, after, count, block_ms)
 
 
+class Pair(NamedTuple):
+    """Two nodes on one Redis: ``a``, whose reader feeds ``fed`` over ``link``, and ``b``."""
+
+    a: RedisStore
+    link: ReadsLink
+    b: RedisStore
+    fed: list[Appended]
+
+
 @pytest.fixture
-def pair(redis_server: RedisServer) -> Iterator[tuple[RedisStore, ReadsLink, RedisStore]]:
-    prefix = f"q{secrets.token_hex(6)}"
+def pair(redis_server: RedisServer) -> Iterator[Pair]:
     link = ReadsLink(redis_server)
-    a = RedisStore(link, prefix=prefix)
-    b = RedisStore(SocketLink(parse_redis_url(redis_server.url)), prefix=prefix)
-    yield a, link, b
-    a.close()
-    b.close()
+    with two_redis_nodes(redis_server, link) as (a, b):
+        fed: list[Appended] = []
+        a.subscribe(fed.append)
+        yield Pair(a, link, b, fed)
 
 
 def event(topic: str, n: int) -> list[NewEvent]:
     return [NewEvent(topic, [n], {}, KEEP)]
 
 
-def test_the_reader_waits_for_its_nodes_append_then_reads_on_past_it(
-    pair: tuple[RedisStore, ReadsLink, RedisStore],
-) -> None:
-    a, link, b = pair
-    fed: list[Appended] = []
-    a.subscribe(fed.append)
+def test_the_reader_waits_for_its_nodes_append_then_reads_on_past_it(pair: Pair) -> None:
+    a, link, b, fed = pair
     assert link.reads == ["0-0"]  # the reader's first XREAD, waiting for the log
     link.hold_scripts = True
     pending = a.append(event("t", 1))
@@ -76,12 +79,8 @@ def test_the_reader_waits_for_its_nodes_append_then_reads_on_past_it(
     assert fed == [theirs]  # B's event, once, after A's
 
 
-def test_a_node_that_stays_busy_still_reads_after_the_quiet_wait(
-    pair: tuple[RedisStore, ReadsLink, RedisStore],
-) -> None:
-    a, link, b = pair
-    fed: list[Appended] = []
-    a.subscribe(fed.append)
+def test_a_node_that_stays_busy_still_reads_after_the_quiet_wait(pair: Pair) -> None:
+    a, link, b, fed = pair
     link.hold_scripts = True
     first = a.append(event("t", 1))
     first.send(None)  # in flight

@@ -17,6 +17,13 @@ The same rule decides, at publish time, whether an event may be accepted at
 all (:func:`check_deliverable`): its EVENT frame, with the position the hook
 adds, and a recovery page holding it alone must both fit. An accepted event
 therefore always reaches every subscriber and can always be recovered.
+
+An event a history kept from before the node refused, at publish time, what
+some serializer cannot carry (an integer beyond 64 bits, a lone surrogate:
+:func:`broker.core.protocol.unsendable`, :func:`~broker.core.protocol.lone_surrogate`)
+would make the answer holding it unsendable to that caller, whose connection
+is then dropped, on every retry: a page ends before such an event, and one
+that would start with it is ``unrecoverable`` instead (:func:`answer`).
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
+from broker.core.protocol import must_walk, unsendable
 from broker.core.uris import check_uri, topic_matches
 from broker.errors import ClientError, PayloadTooLarge
 from broker.history import POSITION_KEY, HistoryStore, Snapshot, StoredEvent
@@ -230,7 +238,47 @@ def answer(
     if snapshot.events is None:
         return {"unrecoverable": True, "reason": "some missed events are no longer in history", **current}
     taken, more = page(snapshot.events, snapshot.epoch, snapshot.cursor, limit, max_bytes)
+    for i, entry in enumerate(taken):
+        problem = _unsendable_stored(entry["args"], entry["kwargs"])
+        if problem is None:
+            continue
+        if i == 0:
+            reason = (
+                f"a missed event cannot be sent to every subscriber ({problem}): "
+                "it was stored before the node refused such events"
+            )
+            return {"unrecoverable": True, "reason": reason, **current}
+        taken, more = taken[:i], True  # up to it; the next page starts with it
+        break
     return {"unrecoverable": False, "events": taken, "more": more, **current}
+
+
+def _unsendable_stored(args: Sequence[Any], kwargs: Mapping[str, Any]) -> str | None:
+    """Why a stored event's payload could not be sent in every serializer, else None: a string
+    that is not Unicode text, or what :func:`~broker.core.protocol.unsendable` finds.
+
+    At C speed for an ordinary event: its JSON text, every string written as it is, is
+    refused by UTF-8 only for a lone surrogate, and only a text with a long number
+    (:func:`~broker.core.protocol.must_walk`) can hold an integer beyond 64 bits, so only
+    such a payload is walked. (An event stored since the publish checks came in passed them;
+    the walk finds nothing in it.)
+    """
+    payload = [args, kwargs]
+    text = _AS_WRITTEN.encode(payload)
+    try:
+        encoded = text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "a string holds a lone surrogate, not Unicode text"
+    return unsendable(payload) if must_walk(encoded, "json") else None
+
+
+def _nothing(_value: Any) -> None:
+    return None
+
+
+#: JSON with every string as it is (a lone surrogate stays one); made once, as
+#: ``json.dumps`` with these options would make one per call.
+_AS_WRITTEN: Final = json.JSONEncoder(ensure_ascii=False, skipkeys=True, default=_nothing)
 
 
 def recovery_outcome(epoch: object, answer: Mapping[str, Any]) -> str:

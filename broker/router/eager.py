@@ -7,6 +7,10 @@ engine answers at once (memory, SQLite: ``async def`` methods that never wait).
 :func:`eager` runs the coroutine's first step itself: done then, its result
 (or exception) is in an already fired Deferred; waiting on a Deferred, the rest
 runs under ``ensureDeferred`` exactly as before, resumed with what it waited for.
+Only an ``Exception`` becomes a failed Deferred or is thrown back into the
+coroutine: ``KeyboardInterrupt``, ``SystemExit`` and the like raised by its
+first step propagate to the caller, and a wait that ends with one ends the
+coroutine's run there, unseen by its code (Twisted fails the Deferred with it).
 Tests: ``tests/test_eager.py``.
 """
 
@@ -26,7 +30,7 @@ def eager(coroutine: Coroutine[Any, Any, T]) -> defer.Deferred[T]:
         waiting = coroutine.send(None)
     except StopIteration as done:
         return defer.succeed(done.value)
-    except BaseException:
+    except Exception:
         return defer.fail()
     return defer.ensureDeferred(_resume(coroutine, waiting))
 
@@ -36,7 +40,7 @@ async def _resume(coroutine: Coroutine[Any, Any, T], waiting: Any) -> T:
     while True:
         try:
             result = await _Awaiting(waiting)
-        except BaseException as error:
+        except Exception as error:
             try:
                 waiting = coroutine.throw(error)
             except StopIteration as done:

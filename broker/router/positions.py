@@ -7,8 +7,8 @@ acknowledged), and its own event store is broken (see docs/positions.md).
 it authorizes the publish, once, the history engine appends it (a batch of
 one), which issues its position, and the position travels to every
 subscriber in the event's keyword arguments under :data:`POSITION_KEY` —
-then crossbar dispatches with that same authorization
-(:func:`broker.router.crossbar.publish.dispatch`). A publish crossbar refuses
+then crossbar dispatches with that same authorization, without checking the
+topic again (:func:`broker.router.crossbar.publish.dispatch_checked`). A publish crossbar refuses
 for its topic before it authorizes anything (an invalid URI for the realm's
 ``uri_check``, ``wamp.`` for an untrusted role) gets crossbar's ERROR first,
 as from crossbar: nothing authorized, stored or counted
@@ -169,7 +169,9 @@ def process_publish(self: Any, session: Any, publish: Any) -> None:
         # every authorized publish, with history or without
         publication = metrics.count_publish(publish.topic, received)
         if history is None or retention is None:
-            metrics.dispatch(publication, crossbar_publish.dispatch, self, session, publish, authorization)
+            metrics.dispatch(
+                publication, crossbar_publish.dispatch_checked, self, session, publish, authorization
+            )
             return
 
         def stored(appended: Appended) -> None:
@@ -177,7 +179,9 @@ def process_publish(self: Any, session: Any, publish: Any) -> None:
             publish.kwargs = kwargs if position is None else {**kwargs, POSITION_KEY: position}
             # the origin dispatches it here, once (exclude_me, acknowledge: crossbar's, as ever);
             # the other nodes deliver it from the shared log
-            metrics.dispatch(publication, crossbar_publish.dispatch, self, session, publish, authorization)
+            metrics.dispatch(
+                publication, crossbar_publish.dispatch_checked, self, session, publish, authorization
+            )
 
         def not_stored(failure: Failure) -> None:
             STATE.count_rejection(HISTORY_UNAVAILABLE_REASON)

@@ -7,13 +7,17 @@ handling of it still costs a Deferred for the authorization it is handed, a
 dispatch chunk, and a ``Router.send`` per EVENT that looks its counter up by
 class name: about a third of the router's time per publish at N=1 (see the
 per-publish split of ``make bench``). What Broker does instead, for the
-common case (:func:`covers`): :func:`publish_now` does the same steps
+common case (:func:`covers`): :func:`dispatch_checked` does the same steps
 synchronously, in crossbar's order and with crossbar's answers —
 
 * the topic URI check (strict or loose, as the realm's ``uri_check``) and the
   ``wamp.`` restriction for every role but ``trusted``, with crossbar's
-  ``wamp.error.invalid_uri`` errors and messages (:func:`uri_refusal`; the
-  position hook asks it first, so a WAMP publish it refuses is never stored);
+  ``wamp.error.invalid_uri`` errors and messages (:func:`uri_refusal`), asked
+  once, before the publish is authorized or stored: by the position hook for a
+  WAMP publish (:func:`broker.router.crossbar.publish.refuse_topic`, which
+  leaves a refused one to crossbar), for every topic of an HTTP batch before
+  its first event is stored; the dispatch does not ask again (the topic, the
+  publisher's role and the realm's ``uri_check`` are what they were then);
 * nothing to do when nobody listens and no acknowledgement is due;
 * a publication id as ``util.id()`` draws it (uniform in [1, 2**53]), crossbar's disclosure rules
   (``disclose``, ``wamp.``/``crossbar.`` topics, ``forward_for``);
@@ -51,7 +55,6 @@ from typing import Any, Final
 
 from autobahn.exception import PayloadExceededError
 from autobahn.wamp import message
-from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.message import _URI_PAT_LOOSE_NON_EMPTY, _URI_PAT_STRICT_NON_EMPTY
 from autobahn.wamp.serializer import JsonObjectSerializer
 from crossbar.router import broker as crossbar_broker
@@ -74,7 +77,7 @@ def enabled() -> bool:
 
 
 def covers(broker: Any, publish: Any, authorization: Any) -> bool:
-    """Whether :func:`publish_now` dispatches ``publish`` exactly as crossbar would (see the module)."""
+    """Whether :func:`dispatch_checked` dispatches ``publish`` exactly as crossbar would (see the module)."""
     if not _state["on"] or type(authorization) is not dict or not authorization.get("allow"):
         return False
     router = broker._router
@@ -112,12 +115,6 @@ def uri_refusal(broker: Any, session: Any, topic: str) -> str | None:
     return None
 
 
-def _refusal(publish: Any, reason: str) -> message.Error:
-    return message.Error(
-        message.Publish.MESSAGE_TYPE, publish.request, ApplicationError.INVALID_URI, [reason]
-    )
-
-
 def _answer(router: Any, session: Any, reply: Any) -> None:
     router.send(session, reply)  # no correlation_* fields: only a traced router reads them
 
@@ -135,24 +132,6 @@ def _acknowledge(router: Any, session: Any, publish: Any, publication: int) -> N
     _answer(router, session, reply)
 
 
-def publish_now(
-    broker: Any, session: Any, publish: Any, authorization: dict[str, Any]
-) -> int | message.Error:
-    """Dispatch an authorized ``publish`` of ``session`` as crossbar's ``processPublish`` would.
-
-    The publication id, or the ERROR refusing it (sent to ``session`` if the
-    publish wants an acknowledgement). Only for what :func:`covers`.
-    """
-    router = broker._router
-    reason = uri_refusal(broker, session, publish.topic)
-    if reason is None:
-        return _dispatch(broker, router, session, publish, authorization)
-    error = _refusal(publish, reason)
-    if publish.acknowledge:
-        _answer(router, session, error)
-    return error
-
-
 def dispatch_checked(
     broker: Any,
     session: Any,
@@ -160,7 +139,8 @@ def dispatch_checked(
     authorization: dict[str, Any],
     matched: dict[str, list[Any]] | None = None,
 ) -> int:
-    """:func:`publish_now` of a publish whose topic :func:`uri_refusal` passed: its publication id.
+    """Dispatch an authorized ``publish`` of ``session``, whose topic :func:`uri_refusal` passed,
+    as crossbar's ``processPublish`` would: its publication id. Only for what :func:`covers`.
 
     ``matched``: the subscriptions already matched to each topic in this reactor turn
     (:func:`matches`), for a run of events dispatched one after the other.

@@ -26,8 +26,9 @@ answers exactly that call and is removed before any EVENT goes out (a
 publish made from an event handler inside the router authorizes normally).
 What :mod:`.fastpublish` covers (an allowed publish on an untraced router
 without ``retain``, an encrypted payload or payload validation, while
-``extra.fast_path`` is on) :func:`dispatch` hands to it instead: the same
-steps and answers, no Deferred.
+``extra.fast_path`` is on) :func:`dispatch_checked` hands to it instead: the same
+steps and answers, no Deferred, and no second check of the topic that
+:func:`refuse_topic` passed.
 
 :class:`NodePublisher` is the publisher of events the node dispatches on
 its own behalf (the HTTP publish API, events another node appended): it
@@ -58,6 +59,7 @@ __all__ = [
     "cached_authorization",
     "deliver",
     "dispatch",
+    "dispatch_checked",
     "enable_fast_path",
     "install",
     "refuse_topic",
@@ -131,15 +133,8 @@ def dispatch(
 
     ``authorization`` is what ``Router.authorize`` answered for this publish
     (a dict) or how it failed (a Failure): crossbar answers a refusal or a
-    failure itself, exactly as if it had asked. What Broker's fast dispatch
-    covers (:func:`broker.router.crossbar.fastpublish.covers`) it dispatches
-    itself, as crossbar would, without the Deferreds.
+    failure itself, exactly as if it had asked.
     """
-    if fastpublish.covers(broker, publish, authorization):
-        sent = metrics.TRACKER.run_armed(fastpublish.publish_now, broker, session, publish, authorization)
-        if not isinstance(sent, message.Error):
-            _tapped(publish)
-        return
     router = broker._router
 
     def answer(who: Any, uri: str, action: str, options: Any = None) -> Any:
@@ -158,6 +153,24 @@ def dispatch(
         router.__dict__.pop("authorize", None)
     if isinstance(authorization, dict) and authorization.get("allow"):
         _tapped(publish)
+
+
+def dispatch_checked(
+    broker: Any, session: Any, publish: message.Publish, authorization: dict[str, Any]
+) -> None:
+    """:func:`dispatch` of a publish whose topic :func:`refuse_topic` passed.
+
+    What Broker's fast dispatch covers
+    (:func:`broker.router.crossbar.fastpublish.covers`) it dispatches itself, as
+    crossbar would, without the Deferreds and without checking the topic again
+    (the topic, the publisher's role and the realm's ``uri_check`` are what
+    they were when it was checked); anything else goes to :func:`dispatch`.
+    """
+    if not fastpublish.covers(broker, publish, authorization):
+        dispatch(broker, session, publish, authorization)
+        return
+    metrics.TRACKER.run_armed(fastpublish.dispatch_checked, broker, session, publish, authorization)
+    _tapped(publish)
 
 
 def _tapped(publish: Any) -> None:
@@ -252,7 +265,7 @@ def deliver(broker: Any, publisher: NodePublisher, events: Sequence[Event], rece
 
 
 def _dispatch_run(broker: Any, publisher: NodePublisher, run: Sequence[Event], ids: list[int]) -> None:
-    """Dispatch ``run`` (topics crossbar accepts), each as :func:`fastpublish.publish_now` would;
+    """Dispatch ``run`` (topics crossbar accepts), each as :func:`dispatch_checked` would;
     append their publication ids to ``ids``."""
     authorization = NodePublisher.AUTHORIZATION
     hook = _tap.get("hook")
