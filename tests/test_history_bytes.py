@@ -147,13 +147,46 @@ def test_bytes_on_the_sqlite_engine_survive_a_restart(make_node: Callable[..., N
         restarted.stop()
 
 
+def nested(depth: int) -> Any:
+    value: Any = b"\x00"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
 def test_what_the_checks_refuse_is_a_wamp_error_not_a_traceback(make_node: Callable[..., Node]) -> None:
-    """A bytes map key no JSON subscriber could be sent: refused with ERROR, the session kept."""
+    """A bytes map key no JSON subscriber could be sent, a payload nested deeper than a WAMP
+    message may be (a MessagePack one decodes up to ~1000 levels, which neither JSON
+    subscribers nor the store could be written: acknowledged, it dropped every JSON
+    subscriber, or failed in the store with a traceback): refused with ERROR, session kept."""
     node = make_node(sqlite_store)
-    for serializer in ("msgpack", "cbor"):
+    topic = f"public.bytes.{uuid.uuid4().hex[:8]}"
+    subscriber = client(node, "json")
+    assert subscriber.subscribe(topic)[0] == SUBSCRIBED
+    deepest = 99  # args the outermost, inside the message: 100 levels, as a JSON message may have
+    deep = "nested deeper than 100 levels, the limit of a WAMP message"
+    refused = {
+        "msgpack": [
+            ([{b"key": 1}], "a map key of type bytes: JSON subscribers cannot be sent it"),
+            (nested(deepest + 1), deep),
+            (nested(990), deep),  # CBOR's decoder refuses ~500 levels itself: ABORT
+        ],
+        "cbor": [
+            ([{b"key": 1}], "a map key of type bytes: JSON subscribers cannot be sent it"),
+            (nested(100), deep),
+        ],
+    }
+    for serializer, cases in refused.items():
         publisher = client(node, serializer, backend=True)
-        reply = publisher.publish("public.bytes.refused", [{b"key": 1}])
-        assert reply is not None and reply[0] == ERROR, reply
-        assert reply[4] == "broker.error.bad_request" and "map key of type bytes" in reply[5][0], reply
-        assert publisher.publish("public.bytes.refused", [b"ok"])[0] == PUBLISHED
+        for args, problem in cases:
+            reply = publisher.publish(topic, args)
+            assert reply is not None and reply[:1] + reply[4:] == [
+                ERROR,
+                "broker.error.bad_request",
+                [problem],
+            ]
+        assert publisher.publish(topic, nested(deepest))[0] == PUBLISHED  # same session
+    for _ in refused:
+        assert subscriber.event()[4] == as_json(nested(deepest))
+    assert node.rejections()["unsendable_payload"] == sum(len(cases) for cases in refused.values())
     assert_clean_log(node)
