@@ -1,4 +1,4 @@
-"""A minimal blocking WAMP-over-WebSocket (JSON, or MessagePack) client for tests.
+"""A minimal blocking WAMP-over-WebSocket (JSON, MessagePack or CBOR) client for tests.
 
 It speaks the wire protocol directly, so a test can send exactly the bytes it
 wants (a second HELLO, an invalid topic, an oversize frame) and observe exactly
@@ -34,7 +34,8 @@ class Closed(Exception):
 
 
 class RawWamp:
-    """One WebSocket connection speaking WAMP JSON (or ``serializer="msgpack"``), driven step by step."""
+    """One WebSocket connection speaking WAMP JSON (or ``serializer="msgpack"`` or ``"cbor"``),
+    driven step by step."""
 
     def __init__(
         self,
@@ -72,6 +73,10 @@ class RawWamp:
             import msgpack  # the node's venv has it; tests/sdk's venv has no msgpack
 
             self.ws.send(msgpack.packb(msg, use_bin_type=True))
+        elif self.serializer == "cbor":
+            import cbor2  # the node's venv has it, as msgpack
+
+            self.ws.send(cbor2.dumps(msg))
         else:
             self.ws.send(json.dumps(msg))
 
@@ -82,6 +87,10 @@ class RawWamp:
             rcvd = exc.rcvd
             raise Closed(rcvd.code if rcvd else None, rcvd.reason if rcvd else "") from None
         self.last_size = len(data.encode() if isinstance(data, str) else data)
+        if isinstance(data, bytes) and self.serializer == "cbor":
+            import cbor2
+
+            return cbor2.loads(data)  # type: ignore[no-any-return]
         if isinstance(data, bytes):
             import msgpack
 

@@ -152,3 +152,29 @@ def test_only_json_without_a_long_number_goes_unwalked() -> None:
 )
 def test_unsendable_names_what_a_serializer_could_not_carry(value: Any, problem: str | None) -> None:
     assert unsendable(value) == problem
+
+
+def wrapped(depth: int, leaf: Any, in_map: bool = False) -> Any:
+    """``leaf`` inside ``depth`` arrays (or maps, every other one with ``in_map``)."""
+    value = leaf
+    for n in range(depth):
+        value = {"k": value} if in_map and n % 2 else [value]
+    return value
+
+
+@pytest.mark.parametrize("in_map", [False, True])
+@pytest.mark.parametrize("depth", [97, 98, 99, 100])
+def test_a_binary_publish_may_nest_exactly_as_deep_as_a_json_one(depth: int, in_map: bool) -> None:
+    """The JSON limit, checked on the text, and the walk of a MessagePack or CBOR payload
+    (which could nest ~1000 levels, past what JSON subscribers and stores can be written) agree."""
+    for place in (4, 5):  # in args, in kwargs
+        payload: list[Any] = [[], {}]
+        payload[place - 4] = [wrapped(depth, b"\x00")] if place == 4 else {"deep": wrapped(depth, b"\x00")}
+        raw = [PUBLISH, 3, {"acknowledge": True}, "public.x", *payload]
+        as_json = json.dumps([PUBLISH, 3, {"acknowledge": True}, "public.x", *payload], default=lambda _: "b")
+        rejection = check_publish_payload(raw, cbor2.dumps(raw), "cbor")
+        assert (rejection is not None) == json_nesting_exceeds(as_json.encode()), (depth, place)
+        if rejection is not None:
+            assert str(rejection.error) == "nested deeper than 100 levels, the limit of a WAMP message"
+            assert (rejection.reason, rejection.reply) == ("unsendable_payload", True)
+    assert unsendable(wrapped(5000, 1)) is None  # no limit: only the publish check has one

@@ -205,46 +205,57 @@ def must_walk(text: bytes, serializer: str) -> bool:
     return _DIGIT_RUN in text.translate(_DIGITS_ONLY) and _LONG_NUMBER.search(text) is not None
 
 
-def unsendable(value: Any) -> str | None:
+def unsendable(value: Any, max_depth: int | None = None) -> str | None:
     """Why ``value`` could not be sent to every subscriber in every serializer, else None.
 
-    Walked once, without recursion: an integer beyond :data:`INT_RANGE`, a map
-    key JSON cannot write, or any type but the JSON-like ones and bytes (which
-    autobahn carries in every serializer).
+    Walked once, level by level, without recursion: an integer beyond :data:`INT_RANGE`, a
+    map key JSON cannot write, any type but the JSON-like ones and bytes (which autobahn
+    carries in every serializer), or, given ``max_depth``, arrays and maps nested deeper
+    than that (``value`` itself at depth 1).
     """
     low, high = INT_RANGE
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        kind = type(item)
-        if kind in _LEAVES:
-            continue
-        if kind is int:
-            if not low <= item <= high:
-                return (
-                    f"an integer of {item.bit_length()} bits: MessagePack subscribers can be sent at most 64"
-                )
-        elif kind is list or kind is tuple:
-            stack.extend(item)
-        elif kind is dict:
-            for key in item:
-                if type(key) not in _KEYS:
-                    return f"a map key of type {type(key).__name__}: JSON subscribers cannot be sent it"
-            stack.extend(item.values())
-        else:
-            return f"a value of type {kind.__name__}: not every subscriber's serializer can carry it"
+    deepest = max_depth if max_depth is not None else -1
+    level = [value]
+    depth = 0
+    while level:
+        depth += 1
+        below: list[Any] = []
+        for item in level:
+            kind = type(item)
+            if kind in _LEAVES:
+                continue
+            if kind is int:
+                if not low <= item <= high:
+                    bits = item.bit_length()
+                    return f"an integer of {bits} bits: MessagePack subscribers can be sent at most 64"
+                continue
+            if kind is list or kind is tuple:
+                below.extend(item)
+            elif kind is dict:
+                for key in item:
+                    if type(key) not in _KEYS:
+                        return f"a map key of type {type(key).__name__}: JSON subscribers cannot be sent it"
+                below.extend(item.values())
+            else:
+                return f"a value of type {kind.__name__}: not every subscriber's serializer can carry it"
+            if depth == deepest + 1:
+                return f"nested deeper than {deepest} levels, the limit of a WAMP message"
+        level = below
     return None
 
 
 def check_publish_payload(raw: list[Any], text: bytes, serializer: str) -> Rejection | None:
     """Refuse a PUBLISH whose payload some subscriber could not be sent (:func:`unsendable`);
     None for anything else. Delivery would fail for that subscriber, and the dispatch loop with
-    it, after the publish was acknowledged and stored."""
+    it, after the publish was acknowledged and stored. The payload may nest as deep as a JSON
+    message may (:data:`MAX_JSON_NESTING`): a MessagePack one could nest ~1000 levels, beyond
+    what autobahn's JSON encoder (every JSON subscriber's connection was dropped) and a store's
+    can write."""
     if raw[0] != PUBLISH or len(raw) < 5 or not isinstance(raw[1], int) or not isinstance(raw[2], dict):
         return None
     if not must_walk(text, serializer):
         return None
-    problem = unsendable(raw[4:6])
+    problem = unsendable(raw[4:6], MAX_JSON_NESTING)  # [args, kwargs] stands for the message
     if problem is None:
         return None
     reply = bool(raw[2].get("acknowledge", False))

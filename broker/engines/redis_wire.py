@@ -9,13 +9,12 @@ tests share.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 from collections.abc import Callable, Coroutine, Generator, Sequence
 from typing import Any, Protocol
 
-from broker.history import NewEvent, RedisAddress, StoredEvent
+from broker.history import NewEvent, RedisAddress, StoredEvent, storedtext
 
 
 class NotSent(ConnectionError):
@@ -137,7 +136,7 @@ class Entry:
     def event(self) -> StoredEvent:
         """The entry's event, with its position."""
         found = fields(self._flat)
-        args, kwargs = json.loads(found["d"])
+        args, kwargs = storedtext.decode(found["d"])
         return StoredEvent(found["t"], int(found["s"]), self.cursor, float(found["p"]), args, kwargs)
 
 
@@ -158,20 +157,17 @@ def entry(raw: Sequence[Any]) -> Entry:
 def stored(topic: str, raw: Sequence[Any]) -> StoredEvent:
     """The event of one entry of ``topic``'s stream."""
     found = fields(raw[1])
-    args, kwargs = json.loads(found["d"])
+    args, kwargs = storedtext.decode(found["d"])
     return StoredEvent(topic, int(found["s"]), cursor_of(raw[0]), float(found["p"]), args, kwargs)
-
-
-#: Compact JSON; one encoder (``json.dumps`` with separators builds one per call).
-_compact = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def event_args(batch: Sequence[NewEvent]) -> list[str]:
     """``APPEND``'s four arguments per event: topic, max_events, max_age and the payload
-    ``[args, kwargs]`` as compact JSON."""
+    ``[args, kwargs]`` as stored text (:func:`broker.history.storedtext.encode`: compact JSON,
+    bytes kept)."""
     args: list[str] = []
     for event in batch:
         retention = event.retention
-        payload = _compact([event.args, event.kwargs])
+        payload = storedtext.encode(event.args, event.kwargs)
         args += [event.topic, str(retention.max_events), repr(float(retention.max_age)), payload]
     return args

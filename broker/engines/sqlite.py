@@ -11,7 +11,6 @@ the rows of the least recently published one (see docs/positions.md).
 
 from __future__ import annotations
 
-import json
 import secrets
 import sqlite3
 import time
@@ -29,6 +28,7 @@ from broker.history import (
     Retention,
     Snapshot,
     StoredEvent,
+    storedtext,
 )
 
 _SCHEMA = """
@@ -137,7 +137,7 @@ class SQLiteStore:
         )
         db.execute(
             "INSERT INTO events VALUES (?, ?, ?, ?, ?)",
-            (self._cursor, topic, seq, now, json.dumps([args, kwargs])),
+            (self._cursor, topic, seq, now, storedtext.encode(args, kwargs)),
         )
         trimmed = db.execute(
             "SELECT MAX(cursor) FROM events WHERE topic = ? AND (seq <= ? OR published_at < ?)",
@@ -177,7 +177,7 @@ class SQLiteStore:
                 "ORDER BY cursor LIMIT ?",
                 (topic, cursor, limit),
             ):
-                args, kwargs = json.loads(payload)
+                args, kwargs = storedtext.decode(payload)
                 found.append(StoredEvent(topic, seq, c, published_at, args, kwargs))
         found.sort(key=lambda e: e.cursor)
         return found[:limit]
