@@ -15,7 +15,7 @@ refused request's before its error is sent. On a node whose engine is shared
 appended, is what refuses a replay, after a restart too: only a nonce the
 engine did not claim (a repeat answered from the idempotency cache, an engine
 that failed) is written here, before its answer. The publish coroutine runs at once
-(:func:`broker.router.eager.eager`) unless the engine makes it wait (Redis).
+(:func:`broker.router.eager.eager_call`) unless the engine makes it wait (Redis).
 The gate's publisher key grants are the authorization. Every
 answer is JSON; errors are ``{"error": <uri>, "message": <text>}`` with the
 status of the :mod:`broker.errors` class. Crossbar's own HTTP ``publisher``
@@ -50,7 +50,7 @@ from broker.errors import (
 from broker.history import Once
 from broker.router import metrics
 from broker.router.delivery import LocalDelivery
-from broker.router.eager import eager
+from broker.router.eager import eager_call
 from broker.router.nonce_commit import GroupCommit
 from broker.router.positions import HISTORY_UNAVAILABLE, HISTORY_UNAVAILABLE_REASON, NOT_STORED
 from broker.router.publish_batch import RETRY_ONCE, PublishedBody, publish_all
@@ -207,9 +207,11 @@ class PublishResource(Resource):
                 return
             entry.waiters.append(lambda answer: self._send_later(request, answer, replayed=True))
             return
-        d = eager(_admit_and_publish(delivery, admitted))  # at once unless the engine waits
-        d.addErrback(self._failed, admitted)
-        d.addCallback(self._finish, request, admitted)
+        eager_call(  # at once unless the engine waits: then a plain call, no Deferred
+            _admit_and_publish(delivery, admitted),
+            lambda outcome: self._finish(outcome, request, admitted),
+            lambda failure: self._finish(self._failed(failure, admitted), request, admitted),
+        )
 
     def _settled(self, request: Request, gate: Any, admitted: Admitted) -> bool:
         """Write the nonce of ``admitted`` if it is still held (the shared engine claimed it
