@@ -23,7 +23,7 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Any, Final, NamedTuple, Protocol
 
 from broker.core import signing
 from broker.core.grants import Grants
@@ -57,9 +57,9 @@ _FIELDS: Final = frozenset({"topic", "data"})
 WIRE_PER_TEXT_BYTE: Final = 5
 
 
-@dataclass(frozen=True)
-class Event:
-    """One event to publish: ``data`` travels as the event's only argument."""
+class Event(NamedTuple):
+    """One event to publish: ``data`` travels as the event's only argument (a named tuple: made
+    once per event of every batch, at half a frozen dataclass's cost)."""
 
     topic: str
     data: Any
