@@ -7,6 +7,7 @@ handed to local delivery, in which order, with which kwargs.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -54,12 +55,15 @@ class Recorder:
 
     def __init__(self) -> None:
         self.delivered: list[Outgoing] = []
+        #: whether each call said its topics passed :meth:`refusal` already
+        self.checked: list[bool] = []
 
     def refusal(self, topics: Iterable[str]) -> str | None:
         """Crossbar refuses no topic here (the realm's loose ``uri_check``: the gate's rule)."""
         return None
 
-    def deliver(self, events: Sequence[Outgoing], received: float) -> list[int]:
+    def deliver(self, events: Sequence[Outgoing], received: float, checked: bool = False) -> list[int]:
+        self.checked.append(checked)
         first = len(self.delivered) + 100
         self.delivered.extend(events)
         return list(range(first, first + len(events)))
@@ -95,6 +99,8 @@ def test_a_batch_of_n_is_one_append_and_n_deliveries_in_order(store: CountingSto
     assert recorder.delivered == [
         Outgoing(e.topic, [e.data], {"broker_position": p}) for e, p in zip(events, positions, strict=True)
     ]
+    assert recorder.checked == [True]  # publish_all asked refusal() for every topic first
+    assert body.encoded() == json.dumps(body).encode()  # the template's bytes are json.dumps'
 
 
 def test_topics_without_history_are_delivered_in_place_without_a_position(store: CountingStore) -> None:

@@ -60,15 +60,16 @@ class LocalDelivery:
         self._broker = session._transport._router._broker
         self._publisher = NodePublisher(session)
 
-    def deliver(self, events: Sequence[Outgoing], received: float) -> list[int]:
+    def deliver(self, events: Sequence[Outgoing], received: float, checked: bool = False) -> list[int]:
         """Dispatch ``events`` in order; their publication ids.
 
         Each is counted in ``broker_publishes_total`` and its deliveries and
         latency (from ``received``, a ``perf_counter`` time) as any publish.
         Raises ``ApplicationError`` if crossbar refused one (the ones before
-        it went out).
+        it went out). ``checked``: :meth:`refusal` found none of their topics
+        refused, in this reactor turn, so they are not asked again.
         """
-        return publish.deliver(self._broker, self._publisher, events, received)
+        return publish.deliver(self._broker, self._publisher, events, received, checked)
 
     def refusal(self, topics: Iterable[str]) -> str | None:
         """Why crossbar would refuse to dispatch one of ``topics`` (an invalid URI for the realm's

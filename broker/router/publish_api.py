@@ -1,7 +1,7 @@
 """``POST /api/publish``: a Twisted web resource over :class:`broker.core.publishing.PublishGate`.
 
-Publishes what the gate admits: the whole batch is appended to the history
-engine in one call, then delivered in order through
+Publishes what the gate admits (:func:`broker.router.publish_batch.publish_all`):
+the whole batch is appended to the history engine in one call, then delivered in order through
 :class:`broker.router.delivery.LocalDelivery` (crossbar's own dispatch, as a
 publish of Broker's own session, acknowledged), so 200 means every event was
 stored and dispatched; the positions come back as the append's return value.
@@ -15,7 +15,7 @@ refused request's before its error is sent. On a node whose engine is shared
 appended, is what refuses a replay, after a restart too: only a nonce the
 engine did not claim (a repeat answered from the idempotency cache, an engine
 that failed) is written here, before its answer. The publish coroutine runs at once
-(:func:`broker.router.eager.eager`) unless the engine makes it wait (Redis).
+(:func:`broker.router.eager.eager_call`) unless the engine makes it wait (Redis).
 The gate's publisher key grants are the authorization. Every
 answer is JSON; errors are ``{"error": <uri>, "message": <text>}`` with the
 status of the :mod:`broker.errors` class. Crossbar's own HTTP ``publisher``
@@ -25,9 +25,7 @@ bridge is not exposed (it answers 200 for refused events and accepts replays).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
-from time import perf_counter
 from typing import Any
 
 from autobahn.wamp.exception import ApplicationError
@@ -37,11 +35,10 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from broker.core.idempotency import Answer
-from broker.core.publishing import PUBLISH_PATH, Admitted, Event, wire_bound
+from broker.core.publishing import PUBLISH_PATH, Admitted
 from broker.core.ratelimit import Quota
 from broker.errors import (
     BrokerError,
-    HistoryUnanswered,
     IdempotencyMismatch,
     InvalidUri,
     NotReady,
@@ -50,31 +47,21 @@ from broker.errors import (
     Replayed,
     ServerError,
 )
-from broker.history import POSITION_KEY, NewEvent, Once, Retention
-from broker.history.recovery import check_deliverable
+from broker.history import Once
 from broker.router import metrics
-from broker.router.delivery import LocalDelivery, Outgoing
-from broker.router.eager import eager
+from broker.router.delivery import LocalDelivery
+from broker.router.eager import eager_call
 from broker.router.nonce_commit import GroupCommit
-from broker.router.positions import (
-    HISTORY_UNAVAILABLE,
-    HISTORY_UNAVAILABLE_REASON,
-    NOT_STORED,
-    STOPPING,
-    refusal,
-    retention_of,
-)
+from broker.router.positions import HISTORY_UNAVAILABLE, HISTORY_UNAVAILABLE_REASON, NOT_STORED
+from broker.router.publish_batch import RETRY_ONCE, PublishedBody, publish_all
 from broker.router.state import STATE
+
+__all__ = ["RETRY_ONCE", "Outcome", "PublishResource", "admit", "error_answer", "publish_all"]
 
 _log = Logger(namespace="broker.publish_api")
 
 #: The ``Retry-After`` (s) of a 503 that names no other: the node starting, the history engine away.
 UNAVAILABLE_RETRY_AFTER = 1
-#: What a 503 for an append that may have been stored adds to the engine's message.
-RETRY_ONCE = (
-    "retry with the same Idempotency-Key to publish it at most once "
-    "(without one, a retry may publish it twice)"
-)
 #: The longest ``Retry-After`` (s) sent: a day, for a wait that has no end.
 MAX_RETRY_AFTER = 86400
 #: The message of a 500 for a request the node failed to check (or to write the nonce of).
@@ -86,84 +73,6 @@ _COMMITS = GroupCommit()
 def error_answer(error: BrokerError) -> Answer:
     """The status and JSON body for ``error``."""
     return error.http_status, {"error": error.wamp_uri, "message": str(error)}
-
-
-async def publish_all(
-    delivery: LocalDelivery, events: tuple[Event, ...], once: Once | None = None, text_bytes: int = 0
-) -> tuple[Answer, bool]:
-    """Store ``events`` in one append, deliver them in order; the 200 answer lists ids and positions.
-
-    Refused whole, before anything is stored: a topic crossbar would refuse (``InvalidUri``:
-    the realm's ``uri_check`` may be stricter than the gate's loose rule), an event too large to deliver
-    (``PayloadTooLarge``; events decoded from ``text_bytes`` bytes of JSON whose
-    :func:`~broker.core.publishing.wire_bound` fits the message limit all fit, unmeasured),
-    a node that is stopping or a history engine that
-    fails (``ApplicationError``: ``history_unavailable`` is answered 503 with ``Retry-After``,
-    the others 502 with their URI). A 503's message says whether the batch was stored: not,
-    for certain, or perhaps (the engine was asked and did not answer in time:
-    :data:`RETRY_ONCE`). With ``once`` a shared engine appends the batch at most once per
-    idempotency scope on the whole cluster: a scope some node already published under is
-    delivered nothing here and answered with the positions stored then and ``id`` null (the
-    ids are the first node's); the second value says so (a replay). A reused key with
-    another body is ``IdempotencyMismatch``.
-    """
-    store = STATE.history
-    # on a cluster node every event but a reserved topic's is appended, those without history
-    # unpositioned (NO_HISTORY), so the other nodes deliver the batch in its order
-    by_topic: dict[str, Retention | None] = {}
-    retentions = []
-    for event in events:
-        topic = event.topic
-        if topic not in by_topic:
-            by_topic[topic] = retention_of(topic)
-        retentions.append(by_topic[topic])
-    reason = delivery.refusal(by_topic)  # a realm's strict uri_check: refused, not stored
-    if reason is not None:
-        raise InvalidUri(reason)
-    epoch = store.epoch if store is not None else None
-    epochs = {None if r is None or r.max_events <= 0 else epoch for r in retentions}
-    if events and not _all_fit(events, text_bytes, epochs):
-        for event, retention in zip(events, retentions, strict=True):
-            positioned = retention is not None and retention.max_events > 0
-            _check_deliverable(event, epoch if positioned else None)
-    received = perf_counter()  # the start of broker_delivery_latency_seconds
-    batch = [
-        NewEvent(e.topic, [e.data], {}, r) for e, r in zip(events, retentions, strict=True) if r is not None
-    ]
-    positions: list[dict[str, Any] | None] = []
-    replayed = False
-    if batch or (once is not None and store is not None and store.shared):
-        if STATE.stopping or store is None:
-            raise ApplicationError(NotReady.wamp_uri, STOPPING)
-        try:
-            appended = await store.append(batch, once)
-        except IdempotencyMismatch:
-            raise
-        except HistoryUnanswered as error:  # sent, not answered: it may have been stored
-            _log.warn("refusing a batch of {count}: {error}", count=len(batch), error=str(error))
-            raise ApplicationError(HISTORY_UNAVAILABLE, f"{error}; {RETRY_ONCE}") from None
-        except Exception:  # not stored (the engine's own errors vary; any of them means that)
-            raise ApplicationError(
-                HISTORY_UNAVAILABLE, refusal(Failure(), batch[0].topic if batch else "")
-            ) from None
-        positions, replayed = appended.positions(), appended.replayed
-    if len(positions) == len(events):  # every event was appended (the common case)
-        found = positions
-    else:
-        issued = iter(positions)
-        found = [next(issued) if r is not None else None for r in retentions]
-    if replayed:  # published once already, by some node: delivered from there, not again
-        again = [{"topic": e.topic, "id": None, "position": p} for e, p in zip(events, found, strict=True)]
-        return (200, {"published": again}), True
-    out = [
-        Outgoing(e.topic, [e.data], {} if p is None else {POSITION_KEY: p})
-        for e, p in zip(events, found, strict=True)
-    ]
-    ids = delivery.deliver(out, received)
-    published = [
-        {"topic": e.topic, "id": i, "position": p} for e, i, p in zip(events, ids, found, strict=True)
-    ]
-    return (200, {"published": published}), False
 
 
 async def admit(admitted: Admitted, ttl: float, quota: Quota | None = None) -> None:
@@ -217,41 +126,6 @@ async def _admit_and_publish(delivery: LocalDelivery, admitted: Admitted) -> Out
         once = Once(admitted.key_id, admitted.idempotency_key, admitted.fingerprint, window)
     answer, replayed = await publish_all(delivery, admitted.events, once, admitted.text_bytes)
     return Outcome(answer, replayed)
-
-
-def _all_fit(events: tuple[Event, ...], text_bytes: int, epochs: set[str | None]) -> bool:
-    """Whether every event surely fits the message limit with any of ``epochs``, unmeasured.
-
-    An empty event must fit with :func:`wire_bound` to spare: of the ``text_bytes`` of JSON
-    the events' topics and data were decoded from (0: not known,
-    :func:`~broker.core.publishing.events_text`), else of all events' JSON text
-    (``[topic, data]`` each, in one C call), else of the longest event's.
-    """
-    limit = STATE.message_limit
-    if limit is None:
-        return True
-    texts: list[Callable[[], int]] = [
-        lambda: text_bytes,
-        lambda: len(json.dumps([[e.topic, e.data] for e in events])),
-        lambda: max(len(json.dumps([e.topic, e.data])) for e in events),
-    ]
-    for text in texts:
-        bytes_ = text()
-        if not bytes_:  # not known
-            continue
-        spare = limit - wire_bound(bytes_)
-        try:
-            for epoch in epochs:
-                check_deliverable("", [], {}, epoch, spare)  # the bound covers the topic and data
-        except PayloadTooLarge:
-            continue
-        return True
-    return False
-
-
-def _check_deliverable(event: Event, epoch: str | None) -> None:
-    """The position hook's size rule, applied before anything is stored (raises ``PayloadTooLarge``)."""
-    check_deliverable(event.topic, [event.data], {}, epoch, STATE.message_limit)
 
 
 class PublishResource(Resource):
@@ -333,9 +207,11 @@ class PublishResource(Resource):
                 return
             entry.waiters.append(lambda answer: self._send_later(request, answer, replayed=True))
             return
-        d = eager(_admit_and_publish(delivery, admitted))  # at once unless the engine waits
-        d.addErrback(self._failed, admitted)
-        d.addCallback(self._finish, request, admitted)
+        eager_call(  # at once unless the engine waits: then a plain call, no Deferred
+            _admit_and_publish(delivery, admitted),
+            lambda outcome: self._finish(outcome, request, admitted),
+            lambda failure: self._finish(self._failed(failure, admitted), request, admitted),
+        )
 
     def _settled(self, request: Request, gate: Any, admitted: Admitted) -> bool:
         """Write the nonce of ``admitted`` if it is still held (the shared engine claimed it
@@ -392,7 +268,7 @@ class PublishResource(Resource):
     ) -> bytes:
         status, body = answer
         metrics.count_http_answer(status)
-        payload = json.dumps(body).encode()
+        payload = body.encoded() if type(body) is PublishedBody else json.dumps(body).encode()
         request.setResponseCode(status)
         request.setHeader(b"content-type", b"application/json")
         request.setHeader(b"cache-control", b"no-store")

@@ -33,6 +33,8 @@ items tests and docs refer to):
     ``Router.send``.
 18. :mod:`.forms` — the publish API's and long-poll's POST bodies are not parsed as forms
     (their requests only: the rest of the site keeps Twisted's form parsing).
+19. :mod:`.peers` — an HTTP connection's addresses asked of its transport once, not per request.
+20. :mod:`.dates` — the ``Date`` of web answers formatted once per second.
 
 Besides: :mod:`.logstyle` (plain, lazy log arguments), :mod:`.counting`
 (refusals crossbar makes on its own, delivery tracking), :mod:`.reload`
@@ -87,6 +89,7 @@ def install_order() -> tuple[Installer, ...]:
         connections,
         cors,
         counting,
+        dates,
         forms,
         frames,
         hello,
@@ -98,6 +101,7 @@ def install_order() -> tuple[Installer, ...]:
         longpoll_open,
         longpoll_origins,
         longpoll_sticky,
+        peers,
         protocol,
         publish,
         readiness,
@@ -137,6 +141,8 @@ def install_order() -> tuple[Installer, ...]:
             lambda door: body_limit.install(door.state),
         ),  # before transports: Twisted's HTTP channel
         ("forms", lambda door: forms.install((PublishResource, WampLongPollResource))),
+        ("peers", lambda door: peers.install()),
+        ("dates", lambda door: dates.install()),
         ("reload", lambda door: reload.install()),  # before transports: it records their factories
         ("readiness", lambda door: readiness.install()),  # /health waits for the paths attached after it
     )

@@ -222,7 +222,9 @@ def topic_refusal(broker: Any, publisher: NodePublisher, topics: Iterable[str]) 
     return None
 
 
-def deliver(broker: Any, publisher: NodePublisher, events: Sequence[Event], received: float) -> list[int]:
+def deliver(
+    broker: Any, publisher: NodePublisher, events: Sequence[Event], received: float, checked: bool = False
+) -> list[int]:
     """Dispatch the node's own ``events`` in order, as ``publisher``; their publication ids.
 
     Each is counted in ``broker_publishes_total``, its deliveries and latency
@@ -233,7 +235,10 @@ def deliver(broker: Any, publisher: NodePublisher, events: Sequence[Event], rece
     run's latency observed once per event when its last EVENT went out); off,
     each goes through crossbar's ``processPublish`` as before. Raises
     ``ApplicationError`` with crossbar's error if one was refused (the ones
-    before it went out; every topic is checked before the first is dispatched).
+    before it went out; every topic is checked before the first is dispatched), unless
+    ``checked``: :func:`topic_refusal` passed all of them for ``publisher`` just before
+    (what crossbar refuses depends on the realm's ``uri_check`` and the publisher's role
+    only, neither of which changes while the realm runs).
     """
     authorization = NodePublisher.AUTHORIZATION
     if not events:
@@ -241,7 +246,7 @@ def deliver(broker: Any, publisher: NodePublisher, events: Sequence[Event], rece
     if not fastpublish.covers(broker, _NodeEvent(events[0].topic, [], {}), authorization):
         return _deliver_each(broker, publisher, events, received)
     refused, reasons = len(events), {}
-    for i, event in enumerate(events):  # what crossbar would refuse: before anything is sent
+    for i, event in enumerate(() if checked else events):  # what crossbar would refuse: before any is sent
         topic = event.topic
         if topic not in reasons:
             reasons[topic] = fastpublish.uri_refusal(broker, publisher, topic)
