@@ -29,6 +29,7 @@ errors the same way everywhere. The tree separates the caller's fault from ours:
     │   ├── PresenceUnavailable       broker.error.presence_unavailable 503
     │   └── HistoryUnavailable        broker.error.history_unavailable  503  not stored
     │       └── HistoryUnanswered     broker.error.history_unavailable  503  maybe stored
+    ├── NotAdmitted                   a shared engine refused a request's nonce or tokens in its append
     ├── ConnectionFailed              (client side) the router could not be reached
     └── WampError                     (client side) the router answered with a WAMP error
 """
@@ -241,6 +242,18 @@ class PresenceUnavailable(ServerError):
 
     wamp_uri = "broker.error.presence_unavailable"
     http_status = 503
+
+
+class NotAdmitted(BrokerError):
+    """A shared engine (Redis) refused a signed request's nonce or rate-limit tokens in the step
+    that would have appended its batch, so nothing was appended (:class:`broker.history.Claim`).
+    ``wait`` None: some node had already taken the nonce (a replay); else the seconds until the
+    publisher key's bucket holds the tokens. The HTTP API answers it as :class:`Replayed` or
+    :class:`RateLimited`, exactly as when the engine's ``admit`` refused the request alone."""
+
+    def __init__(self, wait: float | None) -> None:
+        super().__init__("the nonce was already taken" if wait is None else f"rate limited for {wait:g} s")
+        self.wait = wait
 
 
 class ConnectionFailed(BrokerError):

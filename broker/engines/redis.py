@@ -76,6 +76,7 @@ from broker.history import (
     DEFAULT_MAX_TOPICS,
     DEFAULT_REDIS_TIMEOUT,
     Appended,
+    Claim,
     Feed,
     Lost,
     NewEvent,
@@ -94,6 +95,8 @@ class RedisStore(LogReader):
     #: Other nodes read what this one appends (topics without history too, ``NO_HISTORY``), and
     #: nonces, idempotency scopes and rate limits are kept here for every node on this Redis.
     shared = True
+    #: :meth:`append` takes a request's :class:`~broker.history.Claim` in its own script call.
+    admits_in_append = True
 
     def __init__(
         self,
@@ -146,19 +149,25 @@ class RedisStore(LogReader):
 
     # -- the HistoryStore interface ----------------------------------------
 
-    async def append(self, batch: Sequence[NewEvent], once: Once | None = None) -> Appended:
+    async def append(
+        self, batch: Sequence[NewEvent], once: Once | None = None, claim: Claim | None = None
+    ) -> Appended:
         """Store ``batch`` (:meth:`broker.history.HistoryStore.append`) in the next ``APPEND`` call,
         which carries every append that arrived while one was in flight
         (:mod:`broker.engines.redis_batcher`) and checks and records ``once``
-        (:mod:`broker.engines.redis_limits`). Raises :class:`HistoryUnavailable` if it was not
-        stored for certain, :class:`HistoryUnanswered` if it may have been."""
-        if not batch and once is None:
+        (:mod:`broker.engines.redis_limits`). With ``claim`` the same call first takes the
+        request's nonce and tokens as :meth:`admit` would: refused, nothing is appended
+        (:class:`broker.errors.NotAdmitted`). Raises :class:`HistoryUnavailable` if it was not stored for
+        certain, :class:`HistoryUnanswered` if it may have been."""
+        if not batch and once is None and claim is None:
             return Appended(self.epoch, ())
         refusal = self._batcher.refusal(len(batch))
         if refusal is not None:
             raise refusal
         since = time.monotonic()
         me = Pending(f"{self._node}:{next(self._batches)}", batch, wire.event_args(batch), once, since)
+        if claim is not None:
+            me.claim = limits.claim_call(self._base, claim, self._clock)
         if self._batcher.enqueue(me):
             me.waiter = self._link.future()
             done = await me.waiter  # its answer, or None: its turn to send the next call

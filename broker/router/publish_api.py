@@ -38,7 +38,6 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from broker.core.idempotency import Answer
 from broker.core.publishing import PUBLISH_PATH, Admitted, Event, wire_bound
-from broker.core.ratelimit import Quota
 from broker.errors import (
     BrokerError,
     HistoryUnanswered,
@@ -59,11 +58,11 @@ from broker.router.nonce_commit import GroupCommit
 from broker.router.positions import (
     HISTORY_UNAVAILABLE,
     HISTORY_UNAVAILABLE_REASON,
-    NOT_STORED,
     STOPPING,
     refusal,
     retention_of,
 )
+from broker.router.publish_admit import Admission, admit, first, merges
 from broker.router.state import STATE
 
 _log = Logger(namespace="broker.publish_api")
@@ -89,7 +88,11 @@ def error_answer(error: BrokerError) -> Answer:
 
 
 async def publish_all(
-    delivery: LocalDelivery, events: tuple[Event, ...], once: Once | None = None, text_bytes: int = 0
+    delivery: LocalDelivery,
+    events: tuple[Event, ...],
+    once: Once | None = None,
+    text_bytes: int = 0,
+    admission: Admission | None = None,
 ) -> tuple[Answer, bool]:
     """Store ``events`` in one append, deliver them in order; the 200 answer lists ids and positions.
 
@@ -105,7 +108,8 @@ async def publish_all(
     idempotency scope on the whole cluster: a scope some node already published under is
     delivered nothing here and answered with the positions stored then and ``id`` null (the
     ids are the first node's); the second value says so (a replay). A reused key with
-    another body is ``IdempotencyMismatch``.
+    another body is ``IdempotencyMismatch``. An ``admission`` still pending is taken with the
+    append (:mod:`broker.router.publish_admit`), or alone before a refusal or without one.
     """
     store = STATE.history
     # on a cluster node every event but a reserved topic's is appended, those without history
@@ -119,13 +123,18 @@ async def publish_all(
         retentions.append(by_topic[topic])
     reason = delivery.refusal(by_topic)  # a realm's strict uri_check: refused, not stored
     if reason is not None:
+        await first(admission)
         raise InvalidUri(reason)
     epoch = store.epoch if store is not None else None
     epochs = {None if r is None or r.max_events <= 0 else epoch for r in retentions}
     if events and not _all_fit(events, text_bytes, epochs):
-        for event, retention in zip(events, retentions, strict=True):
-            positioned = retention is not None and retention.max_events > 0
-            _check_deliverable(event, epoch if positioned else None)
+        try:
+            for event, retention in zip(events, retentions, strict=True):
+                positioned = retention is not None and retention.max_events > 0
+                _check_deliverable(event, epoch if positioned else None)
+        except BrokerError:
+            await first(admission)
+            raise
     received = perf_counter()  # the start of broker_delivery_latency_seconds
     batch = [
         NewEvent(e.topic, [e.data], {}, r) for e, r in zip(events, retentions, strict=True) if r is not None
@@ -134,10 +143,14 @@ async def publish_all(
     replayed = False
     if batch or (once is not None and store is not None and store.shared):
         if STATE.stopping or store is None:
+            await first(admission)
             raise ApplicationError(NotReady.wamp_uri, STOPPING)
         try:
-            appended = await store.append(batch, once)
-        except IdempotencyMismatch:
+            if admission is None or admission.done:
+                appended = await store.append(batch, once)
+            else:
+                appended = await admission.append(store, batch, once)
+        except (IdempotencyMismatch, Replayed, RateLimited):
             raise
         except HistoryUnanswered as error:  # sent, not answered: it may have been stored
             _log.warn("refusing a batch of {count}: {error}", count=len(batch), error=str(error))
@@ -147,6 +160,8 @@ async def publish_all(
                 HISTORY_UNAVAILABLE, refusal(Failure(), batch[0].topic if batch else "")
             ) from None
         positions, replayed = appended.positions(), appended.replayed
+    else:  # nothing to append: the nonce and tokens alone
+        await first(admission)
     if len(positions) == len(events):  # every event was appended (the common case)
         found = positions
     else:
@@ -166,37 +181,6 @@ async def publish_all(
     return (200, {"published": published}), False
 
 
-async def admit(admitted: Admitted, ttl: float, quota: Quota | None = None) -> None:
-    """Claim the request's nonce, and take its rate-limit tokens, on the whole cluster, if the
-    history engine is shared: one call (:meth:`~broker.history.HistoryStore.admit`).
-
-    The gate's per-node memory has already refused a replay to this node; a
-    shared engine (Redis) refuses one another node accepted (``Replayed``,
-    409) and a key over its cluster-wide ``quota`` (``RateLimited``, 429 with
-    ``Retry-After``) before anything is appended; memory and SQLite admit
-    everything (the gate decided). An engine that fails to answer is
-    ``history_unavailable`` (503): nothing is published.
-    """
-    store = STATE.history
-    if store is None:  # no history engine: nothing but the node's own journal to ask
-        return
-    try:
-        wait = await store.admit(admitted.key_id, admitted.nonce, ttl, quota)
-    except Exception:  # the engine's own errors vary; any of them means "not claimed"
-        _log.failure("claiming a nonce failed; refusing a batch of {count}", count=len(admitted.events))
-        raise ApplicationError(HISTORY_UNAVAILABLE, NOT_STORED) from None
-    gate = STATE.publish_gate
-    if gate is not None:  # claimed cluster-wide (replay or not): refused anywhere for 2 windows
-        gate.settle_nonce(admitted, claimed=True)
-    if wait is None:
-        raise Replayed(
-            f"nonce {admitted.nonce!r} was already used on another node (or this one before a restart): "
-            "every request needs a fresh nonce"
-        )
-    if wait:
-        raise RateLimited(f"publisher key {admitted.key_id!r} is over its rate limit", retry_after=wait)
-
-
 @dataclass(frozen=True)
 class Outcome:
     """How a publish request that went on to the history engine ended: its answer, whether it is
@@ -209,13 +193,18 @@ class Outcome:
 
 async def _admit_and_publish(delivery: LocalDelivery, admitted: Admitted) -> Outcome:
     gate = STATE.publish_gate
-    if gate is not None:
-        await admit(admitted, gate.nonce_ttl(), gate.quota(admitted))
+    admission = None
+    if gate is not None:  # the nonce and tokens with the append if the engine can, else first
+        ttl, quota = gate.nonce_ttl(), gate.quota(admitted)
+        if merges(STATE.history):
+            admission = Admission(admitted, ttl, quota)
+        else:
+            await admit(admitted, ttl, quota)
     once = None
     if admitted.idempotency_key is not None and gate is not None:
         window = gate.settings.idempotency_window
         once = Once(admitted.key_id, admitted.idempotency_key, admitted.fingerprint, window)
-    answer, replayed = await publish_all(delivery, admitted.events, once, admitted.text_bytes)
+    answer, replayed = await publish_all(delivery, admitted.events, once, admitted.text_bytes, admission)
     return Outcome(answer, replayed)
 
 
