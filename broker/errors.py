@@ -27,6 +27,7 @@ errors the same way everywhere. The tree separates the caller's fault from ours:
     │   ├── NotReady                  broker.error.not_ready            503
     │   ├── DeliveryGap               broker.error.delivery_gap         503
     │   ├── PresenceUnavailable       broker.error.presence_unavailable 503
+    │   ├── RedisProtocolError        broker.error.internal             500  a reply no Redis sends
     │   └── HistoryUnavailable        broker.error.history_unavailable  503  not stored
     │       └── HistoryUnanswered     broker.error.history_unavailable  503  maybe stored
     ├── NotAdmitted                   a shared engine refused a request's nonce or tokens in its append
@@ -235,6 +236,13 @@ class DeliveryGap(ServerError):
 
     wamp_uri = "broker.error.delivery_gap"
     http_status = 503
+
+
+class RedisProtocolError(ServerError):
+    """Bytes from Redis that are no RESP2 reply it would send (garbage, a bulk string longer
+    than Redis allows, arrays nested deeper than any reply Broker asks for): the connection
+    cannot be read on, so it is dropped, and every call waiting on it fails with this error
+    (Redis may have run them: their publishers are told the batch may have been stored)."""
 
 
 class PresenceUnavailable(ServerError):

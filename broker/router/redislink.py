@@ -50,6 +50,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from broker.engines.redis_wire import ErrorReply, Future, NotSent, RedisLink
+from broker.errors import RedisProtocolError
 from broker.history import RedisAddress
 from broker.router import resp
 
@@ -198,9 +199,19 @@ class _Protocol(txredisapi.BaseRedisProtocol):  # type: ignore[misc]
         self._replies = resp.Replies(txredisapi.ResponseError)
 
     def dataReceived(self, data: bytes, unpause: bool = False) -> None:
-        """Hand on every complete reply received so far."""
+        """Hand on every complete reply received so far; bytes that are no reply fail every call
+        waiting on this connection with :class:`~broker.errors.RedisProtocolError` (Redis may
+        have run them) and drop it (the next call opens another)."""
         self._replies.feed(data)
-        for reply in self._replies.take():
+        try:
+            replies = self._replies.take()
+        except RedisProtocolError as error:
+            _log.error("dropping the Redis connection: {error}", error=str(error))
+            while self.replyQueue.waiting:
+                self.replyQueue.put(error)
+            self.transport.abortConnection()
+            return
+        for reply in replies:
             self.replyReceived(reply)
 
     def _build_command(self, *args: Any, **kwargs: Any) -> bytes:
