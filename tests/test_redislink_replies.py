@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 import txredisapi
+from twisted.internet import tcp
+from twisted.internet.main import CONNECTION_LOST
 
 from broker.engines import redis_batcher
 from broker.engines.redis_batcher import MAYBE_STORED as MAYBE
@@ -194,3 +196,41 @@ def test_a_call_failed_by_a_corrupt_reply_tells_its_publishers_perhaps_stored() 
     assert (
         str(refusal) == f"the history engine did not answer (RedisProtocolError: unexpected reply): {MAYBE}"
     )
+
+
+def bare_client(accepts: int | None) -> tuple[Any, list[bytes], list[bytes]]:
+    """A TCP transport that is not connected to anything: its socket takes ``accepts`` bytes
+    per send (None: the connection is lost); what it sends and what it buffers are recorded."""
+    transport: Any = tcp.Client.__new__(tcp.Client)
+    transport.dataBuffer, transport.offset, transport._tempDataLen = b"", 0, 0
+    transport.disconnecting = False
+    sent: list[bytes] = []
+    buffered: list[bytes] = []
+
+    def write_some(data: bytes) -> Any:
+        if accepts is None:
+            return CONNECTION_LOST
+        sent.append(bytes(data[:accepts]))
+        return min(accepts, len(data))
+
+    def write(data: bytes) -> None:
+        buffered.append(data)
+        transport._tempDataLen += len(data)
+
+    transport.writeSomeData, transport.write = write_some, write
+    return transport, sent, buffered
+
+
+def test_a_command_is_sent_at_once_unless_bytes_wait_before_it() -> None:
+    protocol = _Protocol()
+    protocol.transport, sent, buffered = bare_client(1 << 20)
+    protocol._write(b"PING1")
+    assert (sent, buffered) == ([b"PING1"], [])  # no buffer, no registration for writing
+    protocol.transport, sent, buffered = bare_client(3)
+    protocol._write(b"PING2")
+    protocol._write(b"PING3")
+    assert sent == [b"PIN"]  # the rest is buffered, and the next command waits behind it
+    assert buffered == [b"G2", b"PING3"]
+    protocol.transport, sent, buffered = bare_client(None)
+    protocol._write(b"PING4")
+    assert buffered == [b"PING4"]  # the buffered write finds the lost connection
