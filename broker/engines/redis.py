@@ -212,12 +212,22 @@ class RedisStore(LogReader):
 
     def _finish(self, group: Sequence[Pending], outcomes: Sequence[Any]) -> None:
         """Answer the call's first batch now (its leader returns it), the others in order on the
-        next turn, after the leader's caller has dispatched; then the turn passes on."""
+        next turn, after the leader's caller has dispatched; then the turn passes on, and what
+        the reader holds after them is fed, once they are out (one callback: nothing is held
+        after a call of one batch when nothing is buffered now, since only the reader and the
+        next call buffer, and both feed what they can themselves)."""
+        feeder = self._feeder
         self._answer([(group[0], outcomes[0])], hand_on=len(group) == 1)
         if len(group) > 1:
             rest = list(zip(group[1:], outcomes[1:], strict=True))
-            self._link.call_soon(lambda: self._answer(rest, hand_on=True))
-        self._link.call_soon(self._feeder.drain)  # what the reader holds after them, once they are out
+
+            def answer_rest() -> None:
+                self._answer(rest, hand_on=True)
+                feeder.drain()
+
+            self._link.call_soon(answer_rest)
+        elif feeder.buffer:
+            self._link.call_soon(feeder.drain)
 
     def _answer(self, answers: Sequence[tuple[Pending, Any]], hand_on: bool) -> None:
         """Give each batch its outcome in order, going past its cursors only then (nothing the log
