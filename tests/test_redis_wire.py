@@ -43,3 +43,13 @@ def test_a_payload_it_cannot_encode_fails_and_the_next_encodes() -> None:
     shared = [1]
     sent = wire.event_args([NewEvent("t", [shared, shared], {}, KEEP)])  # no stale markers
     assert sent[3] == "[[[1],[1]],{}]"
+
+
+def test_each_event_carries_its_own_topics_retention() -> None:
+    kept, other = Retention(5, 1.5), Retention(0, 0.0)
+    batch = [NewEvent("t", [1], {}, kept), NewEvent("u", [2], {}, other), NewEvent("t", [3], {}, kept)]
+    assert wire.event_args(batch) == [
+        *["t", "5", "1.5", "[[1],{}]"],
+        *["u", "0", "0.0", "[[2],{}]"],
+        *["t", "5", "1.5", "[[3],{}]"],
+    ]

@@ -204,8 +204,11 @@ def event_args(batch: Sequence[NewEvent]) -> list[str]:
     ``[args, kwargs]`` as compact JSON (encoded once, here: the script stores the text as it is)."""
     args: list[str] = []
     compact = _compact
+    last: Any = None  # a batch's events mostly share one topic's retention: its words made once
+    kept = age = ""
     for event in batch:
         retention = event.retention
-        payload = compact([event.args, event.kwargs])
-        args += [event.topic, str(retention.max_events), repr(float(retention.max_age)), payload]
+        if retention is not last:
+            last, kept, age = retention, str(retention.max_events), repr(float(retention.max_age))
+        args += [event.topic, kept, age, compact([event.args, event.kwargs])]
     return args
