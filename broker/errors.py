@@ -27,8 +27,10 @@ errors the same way everywhere. The tree separates the caller's fault from ours:
     │   ├── NotReady                  broker.error.not_ready            503
     │   ├── DeliveryGap               broker.error.delivery_gap         503
     │   ├── PresenceUnavailable       broker.error.presence_unavailable 503
+    │   ├── RedisProtocolError        broker.error.internal             500  a reply no Redis sends
     │   └── HistoryUnavailable        broker.error.history_unavailable  503  not stored
     │       └── HistoryUnanswered     broker.error.history_unavailable  503  maybe stored
+    ├── NotAdmitted                   a shared engine refused a request's nonce or tokens in its append
     ├── ConnectionFailed              (client side) the router could not be reached
     └── WampError                     (client side) the router answered with a WAMP error
 """
@@ -236,11 +238,30 @@ class DeliveryGap(ServerError):
     http_status = 503
 
 
+class RedisProtocolError(ServerError):
+    """Bytes from Redis that are no RESP2 reply it would send (garbage, a bulk string longer
+    than Redis allows, arrays nested deeper than any reply Broker asks for): the connection
+    cannot be read on, so it is dropped, and every call waiting on it fails with this error
+    (Redis may have run them: their publishers are told the batch may have been stored)."""
+
+
 class PresenceUnavailable(ServerError):
     """The other nodes' presence could not be read from the shared engine (Redis)."""
 
     wamp_uri = "broker.error.presence_unavailable"
     http_status = 503
+
+
+class NotAdmitted(BrokerError):
+    """A shared engine (Redis) refused a signed request's nonce or rate-limit tokens in the step
+    that would have appended its batch, so nothing was appended (:class:`broker.history.Claim`).
+    ``wait`` None: some node had already taken the nonce (a replay); else the seconds until the
+    publisher key's bucket holds the tokens. The HTTP API answers it as :class:`Replayed` or
+    :class:`RateLimited`, exactly as when the engine's ``admit`` refused the request alone."""
+
+    def __init__(self, wait: float | None) -> None:
+        super().__init__("the nonce was already taken" if wait is None else f"rate limited for {wait:g} s")
+        self.wait = wait
 
 
 class ConnectionFailed(BrokerError):

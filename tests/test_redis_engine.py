@@ -130,6 +130,37 @@ def test_the_reader_feeds_nothing_past_an_append_still_in_flight(nodes: Node) ->
     assert fed == [theirs]
 
 
+def test_what_the_reader_holds_behind_a_calls_later_batch_is_fed_once_that_is_answered(
+    nodes: Node,
+) -> None:
+    """A call carries A's u and v; v is answered on the next turn. B's w, read meanwhile, waits
+    behind v, and is fed on that turn, right after v is answered (not at some later read)."""
+    a, a_link = nodes()
+    b, _ = nodes()
+    fed: list[Appended] = []
+    a.subscribe(fed.append)
+    a_link.hold_scripts = True
+    first = a.append(batch("t"))
+    first.send(None)  # sent, its answer not read
+    u, v = a.append(batch("u")), a.append(batch("v"))
+    u.send(None)
+    v.send(None)  # both wait for the call in flight
+    with pytest.raises(StopIteration):
+        first.send(None)  # answered: u leads the next call
+    a_link.hold_scripts = False
+    with pytest.raises(StopIteration) as done:
+        u.send(None)  # one call with u and v, answered at once; v's answer waits a turn
+    assert [(e.topic, e.cursor) for e in done.value.value.events] == [("u", 2)]
+    theirs = settle(b.append(batch("w")))  # cursor 4, after A's v
+    a_link._step()  # the reader reads u, v and w from the log (the soon calls not run: pump would)
+    assert fed == []  # w waits behind v, not answered yet
+    a_link.run_soon()  # the next turn: v answered, then w fed
+    with pytest.raises(StopIteration) as done:
+        v.send(None)
+    assert [(e.topic, e.cursor) for e in done.value.value.events] == [("v", 3)]
+    assert fed == [theirs]
+
+
 def test_a_joining_node_feeds_only_what_is_appended_after_it_joins(
     nodes: Node,
 ) -> None:

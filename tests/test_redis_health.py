@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from broker.engines import redis as engine
+from broker.engines import redis_reader as reader
 from broker.engines.redis import BLOCK_MS, RECOVERY_BLOCK_MS, RedisStore
 from broker.engines.redis_batcher import MAYBE_STORED
 from broker.errors import HistoryUnanswered
@@ -127,6 +128,7 @@ def test_a_reader_that_never_comes_back_is_the_problem(
     a read can take (the block, twice the timeout, a second), the store says the reader stalls."""
     now = [100.0]
     monkeypatch.setattr(engine, "time", types.SimpleNamespace(monotonic=lambda: now[0]))
+    monkeypatch.setattr(reader, "time", types.SimpleNamespace(monotonic=lambda: now[0]))
     store, _ = flaky
     store.subscribe(lambda appended: None)  # and the test never pumps its read
     now[0] += BLOCK_MS / 1000 + 2 * 0.5 + 0.9

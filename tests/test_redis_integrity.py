@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from broker.engines import redis as engine
+from broker.engines import redis_reader as reader
 from broker.engines.redis import PROBE_BOUND, PROBE_INTERVAL, RedisStore
 from broker.history import Appended, NewEvent, Retention, parse_redis_url
 from tests.engines import recover, settle
@@ -56,6 +57,7 @@ class BlindLink(SocketLink):
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     clock = Clock()
     monkeypatch.setattr(engine, "time", types.SimpleNamespace(monotonic=clock.monotonic))
+    monkeypatch.setattr(reader, "time", types.SimpleNamespace(monotonic=clock.monotonic))
     return clock
 
 
@@ -165,6 +167,7 @@ def test_a_failing_probe_is_a_commands_problem_not_a_crash(
     )
     monkeypatch.undo()
     monkeypatch.setattr(engine, "time", types.SimpleNamespace(monotonic=clock.monotonic))
+    monkeypatch.setattr(reader, "time", types.SimpleNamespace(monotonic=clock.monotonic))
     a_link.pump(3)
     assert a.problem() is None
 

@@ -17,9 +17,15 @@ from typing import Any
 
 import pytest
 import txredisapi
+from twisted.internet import tcp
+from twisted.internet.main import CONNECTION_LOST
 
+from broker.engines import redis_batcher
+from broker.engines.redis_batcher import MAYBE_STORED as MAYBE
+from broker.errors import HistoryUnanswered, RedisProtocolError
+from broker.router import resp
 from broker.router.redislink import _Protocol
-from broker.router.resp import ProtocolError, Replies, command
+from broker.router.resp import Replies, command
 
 #: ``+OK``, an EVALSHA-like nested reply, nil, an empty array, then an error reply.
 WIRE = (
@@ -107,7 +113,7 @@ def test_a_long_bulk_string_is_looked_at_again_only_once_it_is_whole() -> None:
 def test_bytes_that_are_no_reply_raise() -> None:
     reader = Replies(txredisapi.ResponseError)
     reader.feed(b"?what\r\n")
-    with pytest.raises(ProtocolError, match="unexpected reply b'\\?what"):
+    with pytest.raises(RedisProtocolError, match="unexpected reply b'\\?what"):
         reader.take()
 
 
@@ -122,3 +128,109 @@ def test_a_command_is_what_txredisapi_writes() -> None:
 def test_a_command_argument_of_another_type_is_refused() -> None:
     with pytest.raises(TypeError, match="str, bytes or int, not float"):
         command(["SET", "k", 1.5])  # type: ignore[list-item]
+
+
+# -- bounded against a corrupt or hostile peer ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("wire", "says"),
+    [
+        (b"$99999999999999\r\n", "bulk string of 99999999999999 bytes"),  # refused before buffering it
+        (b"*2000000000\r\n", "array of 2000000000 elements"),
+        (b"$-2\r\n", "bulk string of -2 bytes"),
+        (b"$abc\r\n", "no RESP2"),
+        (b":12x\r\n", "no RESP2"),
+        (b"$3\r\nabcXY", "not followed by CRLF"),
+        (b"*1\r\n" * (resp.MAX_DEPTH + 1), f"nested deeper than {resp.MAX_DEPTH}"),
+        (b"+" + b"o" * resp.MAX_LINE, f"line longer than {resp.MAX_LINE} bytes"),
+    ],
+)
+def test_a_reply_no_redis_sends_is_a_protocol_error_at_once(wire: bytes, says: str) -> None:
+    reader = Replies(txredisapi.ResponseError)
+    reader.feed(wire)
+    with pytest.raises(RedisProtocolError, match=says):
+        reader.take()
+
+
+def test_replies_at_the_bounds_are_read() -> None:
+    reader = Replies(txredisapi.ResponseError, max_bulk=5)
+    deep = b"*1\r\n" * resp.MAX_DEPTH + b":1\r\n"
+    reader.feed(b"$5\r\nabcde\r\n" + deep + b"+" + b"o" * (resp.MAX_LINE - 3) + b"\r\n")
+    value: Any = 1
+    for _ in range(resp.MAX_DEPTH):
+        value = [value]
+    assert reader.take() == ["abcde", value, "o" * (resp.MAX_LINE - 3)]
+    reader.feed(b"$6\r\n")
+    with pytest.raises(RedisProtocolError, match="at most 5"):
+        reader.take()
+
+
+class _Transport:
+    def __init__(self) -> None:
+        self.aborted = False
+
+    def abortConnection(self) -> None:
+        self.aborted = True
+
+
+def test_the_link_fails_every_waiting_call_and_drops_the_connection() -> None:
+    protocol = _Protocol()
+    transport = _Transport()
+    protocol.transport = transport
+    waiting = [protocol.replyQueue.get(), protocol.replyQueue.get()]
+    got: list[Any] = []
+    for deferred in waiting:
+        deferred.addBoth(got.append)
+    protocol.dataReceived(b"$99999999999999\r\n")
+    assert transport.aborted
+    assert len(got) == 2
+    assert all(isinstance(r, RedisProtocolError) for r in got)
+
+
+def test_a_call_failed_by_a_corrupt_reply_tells_its_publishers_perhaps_stored() -> None:
+    """Redis may have run the call whose reply came corrupt: not "not stored" (a 503 that says a
+    retry with the same Idempotency-Key publishes at most once), never a 200."""
+    refusal = redis_batcher.failure(RedisProtocolError("unexpected reply"), 2.0)
+    assert isinstance(refusal, HistoryUnanswered)
+    assert (
+        str(refusal) == f"the history engine did not answer (RedisProtocolError: unexpected reply): {MAYBE}"
+    )
+
+
+def bare_client(accepts: int | None) -> tuple[Any, list[bytes], list[bytes]]:
+    """A TCP transport that is not connected to anything: its socket takes ``accepts`` bytes
+    per send (None: the connection is lost); what it sends and what it buffers are recorded."""
+    transport: Any = tcp.Client.__new__(tcp.Client)
+    transport.dataBuffer, transport.offset, transport._tempDataLen = b"", 0, 0
+    transport.disconnecting = False
+    sent: list[bytes] = []
+    buffered: list[bytes] = []
+
+    def write_some(data: bytes) -> Any:
+        if accepts is None:
+            return CONNECTION_LOST
+        sent.append(bytes(data[:accepts]))
+        return min(accepts, len(data))
+
+    def write(data: bytes) -> None:
+        buffered.append(data)
+        transport._tempDataLen += len(data)
+
+    transport.writeSomeData, transport.write = write_some, write
+    return transport, sent, buffered
+
+
+def test_a_command_is_sent_at_once_unless_bytes_wait_before_it() -> None:
+    protocol = _Protocol()
+    protocol.transport, sent, buffered = bare_client(1 << 20)
+    protocol._write(b"PING1")
+    assert (sent, buffered) == ([b"PING1"], [])  # no buffer, no registration for writing
+    protocol.transport, sent, buffered = bare_client(3)
+    protocol._write(b"PING2")
+    protocol._write(b"PING3")
+    assert sent == [b"PIN"]  # the rest is buffered, and the next command waits behind it
+    assert buffered == [b"G2", b"PING3"]
+    protocol.transport, sent, buffered = bare_client(None)
+    protocol._write(b"PING4")
+    assert buffered == [b"PING4"]  # the buffered write finds the lost connection

@@ -49,7 +49,6 @@ background reader.
 from __future__ import annotations
 
 import itertools
-import logging
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -63,6 +62,13 @@ from broker.engines import redis_wire as wire
 from broker.engines.redis_admit import AdmitGroups
 from broker.engines.redis_batcher import Pending
 from broker.engines.redis_feed import Feeder
+from broker.engines.redis_reader import BLOCK_MS as BLOCK_MS
+from broker.engines.redis_reader import PROBE_BOUND as PROBE_BOUND
+from broker.engines.redis_reader import PROBE_INTERVAL as PROBE_INTERVAL
+from broker.engines.redis_reader import QUIET_WAIT as QUIET_WAIT
+from broker.engines.redis_reader import READ_COUNT as READ_COUNT
+from broker.engines.redis_reader import RECOVERY_BLOCK_MS as RECOVERY_BLOCK_MS
+from broker.engines.redis_reader import LogReader
 from broker.engines.redis_wire import Connect as Connect
 from broker.engines.redis_wire import Future
 from broker.engines.redis_wire import RedisLink as RedisLink
@@ -70,6 +76,7 @@ from broker.history import (
     DEFAULT_MAX_TOPICS,
     DEFAULT_REDIS_TIMEOUT,
     Appended,
+    Claim,
     Feed,
     Lost,
     NewEvent,
@@ -80,27 +87,16 @@ from broker.history import (
 #: Defaults of the store's options (see :data:`broker.history.STORE_OPTIONS`).
 DEFAULT_PREFIX: Final = "broker"
 DEFAULT_LOG_MAX: Final = 100_000
-#: How long one ``XREAD`` blocks (ms) before the reader checks the epoch again.
-BLOCK_MS: Final = 5000
-#: Entries one ``XREAD`` returns at most.
-READ_COUNT: Final = 512
-#: How long the first ``XREAD`` after a failure blocks (ms): a quiet log answers soon, proving the path.
-RECOVERY_BLOCK_MS: Final = 100
-#: How long the reader waits at most for this node's appends in flight before reading on (s).
-QUIET_WAIT: Final = 0.25
-#: How often the reader probes the log (s), and how long its probe may take to come back (s).
-PROBE_INTERVAL: Final = 3.0
-PROBE_BOUND: Final = 5.0
-
-_log = logging.getLogger("broker.engines.redis")
 
 
-class RedisStore:
+class RedisStore(LogReader):
     """A :class:`broker.history.HistoryStore` in Redis, shared by every node on it."""
 
     #: Other nodes read what this one appends (topics without history too, ``NO_HISTORY``), and
     #: nonces, idempotency scopes and rate limits are kept here for every node on this Redis.
     shared = True
+    #: :meth:`append` takes a request's :class:`~broker.history.Claim` in its own script call.
+    admits_in_append = True
 
     def __init__(
         self,
@@ -153,19 +149,25 @@ class RedisStore:
 
     # -- the HistoryStore interface ----------------------------------------
 
-    async def append(self, batch: Sequence[NewEvent], once: Once | None = None) -> Appended:
+    async def append(
+        self, batch: Sequence[NewEvent], once: Once | None = None, claim: Claim | None = None
+    ) -> Appended:
         """Store ``batch`` (:meth:`broker.history.HistoryStore.append`) in the next ``APPEND`` call,
         which carries every append that arrived while one was in flight
         (:mod:`broker.engines.redis_batcher`) and checks and records ``once``
-        (:mod:`broker.engines.redis_limits`). Raises :class:`HistoryUnavailable` if it was not
-        stored for certain, :class:`HistoryUnanswered` if it may have been."""
-        if not batch and once is None:
+        (:mod:`broker.engines.redis_limits`). With ``claim`` the same call first takes the
+        request's nonce and tokens as :meth:`admit` would: refused, nothing is appended
+        (:class:`broker.errors.NotAdmitted`). Raises :class:`HistoryUnavailable` if it was not stored for
+        certain, :class:`HistoryUnanswered` if it may have been."""
+        if not batch and once is None and claim is None:
             return Appended(self.epoch, ())
         refusal = self._batcher.refusal(len(batch))
         if refusal is not None:
             raise refusal
         since = time.monotonic()
         me = Pending(f"{self._node}:{next(self._batches)}", batch, wire.event_args(batch), once, since)
+        if claim is not None:
+            me.claim = limits.claim_call(self._base, claim, self._clock)
         if self._batcher.enqueue(me):
             me.waiter = self._link.future()
             done = await me.waiter  # its answer, or None: its turn to send the next call
@@ -210,12 +212,22 @@ class RedisStore:
 
     def _finish(self, group: Sequence[Pending], outcomes: Sequence[Any]) -> None:
         """Answer the call's first batch now (its leader returns it), the others in order on the
-        next turn, after the leader's caller has dispatched; then the turn passes on."""
+        next turn, after the leader's caller has dispatched; then the turn passes on, and what
+        the reader holds after them is fed, once they are out (one callback: nothing is held
+        after a call of one batch when nothing is buffered now, since only the reader and the
+        next call buffer, and both feed what they can themselves)."""
+        feeder = self._feeder
         self._answer([(group[0], outcomes[0])], hand_on=len(group) == 1)
         if len(group) > 1:
             rest = list(zip(group[1:], outcomes[1:], strict=True))
-            self._link.call_soon(lambda: self._answer(rest, hand_on=True))
-        self._link.call_soon(self._feeder.drain)  # what the reader holds after them, once they are out
+
+            def answer_rest() -> None:
+                self._answer(rest, hand_on=True)
+                feeder.drain()
+
+            self._link.call_soon(answer_rest)
+        elif feeder.buffer:
+            self._link.call_soon(feeder.drain)
 
     def _answer(self, answers: Sequence[tuple[Pending, Any]], hand_on: bool) -> None:
         """Give each batch its outcome in order, going past its cursors only then (nothing the log
@@ -272,22 +284,6 @@ class RedisStore:
         """The highest cursor seen from Redis (0: none yet)."""
         return self._feeder.top
 
-    def problem(self) -> str | None:
-        """What is wrong with Redis as this node last saw it (None: nothing), without asking it."""
-        if self._closed:
-            return None
-        found = [self._problems[path] for path in ("commands", "reader") if path in self._problems]
-        now = time.monotonic()
-        if self._read_at is not None and "reader" not in self._problems:
-            quiet = now - self._read_at
-            if quiet > self._read_bound:
-                stalled = f"the Redis log reader has not come back from a read for {quiet:.0f} s"
-                found.append(f"{stalled} (other nodes' events stall)")
-        if self._probe_since is not None and now - self._probe_since > self._probe_bound:
-            late = f"the Redis log reader has not read this node's probe in {now - self._probe_since:.0f} s"
-            found.append(f"{late} (other nodes' events may not arrive)")
-        return "; ".join(found) or None
-
     def subscribe(self, feed: Feed, lost: Lost | None = None) -> None:
         """Feed other nodes' batches to ``feed``, cursors the log lost to ``lost``; starts the reader."""
         self._feeder.feed, self._feeder.lost = feed, lost
@@ -299,122 +295,3 @@ class RedisStore:
         """Stop reading and drop the connections."""
         self._closed = True
         self._link.close()
-
-    # -- the shared log ------------------------------------------------------
-
-    async def _call(self, source: str, args: Sequence[str], keys: Sequence[str] | None = None) -> Any:
-        """One script (on ``keys``, else the meta hash) on the command connection; its outcome is
-        the "commands" health."""
-        try:
-            reply = await self._link.script(source, [self._meta] if keys is None else keys, args)
-        except Exception as error:
-            self._problems["commands"] = f"Redis commands fail ({wire.describe(error)})"
-            raise
-        self._problems.pop("commands", None)
-        return reply
-
-    async def _run(self) -> None:
-        """Read the log from where this node stands, forever; a failure is retried after a pause."""
-        pause = 0.1
-        started = False
-        while not self._closed:
-            try:
-                if not started:
-                    await self._init(joining=True)
-                    started = True
-                await self._wait_quiet()
-                await self._probe()
-                stream = f"{self._base}:{self.epoch}:log"
-                after = max(self._feeder.read, self._feeder.fed)
-                skip = self._probe_id[1] if self._probe_id[0] == after else 0
-                # after a failure (here or a script's): a short read, then a script, to learn soon
-                # that both work again (and the epoch), even with no publish on this node
-                recovering = bool(self._problems)
-                block = RECOVERY_BLOCK_MS if recovering else BLOCK_MS
-                reply = await self._link.block_read(stream, f"{after}-{skip}", READ_COUNT, block)
-                self._read_at = time.monotonic()
-                self._problems.pop("reader", None)
-                if reply is None or recovering:
-                    await self._init()  # quiet, or back: is it still the same history?
-                if reply is None:
-                    continue
-                if stream == f"{self._base}:{self.epoch}:log":
-                    self._from_log(reply[0][1])
-                pause = 0.1
-            except Exception as error:  # Redis away: try again, without flooding it
-                if self._closed:
-                    return
-                self._read_at = time.monotonic()
-                self._problems["reader"] = f"the Redis log reader fails ({wire.describe(error)})"
-                _log.warning("Redis log reader: %s; retrying in %.1f s", error, pause)
-                await self._link.sleep(pause)
-                pause = min(pause * 2, 2.0)
-
-    async def _wait_quiet(self) -> None:
-        """Wait for this node's appends in flight to be answered (at most :data:`QUIET_WAIT`):
-        they and the other nodes' entries before them come with the answers, so the read after
-        starts past them instead of reading this node's own events back."""
-        if not self._batcher.busy or self._problems:
-            return
-        quiet = self._quiet = self._link.future()
-        self._quiet_since = time.monotonic()
-        await quiet
-
-    async def _probe(self) -> None:
-        """Append a probe to the log when one is due; one overdue first replaces the reader's connection."""
-        now = time.monotonic()
-        overdue = self._probe_since is not None and now - self._probe_since > self._probe_bound
-        if now < self._probe_due or (self._probe_since is not None and not overdue):
-            return
-        if overdue:
-            _log.warning("Redis log probe not read back in time: reconnecting the reader")
-            self._link.reset_reader()
-        self._probe_token = f"{self._node}:{next(self._probes)}"
-        self._probe_due = now + self._probe_interval
-        args = [
-            self._base,
-            wire.propose(),
-            self.epoch,
-            str(self._feeder.top),
-            self._probe_token,
-            str(self._log_max),
-        ]
-        epoch, cursor = await self._call(scripts.PROBE, args)
-        self._adopt(epoch)
-        self._feeder.top = max(self._feeder.top, int(cursor))
-        if self._probe_since is None:
-            self._probe_since = now
-
-    async def _init(self, joining: bool = False) -> None:
-        """Learn Redis's epoch and cursor; a joining node delivers only what is appended after it."""
-        known = [self.epoch, str(self._feeder.top)]
-        epoch, cursor = await self._call(
-            scripts.INIT, [self._base, wire.propose(), self._node, "1" if joining else "0", *known]
-        )
-        self._adopt(epoch)
-        if joining:
-            self._feeder.advance(int(cursor))
-        self._feeder.top = max(self._feeder.top, int(cursor))
-
-    def _from_log(self, raws: Sequence[Any]) -> None:
-        entries = []
-        for raw in raws:
-            if (probe := wire.probe_id(raw)) is None:
-                entries.append(wire.entry(raw))
-                continue
-            self._probe_id = max(self._probe_id, probe)
-            if wire.fields(raw[1])["n"] == self._probe_token:
-                self._probe_since = None
-        self._feeder.from_log(entries)
-
-    def _adopt(self, epoch: str) -> None:
-        """Take Redis's epoch: a different one is a new history, read from its start; what this
-        node had not fed of the old one may be lost (Redis lost its data): ``lost`` first."""
-        if epoch != self.epoch:
-            if self._adopted:
-                _log.warning("Redis history is a new epoch %s (was %s)", epoch, self.epoch)
-                self._feeder.report(self._feeder.fed + 1, None)
-            self.epoch = epoch
-            self._feeder.reset(epoch)
-            self._probe_id = (0, 0)
-        self._adopted = True

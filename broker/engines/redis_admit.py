@@ -1,17 +1,19 @@
-"""Group commit for the HTTP API's admits on the Redis engine: the requests whose nonce and
-tokens are claimed while one ``ADMIT`` call is in flight share the next.
+"""Group commit for the HTTP API's admits on the Redis engine that go alone: the requests
+whose nonce and tokens are claimed while one ``ADMIT`` call is in flight share the next.
 
-Why: every signed request claims its nonce (and its key's tokens) on the whole
-cluster before anything is appended, one ``EVALSHA`` each: a round trip and
-txredisapi's per-call work per request, beside the appends that already
-share their calls (:mod:`broker.engines.redis_batcher`). So a node keeps one
-``ADMIT`` call in flight; the requests that arrive meanwhile wait here and the
-next call carries all of them (up to :data:`GROUP_ADMITS`), each decided by
-the script exactly as alone, in arrival order
-(:data:`broker.engines.redis_scripts.ADMIT`). A call that fails fails each
-request it carried (none of them is published: the API answers 503). A
-request waits for at most the call in flight and its own, each bounded by the
-link's timeout. No Twisted here: it runs on the engine's link.
+Why: a request's nonce (and its key's tokens) are claimed on the whole cluster
+before anything is appended. Most requests have them taken by their append's
+own script (:class:`broker.history.Claim`, :data:`broker.engines.redis_scripts.APPEND`);
+those refused on the node before anything would be appended (and engines
+asked through :meth:`~broker.engines.redis.RedisStore.admit`) claim them
+alone, one ``EVALSHA`` each: a round trip and the link's per-call work per
+request. So a node keeps one ``ADMIT`` call in flight; the requests that
+arrive meanwhile wait here and the next call carries all of them (up to
+:data:`GROUP_ADMITS`), each decided by the script exactly as alone, in
+arrival order (:data:`broker.engines.redis_scripts.ADMIT`). A call that fails
+fails each request it carried (none of them is published: the API answers
+503). A request waits for at most the call in flight and its own, each
+bounded by the link's timeout. No Twisted here: it runs on the engine's link.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from typing import Any, Final
 
 from broker.engines import redis_limits as limits
 from broker.engines import redis_wire as wire
-from broker.errors import HistoryUnanswered, HistoryUnavailable, IdempotencyMismatch
+from broker.errors import HistoryUnanswered, HistoryUnavailable, IdempotencyMismatch, NotAdmitted
 from broker.history import Appended, NewEvent, Once, StoredEvent
 
 #: Events one ``APPEND`` call carries at most (a batch larger than that goes alone).
@@ -54,6 +54,9 @@ class Pending:
     since: float
     #: the link's future its caller waits on, while queued behind a call in flight
     waiter: Any = field(default=None)
+    #: the keys and arguments of its request's claim, taken first by the same call
+    #: (:func:`broker.engines.redis_limits.claim_call`; None: none)
+    claim: tuple[list[str], list[str]] | None = None
 
     def answer(self, outcome: Any) -> None:
         """Resume the waiting caller with ``outcome`` (raised if an exception), once; none: no-op."""
@@ -136,7 +139,8 @@ class Batcher:
 def call(head: Sequence[str], group: Sequence[Pending], meta: str, base: str) -> tuple[list[str], list[str]]:
     """``APPEND``'s keys and arguments for ``group``: ``head`` (base ... log_max), the number of
     batches, then per batch: its id, the index of its scope's key in KEYS ('0': none), fingerprint
-    and keep time (ms), the number of events, their arguments."""
+    and keep time (ms), the index of its claim's first key ('0': none) and the claim's five
+    arguments, the number of events, their arguments."""
     keys = [meta]
     args = [*head, str(len(group))]
     for pending in group:
@@ -146,15 +150,30 @@ def call(head: Sequence[str], group: Sequence[Pending], meta: str, base: str) ->
             keys += scope
             index = str(len(keys))
         fingerprint, keep = after or ["", "0"]
-        args += [pending.batch_id, index, fingerprint, keep, str(len(pending.events)), *pending.args]
+        claim_keys, claim_args = pending.claim or _NO_CLAIM
+        claimed = "0"
+        if claim_keys:
+            claimed = str(len(keys) + 1)
+            keys += claim_keys
+        args += [pending.batch_id, index, fingerprint, keep, claimed, *claim_args]
+        args += [str(len(pending.events)), *pending.args]
     return keys, args
 
 
-def outcome(pending: Pending, result: str) -> Appended | IdempotencyMismatch:
+#: A batch without a claim: no keys, five empty arguments.
+_NO_CLAIM: Final[tuple[list[str], list[str]]] = ([], ["", "", "", "", ""])
+
+
+def outcome(pending: Pending, result: str) -> Appended | IdempotencyMismatch | NotAdmitted:
     """One batch's answer from its ``APPEND`` result ``once epoch now seq cursor ...``: stored, a
-    replay of its scope's first append, or the mismatch of a scope held for another body."""
+    replay of its scope's first append, the mismatch of a scope held for another body, or its
+    claim's refusal (``3`` or ``4 wait``: nothing appended)."""
     words = result.split(" ")
-    held, epoch, now, numbers = int(words[0]), words[1], words[2], words[3:]
+    held = int(words[0])
+    refusal = limits.refused(held, words)
+    if refusal is not None:
+        return refusal
+    epoch, now, numbers = words[1], words[2], words[3:]
     seqs, cursors = numbers[::2], numbers[1::2]
     if held != limits.APPENDED:
         try:

@@ -3,8 +3,10 @@
 Why a module of its own: these are not history, but they must hold on every
 node at once, so they live in the Redis every node shares, each decided by
 one atomic script. The nonce and the publisher key's token bucket are taken
-together before the append (:data:`broker.engines.redis_scripts.ADMIT`, one
-round trip, shared by the requests that arrive while one is in flight:
+together before the append: by the append's own script when the request has
+one (a :class:`~broker.history.Claim`, decided first: refused, nothing is
+appended), else alone (:data:`broker.engines.redis_scripts.ADMIT`, one round
+trip, shared by the requests that arrive while one is in flight:
 :mod:`broker.engines.redis_admit`); an idempotency scope is checked and recorded by the append's own
 script (:data:`broker.engines.redis_scripts.APPEND`), so a batch is appended
 at most once per scope whichever node runs it, even when an answer from Redis
@@ -20,13 +22,16 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from broker.core.ratelimit import Quota
-from broker.errors import IdempotencyMismatch
-from broker.history import Appended, NewEvent, Once, StoredEvent
+from broker.errors import IdempotencyMismatch, NotAdmitted
+from broker.history import Appended, Claim, NewEvent, Once, StoredEvent
 
-#: ``APPEND``'s last answer field: appended, the scope was held (a replay), held for another body.
+#: ``APPEND``'s first answer word: appended, the scope was held (a replay), held for another body;
+#: the batch's claim refused: its nonce was taken, its key's tokens are not there yet.
 APPENDED: Final = 0
 HELD: Final = 1
 MISMATCH: Final = 2
+NONCE_TAKEN: Final = 3
+RATE_LIMITED: Final = 4
 
 
 def _key(base: str, kind: str, key_id: str, rest: str | None = None) -> str:
@@ -49,6 +54,25 @@ def admit_call(
     now = "" if clock is None else repr(float(clock()))
     rate = [repr(float(quota.per_second)), str(quota.burst), str(quota.count), now]
     return [claim, _key(base, "rate", key_id)], [_ms(ttl), *rate]
+
+
+def claim_call(
+    base: str, claim: Claim | None, clock: Callable[[], float] | None
+) -> tuple[list[str], list[str]]:
+    """The two keys and five arguments ``APPEND`` takes for a batch's ``claim`` (none: no keys,
+    five empty arguments)."""
+    if claim is None:
+        return [], ["", "", "", "", ""]
+    return admit_call(base, claim.key_id, claim.nonce, claim.ttl, claim.quota, clock)
+
+
+def refused(held: int, words: Sequence[str]) -> NotAdmitted | None:
+    """The refusal of a batch's claim from its ``APPEND`` answer (None: not refused)."""
+    if held == NONCE_TAKEN:
+        return NotAdmitted(None)
+    if held == RATE_LIMITED:
+        return NotAdmitted(float(words[1]))
+    return None
 
 
 def admitted(reply: Sequence[Any]) -> float | None:

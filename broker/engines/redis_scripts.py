@@ -57,6 +57,38 @@ local function rewind(known, seen)
 end
 """
 
+#: Takes one request's nonce and tokens (shared by :data:`ADMIT` and :data:`APPEND`): KEYS the
+#: nonce's key and the publisher key's bucket; ARGV how long to keep the nonce (ms), then
+#: per_second, burst, tokens to take and now ('' = Redis TIME), all '' without a bucket. Returns
+#: ``claimed, wait``: 0 if a node had already claimed the nonce (``SET NX PX``: one winner on the
+#: whole cluster; nothing else is done), else 1 and the seconds until the bucket holds the tokens
+#: ('0': taken, 'inf': more than the burst), as a string.
+_ADMIT_ONE: Final = """
+local clock = nil
+local function admit_one(claim, bucket, px, per_second, burst_of, count, at)
+  if not redis.call('SET', claim, '1', 'NX', 'PX', px) then return 0, '0' end
+  if per_second == '' then return 1, '0' end
+  local rate, burst, take = tonumber(per_second), tonumber(burst_of), tonumber(count)
+  local now = tonumber(at)
+  if not now then
+    clock = clock or redis.call('TIME')
+    now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+  end
+  if take > burst then return 1, 'inf' end
+  local tokens, when = unpack(redis.call('HMGET', bucket, 'k', 't'))
+  if tokens then
+    tokens = math.min(burst, tonumber(tokens) + math.max(0, now - tonumber(when)) * rate)
+  else
+    tokens = burst
+  end
+  if tokens < take then return 1, string.format('%.17g', (take - tokens) / rate) end
+  tokens = tokens - take
+  redis.call('HSET', bucket, 'k', string.format('%.17g', tokens), 't', string.format('%.17g', now))
+  redis.call('PEXPIRE', bucket, math.ceil((burst - tokens) / rate * 1000) + 1000)
+  return 1, '0'
+end
+"""
+
 #: ARGV: base, proposed epoch, node, joining ('1': the node's mark starts at the cursor),
 #: known epoch, highest cursor seen. Returns {epoch, cursor}.
 INIT: Final = (
@@ -73,7 +105,9 @@ return {epoch, cursor}
 #: ARGV: base, proposed epoch, known epoch, known cursor, node, now ('' = Redis TIME), max_topics,
 #: log_max, the number of batches, then per batch (:func:`broker.engines.redis_batcher.call`): its
 #: id, the index of its scope in KEYS ('0': none), the request's fingerprint and how long to keep
-#: the scope (ms), n, then per event: topic, max_events, max_age, payload.
+#: the scope (ms), the index in KEYS of its claim's two keys ('0': none) and the claim's five
+#: arguments (:data:`_ADMIT_ONE`'s; '' without a claim), n, then per event: topic, max_events,
+#: max_age, payload. A batch's claim is decided first: refused, nothing of the batch is done.
 #: An event with max_events 0 (a topic without history) goes to the log only: no seq (0), no
 #: topic stream, not in ``E:recent``, nothing trimmed or evicted; it takes a cursor like any other.
 #: Returns {epoch, now, gap, results}: ``gap`` holds the log entries after what this node last saw
@@ -81,12 +115,14 @@ return {epoch, cursor}
 #: was); per batch one string ``once epoch now seq cursor seq cursor ...`` (words, not an array:
 #: a reply of a few elements per batch, not eight per event, for the node to read), ``once`` 0
 #: (appended), 1 (the scope was held: nothing appended, the epoch, time and positions are the
-#: first append's) or 2 (held with another fingerprint: nothing appended, no time). Batches are
+#: first append's), 2 (held with another fingerprint: nothing appended, no time), or, the claim
+#: refused, ``3`` (its nonce was taken) or ``4 wait`` (the tokens are there in ``wait`` s). Batches are
 #: appended in order, so one's cursors follow the previous one's. A topic is scored in ``E:recent``
 #: and trimmed once per call, after its last event (before a new topic's eviction too): the
 #: stored state is the one trimming after each event leaves (tests/test_engine_contract.py).
 APPEND: Final = (
     _EPOCH
+    + _ADMIT_ONE
     + """
 rewind(ARGV[3], ARGV[4])
 local now = ARGV[6]
@@ -144,12 +180,19 @@ local function settle_all()
 end
 local at = 10
 for b = 1, tonumber(ARGV[9]) do
-  local batch, scope, fingerprint, keep, n = ARGV[at], tonumber(ARGV[at + 1]), ARGV[at + 2],
+  local batch, scope, fingerprint, keep, claim = ARGV[at], tonumber(ARGV[at + 1]), ARGV[at + 2],
     ARGV[at + 3], tonumber(ARGV[at + 4])
-  local first = at + 5
-  at = first + 4 * n
+  local n = tonumber(ARGV[at + 10])
+  local first = at + 11
   local held = false
-  if scope > 0 then
+  if claim > 0 then  -- the request's nonce and tokens first, as ADMIT would take them alone
+    local claimed, wait = admit_one(KEYS[claim], KEYS[claim + 1], ARGV[at + 5], ARGV[at + 6],
+                                    ARGV[at + 7], ARGV[at + 8], ARGV[at + 9])
+    if claimed == 0 then held, results[b] = true, '3'
+    elseif wait ~= '0' then held, results[b] = true, '4 ' .. wait end
+  end
+  at = first + 4 * n
+  if scope > 0 and not held then
     local kept = redis.call('GET', KEYS[scope])
     if kept then
       held = true
@@ -274,46 +317,18 @@ return {epoch, cursor}
 )
 
 #: Admits one or more requests, each as if alone, in order (a key's tokens are taken in that
-#: order). Per request two KEYS: the nonce's key, and the publisher key's bucket (the nonce's
-#: key again without one); five ARGV: how long to keep the nonce (ms), then per_second, burst,
-#: tokens to take, now ('' = Redis TIME), all '' but the first without a bucket.
-#: Returns one {claimed, wait} per request: ``claimed`` 0 if a node had already claimed the
-#: nonce (``SET NX PX``: one winner on the whole cluster; nothing else is done), else 1 and
-#: ``wait`` the seconds until the bucket holds the tokens ('0': taken, 'inf': more than the
-#: burst), as a string.
-ADMIT: Final = """
-local out, clock = {}, nil
+#: order): per request two KEYS and five ARGV, those of :data:`_ADMIT_ONE`.
+#: Returns one {claimed, wait} per request (:data:`_ADMIT_ONE`'s).
+ADMIT: Final = (
+    _ADMIT_ONE
+    + """
+local out = {}
 for i = 0, #KEYS / 2 - 1 do
-  local bucket, a = KEYS[2 * i + 2], 5 * i
-  local answer = {1, '0'}
-  if not redis.call('SET', KEYS[2 * i + 1], '1', 'NX', 'PX', ARGV[a + 1]) then
-    answer = {0, '0'}
-  elseif ARGV[a + 2] ~= '' then
-    local rate, burst, take = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
-    local now = tonumber(ARGV[a + 5])
-    if not now then
-      clock = clock or redis.call('TIME')
-      now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
-    end
-    if take > burst then
-      answer = {1, 'inf'}
-    else
-      local tokens, at = unpack(redis.call('HMGET', bucket, 'k', 't'))
-      if tokens then
-        tokens = math.min(burst, tonumber(tokens) + math.max(0, now - tonumber(at)) * rate)
-      else
-        tokens = burst
-      end
-      if tokens < take then
-        answer = {1, string.format('%.17g', (take - tokens) / rate)}
-      else
-        tokens = tokens - take
-        redis.call('HSET', bucket, 'k', string.format('%.17g', tokens), 't', string.format('%.17g', now))
-        redis.call('PEXPIRE', bucket, math.ceil((burst - tokens) / rate * 1000) + 1000)
-      end
-    end
-  end
-  out[i + 1] = answer
+  local a = 5 * i
+  local claimed, wait = admit_one(KEYS[2 * i + 1], KEYS[2 * i + 2], ARGV[a + 1], ARGV[a + 2],
+                                  ARGV[a + 3], ARGV[a + 4], ARGV[a + 5])
+  out[i + 1] = {claimed, wait}
 end
 return out
 """
+)

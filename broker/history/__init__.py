@@ -101,6 +101,23 @@ class Once:
 
 
 @dataclass(frozen=True)
+class Claim:
+    """A signed request's nonce and rate-limit tokens, for an engine that takes them in the same
+    step as the request's append (one whose ``admits_in_append`` is True: Redis).
+
+    Decided exactly as :meth:`HistoryStore.admit` would decide them alone, first: if refused,
+    nothing is appended and the append raises :class:`broker.errors.NotAdmitted`. An engine
+    without ``admits_in_append`` is never given one (the router calls ``admit`` first).
+    """
+
+    key_id: str
+    nonce: str
+    #: how long the nonce stays taken (s)
+    ttl: float
+    quota: Quota | None
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """One consistent read for recovery: epoch, cursor and events as of one moment.
 

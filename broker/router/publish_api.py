@@ -36,7 +36,6 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from broker.core.idempotency import Answer
 from broker.core.publishing import PUBLISH_PATH, Admitted
-from broker.core.ratelimit import Quota
 from broker.errors import (
     BrokerError,
     IdempotencyMismatch,
@@ -52,7 +51,8 @@ from broker.router import metrics
 from broker.router.delivery import LocalDelivery
 from broker.router.eager import eager_call
 from broker.router.nonce_commit import GroupCommit
-from broker.router.positions import HISTORY_UNAVAILABLE, HISTORY_UNAVAILABLE_REASON, NOT_STORED
+from broker.router.positions import HISTORY_UNAVAILABLE, HISTORY_UNAVAILABLE_REASON
+from broker.router.publish_admit import Admission, admit, merges
 from broker.router.publish_batch import RETRY_ONCE, PublishedBody, publish_all
 from broker.router.state import STATE
 
@@ -75,37 +75,6 @@ def error_answer(error: BrokerError) -> Answer:
     return error.http_status, {"error": error.wamp_uri, "message": str(error)}
 
 
-async def admit(admitted: Admitted, ttl: float, quota: Quota | None = None) -> None:
-    """Claim the request's nonce, and take its rate-limit tokens, on the whole cluster, if the
-    history engine is shared: one call (:meth:`~broker.history.HistoryStore.admit`).
-
-    The gate's per-node memory has already refused a replay to this node; a
-    shared engine (Redis) refuses one another node accepted (``Replayed``,
-    409) and a key over its cluster-wide ``quota`` (``RateLimited``, 429 with
-    ``Retry-After``) before anything is appended; memory and SQLite admit
-    everything (the gate decided). An engine that fails to answer is
-    ``history_unavailable`` (503): nothing is published.
-    """
-    store = STATE.history
-    if store is None:  # no history engine: nothing but the node's own journal to ask
-        return
-    try:
-        wait = await store.admit(admitted.key_id, admitted.nonce, ttl, quota)
-    except Exception:  # the engine's own errors vary; any of them means "not claimed"
-        _log.failure("claiming a nonce failed; refusing a batch of {count}", count=len(admitted.events))
-        raise ApplicationError(HISTORY_UNAVAILABLE, NOT_STORED) from None
-    gate = STATE.publish_gate
-    if gate is not None:  # claimed cluster-wide (replay or not): refused anywhere for 2 windows
-        gate.settle_nonce(admitted, claimed=True)
-    if wait is None:
-        raise Replayed(
-            f"nonce {admitted.nonce!r} was already used on another node (or this one before a restart): "
-            "every request needs a fresh nonce"
-        )
-    if wait:
-        raise RateLimited(f"publisher key {admitted.key_id!r} is over its rate limit", retry_after=wait)
-
-
 @dataclass(frozen=True)
 class Outcome:
     """How a publish request that went on to the history engine ended: its answer, whether it is
@@ -118,13 +87,18 @@ class Outcome:
 
 async def _admit_and_publish(delivery: LocalDelivery, admitted: Admitted) -> Outcome:
     gate = STATE.publish_gate
-    if gate is not None:
-        await admit(admitted, gate.nonce_ttl(), gate.quota(admitted))
+    admission = None
+    if gate is not None:  # the nonce and tokens with the append if the engine can, else first
+        ttl, quota = gate.nonce_ttl(), gate.quota(admitted)
+        if merges(STATE.history):
+            admission = Admission(admitted, ttl, quota)
+        else:
+            await admit(admitted, ttl, quota)
     once = None
     if admitted.idempotency_key is not None and gate is not None:
         window = gate.settings.idempotency_window
         once = Once(admitted.key_id, admitted.idempotency_key, admitted.fingerprint, window)
-    answer, replayed = await publish_all(delivery, admitted.events, once, admitted.text_bytes)
+    answer, replayed = await publish_all(delivery, admitted.events, once, admitted.text_bytes, admission)
     return Outcome(answer, replayed)
 
 

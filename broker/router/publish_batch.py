@@ -23,11 +23,21 @@ from twisted.python.failure import Failure
 
 from broker.core.idempotency import Answer
 from broker.core.publishing import Event, wire_bound
-from broker.errors import HistoryUnanswered, IdempotencyMismatch, InvalidUri, NotReady, PayloadTooLarge
+from broker.errors import (
+    BrokerError,
+    HistoryUnanswered,
+    IdempotencyMismatch,
+    InvalidUri,
+    NotReady,
+    PayloadTooLarge,
+    RateLimited,
+    Replayed,
+)
 from broker.history import POSITION_KEY, NewEvent, Once, Retention
 from broker.history.recovery import check_deliverable
 from broker.router.delivery import LocalDelivery, Outgoing
 from broker.router.positions import HISTORY_UNAVAILABLE, STOPPING, refusal, retention_of
+from broker.router.publish_admit import Admission, first
 from broker.router.state import STATE
 
 _log = Logger(namespace="broker.publish_api")
@@ -102,7 +112,11 @@ def published_body(
 
 
 async def publish_all(
-    delivery: LocalDelivery, events: tuple[Event, ...], once: Once | None = None, text_bytes: int = 0
+    delivery: LocalDelivery,
+    events: tuple[Event, ...],
+    once: Once | None = None,
+    text_bytes: int = 0,
+    admission: Admission | None = None,
 ) -> tuple[Answer, bool]:
     """Store ``events`` in one append, deliver them in order; the 200 answer lists ids and positions.
 
@@ -118,7 +132,8 @@ async def publish_all(
     idempotency scope on the whole cluster: a scope some node already published under is
     delivered nothing here and answered with the positions stored then and ``id`` null (the
     ids are the first node's); the second value says so (a replay). A reused key with
-    another body is ``IdempotencyMismatch``.
+    another body is ``IdempotencyMismatch``. An ``admission`` still pending is taken with the
+    append (:mod:`broker.router.publish_admit`), or alone before a refusal or without one.
     """
     store = STATE.history
     # on a cluster node every event but a reserved topic's is appended, those without history
@@ -132,13 +147,18 @@ async def publish_all(
         retentions.append(by_topic[topic])
     reason = delivery.refusal(by_topic)  # a realm's strict uri_check: refused, not stored
     if reason is not None:
+        await first(admission)
         raise InvalidUri(reason)
     epoch = store.epoch if store is not None else None
     epochs = {None if r is None or r.max_events <= 0 else epoch for r in retentions}
     if events and not _all_fit(events, text_bytes, epochs):
-        for event, retention in zip(events, retentions, strict=True):
-            positioned = retention is not None and retention.max_events > 0
-            _check_deliverable(event, epoch if positioned else None)
+        try:
+            for event, retention in zip(events, retentions, strict=True):
+                positioned = retention is not None and retention.max_events > 0
+                _check_deliverable(event, epoch if positioned else None)
+        except BrokerError:
+            await first(admission)
+            raise
     received = perf_counter()  # the start of broker_delivery_latency_seconds
     batch = [
         NewEvent(e.topic, [e.data], {}, r) for e, r in zip(events, retentions, strict=True) if r is not None
@@ -147,10 +167,14 @@ async def publish_all(
     replayed = False
     if batch or (once is not None and store is not None and store.shared):
         if STATE.stopping or store is None:
+            await first(admission)
             raise ApplicationError(NotReady.wamp_uri, STOPPING)
         try:
-            appended = await store.append(batch, once)
-        except IdempotencyMismatch:
+            if admission is None or admission.done:
+                appended = await store.append(batch, once)
+            else:
+                appended = await admission.append(store, batch, once)
+        except (IdempotencyMismatch, Replayed, RateLimited):
             raise
         except HistoryUnanswered as error:  # sent, not answered: it may have been stored
             _log.warn("refusing a batch of {count}: {error}", count=len(batch), error=str(error))
@@ -160,6 +184,8 @@ async def publish_all(
                 HISTORY_UNAVAILABLE, refusal(Failure(), batch[0].topic if batch else "")
             ) from None
         positions, replayed = appended.positions(), appended.replayed
+    else:  # nothing to append: the nonce and tokens alone
+        await first(admission)
     if len(positions) == len(events):  # every event was appended (the common case)
         found = positions
     else:

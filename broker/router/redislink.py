@@ -42,7 +42,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 import txredisapi
-from twisted.internet import defer
+from twisted.internet import defer, tcp
 from twisted.internet import reactor as _reactor
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.task import deferLater
@@ -50,6 +50,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from broker.engines.redis_wire import ErrorReply, Future, NotSent, RedisLink
+from broker.errors import RedisProtocolError
 from broker.history import RedisAddress
 from broker.router import resp
 
@@ -198,9 +199,19 @@ class _Protocol(txredisapi.BaseRedisProtocol):  # type: ignore[misc]
         self._replies = resp.Replies(txredisapi.ResponseError)
 
     def dataReceived(self, data: bytes, unpause: bool = False) -> None:
-        """Hand on every complete reply received so far."""
+        """Hand on every complete reply received so far; bytes that are no reply fail every call
+        waiting on this connection with :class:`~broker.errors.RedisProtocolError` (Redis may
+        have run them) and drop it (the next call opens another)."""
         self._replies.feed(data)
-        for reply in self._replies.take():
+        try:
+            replies = self._replies.take()
+        except RedisProtocolError as error:
+            _log.error("dropping the Redis connection: {error}", error=str(error))
+            while self.replyQueue.waiting:
+                self.replyQueue.put(error)
+            self.transport.abortConnection()
+            return
+        for reply in replies:
             self.replyReceived(reply)
 
     def _build_command(self, *args: Any, **kwargs: Any) -> bytes:
@@ -217,11 +228,32 @@ class _Protocol(txredisapi.BaseRedisProtocol):  # type: ignore[misc]
         reply timeout)."""
         if not self.connected:
             raise ConnectionError("Not connected")
-        self.transport.write(resp.command(args))
+        self._write(resp.command(args))
         result: Deferred[Any] = Deferred()
         timer = self.callLater(seconds, self._expire, result, seconds)
         self.replyQueue.get().addCallback(_settle, result, timer)
         return result
+
+    def _write(self, data: bytes) -> None:
+        """Send ``data`` now if nothing waits before it in the TCP transport's buffer: one
+        ``send``, where ``transport.write`` registers the socket for writing, sends on the
+        reactor's next pass and unregisters it (two ``epoll_ctl`` and a pass per command,
+        with a call in flight at a time); what the socket does not take, or anything behind
+        buffered bytes, goes through the buffer, in order. A lost connection is left to the
+        buffered write to find (the reactor then closes it and fails the calls)."""
+        transport = self.transport
+        if (
+            type(transport) is tcp.Client
+            and not transport._tempDataLen
+            and transport.offset == len(transport.dataBuffer)
+            and not transport.disconnecting
+        ):
+            sent = transport.writeSomeData(data)
+            if type(sent) is int:
+                if sent == len(data):
+                    return
+                data = data[sent:]
+        transport.write(data)
 
     def _expire(self, result: Deferred[Any], seconds: float) -> None:
         text = f"Redis did not answer within {seconds:g} s"
