@@ -9,22 +9,17 @@ from typing import Any
 import pytest
 
 from broker.engines.memory import MemoryStore
-from broker.engines.sqlite import SQLiteStore
 from broker.errors import ClientError, InvalidUri
 from broker.history import HistoryStore, Retention
 from broker.history.recovery import MAX_EVENTS, NO_POSITION, recovery_outcome
-from tests.engines import append, recover
+from tests.engines import append, make, recover
 
 KEEP: Retention = Retention(max_events=100, max_age=3600.0)
 
 
 @pytest.fixture(params=["memory", "sqlite"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HistoryStore]:
-    made: HistoryStore
-    if request.param == "memory":
-        made = MemoryStore(clock=lambda: 1000.0)
-    else:
-        made = SQLiteStore(str(tmp_path / "history.db"), clock=lambda: 1000.0)
+    made = make(request.param, tmp_path, lambda: 1000.0)
     yield made
     made.close()
 

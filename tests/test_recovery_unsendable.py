@@ -25,10 +25,8 @@ txaio.use_twisted()  # autobahn's serializers keep statistics with txaio's clock
 from autobahn.wamp import message  # noqa: E402
 from autobahn.wamp import serializer as serializers  # noqa: E402
 
-from broker.engines.memory import MemoryStore  # noqa: E402
-from broker.engines.sqlite import SQLiteStore  # noqa: E402
 from broker.history import HistoryStore, Retention  # noqa: E402
-from tests.engines import append, recover  # noqa: E402
+from tests.engines import append, make, recover  # noqa: E402
 
 KEEP = Retention(max_events=100, max_age=3600.0)
 TOPIC = "public.old"
@@ -48,11 +46,7 @@ OLD = [
 
 @pytest.fixture(params=["memory", "sqlite"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HistoryStore]:
-    made: HistoryStore
-    if request.param == "memory":
-        made = MemoryStore(clock=lambda: 1000.0)
-    else:
-        made = SQLiteStore(str(tmp_path / "history.db"), clock=lambda: 1000.0)
+    made = make(request.param, tmp_path, lambda: 1000.0)
     yield made
     made.close()
 
