@@ -33,6 +33,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
+from broker.core import jsonwriter
 from broker.core.protocol import must_walk, unsendable
 from broker.core.uris import check_uri, topic_matches
 from broker.errors import ClientError, PayloadTooLarge
@@ -264,7 +265,7 @@ def _unsendable_stored(args: Sequence[Any], kwargs: Mapping[str, Any]) -> str | 
     the walk finds nothing in it.)
     """
     payload = [args, kwargs]
-    text = _AS_WRITTEN.encode(payload)
+    text = _AS_WRITTEN(payload)
     try:
         encoded = text.encode("utf-8")
     except UnicodeEncodeError:
@@ -276,9 +277,9 @@ def _nothing(_value: Any) -> None:
     return None
 
 
-#: JSON with every string as it is (a lone surrogate stays one); made once, as
-#: ``json.dumps`` with these options would make one per call.
-_AS_WRITTEN: Final = json.JSONEncoder(ensure_ascii=False, skipkeys=True, default=_nothing)
+#: JSON with every string as it is (a lone surrogate stays one), its C encoder made once
+#: (:func:`broker.core.jsonwriter.writer`).
+_AS_WRITTEN: Final = jsonwriter.writer(json.JSONEncoder(ensure_ascii=False, skipkeys=True, default=_nothing))
 
 
 def recovery_outcome(epoch: object, answer: Mapping[str, Any]) -> str:

@@ -22,8 +22,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable
 from typing import Any, Final
+
+from broker.core import jsonwriter
 
 #: The first character of a payload holding bytes (plain JSON of a list starts with ``[``).
 TAGGED: Final = "b"
@@ -32,41 +33,9 @@ BYTES_KEY: Final = "\x00b"
 _ESCAPE: Final = "\x00"
 
 
-def _compact_writer() -> Callable[[Any], str]:
-    """``json.JSONEncoder(separators=(",", ":")).encode`` as one callable made once: ``encode``
-    makes a C encoder per call (a third of encoding a small payload); the one made here gives the
-    same text, with the same circular-reference check (its ``markers`` are empty again after
-    every call, and cleared after a failed one). ``encode`` itself without the C encoder. Its
-    other options are ``json.dumps``'s, so whatever a store accepted before it accepts still."""
-    reference = json.JSONEncoder(separators=(",", ":"))
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:
-        return reference.encode
-    markers: dict[int, Any] = {}
-    chunks = make(
-        markers,
-        reference.default,
-        json.encoder.encode_basestring_ascii,  # ensure_ascii, as json.dumps
-        None,
-        reference.key_separator,
-        reference.item_separator,
-        False,
-        False,
-        True,
-    )
-
-    def write(obj: Any) -> str:
-        try:
-            return "".join(chunks(obj, 0))
-        except BaseException:
-            markers.clear()
-            raise
-
-    return write
-
-
-#: Compact JSON (:func:`_compact_writer`).
-_PLAIN: Final = _compact_writer()
+#: Compact JSON, its C encoder made once (:func:`broker.core.jsonwriter.writer`); its other
+#: options are ``json.dumps``'s, so whatever a store accepted before it accepts still.
+_PLAIN: Final = jsonwriter.writer(json.JSONEncoder(separators=(",", ":")))
 
 
 def _restore(found: dict[str, Any]) -> Any:

@@ -58,6 +58,7 @@ from autobahn.websocket.protocol import WebSocketProtocol
 from crossbar.router.protocol import WampWebSocketServerProtocol
 from crossbar.router.router import Router
 
+from broker.core import jsonwriter
 from broker.core.wsframe import HEADER_LENGTH, frame
 from broker.router.crossbar import backpressure
 from broker.router.crossbar.context import Door
@@ -154,36 +155,12 @@ def eligible(protocol: Any) -> FrameKey | None:
 def _json_writer(hex_: bool) -> Any:
     """What ``JsonObjectSerializer.serialize`` (``use_binary_hex_encoding=hex_``) computes before
     its UTF-8 encoding, as one callable made once: ``json.dumps(obj, cls=_WAMPJsonEncoder,
-    **options)`` is ``_WAMPJsonEncoder(**options).encode(obj)``, which for a list joins what
-    the C encoder it makes per call returns; the C encoder made here once does the same, with
-    the same circular-reference check (its ``markers`` are empty again after every call, and
-    cleared after a failed one). None without the C encoder or with ujson."""
-    make = getattr(json_encoder, "c_make_encoder", None)
-    if getattr(wamp_serializer, "_USE_UJSON", True) or make is None:
+    **options)`` is ``_WAMPJsonEncoder(**options).encode(obj)``, whose C encoder
+    :func:`broker.core.jsonwriter.writer` makes once. None without the C encoder or with ujson."""
+    if getattr(wamp_serializer, "_USE_UJSON", True) or getattr(json_encoder, "c_make_encoder", None) is None:
         return None
     options = {"separators": (",", ":"), "ensure_ascii": False, "sort_keys": False}
-    encoder = wamp_serializer._WAMPJsonEncoder(**options, use_binary_hex_encoding=hex_)
-    markers: dict[int, Any] = {}
-    chunks = make(
-        markers,
-        encoder.default,
-        json_encoder.encode_basestring,  # ensure_ascii=False
-        encoder.indent,
-        encoder.key_separator,
-        encoder.item_separator,
-        encoder.sort_keys,
-        encoder.skipkeys,
-        encoder.allow_nan,
-    )
-
-    def write(obj: Any) -> str:
-        try:
-            return "".join(chunks(obj, 0))
-        except BaseException:
-            markers.clear()  # the containers it was inside when it failed
-            raise
-
-    return write
+    return jsonwriter.writer(wamp_serializer._WAMPJsonEncoder(**options, use_binary_hex_encoding=hex_))
 
 
 #: ``use_binary_hex_encoding`` -> :func:`_json_writer` (None: autobahn's serialize for JSON too).
