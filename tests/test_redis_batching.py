@@ -11,7 +11,6 @@ sent and not yet answered), counting the script calls Redis received.
 
 from __future__ import annotations
 
-import dataclasses
 import types
 from collections.abc import Coroutine, Iterator, Sequence
 from typing import Any
@@ -24,10 +23,10 @@ from broker.core.publishing import Event
 from broker.engines import redis as engine
 from broker.engines.memory import MemoryStore
 from broker.engines.redis import RedisStore
-from broker.engines.redis_batcher import MAYBE_STORED, NOT_STORED, Batcher, Pending, stored_event
+from broker.engines.redis_batcher import MAYBE_STORED, NOT_STORED, Batcher, Pending
 from broker.engines.redis_wire import NotSent
 from broker.errors import HistoryUnanswered, HistoryUnavailable, IdempotencyMismatch
-from broker.history import Appended, NewEvent, Once, Retention, StoredEvent, parse_redis_url
+from broker.history import Appended, NewEvent, Once, Retention, parse_redis_url
 from broker.history.policy import HistoryPolicy
 from broker.router import positions
 from broker.router.publish_api import RETRY_ONCE, publish_all
@@ -305,15 +304,3 @@ def test_only_the_batches_that_waited_too_long_expire() -> None:
         queue.enqueue(pending(n, since))
     assert [p.batch_id for p in queue.expire(1.6)] == ["node:0", "node:1"]  # waited 1.6 s and 1.1 s
     assert [p.batch_id for p in queue.take()] == ["node:2"]
-
-
-def test_a_stored_event_built_from_the_reply_is_the_dataclass_it_stands_for() -> None:
-    fast = stored_event("public.a", 3, 17, 1.5, [1], {"k": "v"})
-    slow = StoredEvent("public.a", 3, 17, 1.5, [1], {"k": "v"})
-    assert type(fast) is StoredEvent
-    assert fast == slow and repr(fast) == repr(slow)
-    assert vars(fast) == vars(slow)
-    assert list(vars(fast)) == [f.name for f in dataclasses.fields(StoredEvent)]  # no field missed
-    assert fast.position("e1") == {"epoch": "e1", "seq": 3, "cursor": 17}
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        fast.seq = 4  # type: ignore[misc]

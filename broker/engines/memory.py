@@ -10,7 +10,6 @@ import secrets
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
-from typing import Any, Final
 
 from broker.core.ratelimit import Quota
 from broker.history import (
@@ -24,6 +23,7 @@ from broker.history import (
     Retention,
     Snapshot,
     StoredEvent,
+    stored_event,
 )
 
 
@@ -46,32 +46,6 @@ def _trim(state: _Topic, retention: Retention, now: float) -> None:
     horizon = now - retention.max_age
     while events and (len(events) > retention.max_events or events[0].published_at < horizon):
         state.trimmed_cursor = events.popleft().cursor
-
-
-_new: Final = object.__new__
-_set: Final = object.__setattr__
-
-
-def _stored(
-    topic: str, seq: int, cursor: int, published_at: float, args: list[Any], kwargs: dict[str, Any]
-) -> StoredEvent:
-    """``StoredEvent(topic, seq, cursor, published_at, args, kwargs)``, its fields set in one step
-    (the frozen dataclass's ``__init__`` sets each through ``object.__setattr__``: twice the time,
-    once per event of every batch)."""
-    event = _new(StoredEvent)
-    _set(
-        event,
-        "__dict__",
-        {
-            "topic": topic,
-            "seq": seq,
-            "cursor": cursor,
-            "published_at": published_at,
-            "args": args,
-            "kwargs": kwargs,
-        },
-    )
-    return event
 
 
 class MemoryStore:
@@ -113,7 +87,7 @@ class MemoryStore:
             state.last_seq += 1
             self._cursor += 1
             state.last_cursor = self._cursor
-            made = _stored(topic, state.last_seq, self._cursor, now, event.args, event.kwargs)
+            made = stored_event(topic, state.last_seq, self._cursor, now, event.args, event.kwargs)
             state.events.append(made)
             stored.append(made)
         if state is not None:

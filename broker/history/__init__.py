@@ -43,6 +43,33 @@ class StoredEvent:
         return {"epoch": epoch, "seq": self.seq, "cursor": self.cursor}
 
 
+_new: Final = object.__new__
+_set: Final = object.__setattr__
+
+
+def stored_event(
+    topic: str, seq: int, cursor: int, published_at: float, args: list[Any], kwargs: dict[str, Any]
+) -> StoredEvent:
+    """``StoredEvent(topic, seq, cursor, published_at, args, kwargs)``, its fields set in one step:
+    the frozen dataclass's ``__init__`` sets each through ``object.__setattr__``, twice the time,
+    for the engines that make one per event of every batch (memory, Redis). The same object,
+    equal and hashed alike."""
+    event = _new(StoredEvent)
+    _set(
+        event,
+        "__dict__",
+        {
+            "topic": topic,
+            "seq": seq,
+            "cursor": cursor,
+            "published_at": published_at,
+            "args": args,
+            "kwargs": kwargs,
+        },
+    )
+    return event
+
+
 @dataclass(frozen=True)
 class Retention:
     """How much of one topic's history to keep."""
