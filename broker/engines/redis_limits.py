@@ -56,13 +56,9 @@ def admit_call(
     return [claim, _key(base, "rate", key_id)], [_ms(ttl), *rate]
 
 
-def claim_call(
-    base: str, claim: Claim | None, clock: Callable[[], float] | None
-) -> tuple[list[str], list[str]]:
-    """The two keys and five arguments ``APPEND`` takes for a batch's ``claim`` (none: no keys,
-    five empty arguments)."""
-    if claim is None:
-        return [], ["", "", "", "", ""]
+def claim_call(base: str, claim: Claim, clock: Callable[[], float] | None) -> tuple[list[str], list[str]]:
+    """The two keys and five arguments ``APPEND`` takes for a batch's ``claim`` (a batch without
+    one: no keys, five empty arguments, :func:`broker.engines.redis_batcher.call`)."""
     return admit_call(base, claim.key_id, claim.nonce, claim.ttl, claim.quota, clock)
 
 
