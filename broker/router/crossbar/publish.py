@@ -245,14 +245,7 @@ def deliver(
         return []
     if not fastpublish.covers(broker, _NodeEvent(events[0].topic, [], {}), authorization):
         return _deliver_each(broker, publisher, events, received)
-    refused, reasons = len(events), {}
-    for i, event in enumerate(() if checked else events):  # what crossbar would refuse: before any is sent
-        topic = event.topic
-        if topic not in reasons:
-            reasons[topic] = fastpublish.uri_refusal(broker, publisher, topic)
-        if reasons[topic] is not None:
-            refused = i
-            break
+    refused, reason = (len(events), None) if checked else _first_refused(broker, publisher, events)
     ids: list[int] = []
     sent = broker._router._message_stats["sent"]
     start = 0
@@ -264,9 +257,22 @@ def deliver(
         publication = metrics.count_publishes(events[start].topic, received, end - start)
         metrics.TRACKER.run(publication, sent, _dispatch_run, broker, publisher, events[start:end], ids)
         start = end
-    if refused < len(events):
-        raise ApplicationError(ApplicationError.INVALID_URI, reasons[events[refused].topic])
+    if reason is not None:
+        raise ApplicationError(ApplicationError.INVALID_URI, reason)
     return ids
+
+
+def _first_refused(broker: Any, publisher: NodePublisher, events: Sequence[Event]) -> tuple[int, str | None]:
+    """The index of the first of ``events`` crossbar would refuse for its topic, and why (each
+    topic asked once); ``len(events)`` and None if it would refuse none."""
+    reasons: dict[str, str | None] = {}
+    for i, event in enumerate(events):
+        topic = event.topic
+        if topic not in reasons:
+            reasons[topic] = fastpublish.uri_refusal(broker, publisher, topic)
+        if reasons[topic] is not None:
+            return i, reasons[topic]
+    return len(events), None
 
 
 def _dispatch_run(broker: Any, publisher: NodePublisher, run: Sequence[Event], ids: list[int]) -> None:
