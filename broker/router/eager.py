@@ -13,7 +13,10 @@ first step propagate to the caller, and a wait that ends with one ends the
 coroutine's run there, unseen by its code (Twisted fails the Deferred with it).
 :func:`eager_call` is the same with plain callbacks for its outcome, no Deferred at all
 for a coroutine that does not wait (the HTTP publish API: a Deferred's callback chain
-was ~3% of a single request's router time).
+was ~3% of a single request's router time); one that waits on Deferreds (the Redis
+engine) it drives itself, resuming it from the callbacks of each Deferred it yields,
+without ``ensureDeferred``'s wrapper coroutine and status objects (4.9 → 2.3 µs per
+waiting call).
 Tests: ``tests/test_eager.py``, ``tests/test_eager_call.py``.
 """
 
@@ -23,9 +26,11 @@ from collections.abc import Callable, Coroutine, Generator
 from typing import Any, TypeVar
 
 from twisted.internet import defer
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 T = TypeVar("T")
+_log = Logger(namespace="broker.eager")
 
 
 def eager(coroutine: Coroutine[Any, Any, T]) -> defer.Deferred[T]:
@@ -43,8 +48,9 @@ def eager_call(
     coroutine: Coroutine[Any, Any, T], done: Callable[[T], object], failed: Callable[[Failure], object]
 ) -> None:
     """Run ``coroutine`` as :func:`eager` does, then call ``done(result)`` or ``failed(failure)``
-    (at once, before returning, if it does not wait; else when it is done, as callbacks of the
-    ``ensureDeferred`` it goes on under). An error ``done`` raises is its caller's, not ``failed``'s."""
+    (at once, before returning, if it does not wait; else when it is done, from the callback of
+    the last Deferred it waited on). An error ``done`` raises is its caller's, not ``failed``'s:
+    raised to the caller when the coroutine did not wait, logged when it did."""
     try:
         waiting = coroutine.send(None)
     except StopIteration as finished:
@@ -53,9 +59,70 @@ def eager_call(
         failed(Failure())
         return
     else:
-        defer.ensureDeferred(_resume(coroutine, waiting)).addCallbacks(done, failed)
+        if isinstance(waiting, defer.Deferred):
+            _Driver(coroutine, done, failed).wait(waiting)
+        else:  # not Twisted's to resume: its own driver, as before
+            defer.ensureDeferred(_resume(coroutine, waiting)).addCallbacks(done, failed)
         return
     done(result)
+
+
+class _Driver:
+    """Resumes a coroutine each time a Deferred it yielded fires, until it is done.
+
+    What ``ensureDeferred`` does for a coroutine awaiting Deferreds, without its Deferred and
+    callback chain: the coroutine is sent the result (thrown the failure) from the yielded
+    Deferred's own callback, which then hands on None (the result was consumed, as under
+    ``ensureDeferred``: no unhandled-error report for a failure the coroutine saw).
+    """
+
+    __slots__ = ("coroutine", "done", "failed")
+
+    def __init__(
+        self,
+        coroutine: Coroutine[Any, Any, Any],
+        done: Callable[[Any], object],
+        failed: Callable[[Failure], object],
+    ) -> None:
+        self.coroutine = coroutine
+        self.done = done
+        self.failed = failed
+
+    def wait(self, waiting: defer.Deferred[Any]) -> None:
+        """Resume the coroutine when ``waiting`` fires."""
+        waiting.addCallbacks(self._sent, self._thrown)
+
+    def _sent(self, result: Any) -> None:
+        try:
+            waiting = self.coroutine.send(result)
+        except StopIteration as finished:
+            self._finish(finished.value)
+        except Exception:
+            self.failed(Failure())
+        else:
+            self._next(waiting)
+
+    def _thrown(self, failure: Failure) -> None:
+        try:
+            waiting = failure.throwExceptionIntoGenerator(self.coroutine)
+        except StopIteration as finished:
+            self._finish(finished.value)
+        except Exception:
+            self.failed(Failure())
+        else:
+            self._next(waiting)
+
+    def _next(self, waiting: Any) -> None:
+        if isinstance(waiting, defer.Deferred):
+            self.wait(waiting)
+        else:
+            defer.ensureDeferred(_resume(self.coroutine, waiting)).addCallbacks(self._finish, self.failed)
+
+    def _finish(self, result: Any) -> None:
+        try:
+            self.done(result)
+        except Exception:  # no caller to raise to: a Deferred's callback would only hide it
+            _log.failure("handling the outcome of a coroutine failed")
 
 
 async def _resume(coroutine: Coroutine[Any, Any, T], waiting: Any) -> T:
