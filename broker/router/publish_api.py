@@ -48,6 +48,7 @@ from broker.errors import (
 )
 from broker.history import Once
 from broker.router import metrics
+from broker.router.crossbar.sendnow import write_now
 from broker.router.delivery import LocalDelivery
 from broker.router.eager import eager_call
 from broker.router.nonce_commit import GroupCommit
@@ -264,5 +265,5 @@ class PublishResource(Resource):
             return
         payload = cls._send(request, answer, retry_after=retry_after, replayed=replayed)
         request.setHeader(b"content-length", b"%d" % len(payload))  # one write, not chunked
-        request.write(payload)
+        write_now(request, payload)  # sent now, not on the reactor's next turn
         request.finish()
