@@ -224,3 +224,24 @@ def test_a_batch_trims_and_evicts_as_event_after_event(
         assert store.cursor() == 9
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("kind", sorted(ENGINES))
+def test_a_topic_evicted_within_a_batch_starts_again_at_seq_1(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """One topic at most: b evicts a, a comes back and evicts b, all in one batch. a starts again at
+    seq 1 (its seq, read once per batch by the Redis engine, is forgotten when it is evicted), and
+    the next batch goes on from the seqs the first left, not from any an evicted topic had."""
+    store = make(kind, tmp_path, lambda: 1000.0, max_topics=1, request=request)
+    try:
+        topics = ["a", "a", "b", "a", "a"]
+        appended = settle(store.append([NewEvent(t, [n], {}, KEEP) for n, t in enumerate(topics)]))
+        assert [(e.topic, e.seq, e.cursor) for e in appended.events] == [
+            ("a", 1, 1), ("a", 2, 2), ("b", 1, 3), ("a", 1, 4), ("a", 2, 5),
+        ]  # fmt: skip
+        following = settle(store.append([NewEvent("a", [5], {}, KEEP), NewEvent("b", [6], {}, KEEP)]))
+        assert [(e.topic, e.seq, e.cursor) for e in following.events] == [("a", 3, 6), ("b", 1, 7)]
+        assert [e.args for e in after(store, lambda t: t == "b", 6, 10) or []] == [[6]]
+    finally:
+        store.close()

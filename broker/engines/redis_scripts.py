@@ -120,6 +120,8 @@ return {epoch, cursor}
 #: appended in order, so one's cursors follow the previous one's. A topic is scored in ``E:recent``
 #: and trimmed once per call, after its last event (before a new topic's eviction too): the
 #: stored state is the one trimming after each event leaves (tests/test_engine_contract.py).
+#: Likewise a topic's seq is read once per call and written back at its end (not an HINCRBY
+#: per event).
 APPEND: Final = (
     _EPOCH
     + _ADMIT_ONE
@@ -148,6 +150,8 @@ end
 -- state as after each event (one horizon per call; keeping the last max_events and those not
 -- older than the horizon, after each append or once after the last, removes the same entries)
 local pending, order = {}, {}
+-- a topic's last seq, read from E:seq at its first event of the call and written back at its end
+local seqof = {}
 local function settle(topic)
   local p = pending[topic]
   if not p then return end
@@ -219,7 +223,10 @@ for b = 1, tonumber(ARGV[9]) do
       local stream = e .. ':t:' .. topic
       local kept = max_events > 0  -- else a topic without history: in the log only, seq 0
       local seq = 0
-      if kept then seq = redis.call('HINCRBY', seqs, topic, 1) end
+      if kept then
+        seq = (seqof[topic] or tonumber(redis.call('HGET', seqs, topic) or '0')) + 1
+        seqof[topic] = seq
+      end
       if seq == 1 then
         settle_all()  -- eviction sees every topic's score and length as after each event
         local count = redis.call('ZCARD', recent)
@@ -229,6 +236,7 @@ for b = 1, tonumber(ARGV[9]) do
             local v = victims[j]
             redis.call('DEL', e .. ':t:' .. v)
             redis.call('HDEL', seqs, v)
+            seqof[v] = nil  -- evicted: it starts again at seq 1, and is not written back
             redis.call('HDEL', trims, v)
             redis.call('ZREM', recent, v)
             local last = tonumber(victims[j + 1])
@@ -263,6 +271,7 @@ for b = 1, tonumber(ARGV[9]) do
   end
 end
 settle_all()
+for topic, seq in pairs(seqof) do redis.call('HSET', seqs, topic, seq) end
 if gap then
   redis.call('HSET', meta, 'c', cursor, 'ev', ev)
   redis.call('SET', nodekey, cursor, 'EX', 86400)
