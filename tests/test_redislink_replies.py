@@ -202,8 +202,8 @@ def bare_client(accepts: int | None) -> tuple[Any, list[bytes], list[bytes]]:
     """A TCP transport that is not connected to anything: its socket takes ``accepts`` bytes
     per send (None: the connection is lost); what it sends and what it buffers are recorded."""
     transport: Any = tcp.Client.__new__(tcp.Client)
-    transport.dataBuffer, transport.offset, transport._tempDataLen = b"", 0, 0
-    transport.disconnecting = False
+    transport.dataBuffer, transport.offset, transport._tempDataBuffer = b"", 0, []
+    transport.connected, transport.disconnecting = True, False
     sent: list[bytes] = []
     buffered: list[bytes] = []
 
@@ -215,7 +215,7 @@ def bare_client(accepts: int | None) -> tuple[Any, list[bytes], list[bytes]]:
 
     def write(data: bytes) -> None:
         buffered.append(data)
-        transport._tempDataLen += len(data)
+        transport._tempDataBuffer.append(data)
 
     transport.writeSomeData, transport.write = write_some, write
     return transport, sent, buffered
@@ -234,3 +234,22 @@ def test_a_command_is_sent_at_once_unless_bytes_wait_before_it() -> None:
     protocol.transport, sent, buffered = bare_client(None)
     protocol._write(b"PING4")
     assert buffered == [b"PING4"]  # the buffered write finds the lost connection
+
+
+class _OwnWrites(tcp.Client):
+    """A TCP client class that sends its own way: its buffer fields are not Twisted's to read."""
+
+    def writeSomeData(self, data: Any) -> Any:
+        raise AssertionError("not called: the class is not one send_now checked")
+
+
+def test_a_command_on_another_transport_class_goes_through_its_write() -> None:
+    protocol = _Protocol()
+    protocol.transport, sent, buffered = bare_client(1 << 20)
+    protocol.transport.__class__ = _OwnWrites
+    protocol._write(b"PING5")
+    assert (sent, buffered) == ([], [b"PING5"])
+    protocol.transport, sent, buffered = bare_client(1 << 20)
+    protocol.transport.TLS = True  # TLS started on the connection: the TLS layer writes
+    protocol._write(b"PING6")
+    assert (sent, buffered) == ([], [b"PING6"])

@@ -42,7 +42,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 import txredisapi
-from twisted.internet import defer, tcp
+from twisted.internet import defer
 from twisted.internet import reactor as _reactor
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.task import deferLater
@@ -53,6 +53,7 @@ from broker.engines.redis_wire import ErrorReply, Future, NotSent, RedisLink
 from broker.errors import RedisProtocolError
 from broker.history import RedisAddress
 from broker.router import resp
+from broker.router.crossbar import sendnow
 
 _log = Logger(namespace="broker.redis")
 
@@ -240,20 +241,10 @@ class _Protocol(txredisapi.BaseRedisProtocol):  # type: ignore[misc]
         reactor's next pass and unregisters it (two ``epoll_ctl`` and a pass per command,
         with a call in flight at a time); what the socket does not take, or anything behind
         buffered bytes, goes through the buffer, in order. A lost connection is left to the
-        buffered write to find (the reactor then closes it and fails the calls)."""
-        transport = self.transport
-        if (
-            type(transport) is tcp.Client
-            and not transport._tempDataLen
-            and transport.offset == len(transport.dataBuffer)
-            and not transport.disconnecting
-        ):
-            sent = transport.writeSomeData(data)
-            if type(sent) is int:
-                if sent == len(data):
-                    return
-                data = data[sent:]
-        transport.write(data)
+        buffered write to find (the reactor then closes it and fails the calls). Twisted's
+        private buffer fields are read by the door's :func:`broker.router.crossbar.sendnow.send_now`,
+        only on the TCP classes it checked."""
+        sendnow.send_now(self.transport, data)
 
     def _expire(self, result: Deferred[Any], seconds: float) -> None:
         text = f"Redis did not answer within {seconds:g} s"

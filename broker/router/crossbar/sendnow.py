@@ -1,4 +1,4 @@
-"""An HTTP answer sent from the call that writes it, not from the reactor's next turn.
+"""An HTTP answer (or a Redis command) sent from the call that writes it, not from the reactor's next turn.
 
 What Twisted 26.10 does: ``Request.write`` hands the status line, headers and
 body to the TCP transport (``twisted/internet/abstract.py``
@@ -14,7 +14,9 @@ transport's own non-blocking ``send``); what the socket does not take, or
 an error, goes to the transport's ``write`` as before, so flow control,
 producers and connection loss stay Twisted's. Any transport that is not a
 plain TCP connection of the kind checked here (TLS, a protocol wrapper, a
-test's fake) takes ``request.write`` unchanged.
+test's fake) takes ``request.write`` unchanged. :func:`send_now` does the
+same for bytes written to such a transport directly (the Redis link's
+commands, :mod:`broker.router.redislink`).
 
 Reads Twisted's private buffer fields (``_tempDataBuffer``, ``dataBuffer``,
 ``offset``, ``_writeDisconnected``, ``TLS``): only on ``tcp.Connection`` classes
@@ -52,19 +54,42 @@ def _direct(kind: type) -> bool:
     return fits
 
 
+def _idle(transport: Any) -> bool:
+    """Whether ``transport`` is a plain TCP connection, open, with nothing buffered to send."""
+    return (
+        _direct(type(transport))
+        and transport.connected
+        and not transport.disconnecting
+        and not transport.TLS
+        and not transport._writeDisconnected
+        and not transport._tempDataBuffer
+        and len(transport.dataBuffer) <= transport.offset
+    )
+
+
+def _send(transport: Any, blob: bytes) -> None:
+    """Send ``blob`` on an idle ``transport`` at once; what the socket does not take (or all of
+    it, after an error) through the transport's buffer: its next doWrite sends it, or meets
+    the error again and loses the connection as it would have."""
+    sent = transport.writeSomeData(blob)
+    if sent == len(blob):
+        return
+    transport.write(blob[sent:] if isinstance(sent, int) else blob)
+
+
+def send_now(transport: Any, data: bytes) -> None:
+    """``transport.write(data)``, sent at once when ``transport`` is a plain TCP connection with
+    nothing buffered (else, or for what the socket does not take, through its buffer)."""
+    if _idle(transport):
+        _send(transport, data)
+    else:
+        transport.write(data)
+
+
 def write_now(request: Any, data: bytes) -> None:
     """``request.write(data)``, its bytes sent at once when the socket's buffer is empty."""
     transport = getattr(request.channel, "transport", None)
-    if (
-        transport is None
-        or not _direct(type(transport))
-        or not transport.connected
-        or transport.disconnecting
-        or transport.TLS
-        or transport._writeDisconnected
-        or transport._tempDataBuffer
-        or len(transport.dataBuffer) > transport.offset
-    ):
+    if transport is None or not _idle(transport):
         request.write(data)
         return
     collected: list[bytes] = []
@@ -74,12 +99,5 @@ def write_now(request: Any, data: bytes) -> None:
         request.write(data)
     finally:
         del transport.write, transport.writeSequence
-    if not collected:
-        return
-    blob = b"".join(collected)
-    sent = transport.writeSomeData(blob)
-    if sent == len(blob):
-        return
-    # the rest (or all of it, after an error) through the transport's buffer: its next
-    # doWrite sends it, or meets the error again and loses the connection as it would have
-    transport.write(blob[sent:] if isinstance(sent, int) else blob)
+    if collected:
+        _send(transport, b"".join(collected))
