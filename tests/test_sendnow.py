@@ -1,6 +1,8 @@
 """``write_now``: an HTTP answer on a plain TCP connection goes out in the call that writes it,
 byte for byte what ``request.write`` would have sent on the reactor's next turn; anything else
 (bytes already buffered, a full socket, a lost peer, TLS, another transport) takes the normal path.
+``send_now`` does the same for bytes written to the transport itself (the Redis link's commands;
+its fakes in ``tests/test_redislink_replies.py``).
 
 Each test builds a real ``twisted.internet.tcp.Server`` over one end of a loopback TCP connection, on a
 ``MemoryReactor`` (which records whether the transport asked to be written later), and reads
@@ -19,7 +21,7 @@ from twisted.internet.testing import MemoryReactor, StringTransport
 from twisted.web.http import HTTPChannel, Request
 
 from broker.router.crossbar import sendnow
-from broker.router.crossbar.sendnow import write_now
+from broker.router.crossbar.sendnow import send_now, write_now
 
 
 def _tcp_pair() -> tuple[socket.socket, socket.socket]:
@@ -193,3 +195,15 @@ def test_a_connection_class_writing_its_own_way_is_not_read() -> None:
     assert sendnow._direct(tcp.Server)
     assert not sendnow._direct(Wrapped)
     assert not sendnow._direct(StringTransport)
+
+
+def test_send_now_sends_at_once_behind_nothing_and_in_order_behind_buffered_bytes(connections: Any) -> None:
+    connection = connections()
+    send_now(connection.transport, b"FIRST")
+    assert not connection.waiting_to_write()
+    assert connection.received(5) == b"FIRST"
+    connection.transport.write(b"EARLIER")
+    send_now(connection.transport, b"LATER")
+    assert connection.waiting_to_write()  # behind the buffered bytes, through the buffer
+    connection.flush()
+    assert connection.received(12) == b"EARLIERLATER"

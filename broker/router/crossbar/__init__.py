@@ -46,7 +46,8 @@ crossbar handles PUBLISH as it always did), :mod:`.subscribers` (which client
 sessions hold a subscription, read-only: :mod:`broker.router.gaps`),
 :mod:`.fastpublish` (an authorized PUBLISH dispatched without crossbar's
 Deferreds, ``extra.fast_path``), :mod:`.unmask` (small client frames unmasked
-without autobahn's cffi masker).
+without autobahn's cffi masker), :mod:`.sendnow` (an HTTP answer or a Redis command
+sent in the call that writes it, on Twisted's plain TCP connections only).
 
 This module imports its patches only inside :func:`install_order`: ``broker run``
 reads :mod:`.versions` in a process that never loads crossbar's router.

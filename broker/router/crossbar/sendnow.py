@@ -22,7 +22,7 @@ Reads Twisted's private buffer fields (``_tempDataBuffer``, ``dataBuffer``,
 ``offset``, ``_writeDisconnected``, ``TLS``): only on ``tcp.Connection`` classes
 whose ``write``, ``writeSequence`` and ``writeSomeData`` are the ones read here
 (checked once per class), and only when TLS is off.
-Tests: ``tests/test_sendnow.py``.
+Tests: ``tests/test_sendnow.py``, ``tests/test_redislink_replies.py``.
 """
 
 from __future__ import annotations
