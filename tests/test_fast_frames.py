@@ -38,12 +38,13 @@ from autobahn.wamp.exception import SerializationError  # noqa: E402
 from autobahn.websocket.protocol import PreparedMessage, WebSocketProtocol  # noqa: E402
 
 from broker.config.settings import parse_settings  # noqa: E402
+from broker.core import signing  # noqa: E402
 from broker.core.wsframe import frame, payload_length  # noqa: E402
 from broker.errors import ConfigError  # noqa: E402
-from broker.history import POSITION_KEY  # noqa: E402
+from broker.history import POSITION_KEY, eventtext  # noqa: E402
 from broker.router.state import STATE  # noqa: E402
 from tests.lpclient import LongPollSession  # noqa: E402
-from tests.node import BACKEND_SECRET, Node, free_port  # noqa: E402
+from tests.node import BACKEND_SECRET, PUBLISHER_SECRET, Node, free_port  # noqa: E402
 from tests.rawframes import SERIALIZERS, RawSocketFrames, WsFrames, decode  # noqa: E402
 from tests.test_reload_node import EXTRA, broker, edit  # noqa: E402
 
@@ -102,6 +103,73 @@ def test_json_events_are_serialized_as_autobahn_does(options: dict[str, bool]) -
     assert frames._serialize(serializer, event.marshal()) == serializer.serialize(event.marshal())
     msgpack = wamp_serializer.MsgPackObjectSerializer()
     assert frames._serialize(msgpack, event.marshal()) == msgpack.serialize(event.marshal())
+
+
+def tailed(msg: message.Event) -> message.Event:
+    """``msg`` with its tail written, as :func:`fastpublish.new_event` keeps it for an HTTP event."""
+    text = eventtext.args_json(msg.args)
+    assert text is not None
+    tail = eventtext.wire_tail(msg.args, text, msg.kwargs or {})
+    assert tail is not None
+    msg._serialized[frames.TAIL] = tail
+    return msg
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"batched": True}, {"use_binary_hex_encoding": True}],
+    ids=["plain", "batched", "hex"],
+)
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},
+        {"topic": "public.t.é"},
+        {"publisher": 9, "publisher_authid": "me", "publisher_authrole": "backend"},
+        {"transaction_hash": "h", "forward_for": [{"session": 1, "authid": "a", "authrole": "r"}]},
+        {"retained": True},
+        {"x_acknowledged_delivery": True},
+    ],
+    ids=["bare", "topic", "publisher", "hash-forward", "retained", "acked"],
+)
+@pytest.mark.parametrize(
+    "payload",
+    [
+        ([{"s": 'é€\u2028"x"\x7f', "f": 1e16}], {POSITION_KEY: {"epoch": "e1", "seq": 2, "cursor": 3}}),
+        ([{"n": 1}], {}),
+        ([], {POSITION_KEY: {"epoch": "e1", "seq": 2, "cursor": 3}}),
+        ([], {}),
+    ],
+    ids=["position", "args", "kwargs", "empty"],
+)
+def test_a_written_tail_gives_the_frame_autobahn_writes(
+    options: dict[str, bool], fields: dict[str, Any], payload: tuple[list[Any], dict[str, Any]]
+) -> None:
+    """The type, ids and details written, then the tail an HTTP event came with: the same bytes as
+    serializing the whole EVENT, for every details field ``marshal`` writes; a serializer other
+    than JSON ignores the tail."""
+    args, kwargs = payload
+    json_serializer = wamp_serializer.JsonObjectSerializer(**options)
+    for serializer in (json_serializer, wamp_serializer.MsgPackObjectSerializer()):
+        whole = message.Event(1234, 2**53, args=args, kwargs=kwargs, **fields)
+        spliced = tailed(message.Event(1234, 2**53, args=args, kwargs=kwargs, **fields))
+        fake = SimpleNamespace(_serializer=SimpleNamespace(_serializer=serializer))
+        key = frames.frame_key(serializer)
+        assert key is not None
+        expected = frame(serializer.serialize(whole.marshal()), key.binary)
+        assert frames._build(fake, spliced, key) == expected
+
+
+def test_a_written_tail_is_not_used_for_an_encrypted_payload_or_an_odd_id() -> None:
+    serializer = wamp_serializer.JsonObjectSerializer()
+    event = tailed(message.Event(1, 2, args=[1]))
+    event._serialized[frames.TAIL] = "[666]"  # not its args: shows whether the tail was used
+    assert frames._spliced(serializer, event, "[666]") == b"[36,1,2,{},[666]]"
+    assert frames._spliced(wamp_serializer.CBORObjectSerializer(), event, "[666]") is None
+    encrypted = message.Event(1, 2, payload=b"x", enc_algo="cryptobox")
+    assert frames._spliced(serializer, encrypted, "[666]") is None
+    event._subscription = True  # marshal writes true; the template would write True
+    assert frames._spliced(serializer, event, "[666]") is None
 
 
 def test_a_payload_that_contains_itself_is_a_serialization_error_as_autobahn_s() -> None:
@@ -412,6 +480,54 @@ def test_fast_frames_are_the_normal_paths_bytes(
     # three fast frames, all the /ws subscriber's: /wsplain took the normal path
     assert fast_frames(fast_node) - before == 3
     for client in (fast, plain, publisher):
+        client.close()
+
+
+def post_batch(node: Node, events: list[dict[str, Any]]) -> dict[str, Any]:
+    """``POST /api/publish`` of ``events``, signed with the dev key; the 200 answer's body."""
+    raw = json.dumps({"events": events}).encode()
+    headers = {"Content-Type": "application/json"}
+    headers.update(signing.sign_headers("dev", PUBLISHER_SECRET, "POST", "/api/publish", raw))
+    request = urllib.request.Request(node.url + "/api/publish", data=raw, headers=headers, method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+        return json.loads(response.read())  # type: ignore[no-any-return]
+
+
+#: Data whose JSON every quoting rule writes differently somewhere (see tests/test_eventtext.py).
+HTTP_DATA: list[Any] = [
+    {"s": 'é€\u2028"\\\x7f\x01', "astral": "😀", "f": [1e16, -0.0, 0.1], "big": 2**63 - 1},
+    "plain",
+    None,
+    [{"nested": {"": []}}],
+]
+
+
+@pytest.mark.node
+@pytest.mark.parametrize("serializer", SERIALIZERS)
+@pytest.mark.parametrize(("subscription", "match", "topic"), TOPICS)
+def test_http_batch_frames_are_the_normal_paths_bytes(
+    fast_node: Node, serializer: str, subscription: str, match: str, topic: str
+) -> None:
+    """An HTTP batch's events come with their payload's JSON written once (the store's text and
+    the JSON frame's tail): the fast subscriber's frames are the normal path's, byte for byte,
+    on every serializer, with and without a position, with a topic in the details or not."""
+    fast, plain = WsFrames(fast_node, serializer), WsFrames(fast_node, serializer, path="wsplain")
+    for client in (fast, plain):
+        client.join()
+        client.subscribe(subscription, match)
+    before = fast_frames(fast_node)
+    answer = post_batch(fast_node, [{"topic": topic, "data": data} for data in HTTP_DATA])
+    got_fast = [fast.frame() for _ in HTTP_DATA]
+    got_plain = [plain.frame() for _ in HTTP_DATA]
+    assert [f.raw for f in got_fast] == [f.raw for f in got_plain]
+    events = [decode(serializer, f.payload) for f in got_fast]
+    assert [e[4] for e in events] == [[data] for data in HTTP_DATA]
+    assert [e[5].get(POSITION_KEY) if len(e) > 5 else None for e in events] == [
+        p["position"] for p in answer["published"]
+    ]
+    assert fast_frames(fast_node) - before == len(HTTP_DATA)
+    for client in (fast, plain):
         client.close()
 
 

@@ -35,6 +35,13 @@ POLICIES = (
 )
 
 
+def sent(topic: str, args: list[Any], kwargs: dict[str, Any]) -> Outgoing:
+    """The event as handed to delivery: with the tail of its JSON EVENT frame written, as
+    ``json.dumps`` writes ``marshal()[4:]`` with autobahn's options (no kwargs: args alone)."""
+    tail = json.dumps([args, kwargs] if kwargs else [args], separators=(",", ":"), ensure_ascii=False)
+    return Outgoing(topic, args, kwargs, tail[1:-1])
+
+
 class CountingStore(MemoryStore):
     """A memory store that records every append call (and can be made to fail)."""
 
@@ -91,13 +98,16 @@ def test_a_batch_of_n_is_one_append_and_n_deliveries_in_order(store: CountingSto
     assert status == 200
     assert len(store.calls) == 1
     assert [(e.topic, e.args, e.kwargs) for e in store.calls[0]] == [(e.topic, [e.data], {}) for e in events]
+    # each event's [data] written once, for an engine that keeps text (and the EVENT frames)
+    compact = {"separators": (",", ":"), "ensure_ascii": False}
+    assert [e.args_json for e in store.calls[0]] == [json.dumps([e.data], **compact) for e in events]
     positions = [p["position"] for p in body["published"]]
     assert [p["cursor"] for p in positions] == list(range(1, 51))  # in order, gapless
     assert [p["seq"] for p in positions[:6]] == [1, 1, 1, 2, 2, 2]
     assert {p["epoch"] for p in positions} == {store.epoch}
     assert [p["id"] for p in body["published"]] == list(range(100, 150))
     assert recorder.delivered == [
-        Outgoing(e.topic, [e.data], {"broker_position": p}) for e, p in zip(events, positions, strict=True)
+        sent(e.topic, [e.data], {"broker_position": p}) for e, p in zip(events, positions, strict=True)
     ]
     assert recorder.checked == [True]  # publish_all asked refusal() for every topic first
     assert body.encoded() == json.dumps(body).encode()  # the template's bytes are json.dumps'
@@ -120,7 +130,7 @@ def test_a_batch_without_history_appends_nothing(store: CountingStore) -> None:
     (status, _), recorder = run([Event("live.x", 1)])
     assert status == 200
     assert store.calls == []
-    assert recorder.delivered == [Outgoing("live.x", [1], {})]
+    assert recorder.delivered == [sent("live.x", [1], {})]
 
 
 def test_a_failing_engine_refuses_the_whole_batch_and_delivers_nothing(store: CountingStore) -> None:
@@ -173,9 +183,9 @@ def test_on_a_cluster_node_topics_without_history_are_in_the_append_unpositioned
         {"epoch": shared.epoch, "seq": 2, "cursor": 3},
     ]
     assert recorder.delivered == [
-        Outgoing("public.a", [1], {"broker_position": positions[0]}),
-        Outgoing("live.b", [2], {}),
-        Outgoing("public.a", [3], {"broker_position": positions[2]}),
+        sent("public.a", [1], {"broker_position": positions[0]}),
+        sent("live.b", [2], {}),
+        sent("public.a", [3], {"broker_position": positions[2]}),
     ]
     # the shared log has all three, in batch order; recovery has only the topic with history
     assert shared.cursor() == 3
@@ -199,5 +209,5 @@ def test_a_stopping_single_node_still_delivers_a_topic_without_history(store: Co
     STATE.stopping = True
     (status, body), recorder = run([Event("live.b", 1)])
     assert (status, body["published"][0]["position"]) == (200, None)
-    assert recorder.delivered == [Outgoing("live.b", [1], {})]
+    assert recorder.delivered == [sent("live.b", [1], {})]
     assert store.calls == []

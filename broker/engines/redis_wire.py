@@ -164,7 +164,8 @@ def stored(topic: str, raw: Sequence[Any]) -> StoredEvent:
 def event_args(batch: Sequence[NewEvent]) -> list[str]:
     """``APPEND``'s four arguments per event: topic, max_events, max_age and the payload
     ``[args, kwargs]`` as stored text (:func:`broker.history.storedtext.encode`: compact JSON,
-    bytes kept; encoded once, here: the script stores the text as it is)."""
+    bytes kept; encoded once, here, or from the event's ``args_json``: the script stores the
+    text as it is)."""
     args: list[str] = []
     encode = storedtext.encode
     last: Any = None  # a batch's events mostly share one topic's retention: its words made once
@@ -173,5 +174,5 @@ def event_args(batch: Sequence[NewEvent]) -> list[str]:
         retention = event.retention
         if retention is not last:
             last, kept, age = retention, str(retention.max_events), repr(float(retention.max_age))
-        args += [event.topic, kept, age, encode(event.args, event.kwargs)]
+        args += [event.topic, kept, age, encode(event.args, event.kwargs, event.args_json)]
     return args

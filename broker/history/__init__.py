@@ -16,7 +16,7 @@ Twisted, no Autobahn, no files.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 from urllib.parse import unquote, urlsplit
 
@@ -92,6 +92,9 @@ class NewEvent:
     args: list[Any]
     kwargs: dict[str, Any]
     retention: Retention
+    #: ``args`` as :func:`broker.history.eventtext.args_json` wrote them, if the publisher's
+    #: path already did (an engine that keeps text makes its own from it); None: not written
+    args_json: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

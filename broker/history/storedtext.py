@@ -84,11 +84,22 @@ def _tag(payload: Any) -> Any:
     return root[0]
 
 
-def encode(args: Any, kwargs: Any) -> str:
+def _ascii_alike(text: str) -> bool:
+    """Whether ``ensure_ascii`` would write ``text``'s strings as they are: ASCII, without DEL
+    (the one ASCII character it escapes that the other quoting keeps)."""
+    return text.isascii() and "\x7f" not in text
+
+
+def encode(args: Any, kwargs: Any, args_json: str | None = None) -> str:
     """``[args, kwargs]`` as stored text: plain JSON, or :data:`TAGGED` JSON when it holds bytes.
 
-    Raises TypeError (or ValueError) for a value JSON has no form for but bytes, as
-    ``json.dumps`` does; the publish checks let none through."""
+    ``args_json``: ``args`` as :func:`broker.history.eventtext.args_json` wrote them (no
+    ``ensure_ascii``); with no ``kwargs`` and no character that ``ensure_ascii`` escapes (any
+    beyond ASCII, and DEL) the text is made from it, the same text. Raises TypeError (or
+    ValueError) for a value JSON has no form for but bytes, as ``json.dumps`` does; the
+    publish checks let none through."""
+    if args_json is not None and type(kwargs) is dict and not kwargs and _ascii_alike(args_json):
+        return f"[{args_json},{{}}]"
     payload = [args, kwargs]
     try:
         return _PLAIN(payload)

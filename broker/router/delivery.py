@@ -37,6 +37,9 @@ class Outgoing(NamedTuple):
     topic: str
     args: list[Any]
     kwargs: dict[str, Any]
+    #: what follows the details in its JSON EVENT frame, if already written
+    #: (:func:`broker.history.eventtext.wire_tail`); None: the frame is written whole
+    text: str | None = None
 
 
 def outgoing(appended: Appended) -> list[Outgoing]:

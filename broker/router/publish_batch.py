@@ -34,6 +34,7 @@ from broker.errors import (
     Replayed,
 )
 from broker.history import POSITION_KEY, NewEvent, Once, Retention
+from broker.history.eventtext import args_json, wire_tail
 from broker.history.recovery import check_deliverable
 from broker.router.delivery import LocalDelivery, Outgoing
 from broker.router.positions import HISTORY_UNAVAILABLE, STOPPING, refusal, retention_of
@@ -160,8 +161,12 @@ async def publish_all(
             await first(admission)
             raise
     received = perf_counter()  # the start of broker_delivery_latency_seconds
+    # each event's [data] written to JSON once, for the store's text and its EVENT frames
+    texts = [args_json([e.data]) for e in events]
     batch = [
-        NewEvent(e.topic, [e.data], {}, r) for e, r in zip(events, retentions, strict=True) if r is not None
+        NewEvent(e.topic, [e.data], {}, r, text)
+        for e, r, text in zip(events, retentions, texts, strict=True)
+        if r is not None
     ]
     positions: list[dict[str, Any] | None] = []
     replayed = False
@@ -194,10 +199,10 @@ async def publish_all(
     if replayed:  # published once already, by some node: delivered from there, not again
         again = [{"topic": e.topic, "id": None, "position": p} for e, p in zip(events, found, strict=True)]
         return (200, {"published": again}), True
-    out = [
-        Outgoing(e.topic, [e.data], {} if p is None else {POSITION_KEY: p})
-        for e, p in zip(events, found, strict=True)
-    ]
+    out = []
+    for e, p, text in zip(events, found, texts, strict=True):
+        args, kwargs = [e.data], {} if p is None else {POSITION_KEY: p}
+        out.append(Outgoing(e.topic, args, kwargs, None if text is None else wire_tail(args, text, kwargs)))
     ids = delivery.deliver(out, received, checked=True)  # every topic passed refusal() above
     return (200, published_body([e.topic for e in events], ids, found)), False
 

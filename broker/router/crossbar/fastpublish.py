@@ -61,6 +61,8 @@ from crossbar.router import broker as crossbar_broker
 from crossbar.router.session import RouterApplicationSession
 from twisted.logger import Logger
 
+from broker.router.crossbar import frames
+
 _log = Logger(namespace="broker.publish")
 _state = {"on": True}
 _EXACT: Final = message.Subscribe.MATCH_EXACT
@@ -138,15 +140,18 @@ def dispatch_checked(
     publish: Any,
     authorization: dict[str, Any],
     matched: dict[str, list[Any]] | None = None,
+    text: str | None = None,
 ) -> int:
     """Dispatch an authorized ``publish`` of ``session``, whose topic :func:`uri_refusal` passed,
     as crossbar's ``processPublish`` would: its publication id. Only for what :func:`covers`.
 
     ``matched``: the subscriptions already matched to each topic in this reactor turn
-    (:func:`matches`), for a run of events dispatched one after the other.
+    (:func:`matches`), for a run of events dispatched one after the other. ``text``: what
+    follows the details in the JSON frame of its EVENTs, already written
+    (:func:`broker.history.eventtext.wire_tail`; :func:`new_event`).
     """
     subscriptions = None if matched is None else matches(broker, publish.topic, matched)
-    return _dispatch(broker, broker._router, session, publish, authorization, subscriptions)
+    return _dispatch(broker, broker._router, session, publish, authorization, subscriptions, text)
 
 
 def matches(broker: Any, topic: str, matched: dict[str, list[Any]]) -> list[Any]:
@@ -182,6 +187,7 @@ def _dispatch(
     publish: Any,
     authorization: dict[str, Any],
     subscriptions: list[Any] | None = None,
+    text: str | None = None,
 ) -> int:
     topic = publish.topic
     if subscriptions is None:
@@ -238,6 +244,7 @@ def _dispatch(
             None if subscription.match == _EXACT else topic,
             publish.transaction_hash,
             forward_for,
+            text,
         )
         msg._router_internal = internal  # crossbar's router links read it (the correlation_* only tracing)
         pending = [r for r in receivers if me_also or r != session]
@@ -273,12 +280,16 @@ def new_event(
     topic: str | None,
     transaction_hash: str | None,
     forward_for: list[dict[str, Any]] | None,
+    text: str | None = None,
 ) -> message.Event:
     """``message.Event(...)`` of these fields, every slot set as its constructor sets it, without
     the constructor's type assertions (what the router dispatches was validated when it was
     received: a PUBLISH by autobahn's parser, a node event by the HTTP gate); a third of the cost
     of dispatching an event of a batch. The constructor itself if ``message.Event``'s slots are
-    not those of :data:`EVENT_SLOTS`."""
+    not those of :data:`EVENT_SLOTS`. ``text``: the JSON that follows its details in a JSON
+    frame (:func:`broker.history.eventtext.wire_tail` of ``args`` and ``kwargs``), kept for
+    :mod:`.frames` under :data:`.frames.TAIL` in its ``_serialized`` (only with those slots,
+    which :mod:`.frames` reads beside it)."""
     if not _SLOTS_KNOWN:
         return message.Event(
             subscription,
@@ -294,7 +305,7 @@ def new_event(
         )
     msg = _NEW(_EVENT_CLASS)
     msg._from_fbs = msg._router_internal = None
-    msg._serialized = {}
+    msg._serialized = {} if text is None else {frames.TAIL: text}
     msg._correlation_id = msg._correlation_uri = msg._correlation_is_anchor = msg._correlation_is_last = None
     msg._args, msg._kwargs, msg._forward_for = args, kwargs, forward_for
     msg._payload = msg._enc_algo = msg._enc_key = msg._enc_serializer = None

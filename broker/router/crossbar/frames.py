@@ -22,7 +22,11 @@ own object serializer once per key, framed once
 (:func:`broker.core.wsframe.frame`), kept on the message (in its
 ``_serialized`` dict, under the key, as crossbar's MQTT bridge keeps its own
 forms there) and written with ``transport.write``, as ``sendData`` does when
-nothing is queued; one Python call per delivery instead of four. Everything
+nothing is queued; one Python call per delivery instead of four. An EVENT
+of an HTTP publish comes with its arguments' JSON already written (the text
+its store was given, :mod:`broker.history.eventtext`), kept under
+:data:`TAIL`: for autobahn's JSON serializer its frame is then the type, ids
+and details written here and that tail (:func:`_spliced`), the same bytes. Everything
 else goes to the transport's ``send`` as before (autobahn's path, with
 :mod:`.backpressure`'s wrapper): other message types and transports, a peer
 let go or closing, a connection with a queued write (``send_queue``), a
@@ -81,6 +85,7 @@ _OPTIONS: Final = {
     if (cls := getattr(wamp_serializer, name, None)) is not None
 }
 _EVENT: Final = message.Event
+_EVENT_TYPE: Final = message.Event.MESSAGE_TYPE
 _OPEN: Final = WebSocketProtocol.STATE_OPEN
 _HEADER: Final = HEADER_LENGTH
 
@@ -180,10 +185,56 @@ def _serialize(serializer: Any, obj: list[Any]) -> bytes:
     return text + b"\30" if serializer._batched else text
 
 
+class _Tail:
+    """The key an EVENT's written tail is kept under in its ``_serialized`` (:data:`TAIL`)."""
+
+    __slots__ = ()
+    #: what crossbar's tracing reads of a key (a traced router never takes the fast path)
+    NAME = "json.tail"
+
+
+#: ``msg._serialized[TAIL]``: what follows the details in the JSON frame of an EVENT made by
+#: :func:`broker.router.crossbar.fastpublish.new_event` (its ``args``, then its ``kwargs`` if
+#: any: :func:`broker.history.eventtext.wire_tail`), so :func:`_spliced` writes only the rest.
+TAIL: Final = _Tail()
+
+
+def _spliced(serializer: Any, msg: Any, tail: str) -> bytes | None:
+    """``_serialize(serializer, msg.marshal())`` for an EVENT whose ``tail`` was written: its
+    type, ids and details, then ``tail``; None if ``serializer`` is not autobahn's JSON one (or
+    :func:`_json_writer` is None), or for an id that is no ``int`` or an encrypted payload."""
+    if type(serializer) is not wamp_serializer.JsonObjectSerializer:
+        return None
+    write = _JSON_WRITERS[serializer._use_binary_hex_encoding]
+    sub, pub = msg._subscription, msg._publication
+    if write is None or type(sub) is not int or type(pub) is not int or msg._payload is not None:
+        return None
+    if (
+        msg._publisher is None
+        and msg._publisher_authid is None
+        and msg._publisher_authrole is None
+        and msg._topic is None
+        and msg._retained is None
+        and msg._transaction_hash is None
+        and msg._x_acknowledged_delivery is None
+        and msg._forward_for is None
+    ):
+        details = "{}"  # what Event.marshal's details are then
+    else:
+        details = write(msg.marshal()[3])
+    head = f"[{_EVENT_TYPE},{sub},{pub},{details}"
+    data = (f"{head},{tail}]" if tail else f"{head}]").encode("utf8")
+    return data + b"\30" if serializer._batched else data
+
+
 def _build(protocol: Any, msg: Any, key: FrameKey) -> bytes:
     """Serialize ``msg`` with the connection's object serializer and frame it (a cache miss)."""
+    serializer = protocol._serializer._serializer
     try:
-        payload = _serialize(protocol._serializer._serializer, msg.marshal())
+        tail = msg._serialized.get(TAIL)
+        payload = tail is not None and _spliced(serializer, msg, tail)
+        if not payload:
+            payload = _serialize(serializer, msg.marshal())
     except Exception as e:  # as autobahn's WampWebSocketProtocol.send words and raises it
         protocol.log.error(f"WAMP message serialization error: {e}")
         raise SerializationError(f"WAMP message serialization error: {e}") from e

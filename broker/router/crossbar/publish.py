@@ -190,6 +190,10 @@ class Event(Protocol):
     def args(self) -> list[Any]: ...
     @property
     def kwargs(self) -> dict[str, Any]: ...
+    @property
+    def text(self) -> str | None:
+        """What follows the details in its JSON EVENT frame, or None
+        (:func:`broker.history.eventtext.wire_tail`)."""
 
 
 class _NodeEvent:
@@ -283,7 +287,7 @@ def _dispatch_run(broker: Any, publisher: NodePublisher, run: Sequence[Event], i
     matched: dict[str, list[Any]] = {}  # once per topic of the run (fastpublish.matches)
     for event in run:
         note = _NodeEvent(event.topic, event.args, event.kwargs)
-        ids.append(fastpublish.dispatch_checked(broker, publisher, note, authorization, matched))
+        ids.append(fastpublish.dispatch_checked(broker, publisher, note, authorization, matched, event.text))
         if hook is not None:  # as _tapped: a node event has no payload, no eligible list
             hook(note.topic, note.args or [], note.kwargs or {})
 
