@@ -145,6 +145,8 @@ class RedisStore(LogReader):
         self._probe_token, self._probe_since, self._probe_due = "", cast(float | None, None), 0.0
         self._probe_id = (0, 0)
         self._quiet: Future | None = None  # the reader waiting for this node's appends, since when
+        #: resolved once every append of the last call is answered (None: they are; :meth:`_finish`)
+        self._settling: Future | None = None
         self._quiet_since = 0.0
 
     # -- the HistoryStore interface ----------------------------------------
@@ -191,7 +193,11 @@ class RedisStore(LogReader):
         )
         self._feeder.inflight.update(ids)
         try:
-            epoch, _, gap, results = await self._call(scripts.APPEND, args, keys)
+            try:
+                epoch, _, gap, results = await self._call(scripts.APPEND, args, keys)
+            finally:  # sent while the last call's appends were answered: answered after them
+                if (settling := self._settling) is not None:
+                    await settling
             outcomes = [batcher.outcome(p, r) for p, r in zip(group, results, strict=True)]
         except Exception as error:
             self._feeder.inflight.difference_update(ids)  # it may have been stored: the reader then feeds it
@@ -211,23 +217,32 @@ class RedisStore(LogReader):
         return outcomes[0]
 
     def _finish(self, group: Sequence[Pending], outcomes: Sequence[Any]) -> None:
-        """Answer the call's first batch now (its leader returns it), the others in order on the
-        next turn, after the leader's caller has dispatched; then the turn passes on, and what
-        the reader holds after them is fed, once they are out (one callback: nothing is held
-        after a call of one batch when nothing is buffered now, since only the reader and the
-        next call buffer, and both feed what they can themselves)."""
+        """Answer the call's first batch now (its leader returns it) and pass the turn on, so
+        the next call is on its way while this one's batches are dispatched; answer the others
+        in order on the next turn, after the leader's caller has dispatched, then feed what the
+        reader holds after them (one callback: nothing is held after a call of one batch when
+        nothing is buffered now, since only the reader and the next call buffer, and both feed
+        what they can themselves). A link answers a call on a later turn than it sent it
+        (Redis's reply is a read), after what was called soon before; should it answer
+        sooner, the next call's answer still waits for these others (:attr:`_settling`)."""
         feeder = self._feeder
-        self._answer([(group[0], outcomes[0])], hand_on=len(group) == 1)
-        if len(group) > 1:
-            rest = list(zip(group[1:], outcomes[1:], strict=True))
+        if len(group) == 1:
+            self._answer([(group[0], outcomes[0])], hand_on=True)
+            if feeder.buffer:
+                self._link.call_soon(feeder.drain)
+            return
+        settling = self._settling = self._link.future()
+        rest = list(zip(group[1:], outcomes[1:], strict=True))
 
-            def answer_rest() -> None:
-                self._answer(rest, hand_on=True)
-                feeder.drain()
+        def answer_rest() -> None:
+            self._answer(rest, hand_on=False)
+            feeder.drain()
+            if self._settling is settling:
+                self._settling = None
+            settling.resolve(None)
 
-            self._link.call_soon(answer_rest)
-        elif feeder.buffer:
-            self._link.call_soon(feeder.drain)
+        self._answer([(group[0], outcomes[0])], hand_on=True)
+        self._link.call_soon(answer_rest)
 
     def _answer(self, answers: Sequence[tuple[Pending, Any]], hand_on: bool) -> None:
         """Give each batch its outcome in order, going past its cursors only then (nothing the log
