@@ -123,6 +123,9 @@ def test_a_command_is_what_txredisapi_writes() -> None:
     assert command(args) == protocol._build_command(*args)
     assert _Protocol()._build_command(*args) == protocol._build_command(*args)
     assert command(["PING"]) == b"*1\r\n$4\r\nPING\r\n"
+    # an argument written once per command is reused for its repeats, and only for equal ones
+    repeats: list[Any] = [*args, "é", 2, "1", b"1", 1, "2", "", b"\x00\xff", -3, "a" * 40]
+    assert command(repeats) == protocol._build_command(*repeats)
 
 
 def test_a_command_argument_of_another_type_is_refused() -> None:

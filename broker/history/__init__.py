@@ -97,6 +97,20 @@ class NewEvent:
     args_json: str | None = field(default=None, compare=False)
 
 
+def new_event(
+    topic: str, args: list[Any], kwargs: dict[str, Any], retention: Retention, args_json: str | None = None
+) -> NewEvent:
+    """``NewEvent(topic, args, kwargs, retention, args_json)``, its fields set in one step (as
+    :func:`stored_event`), for the HTTP path that makes one per event of every batch."""
+    event = _new(NewEvent)
+    _set(
+        event,
+        "__dict__",
+        {"topic": topic, "args": args, "kwargs": kwargs, "retention": retention, "args_json": args_json},
+    )
+    return event
+
+
 @dataclass(frozen=True)
 class Appended:
     """Events as an engine stored them, positions set, in append order: one batch."""

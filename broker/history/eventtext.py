@@ -55,12 +55,20 @@ def wire_tail(args: Any, args_text: str, kwargs: dict[str, Any]) -> str | None:
 
 
 def _position_json(kwargs: dict[str, Any]) -> str | None:
-    if len(kwargs) != 1 or type(position := kwargs.get(POSITION_KEY)) is not dict or len(position) != 3:
+    position = kwargs.get(POSITION_KEY)
+    if len(kwargs) != 1 or type(position) is not dict or tuple(position) != _ORDER:
         return None
-    epoch, seq, cursor = position.get("epoch"), position.get("seq"), position.get("cursor")
-    if type(epoch) is not str or type(seq) is not int or type(cursor) is not int or tuple(position) != _ORDER:
+    epoch, seq, cursor = position.values()
+    if type(epoch) is not str or type(seq) is not int or type(cursor) is not int:
         return None
-    return f'{_POSITION_HEAD}{encode_basestring(epoch)},"seq":{seq},"cursor":{cursor}}}}}'
+    quoted = _QUOTED.get(epoch)
+    if quoted is None:
+        if len(_QUOTED) >= 8:  # a node sees one epoch at a time: a few are plenty
+            _QUOTED.clear()
+        quoted = _QUOTED[epoch] = encode_basestring(epoch)
+    return f'{_POSITION_HEAD}{quoted},"seq":{seq},"cursor":{cursor}}}}}'
 
 
 _ORDER: Final = ("epoch", "seq", "cursor")
+#: epoch -> its JSON string (quoted once, not per event)
+_QUOTED: dict[str, str] = {}

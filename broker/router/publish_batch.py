@@ -33,7 +33,7 @@ from broker.errors import (
     RateLimited,
     Replayed,
 )
-from broker.history import POSITION_KEY, NewEvent, Once, Retention
+from broker.history import POSITION_KEY, Once, Retention, new_event
 from broker.history.eventtext import args_json, wire_tail
 from broker.history.recovery import check_deliverable
 from broker.router.delivery import LocalDelivery, Outgoing
@@ -164,7 +164,7 @@ async def publish_all(
     # each event's [data] written to JSON once, for the store's text and its EVENT frames
     texts = [args_json([e.data]) for e in events]
     batch = [
-        NewEvent(e.topic, [e.data], {}, r, text)
+        new_event(e.topic, [e.data], {}, r, text)
         for e, r, text in zip(events, retentions, texts, strict=True)
         if r is not None
     ]

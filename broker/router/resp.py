@@ -163,8 +163,15 @@ class Replies:
 def command(args: Sequence[str | bytes | int]) -> bytes:
     """One command (``*<n>`` then each argument as a bulk string: ``str`` as UTF-8, ``int`` in
     decimal): what txredisapi's ``_build_command`` writes for these arguments."""
-    encoded = [a.encode() if type(a) is str else _encoded(a) for a in args]
-    return b"".join([b"*%d\r\n" % len(encoded), *[b"$%d\r\n%s\r\n" % (len(e), e) for e in encoded]])
+    parts = [b"*%d\r\n" % len(args)]
+    made: dict[str | bytes | int, bytes] = {}  # an APPEND repeats each event's topic and retention
+    for arg in args:
+        part = made.get(arg)
+        if part is None:
+            data = arg.encode() if type(arg) is str else _encoded(arg)
+            part = made[arg] = b"$%d\r\n%s\r\n" % (len(data), data)
+        parts.append(part)
+    return b"".join(parts)
 
 
 def _encoded(arg: str | bytes | int) -> bytes:
