@@ -111,9 +111,13 @@ def test_a_probe_comes_back_through_the_reader_and_takes_no_position(
     assert fed_a == [] and fed_b == [first]
     second = settle(b.append(batch("t")))
     assert positions(second) == [("t", 2, 2)]  # the probe took no seq, no cursor
-    a_link.pump()
+    log = a_link.command("XRANGE", f"{a._base}:{a.epoch}:log", "-", "+")
+    assert [entry[0] for entry in log] == ["1-0", "1-1", "1-2", "1-3", "2-0"]  # A's 2nd probe, B's
+    # A's reads held only its own entries, so each next one asks for one (redis_reader.WAKE_COUNT):
+    # its second probe; B's probe, another node's, so the next read takes the rest, B's event
+    a_link.pump(3)
     assert fed_a == [second]
-    assert a_link.afters == ["0-0", "1-0", "1-1", "2-0"]  # after the probe, never it twice
+    assert a_link.afters == ["0-0", "1-0", "1-1", "1-2", "1-3", "2-0"]  # after each probe, never one twice
     assert b.problem() is None
 
 

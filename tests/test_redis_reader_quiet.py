@@ -11,12 +11,13 @@ Redis are two nodes; the reader is pumped by hand (:class:`tests.redisserver.Soc
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import NamedTuple
+from collections.abc import Coroutine, Iterator
+from typing import Any, NamedTuple
 
 import pytest
 
-from broker.engines.redis import QUIET_WAIT, RedisStore
+from broker.engines.redis import QUIET_WAIT, READ_COUNT, RedisStore
+from broker.engines.redis_reader import WAKE_COUNT
 from broker.history import Appended, NewEvent, Retention, parse_redis_url
 from tests.engines import settle, two_redis_nodes
 from tests.redisserver import RedisServer, SocketLink
@@ -25,14 +26,16 @@ KEEP = Retention(max_events=100, max_age=3600.0)
 
 
 class ReadsLink(SocketLink):
-    """A link that records where each of its reader's ``XREAD`` starts."""
+    """A link that records where each of its reader's ``XREAD`` starts, and how many entries it asks for."""
 
     def __init__(self, server: RedisServer) -> None:
         super().__init__(parse_redis_url(server.url))
         self.reads: list[str] = []
+        self.counts: list[int] = []
 
     async def block_read(self, stream: str, after: str, count: int, block_ms: int) -> object:
         self.reads.append(after)
+        self.counts.append(count)
         return await super().block_read(stream, after, count, block_ms)
 
 
@@ -99,3 +102,39 @@ def test_a_node_that_stays_busy_still_reads_after_the_quiet_wait(pair: Pair) -> 
     with pytest.raises(StopIteration) as done:
         second.send(None)
     assert [(e.seq, e.cursor) for e in done.value.value.events] == [(2, 3)]
+
+
+def test_after_reading_only_its_own_entries_the_reader_asks_for_one(pair: Pair) -> None:
+    """What wakes a blocked read is most often this node's next append: after a read of its
+    own entries only, the next read asks for one entry (WAKE_COUNT), not the whole append
+    back; once another node's entry comes, the read after takes the rest at once."""
+    a, link, b, fed = pair
+
+    def in_flight(first: int) -> Coroutine[Any, Any, Appended]:
+        link.hold_scripts = True
+        pending = a.append([NewEvent("t", [n], {}, KEEP) for n in range(first, first + 5)])
+        pending.send(None)  # five events stored, the answer not read yet
+        link.hold_scripts = False
+        return pending
+
+    def answer(pending: Coroutine[Any, Any, Appended]) -> None:
+        with pytest.raises(StopIteration):
+            pending.send(None)
+        link.run_soon()  # the reader may read on
+
+    first = in_flight(0)  # cursors 1-5
+    link.pump()  # the waiting XREAD returns all five (A's own)
+    assert a._feeder.read == 5
+    answer(first)
+    link.pump()  # the next read, past them, asks for one entry
+    assert (link.reads, link.counts) == (["0-0", "5-0"], [READ_COUNT, WAKE_COUNT])
+    second = in_flight(5)  # cursors 6-10: they wake that read
+    link.pump()
+    assert a._feeder.read == 6  # one of them read back, not five
+    theirs = [settle(b.append(event("u", n))) for n in (1, 2, 3)]  # cursors 11-13
+    answer(second)
+    link.pump(2)  # past A's second: one entry, B's first, another node's
+    assert (link.reads[2:], link.counts[2:]) == (["10-0", "11-0"], [WAKE_COUNT, READ_COUNT])
+    assert fed == theirs[:1]
+    link.pump()  # then the rest at once
+    assert fed == theirs

@@ -144,6 +144,7 @@ class RedisStore(LogReader):
         #: the log ID of the last probe the reader took (the next read starts after it)
         self._probe_token, self._probe_since, self._probe_due = "", cast(float | None, None), 0.0
         self._probe_id = (0, 0)
+        self._read_count = READ_COUNT
         self._quiet: Future | None = None  # the reader waiting for this node's appends, since when
         #: resolved once every append of the last call is answered (None: they are; :meth:`_finish`)
         self._settling: Future | None = None
