@@ -503,6 +503,39 @@ HTTP_DATA: list[Any] = [
 ]
 
 
+#: PUBLISH shapes whose EVENT's args and kwargs ``marshal`` writes differently: none at all, args
+#: only, kwargs only (args ``[]``), both, and data that quoting rules write differently.
+SHAPES: list[list[Any]] = [[], [["only"]], [[], {"k": "é"}], [HTTP_DATA, {"n": 1}], [["é€\x7f😀"]]]
+
+
+@pytest.mark.node
+@pytest.mark.parametrize("serializer", SERIALIZERS)
+@pytest.mark.parametrize(("subscription", "match", "topic"), TOPICS)
+def test_wamp_publishes_of_every_shape_are_the_normal_paths_bytes(
+    fast_node: Node, serializer: str, subscription: str, match: str, topic: str
+) -> None:
+    """A WAMP publish's args are written to JSON once too (the store's text, the frame's tail):
+    with no args or kwargs (autobahn writes ``null`` args beside a position), args only, kwargs
+    only, both, with and without a position."""
+    fast, plain = WsFrames(fast_node, serializer), WsFrames(fast_node, serializer, path="wsplain")
+    for client in (fast, plain):
+        client.join()
+        client.subscribe(subscription, match)
+    publisher = backend(fast_node)
+    for request, shape in enumerate(SHAPES, 1):
+        publisher.send([16, request, {"acknowledge": True}, topic, *shape])
+        assert publisher.message()[:2] == [17, request]
+    got_fast = [fast.frame() for _ in SHAPES]
+    got_plain = [plain.frame() for _ in SHAPES]
+    assert [f.raw for f in got_fast] == [f.raw for f in got_plain]
+    events = [decode(serializer, f.payload) for f in got_fast]
+    assert [e[4] if len(e) > 4 else None for e in events] == [None, ["only"], [], HTTP_DATA, ["é€\x7f😀"]]
+    positions = [e[5].get(POSITION_KEY) if len(e) > 5 else None for e in events]
+    assert all(positions) if "nohist" not in topic else not any(positions), events
+    for client in (fast, plain, publisher):
+        client.close()
+
+
 @pytest.mark.node
 @pytest.mark.parametrize("serializer", SERIALIZERS)
 @pytest.mark.parametrize(("subscription", "match", "topic"), TOPICS)

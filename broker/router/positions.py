@@ -53,7 +53,8 @@ from twisted.python.failure import Failure
 
 from broker.core.uris import is_reserved
 from broker.errors import HistoryUnavailable, NotReady, PayloadTooLarge
-from broker.history import NO_HISTORY, POSITION_KEY, Appended, NewEvent, Retention
+from broker.history import NO_HISTORY, POSITION_KEY, Appended, Retention, new_event
+from broker.history.eventtext import args_json, wire_tail
 from broker.history.policy import retention_for
 from broker.history.recovery import check_deliverable
 from broker.router import metrics
@@ -174,20 +175,29 @@ def process_publish(self: Any, session: Any, publish: Any) -> None:
             )
             return
 
+        # its args written to JSON once, for an engine that keeps text and its JSON EVENT frames
+        text = args_json(publish.args)
+
         def stored(appended: Appended) -> None:
             position = appended.positions()[0]
             publish.kwargs = kwargs if position is None else {**kwargs, POSITION_KEY: position}
+            tail = None if text is None else wire_tail(publish.args, text, publish.kwargs)
             # the origin dispatches it here, once (exclude_me, acknowledge: crossbar's, as ever);
             # the other nodes deliver it from the shared log
             metrics.dispatch(
-                publication, crossbar_publish.dispatch_checked, self, session, publish, authorization
+                publication, crossbar_publish.dispatch_checked, self, session, publish, authorization, tail
             )
 
         def not_stored(failure: Failure) -> None:
             STATE.count_rejection(HISTORY_UNAVAILABLE_REASON)
             _refuse(self._router, session, publish, HISTORY_UNAVAILABLE, refusal(failure, publish.topic))
 
-        batch = [NewEvent(publish.topic, list(publish.args or []), kwargs, retention)]
+        stored_args = type(publish.args) is list  # else the engine's text is of list(args or [])
+        batch = [
+            new_event(
+                publish.topic, list(publish.args or []), kwargs, retention, text if stored_args else None
+            )
+        ]
         # memory and SQLite never suspend: stored() runs before this returns; Redis resumes it
         # when its append is answered (no Deferred of its own either way)
         settle(history.append(batch), stored, not_stored)

@@ -156,7 +156,11 @@ def dispatch(
 
 
 def dispatch_checked(
-    broker: Any, session: Any, publish: message.Publish, authorization: dict[str, Any]
+    broker: Any,
+    session: Any,
+    publish: message.Publish,
+    authorization: dict[str, Any],
+    text: str | None = None,
 ) -> None:
     """:func:`dispatch` of a publish whose topic :func:`refuse_topic` passed.
 
@@ -165,11 +169,15 @@ def dispatch_checked(
     crossbar would, without the Deferreds and without checking the topic again
     (the topic, the publisher's role and the realm's ``uri_check`` are what
     they were when it was checked); anything else goes to :func:`dispatch`.
+    ``text``: what follows the details in the JSON frame of its EVENTs, already
+    written (:func:`broker.history.eventtext.wire_tail` of its args and kwargs).
     """
     if not fastpublish.covers(broker, publish, authorization):
         dispatch(broker, session, publish, authorization)
         return
-    metrics.TRACKER.run_armed(fastpublish.dispatch_checked, broker, session, publish, authorization)
+    metrics.TRACKER.run_armed(
+        fastpublish.dispatch_checked, broker, session, publish, authorization, None, text
+    )
     _tapped(publish)
 
 
