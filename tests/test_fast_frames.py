@@ -441,6 +441,22 @@ def publish(client: WsFrames, topic: str, args: list[Any], request: int, **optio
     assert answer[:2] == [17, request], answer
 
 
+def fast_and_plain(node: Node, serializer: str, subscription: str, match: str) -> tuple[WsFrames, WsFrames]:
+    """Two subscribers of one subscription: on the fast path (``/ws``) and on the normal one."""
+    fast, plain = WsFrames(node, serializer), WsFrames(node, serializer, path="wsplain")
+    for client in (fast, plain):
+        client.join()
+        client.subscribe(subscription, match)
+    return fast, plain
+
+
+def same_frames(fast: WsFrames, plain: WsFrames, count: int) -> list[Any]:
+    """The next ``count`` frames of each, byte for byte the same: the fast one's, decoded."""
+    got_fast = [fast.frame() for _ in range(count)]
+    assert [f.raw for f in got_fast] == [plain.frame().raw for _ in range(count)]
+    return [decode(fast.serializer, f.payload) for f in got_fast]
+
+
 TOPICS = [
     ("public.fast.a", "exact", "public.fast.a"),
     ("public.fast.", "prefix", "public.fast.b"),
@@ -456,19 +472,13 @@ TOPICS = [
 def test_fast_frames_are_the_normal_paths_bytes(
     fast_node: Node, serializer: str, subscription: str, match: str, topic: str
 ) -> None:
-    fast, plain = WsFrames(fast_node, serializer), WsFrames(fast_node, serializer, path="wsplain")
+    fast, plain = fast_and_plain(fast_node, serializer, subscription, match)
     publisher = backend(fast_node)
-    for client in (fast, plain):
-        client.join()
-        client.subscribe(subscription, match)
     before = fast_frames(fast_node)
     # payload lengths in each of the header's forms: 7 bits, 16 bits (the node refuses over 64 KiB)
     for request, args in enumerate([["small"], ["x" * 300], ["z" * 40_000]], 1):
         publish(publisher, topic, args, request)
-    got_fast = [fast.frame() for _ in range(3)]
-    got_plain = [plain.frame() for _ in range(3)]
-    assert [f.raw for f in got_fast] == [f.raw for f in got_plain]
-    events = [decode(serializer, f.payload) for f in got_fast]
+    events = same_frames(fast, plain, 3)
     assert [e[0] for e in events] == [EVENT] * 3
     assert [e[4] for e in events] == [["small"], ["x" * 300], ["z" * 40_000]]
     assert all(("topic" in e[3]) == (match != "exact") for e in events)
@@ -517,18 +527,12 @@ def test_wamp_publishes_of_every_shape_are_the_normal_paths_bytes(
     """A WAMP publish's args are written to JSON once too (the store's text, the frame's tail):
     with no args or kwargs (autobahn writes ``null`` args beside a position), args only, kwargs
     only, both, with and without a position."""
-    fast, plain = WsFrames(fast_node, serializer), WsFrames(fast_node, serializer, path="wsplain")
-    for client in (fast, plain):
-        client.join()
-        client.subscribe(subscription, match)
+    fast, plain = fast_and_plain(fast_node, serializer, subscription, match)
     publisher = backend(fast_node)
     for request, shape in enumerate(SHAPES, 1):
         publisher.send([16, request, {"acknowledge": True}, topic, *shape])
         assert publisher.message()[:2] == [17, request]
-    got_fast = [fast.frame() for _ in SHAPES]
-    got_plain = [plain.frame() for _ in SHAPES]
-    assert [f.raw for f in got_fast] == [f.raw for f in got_plain]
-    events = [decode(serializer, f.payload) for f in got_fast]
+    events = same_frames(fast, plain, len(SHAPES))
     assert [e[4] if len(e) > 4 else None for e in events] == [None, ["only"], [], HTTP_DATA, ["é€\x7f😀"]]
     positions = [e[5].get(POSITION_KEY) if len(e) > 5 else None for e in events]
     assert all(positions) if "nohist" not in topic else not any(positions), events
@@ -545,16 +549,10 @@ def test_http_batch_frames_are_the_normal_paths_bytes(
     """An HTTP batch's events come with their payload's JSON written once (the store's text and
     the JSON frame's tail): the fast subscriber's frames are the normal path's, byte for byte,
     on every serializer, with and without a position, with a topic in the details or not."""
-    fast, plain = WsFrames(fast_node, serializer), WsFrames(fast_node, serializer, path="wsplain")
-    for client in (fast, plain):
-        client.join()
-        client.subscribe(subscription, match)
+    fast, plain = fast_and_plain(fast_node, serializer, subscription, match)
     before = fast_frames(fast_node)
     answer = post_batch(fast_node, [{"topic": topic, "data": data} for data in HTTP_DATA])
-    got_fast = [fast.frame() for _ in HTTP_DATA]
-    got_plain = [plain.frame() for _ in HTTP_DATA]
-    assert [f.raw for f in got_fast] == [f.raw for f in got_plain]
-    events = [decode(serializer, f.payload) for f in got_fast]
+    events = same_frames(fast, plain, len(HTTP_DATA))
     assert [e[4] for e in events] == [[data] for data in HTTP_DATA]
     assert [e[5].get(POSITION_KEY) if len(e) > 5 else None for e in events] == [
         p["position"] for p in answer["published"]
