@@ -21,6 +21,7 @@ import pytest
 from broker.engines import redis as engine
 from broker.engines import redis_reader as reader
 from broker.engines.redis import PROBE_BOUND, PROBE_INTERVAL, RedisStore
+from broker.errors import HistoryUnanswered
 from broker.history import Appended, NewEvent, Retention, parse_redis_url
 from tests.engines import recover, settle
 from tests.redisserver import RedisServer, SocketLink
@@ -307,3 +308,50 @@ def test_a_failing_lost_callback_is_logged_and_the_reader_goes_on(
     assert fed == [after]
     assert "Redis log: reporting lost cursors 1 to 1 failed" in caplog.text
     assert a.problem() is None
+
+
+# -- an append stored but unanswered --------------------------------------------
+
+
+class LosingLink(BlindLink):
+    """A real link whose next script, while :attr:`lose_next` is set, runs in Redis and then
+    loses its answer (a connection cut after Redis wrote it: stored, the node cannot know)."""
+
+    def __init__(self, server: RedisServer) -> None:
+        super().__init__(server)
+        self.lose_next = False
+
+    async def script(self, source: str, keys: Sequence[str], args: Sequence[str]) -> Any:
+        reply = await super().script(source, keys, args)
+        if self.lose_next:
+            self.lose_next = False
+            raise TimeoutError("the answer was lost")
+        return reply
+
+
+def test_an_append_stored_but_unanswered_is_fed_before_the_next_append_returns(
+    redis_server: RedisServer,
+) -> None:
+    """Its events reach this node's subscribers from the log ("may have been stored, and then it
+    is delivered"), and the other node's entry appended before it too, in cursor order, before
+    the next append of this node returns: none reported lost, although this node's mark in Redis
+    (its last call's cursor) is past them; its reader has not read them."""
+    prefix = f"i{secrets.token_hex(6)}"
+    link = LosingLink(redis_server)
+    mine, other = RedisStore(link, prefix=prefix), RedisStore(BlindLink(redis_server), prefix=prefix)
+    try:
+        fed: list[Appended] = []
+        lost: list[tuple[int, int | None]] = []
+        mine.subscribe(fed.append, lambda low, high: lost.append((low, high)))
+        assert positions(settle(mine.append(batch("t")))) == [("t", 1, 1)]
+        theirs = settle(other.append(batch("u")))  # cursor 2
+        link.lose_next = True
+        with pytest.raises(HistoryUnanswered):
+            settle(mine.append(batch("t", "t")))  # cursors 3 and 4: stored, not answered
+        after = settle(mine.append(batch("t")))
+        assert positions(after) == [("t", 4, 5)]
+        assert lost == []
+        assert [positions(appended) for appended in fed] == [positions(theirs), [("t", 2, 3), ("t", 3, 4)]]
+    finally:
+        mine.close()
+        other.close()

@@ -26,6 +26,9 @@ still waiting for its answer (it waits for the answers, 0.25 s at most, then
 reads on past them: not this node's events back); the appends sharing a call
 are answered in their order, this node going past each one's cursors only as
 it is answered (:mod:`broker.engines.redis_feed`): each topic in seq order everywhere.
+A call's gap starts at this node's mark in Redis (its last call's cursor), except
+after a call that went unanswered: then at what this node fed, so that call's
+entries, if it was stored, and the gap before it are fed in order, not skipped.
 
 Health: :meth:`RedisStore.problem` says what is wrong from outcomes already
 seen (the last script call failed, the reader's last ``XREAD`` failed, the
@@ -72,6 +75,7 @@ from broker.engines.redis_reader import LogReader
 from broker.engines.redis_wire import Connect as Connect
 from broker.engines.redis_wire import Future
 from broker.engines.redis_wire import RedisLink as RedisLink
+from broker.errors import HistoryUnanswered
 from broker.history import (
     DEFAULT_MAX_TOPICS,
     DEFAULT_REDIS_TIMEOUT,
@@ -148,6 +152,9 @@ class RedisStore(LogReader):
         self._quiet: Future | None = None  # the reader waiting for this node's appends, since when
         #: resolved once every append of the last call is answered (None: they are; :meth:`_finish`)
         self._settling: Future | None = None
+        #: whether this node's mark in Redis (its last call's cursor) may bound the next call's gap:
+        #: not after a call that went unanswered, whose entries only the log can bring
+        self._mark_bounds = True
         self._quiet_since = 0.0
 
     # -- the HistoryStore interface ----------------------------------------
@@ -190,7 +197,10 @@ class RedisStore(LogReader):
         now = "" if self._clock is None else repr(float(self._clock()))
         head = [self._base, wire.propose(), self.epoch, str(self._feeder.fed), self._node, now]
         keys, args = batcher.call(
-            [*head, str(self.max_topics), str(self._log_max)], group, self._meta, self._base
+            [*head, str(self.max_topics), str(self._log_max), "1" if self._mark_bounds else "0"],
+            group,
+            self._meta,
+            self._base,
         )
         self._feeder.inflight.update(ids)
         try:
@@ -203,9 +213,12 @@ class RedisStore(LogReader):
         except Exception as error:
             self._feeder.inflight.difference_update(ids)  # it may have been stored: the reader then feeds it
             failure = batcher.failure(error, self._timeout)
+            if isinstance(failure, HistoryUnanswered):  # its entries (and its gap) are ours to feed
+                self._mark_bounds = False
             self._finish(group, [failure] * len(group))
             raise failure from error
         if any(isinstance(o, Appended) and not o.replayed for o in outcomes):  # the script appended
+            self._mark_bounds = True  # its gap started at what this node fed, and its mark is its own
             self._adopt(epoch)
             self._feeder.take(wire.entry(raw) for raw in gap if wire.probe_id(raw) is None)
             cursors = [o.events[0].cursor for o in outcomes if isinstance(o, Appended) and o.events]

@@ -137,10 +137,10 @@ class Batcher:
 
 
 def call(head: Sequence[str], group: Sequence[Pending], meta: str, base: str) -> tuple[list[str], list[str]]:
-    """``APPEND``'s keys and arguments for ``group``: ``head`` (base ... log_max), the number of
-    batches, then per batch: its id, the index of its scope's key in KEYS ('0': none), fingerprint
-    and keep time (ms), the index of its claim's first key ('0': none) and the claim's five
-    arguments, the number of events, their arguments."""
+    """``APPEND``'s keys and arguments for ``group``: ``head`` (base ... whether the node's mark
+    bounds the gap), the number of batches, then per batch: its id, the index of its scope's
+    key in KEYS ('0': none), fingerprint and keep time (ms), the index of its claim's first key
+    ('0': none) and the claim's five arguments, the number of events, their arguments."""
     keys = [meta]
     args = [*head, str(len(group))]
     for pending in group:

@@ -103,7 +103,9 @@ return {epoch, cursor}
 
 #: KEYS: meta, then the idempotency scopes ``B:once:...`` of the batches that have one.
 #: ARGV: base, proposed epoch, known epoch, known cursor, node, now ('' = Redis TIME), max_topics,
-#: log_max, the number of batches, then per batch (:func:`broker.engines.redis_batcher.call`): its
+#: log_max, whether the node's mark bounds the gap ('1'; '0' after a call of this node went
+#: unanswered: its entries, and the gap before them, are this node's to feed, though its mark in
+#: Redis is past them), the number of batches, then per batch (:func:`broker.engines.redis_batcher.call`): its
 #: id, the index of its scope in KEYS ('0': none), the request's fingerprint and how long to keep
 #: the scope (ms), the index in KEYS of its claim's two keys ('0': none) and the claim's five
 #: arguments (:data:`_ADMIT_ONE`'s; '' without a claim), n, then per event: topic, max_events,
@@ -182,8 +184,8 @@ local function settle_all()
   for _, topic in ipairs(order) do settle(topic) end
   order = {}
 end
-local at = 10
-for b = 1, tonumber(ARGV[9]) do
+local at = 11
+for b = 1, tonumber(ARGV[10]) do
   local batch, scope, fingerprint, keep, claim = ARGV[at], tonumber(ARGV[at + 1]), ARGV[at + 2],
     ARGV[at + 3], tonumber(ARGV[at + 4])
   local n = tonumber(ARGV[at + 10])
@@ -209,7 +211,7 @@ for b = 1, tonumber(ARGV[9]) do
     if not gap then
       local from = 0
       if ARGV[3] == epoch then from = tonumber(ARGV[4]) end
-      local mark = redis.call('GET', nodekey)
+      local mark = ARGV[9] == '1' and redis.call('GET', nodekey)
       if mark and tonumber(mark) > from then from = tonumber(mark) end
       gap = {}
       if from < cursor then gap = redis.call('XRANGE', log, (from + 1) .. '-0', '+') end
