@@ -120,6 +120,28 @@ def test_appends_arriving_during_a_call_share_the_next_each_with_its_own_positio
     assert link.calls == 3
 
 
+def test_the_next_call_goes_out_while_a_calls_batches_are_answered_and_is_answered_after_them(
+    pair: tuple[RedisStore, CountingLink, RedisStore],
+) -> None:
+    """A call of several batches passes the turn on at once, so the next call is sent before
+    the call's other batches are answered; that next call's answer still waits for them, even
+    on a link that answers at once (this one, once it stops holding scripts)."""
+    store, link, _ = pair
+    first, (second, third) = start_held(store, link)
+    step(first)  # answered: the second leads the next call
+    assert step(second) is None  # that call, the second and the third, sent and held
+    fourth = store.append(one("t", 4))
+    assert step(fourth) is None  # queued behind it
+    link.hold_scripts = False
+    assert positions_of(step(second)) == [("u", 1, 2)]  # the leader's answer; the turn passed on
+    assert step(fourth) is None and link.calls == 3  # its call sent and answered, its answer held
+    assert step(third) is None  # answered on the next turn
+    link.run_soon()
+    assert positions_of(step(third)) == [("t", 2, 3)]
+    assert positions_of(step(fourth)) == [("t", 3, 4)]  # only now, after the third
+    assert store._feeder.fed == 4
+
+
 def test_one_batchs_mismatched_key_fails_only_that_batch(
     pair: tuple[RedisStore, CountingLink, RedisStore],
 ) -> None:

@@ -102,16 +102,15 @@ return {epoch, cursor}
 )
 
 #: KEYS: meta, then the idempotency scopes ``B:once:...`` of the batches that have one.
-#: ARGV: base, proposed epoch, known epoch, known cursor, node, now ('' = Redis TIME), max_topics,
-#: log_max, whether the node's mark bounds the gap ('1'; '0' after a call of this node went
-#: unanswered: its entries, and the gap before them, are this node's to feed, though its mark in
-#: Redis is past them), the number of batches, then per batch (:func:`broker.engines.redis_batcher.call`): its
-#: id, the index of its scope in KEYS ('0': none), the request's fingerprint and how long to keep
-#: the scope (ms), the index in KEYS of its claim's two keys ('0': none) and the claim's five
-#: arguments (:data:`_ADMIT_ONE`'s; '' without a claim), n, then per event: topic, max_events,
-#: max_age, payload. A batch's claim is decided first: refused, nothing of the batch is done.
-#: An event with max_events 0 (a topic without history) goes to the log only: no seq (0), no
-#: topic stream, not in ``E:recent``, nothing trimmed or evicted; it takes a cursor like any other.
+#: ARGV: base, proposed epoch, known epoch, known cursor, node, now ('' = Redis TIME), max_topics, log_max,
+#: whether the node's mark bounds the gap ('1'; '0' after a call of this node went unanswered: its entries,
+#: and the gap before them, are this node's to feed, though its mark in Redis is past them), the number of
+#: batches, then per batch (:func:`broker.engines.redis_batcher.call`): its id, the index of its scope in KEYS
+#: ('0': none), the request's fingerprint and how long to keep the scope (ms), the index in KEYS of its
+#: claim's two keys ('0': none) and the claim's five arguments (:data:`_ADMIT_ONE`'s; '' without a claim), n,
+#: then per event: topic, max_events, max_age, payload. A batch's claim is decided first: refused, nothing of
+#: the batch is done. An event with max_events 0 (a topic without history) goes to the log only: no seq (0),
+#: no topic stream, not in ``E:recent``, nothing trimmed or evicted; it takes a cursor like any other.
 #: Returns {epoch, now, gap, results}: ``gap`` holds the log entries after what this node last saw
 #: and before the first batch appended, so it can feed them first (per-topic order; empty if none
 #: was); per batch one string ``once epoch now seq cursor seq cursor ...`` (words, not an array:

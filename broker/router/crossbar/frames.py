@@ -23,8 +23,8 @@ own object serializer once per key, framed once
 ``_serialized`` dict, under the key, as crossbar's MQTT bridge keeps its own
 forms there) and written with ``transport.write``, as ``sendData`` does when
 nothing is queued; one Python call per delivery instead of four. An EVENT
-of an HTTP publish comes with its arguments' JSON already written (the text
-its store was given, :mod:`broker.history.eventtext`), kept under
+of a publish with history (HTTP or WAMP) comes with its arguments' JSON
+already written (the text its store was given, :mod:`broker.history.eventtext`), kept under
 :data:`TAIL`: for autobahn's JSON serializer its frame is then the type, ids
 and details written here and that tail (:func:`_spliced`), the same bytes. Everything
 else goes to the transport's ``send`` as before (autobahn's path, with
